@@ -1,0 +1,55 @@
+"""Config helpers: the ``pick`` resolver, config hashing and the config directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+__all__ = ["CONFIG_DIR", "pick", "config_hash", "IDENTITY_EXCLUDE"]
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+# Keys that do not change what a run computes: left out of its identity hash.
+IDENTITY_EXCLUDE = ("out_dir", "progress", "data", "force")
+
+
+def pick(table, *keys):
+    """Look ``keys`` up in a nested table, descending while the value is a mapping.
+
+    A key that is missing falls back to the table's ``default`` entry; a scalar value
+    ends the descent (so ``{paper: {x4: 2000}, smoke: 30}`` serves every factor for
+    smoke). Used in configs as ``${pick:${task.iters},${profile.name},x${factor}}``.
+    """
+    value = table
+    for key in keys:
+        if not isinstance(value, (dict, DictConfig)):
+            break
+        if key in value:
+            value = value[key]
+        elif "default" in value:
+            value = value["default"]
+        else:
+            options = ", ".join(str(k) for k in value)
+            raise KeyError(f"no setting for {key!r} (known: {options}); set it explicitly")
+    if isinstance(value, (dict, DictConfig)):
+        if "default" in value:
+            return value["default"]
+        raise KeyError(f"setting is still a table after keys {keys}; set it explicitly")
+    return value
+
+
+def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
+    """Short sha256 of the resolved config without the keys that do not change results."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in exclude:
+        data.pop(key, None)
+    data.pop("hydra", None)
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+if not OmegaConf.has_resolver("pick"):
+    OmegaConf.register_new_resolver("pick", pick)

@@ -1,0 +1,224 @@
+"""The DIP optimisation loop: θ* = argmin_θ ‖A f_θ(z) − x̂‖².
+
+:func:`fit` owns only the optimisation step (input noise, forward, operator, loss,
+backward, Adam step). Everything that watches a run is a monitor (see
+:mod:`dip.monitors`): history, oracle best, backtracking guard, progress bar.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from dip.monitors import Backtrack, History, Monitor, Oracle, Progress, StepInfo
+from dip.tasks import Problem
+
+__all__ = ["FitSettings", "FitResult", "fit", "make_input", "pick_device", "seed_everything"]
+
+
+@dataclass
+class FitSettings:
+    """Settings of one DIP fit (names and defaults of the official code).
+
+    Attributes
+    ----------
+    num_iter : int
+        Number of Adam steps.
+    lr : float
+        Adam learning rate.
+    reg_noise_std : float
+        Std of the Gaussian perturbation added to z at every step (0 = none).
+    input_depth : int
+        Channels of the noise code z (ignored for ``input_type='meshgrid'``: 2).
+    input_type : {'noise', 'meshgrid'}
+        z ~ U[0, 1)·``input_scale``, or the 2-channel coordinate grid in [0, 1].
+    input_scale : float
+        Scale of the uniform code (official ``var = 1/10``).
+    exp_weight : float
+        Weight of the exponential average of outputs, avg ← w·avg + (1 − w)·out.
+    tv_weight : float
+        Weight of an added total-variation term (0 = pure data term).
+    record_every : int
+        Steps between history rows.
+    backtrack_drop_db : float
+        PSNR drop against the observation (dB) that triggers a rollback; ``inf`` disables.
+    max_backtracks : int
+        Consecutive rollbacks after which the run is declared diverged.
+    seed : int
+        Seeds the network initialisation, z and the per-step input noise.
+    device : str
+        'auto' (CUDA when available, else CPU), 'cpu' or 'cuda[:i]'.
+    progress : bool
+        Show a tqdm bar.
+    """
+
+    num_iter: int = 3000
+    lr: float = 0.01
+    reg_noise_std: float = 1.0 / 30
+    input_depth: int = 32
+    input_type: str = "noise"
+    input_scale: float = 0.1
+    exp_weight: float = 0.99
+    tv_weight: float = 0.0
+    record_every: int = 10
+    backtrack_drop_db: float = 5.0
+    max_backtracks: int = 10
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = False
+
+
+@dataclass
+class FitResult:
+    """What a fit returns. Images are 1×C×H×W float32 tensors on the CPU in [0, 1].
+
+    ``final`` is f_θ(z) after the last step (clean input, as the official notebooks
+    evaluate it), ``average`` the exponential average of the outputs, ``oracle`` the
+    output of the step with the best ground-truth metric (None without ground truth).
+    """
+
+    final: torch.Tensor
+    average: torch.Tensor
+    oracle: torch.Tensor | None
+    iter_oracle: int | None
+    history: pd.DataFrame
+    seconds: float
+    device: str
+    status: str = "ok"
+    backtracks: int = 0
+    scores: dict = field(default_factory=dict)
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """Resolve 'auto' to CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA) and numpy's legacy global generator."""
+    torch.manual_seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+
+
+def make_input(input_type: str, depth: int, size: tuple[int, int], *, scale: float = 0.1,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """The fixed network input z, 1×depth×H×W.
+
+    'noise': U[0, 1)·scale (official ``get_noise(..., 'noise', var=1/10)``);
+    'meshgrid': two channels with x and y coordinates in [0, 1].
+    """
+    h, w = size
+    if input_type == "noise":
+        return torch.rand((1, depth, h, w), generator=generator) * scale
+    if input_type == "meshgrid":
+        y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+        return torch.stack([x, y])[None]
+    raise ValueError(f"unknown input_type {input_type!r}; choose 'noise' or 'meshgrid'")
+
+
+def tv_loss(x: torch.Tensor) -> torch.Tensor:
+    """Anisotropic total variation, mean absolute difference of neighbours."""
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + \
+        (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+
+def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
+    """History, oracle (with ground truth), backtracking guard and optional progress bar."""
+    monitors: list[Monitor] = []
+    if settings.backtrack_drop_db is not None:  # first: the others skip rolled-back steps
+        monitors.append(Backtrack(settings.backtrack_drop_db, settings.max_backtracks))
+    monitors.append(History(settings.record_every))
+    if problem.gt is not None:
+        monitors.append(Oracle())
+    if settings.progress:
+        monitors.append(Progress(settings.num_iter, settings.record_every))
+    return monitors
+
+
+def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
+        monitors: list[Monitor] | None = None) -> FitResult:
+    """Fit ``net`` to ``problem`` with Adam and return the restoration.
+
+    Parameters
+    ----------
+    net : nn.Module
+        Freshly initialised network; its input channels must match the code z.
+    problem : Problem
+        Observation, operator and (optional) ground truth.
+    settings : FitSettings
+        Optimisation settings; defaults are the official denoising ones.
+    monitors : list of Monitor, optional
+        Watchers of the run; :func:`default_monitors` when omitted.
+
+    Returns
+    -------
+    FitResult
+    """
+    s = settings or FitSettings()
+    device = pick_device(s.device)
+    monitors = default_monitors(problem, s) if monitors is None else monitors
+    problem.to(device)
+    net = net.to(device).train()
+
+    gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
+    depth = 2 if s.input_type == "meshgrid" else s.input_depth
+    z = make_input(s.input_type, depth, problem.out_shape[1:], scale=s.input_scale,
+                   generator=gen).to(device)
+    noise_gen = torch.Generator(device=device).manual_seed(int(s.seed) + 1)
+    noise = torch.empty_like(z)
+    target = problem.observation
+    optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
+
+    info = StepInfo(problem=problem, net=net, optimizer=optimizer)
+    for m in monitors:
+        m.on_start(info)
+
+    out_avg = None
+    t0 = time.perf_counter()
+    step = 0
+    while step < s.num_iter and info.status == "ok":
+        optimizer.zero_grad(set_to_none=True)
+        if s.reg_noise_std > 0:
+            net_in = z + noise.normal_(generator=noise_gen) * s.reg_noise_std
+        else:
+            net_in = z
+        out = net(net_in)
+        loss = torch.nn.functional.mse_loss(problem.operator(out), target)
+        if s.tv_weight > 0:
+            loss = loss + s.tv_weight * tv_loss(out)
+        detached = out.detach()
+        out_avg = detached.clone() if out_avg is None else \
+            out_avg.mul_(s.exp_weight).add_(detached, alpha=1 - s.exp_weight)
+        info.begin(step, detached, out_avg, loss.detach())
+        for m in monitors:
+            m.on_step(info)
+        if info.rollback:
+            continue  # parameters were restored; redo this step with fresh input noise
+        loss.backward()
+        optimizer.step()
+        step += 1
+
+    with torch.no_grad():
+        final = net(z).detach()
+    seconds = time.perf_counter() - t0
+    for m in monitors:
+        m.on_end(info)
+
+    oracle = next((m for m in monitors if isinstance(m, Oracle)), None)
+    history = next((m.frame() for m in monitors if isinstance(m, History)), pd.DataFrame())
+    backtrack = next((m for m in monitors if isinstance(m, Backtrack)), None)
+    average = out_avg if out_avg is not None else final
+    return FitResult(
+        final=final.cpu(), average=average.cpu(),
+        oracle=None if oracle is None or oracle.best is None else oracle.best.cpu(),
+        iter_oracle=None if oracle is None else oracle.best_step,
+        history=history, seconds=seconds, device=str(device), status=info.status,
+        backtracks=0 if backtrack is None else backtrack.total,
+    )

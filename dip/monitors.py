@@ -1,0 +1,225 @@
+"""Monitors: everything that watches a DIP fit without being the optimisation step.
+
+A monitor has ``on_start(info)``, ``on_step(info)`` and ``on_end(info)``. The loop calls
+``on_step`` after the forward pass of every step, before the parameter update, with a
+:class:`StepInfo` that holds the step's output (computed from the perturbed input, as
+the official code reports it), the running average and the loss. A monitor may ask
+for a rollback (``info.rollback = True``) or end the run (``info.status``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from torch import nn
+
+from dip.tasks import Problem
+
+__all__ = ["StepInfo", "Monitor", "History", "Oracle", "Backtrack", "Progress"]
+
+
+@dataclass
+class StepInfo:
+    """State of the current step, shared by all monitors."""
+
+    problem: Problem
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    step: int = -1
+    out: torch.Tensor | None = None
+    out_avg: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    rollback: bool = False
+    status: str = "ok"
+    started: float = field(default_factory=time.perf_counter)
+    _cache: dict = field(default_factory=dict)
+
+    def begin(self, step: int, out: torch.Tensor, out_avg: torch.Tensor,
+              loss: torch.Tensor) -> None:
+        self.step, self.out, self.out_avg, self.loss = step, out, out_avg, loss
+        self.rollback = False
+        self._cache.clear()
+
+    def loss_value(self) -> float:
+        if "loss" not in self._cache:
+            self._cache["loss"] = float(self.loss)
+        return self._cache["loss"]
+
+    def psnr_obs(self) -> float:
+        """PSNR of A(out) against the observation x̂ (dB, data range 1)."""
+        if "psnr_obs" not in self._cache:
+            with torch.no_grad():
+                mse = float(torch.mean((self.problem.operator(self.out)
+                                        - self.problem.observation) ** 2))
+            self._cache["psnr_obs"] = _db(mse)
+        return self._cache["psnr_obs"]
+
+    def psnr_gt(self) -> float:
+        """Task metric of this step's output against the ground truth (NaN without one)."""
+        if "psnr_gt" not in self._cache:
+            self._cache["psnr_gt"] = self.problem.score(self.out)
+        return self._cache["psnr_gt"]
+
+
+def _db(mse: float) -> float:
+    if not math.isfinite(mse):
+        return float("nan")
+    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
+
+
+class Monitor:
+    """Base class: override the hooks you need."""
+
+    def on_start(self, info: StepInfo) -> None:
+        pass
+
+    def on_step(self, info: StepInfo) -> None:
+        pass
+
+    def on_end(self, info: StepInfo) -> None:
+        pass
+
+
+class History(Monitor):
+    """Records loss and PSNRs every ``every`` steps (and at step 0) into a DataFrame.
+
+    Columns: step, loss, psnr_obs, psnr_gt (raw output), psnr_gt_avg (averaged
+    output), seconds since the start.
+    """
+
+    def __init__(self, every: int = 10):
+        self.every = max(1, int(every))
+        self.rows: list[dict] = []
+
+    def on_step(self, info: StepInfo) -> None:
+        if info.step % self.every or info.rollback:
+            return
+        gt_known = info.problem.gt is not None
+        self.rows.append({
+            "step": info.step,
+            "loss": info.loss_value(),
+            "psnr_obs": info.psnr_obs(),
+            "psnr_gt": info.psnr_gt() if gt_known else float("nan"),
+            "psnr_gt_avg": info.problem.score(info.out_avg) if gt_known else float("nan"),
+            "seconds": time.perf_counter() - info.started,
+        })
+
+    def frame(self) -> pd.DataFrame:
+        cols = ["step", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg", "seconds"]
+        return pd.DataFrame(self.rows, columns=cols)
+
+
+class Oracle(Monitor):
+    """Keeps the output with the best ground-truth metric (the 'oracle' stopping point)."""
+
+    def __init__(self, every: int = 1):
+        self.every = max(1, int(every))
+        self.best: torch.Tensor | None = None
+        self.best_score = -math.inf
+        self.best_step: int | None = None
+
+    def on_step(self, info: StepInfo) -> None:
+        if info.step % self.every or info.rollback:
+            return
+        score = info.psnr_gt()
+        if score > self.best_score:
+            self.best_score, self.best_step = score, info.step
+            if self.best is None:
+                self.best = info.out.clone()
+            else:
+                self.best.copy_(info.out)
+
+
+class Backtrack(Monitor):
+    """Backtracking guard of the official code, made robust to NaN.
+
+    When the loss is not finite, or the PSNR against the observation falls by more than
+    ``drop_db`` since the last good step, the parameters, buffers and optimiser state
+    are restored to the last good step and the step is redone with fresh input noise.
+    (The official notebooks restore parameters only and still apply the bad step's
+    gradient; restoring the optimiser state too is what makes NaN recoverable.)
+    After ``max_tries`` consecutive rollbacks the run ends with status 'diverged'.
+    """
+
+    def __init__(self, drop_db: float = 5.0, max_tries: int = 10):
+        self.drop_db = float(drop_db)
+        self.max_tries = int(max_tries)
+        self.total = 0
+        self._consecutive = 0
+        self._saved: list[torch.Tensor] = []
+        self._last_psnr = -math.inf
+
+    def _tensors(self, info: StepInfo) -> list[torch.Tensor]:
+        ts = [p.data for p in info.net.parameters()] + list(info.net.buffers())
+        for group in info.optimizer.param_groups:
+            for p in group["params"]:
+                ts.extend(v for v in info.optimizer.state.get(p, {}).values()
+                          if isinstance(v, torch.Tensor))
+        return ts
+
+    def _save(self, info: StepInfo) -> None:
+        ts = self._tensors(info)
+        if len(ts) != len(self._saved):
+            self._saved = [t.detach().clone() for t in ts]
+        else:
+            torch._foreach_copy_(self._saved, ts)
+
+    def _restore(self, info: StepInfo) -> None:
+        ts = self._tensors(info)
+        if len(ts) != len(self._saved):  # snapshot predates the optimiser state
+            info.optimizer.state = defaultdict(dict)
+            ts = self._tensors(info)
+        with torch.no_grad():
+            torch._foreach_copy_(ts, self._saved)
+
+    def on_start(self, info: StepInfo) -> None:
+        self._save(info)
+
+    def on_step(self, info: StepInfo) -> None:
+        value = info.psnr_obs() if math.isfinite(info.loss_value()) else float("nan")
+        bad = not math.isfinite(value) and not value == math.inf
+        if not bad and value - self._last_psnr < -self.drop_db:
+            bad = True
+        if not bad:
+            self._last_psnr = value
+            self._consecutive = 0
+            self._save(info)
+            return
+        self.total += 1
+        self._consecutive += 1
+        if self._consecutive > self.max_tries:
+            info.status = "diverged"
+        self._restore(info)
+        info.rollback = True
+
+
+class Progress(Monitor):
+    """tqdm bar with the iteration and the current PSNRs."""
+
+    def __init__(self, total: int, every: int = 10):
+        self.total, self.every = total, max(1, int(every))
+        self.bar = None
+
+    def on_start(self, info: StepInfo) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, desc=info.problem.task, unit="it", leave=True)
+
+    def on_step(self, info: StepInfo) -> None:
+        if info.rollback:
+            return
+        self.bar.update(1)
+        if info.step % self.every == 0:
+            post = {"psnr_obs": f"{info.psnr_obs():.2f}"}
+            if info.problem.gt is not None:
+                post["psnr_gt"] = f"{info.psnr_gt():.2f}"
+            self.bar.set_postfix(post, refresh=False)
+
+    def on_end(self, info: StepInfo) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,110 @@
+"""Deep Image Prior generator networks and a name -> builder registry.
+
+>>> from dip.nets import build
+>>> net = build("skip", 32, 3, num_channels_skip=[4] * 5, pad="reflection")
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Callable, Iterable, Mapping
+
+from torch import nn
+
+from dip import DipError
+from dip.nets.resnet import resnet
+from dip.nets.skip import encdec, skip
+from dip.nets.unet import unet
+
+__all__ = ["NETS", "build", "scale_width", "skip", "encdec", "resnet", "unet"]
+
+NETS: dict[str, Callable[..., nn.Module]] = {
+    "skip": skip,
+    "encdec": encdec,
+    "resnet": resnet,
+    "unet": unet,
+}
+
+# Width keywords scaled by :func:`scale_width`, per net.
+_WIDTH_KEYS = {
+    "skip": ("num_channels_down", "num_channels_up", "num_channels_skip"),
+    "encdec": ("channels",),
+    "resnet": ("num_channels",),
+    "unet": (),
+}
+
+
+def _check_name(name: str) -> None:
+    if name not in NETS:
+        raise DipError(f"unknown net {name!r}; choose one of {', '.join(NETS)}")
+
+
+def build(name: str, num_input_channels: int, num_output_channels: int, **kwargs) -> nn.Module:
+    """Build the network ``name`` with the official keyword arguments.
+
+    Parameters
+    ----------
+    name : {'skip', 'encdec', 'resnet', 'unet'}
+        Which builder of :data:`NETS` to call.
+    num_input_channels, num_output_channels : int
+        Channels of the input code and of the output image.
+    **kwargs
+        Passed unchanged to the builder.
+
+    Raises
+    ------
+    dip.DipError
+        Unknown ``name``.
+    """
+    _check_name(name)
+    return NETS[name](num_input_channels, num_output_channels, **kwargs)
+
+
+def _scale(c: int, scale: float) -> int:
+    c = int(c)
+    return 0 if c == 0 else max(1, math.floor(c * scale + 0.5))
+
+
+def scale_width(kwargs: Mapping, name: str, scale: float) -> dict:
+    """Copy of builder ``kwargs`` with every channel width multiplied by ``scale``.
+
+    Widths are rounded and kept ≥ 1; a 0 (no skip connection) stays 0. Width
+    keywords left out of ``kwargs`` are filled in from the builder's defaults so
+    that they are scaled too. For 'unet' the ``feature_scale`` is divided by
+    ``scale`` instead. ``scale=1`` returns an equal copy.
+
+    Parameters
+    ----------
+    kwargs : mapping
+        Builder keywords (a ``dict`` or OmegaConf ``DictConfig``).
+    name : {'skip', 'encdec', 'resnet', 'unet'}
+        The net the keywords are for.
+    scale : float
+        Width multiplier (> 0), e.g. 0.5 for a 64-wide paper net.
+
+    Returns
+    -------
+    dict
+    """
+    _check_name(name)
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    out = copy.deepcopy(dict(kwargs))
+    if scale == 1:
+        return out
+    defaults = {k: p.default for k, p in inspect.signature(NETS[name]).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    for key in _WIDTH_KEYS[name]:
+        value = out.get(key, defaults.get(key))
+        if value is None:
+            continue
+        if isinstance(value, Iterable) and not isinstance(value, str):
+            out[key] = [_scale(c, scale) for c in value]
+        else:
+            out[key] = _scale(value, scale)
+    if name == "unet":
+        fs = out.get("feature_scale", defaults["feature_scale"]) / scale
+        out["feature_scale"] = int(fs) if float(fs).is_integer() else fs
+    return out

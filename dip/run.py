@@ -1,0 +1,283 @@
+"""One DIP run from a composed config: problem → net → fit → record.
+
+:func:`run` is what ``dip`` (the Hydra app in :mod:`dip.__main__`) calls for every job
+of a sweep. Everything a run writes goes to a temporary directory that is renamed to
+``out_dir`` at the end, so a directory that exists is a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import dip
+from dip import DipError, nets, tasks
+from dip.config import config_hash
+from dip.data import center_crop, crop_to_multiple, read, save_image
+from dip.fit import FitResult, FitSettings, fit, pick_device, seed_everything
+from dip.metrics import psnr
+from dip.tasks import Problem
+
+__all__ = ["run", "build_problem", "build_net", "net_multiple", "versions", "git_commit"]
+
+
+def net_multiple(net_cfg: DictConfig) -> int:
+    """Side length the network's input must be a multiple of (2^number of scales)."""
+    name = net_cfg.name
+    if name == "skip":
+        return 2 ** len(net_cfg.num_channels_down)
+    if name == "encdec":
+        return 2 ** int(net_cfg.depth)
+    if name == "unet":
+        return 2 ** (4 + int(net_cfg.more_layers))
+    return 1
+
+
+def build_net(cfg: DictConfig, num_input_channels: int, num_output_channels: int):
+    """Network of ``cfg.net``, widths scaled by ``cfg.profile.width_scale``."""
+    kwargs = OmegaConf.to_container(cfg.net, resolve=True)
+    name = kwargs.pop("name")
+    scale = float(cfg.profile.width_scale)
+    if scale != 1.0:
+        kwargs = nets.scale_width(kwargs, name, scale)
+    return nets.build(name, num_input_channels, num_output_channels, **kwargs)
+
+
+def _read(spec, root, what: str) -> torch.Tensor:
+    if spec is None or str(spec).strip() == "":
+        raise DipError(f"no {what} given; set {what}=PATH (a file, dataset/file or skimage:NAME)")
+    return read(str(spec), root=root)
+
+
+def _lcm(a: int, b: int) -> int:
+    return a * b // math.gcd(a, b)
+
+
+def _check_numbers(cfg: DictConfig) -> None:
+    task = cfg.task.name
+    if task == "denoising" and not cfg.corrupted:
+        sigma = cfg.sigma
+        if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not sigma > 0:
+            raise DipError(f"sigma={sigma} is invalid; give the noise std on the 0-255 scale, "
+                           "e.g. sigma=25")
+    if task == "sr":
+        f = cfg.factor
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or f != int(f) or f < 2:
+            raise DipError(f"factor={f} is invalid; the SR factor must be an integer >= 2, "
+                           "e.g. factor=4")
+    if task == "inpainting" and cfg.mask is None and not 0 <= cfg.p_missing < 1:
+        raise DipError(f"p_missing={cfg.p_missing} is invalid; give a fraction in [0, 1)")
+    for key in ("num_iter",):
+        value = cfg.fit[key]
+        if not isinstance(value, int) or value < 1:
+            raise DipError(f"fit.{key}={value} is invalid; give a positive integer")
+    if not cfg.fit.lr > 0 or not math.isfinite(cfg.fit.lr):
+        raise DipError(f"fit.lr={cfg.fit.lr} is invalid; give a positive learning rate")
+
+
+def build_problem(cfg: DictConfig) -> Problem:
+    """The :class:`~dip.tasks.Problem` described by ``cfg`` (image, task, corruption)."""
+    _check_numbers(cfg)
+    root = cfg.data.root
+    task = cfg.task.name
+    m = net_multiple(cfg.net)
+    image = _read(cfg.image, root, "image")
+    gt = _read(cfg.gt, root, "gt") if cfg.corrupted and cfg.gt is not None else None
+    if cfg.crop is not None:
+        image = center_crop(image, int(cfg.crop))
+        gt = None if gt is None else center_crop(gt, int(cfg.crop) * (
+            int(cfg.factor) if task == "sr" else 1))
+
+    if task == "sr":
+        factor = int(cfg.factor)
+        if cfg.corrupted:  # image is the LR input: the HR output must fit the net
+            lr = crop_to_multiple(image, max(1, m // math.gcd(m, factor)))
+            if gt is not None:
+                gt = crop_to_multiple(gt, _lcm(m, factor))
+            return tasks.sr(lr=lr, hr=gt, factor=factor, kernel_type=cfg.task.kernel_type)
+        hr = crop_to_multiple(image, _lcm(m, factor))
+        return tasks.sr(hr=hr, factor=factor, kernel_type=cfg.task.kernel_type)
+
+    image = crop_to_multiple(image, m)
+    if gt is not None:
+        gt = crop_to_multiple(gt, m)
+    if task == "denoising":
+        if cfg.corrupted:
+            return tasks.denoising(noisy=image, gt=gt)
+        return tasks.denoising(gt=image, sigma=float(cfg.sigma), seed=int(cfg.seed))
+    if task == "inpainting":
+        mask = None
+        if cfg.mask is not None:
+            mask = _read(cfg.mask, root, "mask")
+            if mask.shape[0] > 1:
+                mask = mask.amin(0, keepdim=True)
+            mask = crop_to_multiple(mask, m) if tuple(mask.shape[-2:]) != tuple(
+                image.shape[-2:]) and _same_before_crop(mask, image, m) else mask
+        elif cfg.corrupted:
+            raise DipError("inpainting a damaged image needs its mask; set mask=PATH "
+                           "(white = known pixel)")
+        problem = tasks.inpainting(image=image, mask=mask, p_missing=float(cfg.p_missing),
+                                   seed=int(cfg.seed), image_is_gt=not cfg.corrupted)
+        if gt is not None:
+            problem.gt = gt[None]
+        return problem
+    raise DipError(f"unknown task {task!r}; choose denoising, inpainting or sr")
+
+
+def _same_before_crop(mask: torch.Tensor, image: torch.Tensor, m: int) -> bool:
+    """True when ``mask`` cropped like the image had been would match the image's size."""
+    h, w = mask.shape[-2:]
+    return (h - h % m, w - w % m) == tuple(image.shape[-2:])
+
+
+def settings_from(cfg: DictConfig) -> FitSettings:
+    """:class:`~dip.fit.FitSettings` from ``cfg.fit`` plus seed, device and progress."""
+    values = OmegaConf.to_container(cfg.fit, resolve=True)
+    return FitSettings(**values, seed=int(cfg.seed), device=str(cfg.device),
+                       progress=bool(cfg.progress))
+
+
+def git_commit() -> str:
+    """Commit of the source tree ('unknown' outside git; '+dirty' with local changes)."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=here,
+                              capture_output=True, text=True, timeout=10)
+        sha = head.stdout.strip() if head.returncode == 0 else ""
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha or "unknown") + ("+dirty" if sha and dirty.strip() else "")
+
+
+def versions() -> dict:
+    """Versions of what produced a number."""
+    import hydra
+    import skimage
+
+    return {"dip": dip.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "hydra": hydra.__version__, "skimage": skimage.__version__,
+            "python": platform.python_version()}
+
+
+def device_name(device: str) -> str:
+    """Human-readable device: GPU model or CPU with its thread count."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
+    """The numbers of a run, each with how it was made."""
+    scored = problem.gt is not None
+    corrupted_view = problem.corrupted_view().cpu()
+    nan = float("nan")
+    return {
+        "task": cfg.task.name,
+        "image": str(cfg.image),
+        "metric": problem.metric,
+        "psnr_corrupted": problem.score(corrupted_view) if scored else nan,
+        "psnr_final": problem.score(result.final) if scored else nan,
+        "psnr_avg": problem.score(result.average) if scored else nan,
+        "psnr_oracle": problem.score(result.oracle) if result.oracle is not None else nan,
+        "iter_oracle": result.iter_oracle,
+        "psnr_obs_final": psnr(problem.observation.cpu(),
+                               problem.operator.cpu()(result.final).detach()),
+        "num_iter": int(cfg.fit.num_iter),
+        "seconds": round(result.seconds, 3),
+        "sec_per_iter": round(result.seconds / max(1, int(cfg.fit.num_iter)), 5),
+        "status": result.status,
+        "backtracks": result.backtracks,
+        "device": result.device,
+        "device_name": device_name(result.device),
+        "seed": int(cfg.seed),
+        "profile": cfg.profile.name,
+        "net": cfg.net.name,
+        "size": list(problem.out_shape),
+        "config_hash": config_hash(cfg),
+        "commit": git_commit(),
+        "versions": versions(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _json_default(x):
+    return None if isinstance(x, float) and not math.isfinite(x) else str(x)
+
+
+def _clean(obj):
+    """Replace NaN/inf by None so metrics.json is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitResult,
+                 metrics: dict) -> Path:
+    """Write a run's files into a temporary directory, then move it to ``out_dir``."""
+    from dip.report.figures import plot_history, side_by_side
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_image(tmp / "restored.png", result.final)
+        save_image(tmp / "restored_avg.png", result.average)
+        save_image(tmp / "corrupted.png", problem.observation.cpu())
+        panels = [("corrupted", problem.corrupted_view().cpu(), metrics["psnr_corrupted"]),
+                  ("DIP", result.final, metrics["psnr_final"]),
+                  ("DIP (averaged)", result.average, metrics["psnr_avg"])]
+        if problem.gt is not None:
+            save_image(tmp / "gt.png", problem.gt.cpu())
+            panels.insert(0, ("ground truth", problem.gt.cpu(), None))
+        side_by_side(panels, tmp / "comparison.png",
+                     title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name} · "
+                           f"{cfg.fit.num_iter} it · seed {cfg.seed}")
+        result.history.to_csv(tmp / "history.csv", index=False)
+        plot_history(result.history, tmp / "curves.png",
+                     title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name}")
+        (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (tmp / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def run(cfg: DictConfig) -> dict:
+    """Fit DIP as ``cfg`` describes, write the run directory and return its metrics."""
+    problem = build_problem(cfg)
+    settings = settings_from(cfg)
+    n_in = 2 if settings.input_type == "meshgrid" else settings.input_depth
+    seed_everything(int(cfg.seed))
+    net = build_net(cfg, n_in, problem.out_shape[0])
+    pick_device(settings.device)  # fail early on an unknown device string
+    result = fit(net, problem, settings)
+    problem.to("cpu")
+    metrics = metrics_of(problem, result, cfg)
+    metrics["out_dir"] = str(write_record(Path(cfg.out_dir), cfg, problem, result, metrics))
+    return metrics
