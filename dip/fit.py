@@ -176,7 +176,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     target = problem.observation
     optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
 
-    info = StepInfo(problem=problem, net=net, optimizer=optimizer)
+    info = StepInfo(problem=problem, net=net, optimizer=optimizer, exp_weight=s.exp_weight)
     for m in monitors:
         m.on_start(info)
 
@@ -193,14 +193,12 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         loss = torch.nn.functional.mse_loss(problem.operator(out), target)
         if s.tv_weight > 0:
             loss = loss + s.tv_weight * tv_loss(out)
-        detached = out.detach()
-        out_avg = detached.clone() if out_avg is None else \
-            out_avg.mul_(s.exp_weight).add_(detached, alpha=1 - s.exp_weight)
-        info.begin(step, detached, out_avg, loss.detach())
+        info.begin(step, out.detach(), out_avg, loss.detach())
         for m in monitors:
             m.on_step(info)
         if info.rollback:
             continue  # parameters were restored; redo this step with fresh input noise
+        out_avg = info.average()
         loss.backward()
         optimizer.step()
         step += 1

@@ -30,20 +30,29 @@ class StepInfo:
     problem: Problem
     net: nn.Module
     optimizer: torch.optim.Optimizer
+    exp_weight: float = 0.99
     step: int = -1
     out: torch.Tensor | None = None
-    out_avg: torch.Tensor | None = None
+    prev_avg: torch.Tensor | None = None
     loss: torch.Tensor | None = None
     rollback: bool = False
     status: str = "ok"
     started: float = field(default_factory=time.perf_counter)
     _cache: dict = field(default_factory=dict)
 
-    def begin(self, step: int, out: torch.Tensor, out_avg: torch.Tensor,
+    def begin(self, step: int, out: torch.Tensor, prev_avg: torch.Tensor | None,
               loss: torch.Tensor) -> None:
-        self.step, self.out, self.out_avg, self.loss = step, out, out_avg, loss
+        self.step, self.out, self.prev_avg, self.loss = step, out, prev_avg, loss
         self.rollback = False
         self._cache.clear()
+
+    def average(self) -> torch.Tensor:
+        """Exponential average including this step: w·avg + (1 − w)·out (a new tensor)."""
+        if "avg" not in self._cache:
+            w = self.exp_weight
+            self._cache["avg"] = self.out.clone() if self.prev_avg is None else \
+                torch.lerp(self.out, self.prev_avg, w)
+        return self._cache["avg"]
 
     def loss_value(self) -> float:
         if "loss" not in self._cache:
@@ -105,7 +114,7 @@ class History(Monitor):
             "loss": info.loss_value(),
             "psnr_obs": info.psnr_obs(),
             "psnr_gt": info.psnr_gt() if gt_known else float("nan"),
-            "psnr_gt_avg": info.problem.score(info.out_avg) if gt_known else float("nan"),
+            "psnr_gt_avg": info.problem.score(info.average()) if gt_known else float("nan"),
             "seconds": time.perf_counter() - info.started,
         })
 

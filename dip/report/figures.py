@@ -49,7 +49,7 @@ def side_by_side(panels, path, title: str = "") -> Path:
     """
     n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
-    for ax, (name, img, value) in zip(axes[0], panels):
+    for ax, (name, img, value) in zip(axes[0], panels, strict=True):
         label = name if value is None or not math.isfinite(value) else f"{name}\n{value:.2f} dB"
         _show(ax, img, label)
     if title:

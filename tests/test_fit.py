@@ -1,0 +1,168 @@
+"""Behaviour of the fitting loop on small smooth images (seconds each)."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dip import tasks
+from dip.fit import FitSettings, fit, make_input
+from dip.metrics import psnr
+from dip.monitors import Backtrack, History, Oracle
+from dip.nets import skip
+
+
+def smooth_image(channels=3, size=32, seed=0):
+    """A smooth test image in [0.1, 0.9]: a few low-frequency cosines per channel."""
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    img = torch.zeros(channels, size, size)
+    for c in range(channels):
+        for _ in range(3):
+            fx, fy, ph = (torch.rand(3, generator=g) * torch.tensor([3.0, 3.0, 6.28])).tolist()
+            img[c] += torch.cos(2 * math.pi * (fx * x + fy * y) + ph)
+    img = (img - img.amin()) / (img.amax() - img.amin())
+    return 0.1 + 0.8 * img
+
+
+def small_net(n_in=8, n_out=3):
+    return skip(n_in, n_out, [16, 16, 16], [16, 16, 16], [4, 4, 4], upsample_mode="bilinear",
+                pad="reflection")
+
+
+def settings(**kw):
+    base = dict(num_iter=150, lr=0.01, reg_noise_std=0.0, input_depth=8, record_every=10)
+    base.update(kw)
+    return FitSettings(**base)
+
+
+def test_denoising_beats_the_noisy_input():
+    gt = smooth_image(size=64)
+    problem = tasks.denoising(gt=gt, sigma=25, seed=0)
+    torch.manual_seed(0)
+    result = fit(small_net(), problem, settings(num_iter=200, reg_noise_std=0.03))
+    noisy = problem.score(problem.observation)
+    assert problem.score(result.final) > noisy + 4
+    assert problem.score(result.average) > noisy + 4
+    assert problem.score(result.oracle) >= problem.score(result.final) - 1e-9
+    assert result.final.shape == (1, 3, 64, 64)
+    assert 0 <= result.iter_oracle < 200
+    h = result.history
+    assert list(h.columns) == ["step", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg", "seconds"]
+    assert h.step.tolist() == list(range(0, 200, 10))
+    assert h.loss.iloc[-1] < h.loss.iloc[0]
+
+
+def test_inpainting_fills_missing_pixels_better_than_zero_and_mean_fill():
+    gt = smooth_image(channels=1)
+    problem = tasks.inpainting(image=gt, p_missing=0.5, seed=1)
+    torch.manual_seed(0)
+    result = fit(small_net(n_out=1), problem, settings(num_iter=200))
+    missing = problem.extras["mask"] == 0
+    err = lambda img: float(((img[0] - gt)[missing] ** 2).mean())  # noqa: E731
+    zero_fill = problem.observation[0]
+    mean_fill = torch.where(missing, gt[~missing].mean(), gt)
+    assert err(result.final[0]) < err(mean_fill) < err(zero_fill)
+
+
+def test_sr_beats_nearest_upsampling():
+    hr = smooth_image(size=32)
+    problem = tasks.sr(hr=hr, factor=4)
+    assert problem.observation.shape == (1, 3, 8, 8)
+    torch.manual_seed(0)
+    result = fit(small_net(), problem, settings(num_iter=200))
+    nearest = problem.corrupted_view()
+    assert result.final.shape == (1, 3, 32, 32)
+    assert psnr(hr, result.final) > psnr(hr, nearest) + 1
+
+
+def test_same_seed_gives_identical_output_on_cpu():
+    gt = smooth_image(size=32)
+    outs = []
+    for _ in range(2):
+        problem = tasks.denoising(gt=gt, sigma=25, seed=0)
+        torch.manual_seed(5)
+        outs.append(fit(small_net(), problem, settings(num_iter=20, reg_noise_std=0.03, seed=5)))
+    assert torch.equal(outs[0].final, outs[1].final)
+    assert torch.equal(outs[0].average, outs[1].average)
+    problem = tasks.denoising(gt=gt, sigma=25, seed=0)
+    torch.manual_seed(5)
+    other = fit(small_net(), problem, settings(num_iter=20, reg_noise_std=0.03, seed=6))
+    assert not torch.equal(outs[0].final, other.final)
+
+
+class NanAt(nn.Module):
+    """Wraps a net and returns NaN on chosen forward calls (counted from 0)."""
+
+    def __init__(self, net, calls):
+        super().__init__()
+        self.net, self.calls, self.count = net, set(calls), 0
+
+    def forward(self, x):
+        out = self.net(x)
+        self.count += 1
+        return out * float("nan") if self.count - 1 in self.calls else out
+
+
+def test_backtracking_recovers_from_an_injected_nan():
+    gt = smooth_image(size=32)
+    problem = tasks.denoising(gt=gt, sigma=25, seed=0)
+    torch.manual_seed(0)
+    net = NanAt(small_net(), calls={30, 31})
+    result = fit(net, problem, settings(num_iter=60))
+    assert result.status == "ok"
+    assert result.backtracks == 2
+    assert torch.isfinite(result.final).all()
+    assert problem.score(result.final) > problem.score(problem.observation)
+    assert result.history.step.tolist() == list(range(0, 60, 10))
+
+
+def test_backtracking_gives_up_and_reports_divergence():
+    gt = smooth_image(size=32)
+    problem = tasks.denoising(gt=gt, sigma=25, seed=0)
+    net = NanAt(small_net(), calls=set(range(5, 10_000)))
+    result = fit(net, problem, settings(num_iter=50, max_backtracks=3))
+    assert result.status == "diverged"
+    assert result.backtracks == 4
+    assert all(torch.isfinite(p).all() for p in net.parameters())  # last good step
+    assert torch.isfinite(result.average).all()  # bad outputs never enter the average
+
+
+def test_backtracking_restores_parameters_after_a_psnr_drop():
+    torch.manual_seed(0)
+    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    seen = {}
+
+    class JumpAt(nn.Module):
+        """Returns an absurd output on the 4th forward call; records parameters."""
+
+        def __init__(self, net):
+            super().__init__()
+            self.net, self.n = net, 0
+
+        def forward(self, x):
+            self.n += 1
+            if self.n in (3, 5):
+                seen[self.n] = [p.detach().clone() for p in self.net.parameters()]
+            out = self.net(x)
+            return torch.full_like(out, 3.0) if self.n == 4 else out
+
+    guard = Backtrack(drop_db=5.0)
+    monitors = [guard, History(1), Oracle()]
+    result = fit(JumpAt(small_net()), problem, settings(num_iter=6), monitors=monitors)
+    assert guard.total == 1
+    for a, b in zip(seen[3], seen[5], strict=True):
+        assert torch.equal(a, b)  # back to the parameters of the last good output
+    assert result.history.step.tolist() == list(range(6))
+    assert result.history.psnr_obs.min() > 0  # the bad output was never recorded
+
+
+def test_make_input_kinds():
+    z = make_input("noise", 4, (8, 6), scale=0.1, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (1, 4, 8, 6) and 0 <= float(z.min()) and float(z.max()) < 0.1
+    g = make_input("meshgrid", 2, (5, 7))
+    assert g.shape == (1, 2, 5, 7)
+    assert float(g[0, 0, 0, -1]) == 1.0 and float(g[0, 1, -1, 0]) == 1.0
+    with pytest.raises(ValueError, match="input_type"):
+        make_input("gauss", 2, (4, 4))
