@@ -43,6 +43,18 @@ def net_multiple(net_cfg: DictConfig) -> int:
     return 1
 
 
+def check_size(image: torch.Tensor, net_cfg: DictConfig, what: str = "image") -> None:
+    """Refuse images too small for the net: the deepest scale must keep at least 2×2 pixels.
+
+    (At 1×1 the reflection padding and the batch statistics of BatchNorm are undefined.)
+    """
+    m = net_multiple(net_cfg)
+    h, w = image.shape[-2:]
+    if m > 1 and min(h, w) < 2 * m:
+        raise DipError(f"{what} {h}×{w} is smaller than the {net_cfg.name} net's minimum "
+                       f"size {2 * m}×{2 * m}; use a larger image or a net with fewer scales")
+
+
 def build_net(cfg: DictConfig, num_input_channels: int, num_output_channels: int):
     """Network of ``cfg.net``, widths scaled by ``cfg.profile.width_scale``."""
     kwargs = OmegaConf.to_container(cfg.net, resolve=True)
@@ -102,13 +114,17 @@ def build_problem(cfg: DictConfig) -> Problem:
         factor = int(cfg.factor)
         if cfg.corrupted:  # image is the LR input: the HR output must fit the net
             lr = crop_to_multiple(image, max(1, m // math.gcd(m, factor)))
+            check_size(lr.repeat_interleave(factor, -1).repeat_interleave(factor, -2),
+                       cfg.net, f"upscaled image (factor {factor})")
             if gt is not None:
                 gt = crop_to_multiple(gt, _lcm(m, factor))
             return tasks.sr(lr=lr, hr=gt, factor=factor, kernel_type=cfg.task.kernel_type)
         hr = crop_to_multiple(image, _lcm(m, factor))
+        check_size(hr, cfg.net)
         return tasks.sr(hr=hr, factor=factor, kernel_type=cfg.task.kernel_type)
 
     image = crop_to_multiple(image, m)
+    check_size(image, cfg.net)
     if gt is not None:
         gt = crop_to_multiple(gt, m)
     if task == "denoising":

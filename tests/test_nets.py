@@ -172,12 +172,12 @@ def test_scale_width():
                  num_channels_skip=[4] * 5, upsample_mode="bilinear", pad="reflection")
     half = scale_width(paper, "skip", 0.5)
     assert half["num_channels_down"] == [64] * 5 and half["num_channels_up"] == [64] * 5
-    assert half["num_channels_skip"] == [2] * 5 and half["pad"] == "reflection"
+    assert half["num_channels_skip"] == [4] * 5 and half["pad"] == "reflection"  # thin kept
     assert paper["num_channels_down"] == [128] * 5  # input untouched
     assert n_params(build("skip", 32, 3, **half)) < n_params(build("skip", 32, 3, **paper))
     assert scale_width(paper, "skip", 1) == paper
-    assert scale_width(dict(num_channels_skip=[0, 4, 1]), "skip", 0.25)["num_channels_skip"] \
-        == [0, 1, 1]
+    assert scale_width(dict(num_channels_skip=[0, 4, 1, 128]), "skip", 0.25)[
+        "num_channels_skip"] == [0, 4, 1, 32]
     assert scale_width({}, "encdec", 0.5)["channels"] == [8, 16, 32, 64, 64, 64]
     assert scale_width(dict(num_blocks=8, num_channels=32), "resnet", 0.5)["num_channels"] == 16
     assert scale_width(dict(feature_scale=4), "unet", 0.5)["feature_scale"] == 8

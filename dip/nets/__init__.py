@@ -70,7 +70,8 @@ def _scale(c: int, scale: float) -> int:
 def scale_width(kwargs: Mapping, name: str, scale: float) -> dict:
     """Copy of builder ``kwargs`` with every channel width multiplied by ``scale``.
 
-    Widths are rounded and kept ≥ 1; a 0 (no skip connection) stays 0. Width
+    Widths are rounded and kept ≥ 1; a 0 (no skip connection) stays 0, and skip
+    widths are not reduced below 4 (the paper net's thin skips are kept). Width
     keywords left out of ``kwargs`` are filled in from the builder's defaults so
     that they are scaled too. For 'unet' the ``feature_scale`` is divided by
     ``scale`` instead. ``scale=1`` returns an equal copy.
@@ -100,10 +101,12 @@ def scale_width(kwargs: Mapping, name: str, scale: float) -> dict:
         value = out.get(key, defaults.get(key))
         if value is None:
             continue
+        # Thin skip connections (the paper net's 4 channels) are kept as they are.
+        floor = 4 if key == "num_channels_skip" else 1
         if isinstance(value, Iterable) and not isinstance(value, str):
-            out[key] = [_scale(c, scale) for c in value]
+            out[key] = [min(int(c), max(floor, _scale(c, scale))) for c in value]
         else:
-            out[key] = _scale(value, scale)
+            out[key] = min(int(value), max(floor, _scale(value, scale)))
     if name == "unet":
         fs = out.get("feature_scale", defaults["feature_scale"]) / scale
         out["feature_scale"] = int(fs) if float(fs).is_integer() else fs

@@ -1,0 +1,165 @@
+"""The `dip` command: config composition, a full run per task, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from dip.config import CONFIG_DIR
+from dip.run import build_net, run
+
+KEYS = ["psnr_corrupted", "psnr_final", "psnr_avg", "psnr_oracle", "iter_oracle", "num_iter",
+        "seconds", "device", "seed", "profile", "versions", "config_hash", "commit"]
+
+
+def make_cfg(*overrides):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def smooth_png(path: Path, size=(64, 64), channels=3) -> Path:
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    planes = [0.5 + 0.4 * np.cos(2 * np.pi * (c + 1) * (x + 0.5 * y)) for c in range(channels)]
+    arr = (np.stack(planes, -1) * 255).round().astype(np.uint8)
+    Image.fromarray(arr[..., 0] if channels == 1 else arr).save(path)
+    return path
+
+
+@pytest.mark.parametrize("task", ["denoising", "inpainting", "sr"])
+@pytest.mark.parametrize("net", ["skip", "encdec", "resnet", "unet"])
+@pytest.mark.parametrize("profile", ["paper", "quick", "smoke"])
+def test_every_group_combination_composes_and_builds(task, net, profile):
+    cfg = make_cfg(f"task={task}", f"net={net}", f"profile={profile}")
+    assert cfg.fit.num_iter >= 1 and cfg.fit.lr > 0
+    model = build_net(cfg, cfg.fit.input_depth, 3)
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_paper_settings_follow_the_official_notebooks():
+    den = make_cfg("profile=paper")
+    assert (den.fit.num_iter, den.fit.lr, den.fit.exp_weight) == (3000, 0.01, 0.99)
+    assert den.fit.reg_noise_std == pytest.approx(1 / 30, rel=1e-5)
+    inp = make_cfg("profile=paper", "task=inpainting")
+    assert (inp.fit.num_iter, inp.fit.lr, inp.fit.reg_noise_std) == (11000, 0.001, 0.03)
+    sr4 = make_cfg("profile=paper", "task=sr", "factor=4")
+    sr8 = make_cfg("profile=paper", "task=sr", "factor=8")
+    assert (sr4.fit.num_iter, sr4.fit.reg_noise_std) == (2000, 0.03)
+    assert (sr8.fit.num_iter, sr8.fit.reg_noise_std) == (4000, 0.05)
+    paper_net = build_net(den, 32, 3)
+    assert sum(p.numel() for p in paper_net.parameters()) == 2_217_831
+    quick_net = build_net(make_cfg("profile=quick"), 32, 3)
+    assert sum(p.numel() for p in quick_net.parameters()) < 2_217_831 / 3
+
+
+@pytest.mark.parametrize("task,extra", [
+    ("denoising", []),
+    ("inpainting", []),
+    ("sr", ["factor=2"]),
+])
+def test_smoke_run_writes_a_complete_record(tmp_path, task, extra):
+    image = smooth_png(tmp_path / "img.png")
+    out = tmp_path / "run"
+    cfg = make_cfg(f"task={task}", "profile=smoke", f"image={image}", f"out_dir={out}",
+                   "progress=false", *extra)
+    metrics = run(cfg)
+    files = {p.name for p in out.iterdir()}
+    assert {"restored.png", "restored_avg.png", "corrupted.png", "gt.png", "metrics.json",
+            "history.csv", "curves.png", "comparison.png", "config.yaml"} <= files
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in KEYS:
+        assert key in saved, key
+    assert saved["num_iter"] == cfg.fit.num_iter == 30
+    assert saved["profile"] == "smoke" and saved["device"] == "cpu"
+    assert np.isfinite(saved["psnr_final"]) and saved == {**saved, **{"task": task}}
+    assert metrics["psnr_final"] == pytest.approx(saved["psnr_final"])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_restoring_an_already_corrupted_image_has_no_ground_truth(tmp_path):
+    image = smooth_png(tmp_path / "noisy.png", size=(70, 100))
+    out = tmp_path / "run"
+    run(make_cfg("profile=smoke", f"image={image}", "corrupted=true", f"out_dir={out}",
+                 "progress=false"))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["psnr_final"] is None and saved["size"] == [3, 64, 96]  # cropped to 32
+    assert Image.open(out / "restored.png").size == (96, 64)
+
+
+def test_same_config_same_output(tmp_path):
+    image = smooth_png(tmp_path / "img.png")
+    outs = []
+    for name in ("a", "b"):
+        run(make_cfg("profile=smoke", f"image={image}", f"out_dir={tmp_path / name}",
+                     "progress=false", "seed=3"))
+        outs.append(np.asarray(Image.open(tmp_path / name / "restored.png")))
+    assert np.array_equal(*outs)
+
+
+# ----------------------------------------------------------------- bad input (subprocess)
+
+def dip_cli(*args, cwd):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "-m", "dip", "progress=false", *args], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    smooth_png(d / "ok.png")
+    smooth_png(d / "tiny.png", size=(40, 48))
+    (d / "empty.png").write_bytes(b"")
+    (d / "garbage.png").write_bytes(b"this is not an image at all" * 10)
+    Image.fromarray(np.full((48, 48), 255, np.uint8)).save(d / "mask48.png")
+    grey = np.full((64, 64), 255, np.uint8)
+    grey[::2] = 128
+    Image.fromarray(grey).save(d / "grey_mask.png")
+    return d
+
+
+BAD = {
+    "missing file": (["image=nope/missing.png"], "no such file"),
+    "directory": (["image=."], "directory"),
+    "zero-byte": (["image=empty.png"], "empty"),
+    "unreadable": (["image=garbage.png"], "garbage.png"),
+    "mask size": (["task=inpainting", "image=ok.png", "mask=mask48.png"], "mask is 48×48"),
+    "mask not binary": (["task=inpainting", "image=ok.png", "mask=grey_mask.png"], "binary"),
+    "sigma zero": (["image=ok.png", "sigma=0"], "sigma=0"),
+    "sigma negative": (["image=ok.png", "sigma=-5"], "sigma=-5"),
+    "factor fractional": (["task=sr", "image=ok.png", "factor=2.5"], "factor=2.5"),
+    "factor one": (["task=sr", "image=ok.png", "factor=1"], "factor=1"),
+    "image too small": (["image=tiny.png"], "smaller than"),
+    "unknown task": (["task=deblur"], "deblur"),
+    "unknown net": (["net=vgg"], "vgg"),
+    "unknown profile": (["profile=fast"], "fast"),
+    "unknown key": (["colour=red"], "colour"),
+    "unknown nested key": (["fit.learning_rate=0.1"], "learning_rate"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_gives_one_clear_line_and_no_output(bad_files, case):
+    args, needle = BAD[case]
+    out = bad_files / f"out_{case.replace(' ', '_')}"
+    proc = dip_cli(*args, f"out_dir={out}", cwd=bad_files)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert needle in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    if case.startswith("unknown"):  # Hydra's own message for config groups and keys
+        assert "HYDRA_FULL_ERROR" in proc.stderr
+    else:
+        assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert not out.exists()
+    assert not [p for p in bad_files.iterdir() if p.name.startswith(".out")]
