@@ -8,7 +8,11 @@ STAMP  := $(VENV)/.installed
 DIP_DATA_ROOT ?= $(if $(wildcard ../shared/data/MANIFEST.csv),$(abspath ../shared/data),$(CURDIR)/data)
 export DIP_DATA_ROOT
 
-.PHONY: setup demo test lint clean
+PROFILE ?= quick
+DIP    := $(BIN)/dip progress=false profile=$(PROFILE)
+REPORT := $(BIN)/python -m dip.report
+
+.PHONY: setup demo test lint clean table-inpainting table-denoising table-sr tables
 
 setup: $(STAMP)
 
@@ -19,6 +23,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/dip experiment=demo
+
+# Paper tables: sweep (resumes: finished runs are skipped), then the table files under
+# results/tables/. PROFILE=paper for the official settings (GPU), quick for the CPU.
+table-inpainting: $(STAMP)
+	$(DIP) -m experiment=table_inpainting
+	$(REPORT) table table_inpainting --profile $(PROFILE)
+
+table-denoising: $(STAMP)
+	$(DIP) -m experiment=table_denoising
+	$(REPORT) table table_denoising --profile $(PROFILE)
+
+table-sr: $(STAMP)
+	$(DIP) -m experiment=table_sr
+	$(REPORT) table table_sr --profile $(PROFILE)
+
+tables: table-inpainting table-denoising table-sr
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -27,6 +27,8 @@ from dip import DipError
 
 
 def _summary(m: dict) -> str:
+    if m.get("skipped"):
+        return f"skipped {m['image']}: record exists at {m['out_dir']} (force=true reruns it)"
     parts = [f"{m['task']} of {m['image']}"]
     if m["psnr_final"] == m["psnr_final"]:  # not NaN
         parts.append(f"corrupted {m['psnr_corrupted']:.2f} dB -> restored {m['psnr_final']:.2f}"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["CONFIG_DIR", "pick", "config_hash", "IDENTITY_EXCLUDE"]
+__all__ = ["CONFIG_DIR", "pick", "part", "config_hash", "IDENTITY_EXCLUDE"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 # Keys that do not change what a run computes: left out of its identity hash.
-IDENTITY_EXCLUDE = ("out_dir", "progress", "data", "force")
+IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force")
 
 
 def pick(table, *keys):
@@ -41,6 +41,11 @@ def pick(table, *keys):
     return value
 
 
+def part(text: str, index: int, sep: str = "/") -> str:
+    """Field ``index`` of ``text`` split on ``sep``: ``${part:set5/baby,1}`` is 'baby'."""
+    return str(text).split(sep)[int(index)]
+
+
 def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
     """Short sha256 of the resolved config without the keys that do not change results."""
     data = OmegaConf.to_container(cfg, resolve=True)
@@ -51,5 +56,6 @@ def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-if not OmegaConf.has_resolver("pick"):
-    OmegaConf.register_new_resolver("pick", pick)
+for _name, _fn in (("pick", pick), ("part", part)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn)

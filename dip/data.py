@@ -36,7 +36,7 @@ from dip import DipError
 __all__ = [
     "Entry", "BUNDLED", "load_image", "save_image", "crop_to_multiple", "center_crop",
     "registry", "lookup", "entries_in", "datasets", "data_root", "resolve", "list_images",
-    "file_sha256", "bundled", "read", "atomic_target",
+    "file_sha256", "bundled", "read", "atomic_target", "image_id",
 ]
 
 REGISTRY_CSV = Path(__file__).with_name("registry.csv")
@@ -521,6 +521,17 @@ def read(spec: str | os.PathLike, root: str | os.PathLike | None = None) -> torc
     if isinstance(spec, str) and not Path(spec).exists() and _looks_registered(spec):
         lookup(spec)  # raises with close matches
     return load_image(spec)
+
+
+def image_id(spec: str | os.PathLike) -> str:
+    """Short name of an image spec, as the paper's tables name images.
+
+    Drops folders, the extension and the suffixes ``_GT``, ``_noisy``, ``_mask`` and
+    ``_masked``: ``'paper/inpainting50/Cameraman256_GT.png'`` → ``'Cameraman256'``,
+    ``'skimage:coffee'`` → ``'coffee'``.
+    """
+    stem = Path(str(spec).removeprefix("skimage:")).stem
+    return re.sub(r"_(GT|noisy|masked|mask)$", "", stem)
 
 
 def _looks_registered(spec: str) -> bool:

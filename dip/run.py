@@ -23,12 +23,13 @@ from omegaconf import DictConfig, OmegaConf
 import dip
 from dip import DipError, nets, tasks
 from dip.config import config_hash
-from dip.data import center_crop, crop_to_multiple, read, save_image
+from dip.data import center_crop, crop_to_multiple, image_id, read, save_image
 from dip.fit import FitResult, FitSettings, fit, pick_device, seed_everything
 from dip.metrics import psnr
 from dip.tasks import Problem
 
-__all__ = ["run", "build_problem", "build_net", "net_multiple", "versions", "git_commit"]
+__all__ = ["run", "record_dir", "build_problem", "build_net", "net_multiple", "check_size",
+           "versions", "git_commit"]
 
 
 def net_multiple(net_cfg: DictConfig) -> int:
@@ -97,6 +98,18 @@ def _check_numbers(cfg: DictConfig) -> None:
         raise DipError(f"fit.lr={cfg.fit.lr} is invalid; give a positive learning rate")
 
 
+def _crops(cfg: DictConfig, multiple: int):
+    """The same centre crops for an image and everything aligned with it."""
+    size = None if cfg.crop is None else int(cfg.crop)
+
+    def apply(img: torch.Tensor, scale: int = 1) -> torch.Tensor:
+        if size is not None:
+            img = center_crop(img, size * scale)
+        return crop_to_multiple(img, multiple * scale)
+
+    return apply
+
+
 def build_problem(cfg: DictConfig) -> Problem:
     """The :class:`~dip.tasks.Problem` described by ``cfg`` (image, task, corruption)."""
     _check_numbers(cfg)
@@ -105,41 +118,42 @@ def build_problem(cfg: DictConfig) -> Problem:
     m = net_multiple(cfg.net)
     image = _read(cfg.image, root, "image")
     gt = _read(cfg.gt, root, "gt") if cfg.corrupted and cfg.gt is not None else None
-    if cfg.crop is not None:
-        image = center_crop(image, int(cfg.crop))
-        gt = None if gt is None else center_crop(gt, int(cfg.crop) * (
-            int(cfg.factor) if task == "sr" else 1))
 
     if task == "sr":
         factor = int(cfg.factor)
         if cfg.corrupted:  # image is the LR input: the HR output must fit the net
-            lr = crop_to_multiple(image, max(1, m // math.gcd(m, factor)))
+            m_lr = max(1, m // math.gcd(m, factor))
+            lr = _crops(cfg, m_lr)(image)
             check_size(lr.repeat_interleave(factor, -1).repeat_interleave(factor, -2),
                        cfg.net, f"upscaled image (factor {factor})")
-            if gt is not None:
-                gt = crop_to_multiple(gt, _lcm(m, factor))
-            return tasks.sr(lr=lr, hr=gt, factor=factor, kernel_type=cfg.task.kernel_type)
-        hr = crop_to_multiple(image, _lcm(m, factor))
+            hr = None if gt is None else _crops(cfg, m_lr)(gt, factor)
+            return tasks.sr(lr=lr, hr=hr, factor=factor, kernel_type=cfg.task.kernel_type)
+        hr = _crops(cfg, _lcm(m, factor))(image)
         check_size(hr, cfg.net)
         return tasks.sr(hr=hr, factor=factor, kernel_type=cfg.task.kernel_type)
 
-    image = crop_to_multiple(image, m)
+    crop = _crops(cfg, m)
+    if gt is not None and gt.shape[-2:] != image.shape[-2:]:
+        raise DipError(f"gt is {gt.shape[-2]}×{gt.shape[-1]} but the image is "
+                       f"{image.shape[-2]}×{image.shape[-1]}; give the clean version of the "
+                       "same image")
+    mask = None
+    if task == "inpainting" and cfg.mask is not None:
+        mask = _read(cfg.mask, root, "mask")
+        if mask.shape[-2:] != image.shape[-2:]:
+            raise DipError(f"mask is {mask.shape[-2]}×{mask.shape[-1]} but the image is "
+                           f"{image.shape[-2]}×{image.shape[-1]}; give a mask of the image's "
+                           "size")
+        mask = crop(mask.amin(0, keepdim=True))
+    image = crop(image)
+    gt = None if gt is None else crop(gt)
     check_size(image, cfg.net)
-    if gt is not None:
-        gt = crop_to_multiple(gt, m)
     if task == "denoising":
         if cfg.corrupted:
             return tasks.denoising(noisy=image, gt=gt)
         return tasks.denoising(gt=image, sigma=float(cfg.sigma), seed=int(cfg.seed))
     if task == "inpainting":
-        mask = None
-        if cfg.mask is not None:
-            mask = _read(cfg.mask, root, "mask")
-            if mask.shape[0] > 1:
-                mask = mask.amin(0, keepdim=True)
-            mask = crop_to_multiple(mask, m) if tuple(mask.shape[-2:]) != tuple(
-                image.shape[-2:]) and _same_before_crop(mask, image, m) else mask
-        elif cfg.corrupted:
+        if mask is None and cfg.corrupted:
             raise DipError("inpainting a damaged image needs its mask; set mask=PATH "
                            "(white = known pixel)")
         problem = tasks.inpainting(image=image, mask=mask, p_missing=float(cfg.p_missing),
@@ -148,12 +162,6 @@ def build_problem(cfg: DictConfig) -> Problem:
             problem.gt = gt[None]
         return problem
     raise DipError(f"unknown task {task!r}; choose denoising, inpainting or sr")
-
-
-def _same_before_crop(mask: torch.Tensor, image: torch.Tensor, m: int) -> bool:
-    """True when ``mask`` cropped like the image had been would match the image's size."""
-    h, w = mask.shape[-2:]
-    return (h - h % m, w - w % m) == tuple(image.shape[-2:])
 
 
 def settings_from(cfg: DictConfig) -> FitSettings:
@@ -200,8 +208,13 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
     corrupted_view = problem.corrupted_view().cpu()
     nan = float("nan")
     return {
+        "experiment": cfg.name,
         "task": cfg.task.name,
         "image": str(cfg.image),
+        "image_id": image_id(str(cfg.gt if cfg.corrupted and cfg.gt else cfg.image)),
+        "dataset": cfg.dataset,
+        "sigma": cfg.sigma if cfg.task.name == "denoising" else None,
+        "factor": int(cfg.factor) if cfg.task.name == "sr" else None,
         "metric": problem.metric,
         "psnr_corrupted": problem.score(corrupted_view) if scored else nan,
         "psnr_final": problem.score(result.final) if scored else nan,
@@ -284,8 +297,23 @@ def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitRe
     return out_dir
 
 
+def record_dir(cfg: DictConfig) -> Path:
+    """Where a run's record goes: ``out_dir`` if set, else ``records/<config hash>``."""
+    if cfg.out_dir is not None:
+        return Path(cfg.out_dir)
+    return Path(cfg.records) / config_hash(cfg)
+
+
 def run(cfg: DictConfig) -> dict:
-    """Fit DIP as ``cfg`` describes, write the run directory and return its metrics."""
+    """Fit DIP as ``cfg`` describes, write the record and return its metrics.
+
+    A run whose record already exists is not repeated (unless ``force=true``): its
+    stored metrics are returned with ``skipped = True``.
+    """
+    out = record_dir(cfg)
+    if (out / "metrics.json").is_file() and not cfg.force:
+        metrics = json.loads((out / "metrics.json").read_text())
+        return {**metrics, "skipped": True, "out_dir": str(out)}
     problem = build_problem(cfg)
     settings = settings_from(cfg)
     n_in = 2 if settings.input_type == "meshgrid" else settings.input_depth
@@ -295,5 +323,9 @@ def run(cfg: DictConfig) -> dict:
     result = fit(net, problem, settings)
     problem.to("cpu")
     metrics = metrics_of(problem, result, cfg)
-    metrics["out_dir"] = str(write_record(Path(cfg.out_dir), cfg, problem, result, metrics))
+    if cfg.baselines and problem.gt is not None:
+        from dip.baselines import run_baselines
+
+        metrics["baselines"] = run_baselines(problem)
+    metrics["out_dir"] = str(write_record(out, cfg, problem, result, metrics))
     return metrics
