@@ -1,0 +1,96 @@
+"""Paper experiments: every config composes; sweeps run end to end with profile=smoke."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from dip.config import CONFIG_DIR
+
+EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("profile", ["paper", "quick", "smoke"])
+def test_every_experiment_composes(experiment, profile):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={experiment}", f"profile={profile}"])
+    assert cfg.name == experiment
+    assert cfg.fit.num_iter >= 1 and cfg.fit.lr > 0
+
+
+def _compose(*overrides):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_table_settings_are_the_official_ones():
+    inp = _compose("experiment=table_inpainting", "profile=paper", "item=boat")
+    assert (inp.fit.lr, inp.fit.num_iter, inp.fit.reg_noise_std) == (0.001, 11000, 0.03)
+    assert inp.mask == "paper/inpainting50/boat_mask.png" and inp.crop is None
+    assert _compose("experiment=table_inpainting", "mask_source=random").mask is None
+    den = _compose("experiment=table_denoising", "profile=paper", "sigma=50")
+    assert (den.fit.num_iter, den.fit.reg_noise_std) == (3000, 0.05)
+    assert den.image == "paper/denoising/sigma50/F16_noisy.png" and den.corrupted
+    sr = _compose("experiment=table_sr", "profile=paper", "item=set14/zebra", "factor=8")
+    assert (sr.fit.num_iter, sr.fit.reg_noise_std, sr.dataset) == (4000, 0.05, "set14")
+    assert sr.image == "paper/sr/set14/x8/zebra_GT.png"
+    quick = _compose("experiment=table_sr")
+    assert quick.crop == 128 and quick.profile.width_scale == 0.5
+
+
+def dip(*args, cwd, module="dip"):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+@pytest.fixture
+def sweep_dir(tmp_path, data_root):
+    return tmp_path
+
+
+SMOKE = {
+    "table_inpainting": ["item=house,Cameraman256"],
+    "table_denoising": ["item=F16", "sigma=25,50"],
+    "table_sr": ["item=set5/bird,set14/face", "factor=4"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", sorted(SMOKE))
+def test_table_sweep_end_to_end_and_resume(sweep_dir, experiment):
+    runs = sweep_dir / "runs"
+    args = ["-m", f"experiment={experiment}", "profile=smoke", "progress=false",
+            f"records={runs}", *SMOKE[experiment]]
+    first = dip(*args, cwd=sweep_dir)
+    assert first.returncode == 0, first.stderr[-2000:]
+    records = sorted(p for p in runs.iterdir() if not p.name.startswith("."))
+    assert len(records) == 2
+    for rec in records:
+        m = json.loads((rec / "metrics.json").read_text())
+        assert m["experiment"] == experiment and m["profile"] == "smoke"
+        assert m["psnr_final"] is not None and m["baselines"]
+    second = dip(*args, cwd=sweep_dir)
+    assert second.returncode == 0
+    assert second.stdout.count("skipped") == 2
+    report = dip("table", experiment, "--profile", "smoke", "--root", str(runs), "--out",
+                 str(sweep_dir / "tables"), cwd=sweep_dir, module="dip.report")
+    assert report.returncode == 0, report.stderr[-2000:]
+    for ext in ("md", "csv", "tex"):
+        assert (sweep_dir / "tables" / f"{experiment}_smoke.{ext}").is_file()
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_a_two_job_sweep(tmp_path):
+    runs = tmp_path / "runs"
+    proc = dip("-m", "launcher=local", "profile=smoke", "progress=false", "baselines=false",
+               "image=skimage:camera", "crop=64", "seed=0,1", f"records={runs}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seeds = sorted(json.loads((p / "metrics.json").read_text())["seed"] for p in runs.iterdir())
+    assert seeds == [0, 1]
