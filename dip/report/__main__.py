@@ -1,0 +1,61 @@
+"""``python -m dip.report``: tables from run records.
+
+    python -m dip.report table table_inpainting --profile quick
+    python -m dip.report table sr --profile paper --root results/runs --out results/tables
+
+prints the markdown table and writes ``<out>/<experiment>_<profile>.{md,csv,tex}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dip import DipError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dip.report",
+                                     description="Reports built from run records.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("table", help="a paper table (markdown, CSV, LaTeX) from the records",
+                       description="Build one of the paper's tables from the run records "
+                                   "of one profile, beside the paper's numbers.")
+    t.add_argument("experiment",
+                   help="table_inpainting, table_denoising or table_sr (or inpainting, ...)")
+    t.add_argument("--profile", default="quick",
+                   help="profile whose records are used (default: quick)")
+    t.add_argument("--root", default="results/runs",
+                   help="records root (default: results/runs)")
+    t.add_argument("--out", default="results/tables",
+                   help="where the files go (default: results/tables)")
+    t.add_argument("--paper", default=None,
+                   help="paper_numbers.csv (default: $DIP_PAPER_NUMBERS, else "
+                        "../shared/reference/paper_numbers.csv beside the project)")
+    return parser
+
+
+def _table(args) -> int:
+    from dip.report.tables import markdown, table, write_table
+
+    df = table(args.experiment, args.profile, root=args.root, paper=args.paper)
+    paths = write_table(df, args.experiment, args.profile, out_dir=args.out)
+    sys.stdout.write(markdown(df))
+    print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (1 with one line on stderr on error)."""
+    args = _parser().parse_args(argv)
+    try:
+        return _table(args)
+    except DipError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Classical baselines: each improves on its corrupted input; shapes, masks, registry."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+import torch
+
+from dip import DipError, baselines, tasks
+
+
+def smooth(channels: int = 3, size: int = 64) -> torch.Tensor:
+    """A smooth synthetic C×H×W image in [0.1, 0.9]: gradients and low-frequency waves."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size),
+                          indexing="ij")
+    planes = [0.5 + 0.25 * torch.sin(2 * math.pi * (x + 0.5 * y + k / 3)) + 0.15 * (x - y)
+              for k in range(channels)]
+    return torch.stack(planes).clamp(0.1, 0.9).float()
+
+
+def check_output(out: torch.Tensor, problem) -> None:
+    assert out.shape == (1, *problem.out_shape)
+    assert out.dtype == torch.float32
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_nlm_beats_noisy(channels):
+    problem = tasks.denoising(gt=smooth(channels), sigma=25, seed=1)
+    out = baselines.nlm(problem)
+    check_output(out, problem)
+    assert problem.score(out) > problem.score(problem.observation) + 3
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_cbm3d_beats_noisy(channels):
+    pytest.importorskip("bm3d")
+    problem = tasks.denoising(gt=smooth(channels), sigma=25, seed=1)
+    out = baselines.cbm3d(problem)
+    check_output(out, problem)
+    assert problem.score(out) > problem.score(problem.observation) + 3
+
+
+def test_cbm3d_without_bm3d_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bm3d", None)  # makes `import bm3d` fail
+    problem = tasks.denoising(gt=smooth(1, 32), sigma=25)
+    with pytest.raises(DipError, match=r"pip install -e \.\[bm3d\]"):
+        baselines.cbm3d(problem)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_biharmonic_fills_missing_and_keeps_known(channels):
+    problem = tasks.inpainting(image=smooth(channels), p_missing=0.5, seed=2)
+    out = baselines.biharmonic(problem)
+    check_output(out, problem)
+    known = problem.extras["mask"].bool().expand(channels, -1, -1)
+    assert torch.allclose(out[0][known], problem.observation[0][known], atol=1e-6)
+    assert float(out[0][~known].mean()) > 0.3  # holes were zeros, now filled
+    assert problem.score(out) > problem.score(problem.observation) + 10
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_bicubic_beats_nearest(channels):
+    problem = tasks.sr(hr=smooth(channels), factor=4)
+    near, cubic = baselines.nearest(problem), baselines.bicubic(problem)
+    check_output(near, problem)
+    check_output(cubic, problem)
+    corrupted = problem.score(problem.corrupted_view())
+    assert problem.score(near) == pytest.approx(corrupted)
+    assert problem.score(cubic) > corrupted + 1
+
+
+def test_wrong_task_is_refused():
+    problem = tasks.sr(hr=smooth(1, 32), factor=4)
+    with pytest.raises(DipError, match="for denoising"):
+        baselines.nlm(problem)
+
+
+def test_registry_names():
+    assert set(baselines.BASELINES) == {"biharmonic", "nlm", "cbm3d", "bicubic", "nearest"}
+    for names in baselines.TASK_BASELINES.values():
+        assert set(names) <= set(baselines.BASELINES)
+
+
+def test_run_baselines_scores_the_task_baselines(monkeypatch):
+    monkeypatch.setitem(baselines.OPTIONAL, "cbm3d", "a_package_that_is_not_installed")
+    problem = tasks.denoising(gt=smooth(1, 32), sigma=25)
+    scores = baselines.run_baselines(problem)
+    assert list(scores) == ["nlm"]  # cbm3d left out silently
+    assert scores["nlm"] == pytest.approx(problem.score(baselines.nlm(problem)))
+    sr = tasks.sr(hr=smooth(3, 32), factor=4)
+    assert list(baselines.run_baselines(sr, ["bicubic", "nearest"])) == ["bicubic", "nearest"]
+
+
+def test_run_baselines_without_ground_truth_is_nan():
+    problem = tasks.denoising(noisy=smooth(1, 32), sigma=25)
+    scores = baselines.run_baselines(problem, ["nlm"])
+    assert list(scores) == ["nlm"] and math.isnan(scores["nlm"])
+
+
+def test_run_baselines_unknown_name():
+    problem = tasks.denoising(gt=smooth(1, 32), sigma=25)
+    with pytest.raises(DipError, match="unknown baseline"):
+        baselines.run_baselines(problem, ["median"])

@@ -1,0 +1,268 @@
+"""Tables from fake run records: rows, means, paper columns, profiles, seeds, files, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dip import DipError
+from dip.report import tables
+from dip.report.__main__ import main
+from dip.report.tables import image_id, load_records, match_image, table, write_table
+
+PAPER_CSV = Path(os.environ.get(tables.PAPER_ENV) or tables._default_paper_path())
+needs_paper = pytest.mark.skipif(not PAPER_CSV.is_file(), reason=f"no {PAPER_CSV}")
+THIS = "this run, quick"
+
+
+def paper_value(experiment, image, method, factor="", dataset=None) -> float:
+    """The paper's number read independently: printed where present, else recomputed."""
+    with open(PAPER_CSV, newline="") as f:
+        for row in csv.DictReader(f):
+            if (row["experiment"], row["image"], row["method"]) != (experiment, image, method):
+                continue
+            if str(factor) != row["factor"] or dataset not in (None, row["dataset"]):
+                continue
+            return float(row["psnr_printed"] or row["psnr_recomputed"])
+    raise KeyError((experiment, image, method, factor, dataset))
+
+
+def write_record(root: Path, name: str, crop=None, **metrics) -> Path:
+    record = {"experiment": None, "task": "inpainting", "profile": "quick", "sigma": 25,
+              "factor": 4, "psnr_corrupted": 10.0, "psnr_final": 30.0, "psnr_avg": 30.5,
+              "psnr_oracle": None, "iter_oracle": None, "num_iter": 1500, "seed": 0,
+              "device": "cpu", "device_name": "cpu (x86_64, 2 threads)",
+              "commit": "0123456789abcdef", "seconds": 1.0, "status": "ok",
+              "config_hash": name, "finished": "2025-03-01T10:00:00+0000", "baselines": {}}
+    record.update(metrics)
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text(json.dumps(record))
+    (path / "config.yaml").write_text(f"seed: 0\ncrop: {'null' if crop is None else crop}\n")
+    return path
+
+
+def inpainting(root: Path, image: str, seed: int, final: float, profile="quick", **kw):
+    return write_record(root, f"inp-{image}-{seed}-{profile}", experiment="table_inpainting",
+                        image=f"paper/inpainting50/{image}_GT.png", image_id=image,
+                        dataset="csc11", seed=seed, psnr_final=final, psnr_avg=final + 0.5,
+                        profile=profile, baselines={"biharmonic": final - 2}, **kw)
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    root = tmp_path / "runs"
+    inpainting(root, "barbara", 0, 30.0)
+    inpainting(root, "barbara", 1, 31.0)
+    inpainting(root, "Cameraman256", 0, 28.0)
+    inpainting(root, "barbara", 0, 99.0, profile="paper", num_iter=5000)
+    inpainting(root, "house", 0, 50.0, profile="paper")
+    inpainting(root / ".x.tmp-1", "barbara", 0, 77.0)  # unfinished: hidden
+    (root / "no-metrics").mkdir()
+    for sigma, final in ((25, 29.0), (50, 26.0)):
+        for image in ("F16", "kodim01"):
+            write_record(root, f"den-{image}-{sigma}", experiment="table_denoising",
+                         task="denoising", image=f"paper/denoising/sigma{sigma}/"
+                         f"{image}_noisy.png", sigma=sigma, psnr_final=final,
+                         psnr_avg=final + 1, baselines={"nlm": final - 1, "cbm3d": None})
+    for dataset, factor, image in (("set5", 4, "baby"), ("set5", 8, "baby"),
+                                   ("set14", 4, "zebra")):
+        write_record(root, f"sr-{dataset}-{factor}-{image}", experiment="table_sr", task="sr",
+                     image=f"{dataset}/{image}.png", dataset=dataset, factor=factor,
+                     psnr_final=27.0 + factor / 4, baselines={"bicubic": 25.0})
+    return root
+
+
+def body(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["image"] != "mean"]
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("paper/inpainting50/barbara_GT.png", "barbara"),
+    ("paper/inpainting50/Cameraman256_masked.png", "Cameraman256"),
+    ("paper/inpainting50/Lena512_mask.png", "Lena512"),
+    ("paper/denoising/sigma25/F16_noisy.png", "F16"),
+    ("set5/baby.png", "baby"), ("kodim01", "kodim01"), ("skimage:coffee", "coffee"),
+    ("/abs/dir/zebra_GT.png", "zebra"),
+])
+def test_image_id(spec, expected):
+    assert image_id(spec) == expected
+
+
+def test_match_image():
+    names = ["Cameraman256", "Lena512", "barbara", "peppers256"]
+    assert match_image("barbara", names) == "barbara"
+    assert match_image("cameraman", names) == "Cameraman256"
+    assert match_image("Barbara", names) == "barbara"
+    assert match_image("zebra", names) is None
+
+
+def test_load_records_skips_hidden_and_empty_dirs(runs):
+    df = load_records(runs, "inpainting")
+    assert len(df) == 5 and 77.0 not in set(df["psnr_final"])
+    assert "baseline_biharmonic" in df
+    assert len(load_records(runs, "table_inpainting", "quick")) == 3
+    assert load_records(runs / "nowhere").empty
+
+
+def test_load_records_derives_image_id(runs):
+    df = load_records(runs, "table_denoising")
+    assert set(df["image_id"]) == {"F16", "kodim01"}
+    assert df["baseline_cbm3d"].isna().all()
+
+
+@needs_paper
+def test_inpainting_table(runs):
+    df = table("table_inpainting", "quick", root=runs, paper=PAPER_CSV)
+    assert list(df["image"]) == ["barbara", "Cameraman256", "mean"]
+    rows = body(df).set_index("image")
+    # seeds averaged, profiles not mixed (the paper-profile 99 dB barbara is left out)
+    assert rows.loc["barbara", "runs"] == 2
+    assert rows.loc["barbara", f"DIP final ({THIS})"] == 30.5
+    assert rows.loc["barbara", f"DIP avg ({THIS})"] == 31.0
+    assert rows.loc["barbara", f"biharmonic ({THIS})"] == 28.5
+    for image in ("barbara", "Cameraman256"):
+        assert rows.loc[image, "DIP (paper)"] == paper_value("inpainting50", image,
+                                                             "deep_prior")
+        assert rows.loc[image, "Papyan et al. (paper)"] == paper_value("inpainting50", image,
+                                                                       "papyan")
+    delta = rows[f"DIP final ({THIS})"] - rows["DIP (paper)"]
+    assert (rows[f"Δ vs paper ({THIS})"] == delta).all()
+    mean = df.iloc[-1]
+    assert mean["runs"] == 3
+    for col in df.columns[2:]:
+        assert mean[col] == pytest.approx(body(df)[col].mean())
+
+
+@needs_paper
+def test_profiles_are_never_mixed(runs):
+    df = table("inpainting", "paper", root=runs, paper=PAPER_CSV)
+    assert list(df["image"]) == ["barbara", "house", "mean"]
+    assert "DIP final (this run, paper)" in df
+    assert df.loc[0, "DIP final (this run, paper)"] == 99.0
+    assert df.attrs["iterations"] == [1500, 5000]
+
+
+@needs_paper
+def test_denoising_table_blocks_per_sigma(runs):
+    df = table("table_denoising", "quick", root=runs, paper=PAPER_CSV)
+    assert list(zip(df["sigma"], df["image"], strict=True)) == [
+        (25, "F16"), (25, "kodim01"), (25, "mean"), (50, "F16"), (50, "kodim01"), (50, "mean")]
+    assert f"CBM3D ({THIS})" not in df  # no record has a CBM3D number
+    for _, row in body(df).iterrows():
+        sigma, image = int(row["sigma"]), row["image"]
+        assert row["NLM (paper)"] == paper_value("denoising", image, "nlm", sigma)
+        assert row["CBM3D (paper)"] == paper_value("denoising", image, "bm3d", sigma)
+        assert row["DIP (paper)"] == paper_value("denoising", image, "deep_prior", sigma)
+        assert row[f"Δ vs paper ({THIS})"] == row[f"DIP avg ({THIS})"] - row["DIP (paper)"]
+    block = df[df["sigma"] == 50]
+    assert block.iloc[-1]["DIP (paper)"] == pytest.approx(block.iloc[:2]["DIP (paper)"].mean())
+
+
+@needs_paper
+def test_sr_table(runs):
+    df = table("sr", "quick", root=runs, paper=PAPER_CSV)
+    keys = list(zip(df["dataset"], df["factor"], df["image"], strict=True))
+    assert keys == [("set5", 4, "baby"), ("set5", 4, "mean"), ("set5", 8, "baby"),
+                    ("set5", 8, "mean"), ("set14", 4, "zebra"), ("set14", 4, "mean")]
+    rows = body(df).set_index(["dataset", "factor", "image"])
+    assert rows.loc[("set5", 4, "baby"), "DIP (paper)"] == paper_value(
+        "sr", "baby", "deep_prior", 4, "set5")
+    assert rows.loc[("set5", 8, "baby"), "DIP (paper)"] == paper_value(
+        "sr", "baby", "deep_prior_005", 8, "set5")
+    assert rows.loc[("set5", 8, "baby"), "DIP 003 (paper)"] == paper_value(
+        "sr", "baby", "deep_prior_003", 8, "set5")
+    assert rows.loc[("set14", 4, "zebra"), "LapSRN (paper)"] == paper_value(
+        "sr", "zebra", "LapSRN", 4, "set14")
+    assert rows.loc[("set14", 4, "zebra"), "Bicubic (paper)"] == paper_value(
+        "sr", "zebra", "bicubic", 4, "set14")
+    assert (rows[f"Δ vs paper ({THIS})"]
+            == rows[f"DIP final ({THIS})"] - rows["DIP (paper)"]).all()
+
+
+@needs_paper
+def test_write_table_files(runs, tmp_path):
+    df = table("table_inpainting", "quick", root=runs, paper=PAPER_CSV)
+    paths = write_table(df, "table_inpainting", "quick", out_dir=tmp_path / "tables")
+    assert [p.name for p in paths] == ["table_inpainting_quick.md", "table_inpainting_quick.csv",
+                                       "table_inpainting_quick.tex"]
+    md = paths[0].read_text()
+    first = md.splitlines()[0]
+    for part in ("profile quick", "3 run(s)", "1500 iterations", "cpu (x86_64, 2 threads)",
+                 "0123456789ab", "2025-03-01", "paper_numbers.csv"):
+        assert part in first
+    assert "| **mean** |" in md
+    back = pd.read_csv(paths[1])
+    assert list(back.columns) == list(df.columns) and len(back) == len(df)
+    tex = paths[2].read_text()
+    assert r"\begin{tabular}" in tex and r"$\Delta$ vs paper" in tex
+    assert not list((tmp_path / "tables").glob(".*"))  # no temp files left
+
+
+def test_paper_numbers_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(tables.PAPER_ENV, str(tmp_path / "none.csv"))
+    with pytest.raises(DipError, match="DIP_PAPER_NUMBERS"):
+        tables.paper_numbers()
+
+
+def test_paper_numbers_from_env(tmp_path, monkeypatch):
+    path = tmp_path / "p.csv"
+    path.write_text("experiment,dataset,factor,image,method,psnr_recomputed,psnr_printed\n"
+                    "inpainting50,csc11,,barbara,deep_prior,32.183,32.22\n"
+                    "sr,set5,4,baby,bicubic,31.779,\n")
+    monkeypatch.setenv(tables.PAPER_ENV, str(path))
+    df = tables.paper_numbers()
+    assert list(df["psnr_paper"]) == [32.22, 31.779]
+    assert list(df["source"]) == ["printed", "recomputed"]
+
+
+def test_unknown_experiment(runs):
+    with pytest.raises(DipError, match="unknown table"):
+        table("table_colorization", "quick", root=runs)
+
+
+@needs_paper
+def test_cli_prints_and_writes(runs, tmp_path, capsys):
+    out = tmp_path / "tables"
+    status = main(["table", "table_sr", "--profile", "quick", "--root", str(runs),
+                   "--out", str(out), "--paper", str(PAPER_CSV)])
+    assert status == 0
+    assert "| set5 | 4 | baby |" in capsys.readouterr().out
+    assert (out / "table_sr_quick.tex").is_file()
+
+
+def test_cli_no_records(tmp_path, capsys):
+    status = main(["table", "table_inpainting", "--profile", "quick",
+                   "--root", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip()
+    assert status == 1 and len(err.splitlines()) == 1
+    assert "no records for table_inpainting with profile quick" in err
+    assert "make table-inpainting PROFILE=quick" in err
+
+
+def test_cli_module_exit_status(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dip.report", "table", "denoising",
+                           "--root", str(tmp_path)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("error: no records for table_denoising")
+
+
+@needs_paper
+def test_crops_are_stated(tmp_path):
+    root = tmp_path / "runs"
+    write_record(root, "sr", crop=128, experiment="table_sr", task="sr",
+                 image="paper/sr/set5/x4/baby_GT.png", dataset=None, factor=4)
+    df = table("sr", "quick", root=root, paper=PAPER_CSV)
+    assert df.loc[0, "dataset"] == "set5"  # derived from the spec when the record has none
+    assert df.loc[0, "DIP (paper)"] == paper_value("sr", "baby", "deep_prior", 4, "set5")
+    text = tables.markdown(df)
+    assert "centre crops 128×128" in text.splitlines()[0]
+    assert "Δ compares different images" in text
