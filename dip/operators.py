@@ -7,8 +7,6 @@ inpainting, a fixed anti-aliasing downsampler for super-resolution.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -158,7 +156,3 @@ class Downsampler(nn.Module):
     def extra_repr(self) -> str:
         return f"n_planes={self.n_planes}, factor={self.factor}, taps={self.kernel.numel()}"
 
-
-def output_size(size: int, factor: int) -> int:
-    """Spatial size after a preserve-size :class:`Downsampler` (floor division)."""
-    return math.floor(size / factor)

@@ -241,10 +241,6 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
     }
 
 
-def _json_default(x):
-    return None if isinstance(x, float) and not math.isfinite(x) else str(x)
-
-
 def _clean(obj):
     """Replace NaN/inf by None so metrics.json is strict JSON."""
     if isinstance(obj, float) and not math.isfinite(obj):
