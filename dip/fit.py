@@ -190,10 +190,9 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         else:
             net_in = z
         out = net(net_in)
-        loss = torch.nn.functional.mse_loss(problem.operator(out), target)
-        if s.tv_weight > 0:
-            loss = loss + s.tv_weight * tv_loss(out)
-        info.begin(step, out.detach(), out_avg, loss.detach())
+        data = torch.nn.functional.mse_loss(problem.operator(out), target)
+        loss = data + s.tv_weight * tv_loss(out) if s.tv_weight > 0 else data
+        info.begin(step, out.detach(), out_avg, loss.detach(), data.detach())
         for m in monitors:
             m.on_step(info)
         if info.rollback:

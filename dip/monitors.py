@@ -35,14 +35,16 @@ class StepInfo:
     out: torch.Tensor | None = None
     prev_avg: torch.Tensor | None = None
     loss: torch.Tensor | None = None
+    data: torch.Tensor | None = None
     rollback: bool = False
     status: str = "ok"
     started: float = field(default_factory=time.perf_counter)
     _cache: dict = field(default_factory=dict)
 
     def begin(self, step: int, out: torch.Tensor, prev_avg: torch.Tensor | None,
-              loss: torch.Tensor) -> None:
+              loss: torch.Tensor, data: torch.Tensor | None = None) -> None:
         self.step, self.out, self.prev_avg, self.loss = step, out, prev_avg, loss
+        self.data = data  # the data term ‖A out − x̂‖² (mean), when the loop has it
         self.rollback = False
         self._cache.clear()
 
@@ -62,9 +64,12 @@ class StepInfo:
     def psnr_obs(self) -> float:
         """PSNR of A(out) against the observation x̂ (dB, data range 1)."""
         if "psnr_obs" not in self._cache:
-            with torch.no_grad():
-                mse = float(torch.mean((self.problem.operator(self.out)
-                                        - self.problem.observation) ** 2))
+            if self.data is not None:  # the loss's data term is this MSE: no second pass
+                mse = float(self.data)
+            else:
+                with torch.no_grad():
+                    mse = float(torch.mean((self.problem.operator(self.out)
+                                            - self.problem.observation) ** 2))
             self._cache["psnr_obs"] = _db(mse)
         return self._cache["psnr_obs"]
 
