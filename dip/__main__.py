@@ -18,12 +18,13 @@ Sweep learning rates and seeds::
 from __future__ import annotations
 
 import sys
+import warnings
 
 import hydra
 from omegaconf import DictConfig
 
 import dip.config  # noqa: F401  (registers the `pick` resolver)
-from dip import DipError
+from dip import DipError, DipNote
 
 
 def _summary(m: dict) -> str:
@@ -34,16 +35,36 @@ def _summary(m: dict) -> str:
         parts.append(f"corrupted {m['psnr_corrupted']:.2f} dB -> restored {m['psnr_final']:.2f}"
                      f" dB (averaged {m['psnr_avg']:.2f}, oracle {m['psnr_oracle']:.2f}"
                      f" at step {m['iter_oracle']})")
-    parts.append(f"{m['num_iter']} steps in {m['seconds']:.0f} s on {m['device']}")
+    if m.get("stop", "fixed") != "fixed" and m.get("psnr_stop") is not None:
+        gap = m["psnr_oracle"] - m["psnr_stop"] if m["psnr_oracle"] == m["psnr_oracle"] else None
+        parts.append(f"{m['stop']} stop at step {m['iter_stop']}: {m['psnr_stop']:.2f} dB"
+                     + (f" ({gap:.2f} dB below the oracle)" if gap is not None else ""))
+    if len(m.get("seeds", [])) > 1 and m.get("psnr_seeds_mean") == m.get("psnr_seeds_mean"):
+        parts.append(f"{len(m['seeds'])} seeds {m['psnr_seeds_mean']:.2f} ± "
+                     f"{m['psnr_seeds_std']:.2f} dB, ensemble {m['psnr_ensemble']:.2f} dB")
+    parts.append(f"{m.get('steps', m['num_iter'])} steps in {m['seconds']:.0f} s on "
+                 f"{m['device']}")
+    if m.get("resumed_at") is not None:
+        parts.append(f"resumed from step {m['resumed_at']}")
     if m["status"] != "ok":
         parts.append(f"status {m['status']}")
     return "; ".join(parts) + f"\nwrote {m['out_dir']}"
+
+
+def _show(message, category, filename, lineno, file=None, line=None):
+    """Notes as one ``note: ...`` line; other warnings as Python formats them."""
+    if issubclass(category, DipNote):
+        print(f"note: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 @hydra.main(config_path=str(dip.config.CONFIG_DIR), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> float:
     from dip.run import run
 
+    warnings.simplefilter("always", DipNote)  # notes show even with PYTHONWARNINGS=ignore
+    warnings.showwarning = _show
     try:
         metrics = run(cfg)
     except DipError as err:

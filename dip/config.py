@@ -8,12 +8,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["CONFIG_DIR", "pick", "part", "config_hash", "IDENTITY_EXCLUDE"]
+__all__ = ["CONFIG_DIR", "pick", "part", "config_hash", "IDENTITY_EXCLUDE", "NEUTRAL"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 # Keys that do not change what a run computes: left out of its identity hash.
-IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force")
+IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force", "checkpoint_every",
+                    "memory_limit_gb")
+
+# Keys at the value that computes what runs computed before the key existed: left out of
+# the hash at that value, so that earlier records keep their identity. ``stopping`` only
+# matters when ``stop`` is not 'fixed'.
+NEUTRAL = {"stop": "fixed", "seeds": 1}
 
 
 def pick(table, *keys):
@@ -51,6 +57,11 @@ def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in exclude:
         data.pop(key, None)
+    if data.get("stop", "fixed") == "fixed":
+        data.pop("stopping", None)
+    for key, value in NEUTRAL.items():
+        if key in data and data[key] == value:
+            data.pop(key)
     data.pop("hydra", None)
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dip import DipError
+from dip import DipError, DipNote
 
 __all__ = [
     "Entry", "BUNDLED", "load_image", "save_image", "crop_to_multiple", "center_crop",
@@ -59,7 +59,8 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
     Grey images (modes 1, L) keep one channel. Other modes are converted with a
     one-line ``UserWarning``: alpha (RGBA, LA, PA) is dropped, palette images (P)
     become RGB (or grey when every palette colour is grey), 16-bit images (I;16, I)
-    are divided by 65535, and CMYK/YCbCr/LAB/HSV become RGB. EXIF orientation is
+    are divided by 65535, and CMYK/YCbCr/LAB/HSV become RGB (a
+    :class:`~dip.DipNote`, a ``UserWarning``). EXIF orientation is
     ignored, as in the official code.
 
     Parameters
@@ -89,7 +90,7 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
                        "check that it is a complete image file (re-download or re-save it)"
                        ) from None
     if note:
-        warnings.warn(f"{path}: {note}", UserWarning, stacklevel=2)
+        warnings.warn(f"{path}: {note}", DipNote, stacklevel=2)
     return _to_tensor(array)
 
 

@@ -2,12 +2,12 @@
 
 :func:`fit` owns only the optimisation step (input noise, forward, operator, loss,
 backward, Adam step). Everything that watches a run is a monitor (see
-:mod:`dip.monitors`): history, oracle best, backtracking guard, progress bar.
+:mod:`dip.monitors`): history, oracle best, backtracking guard, progress bar, early
+stopping (:mod:`dip.stopping`) and checkpoints (:mod:`dip.checkpoint`).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from dip.monitors import Backtrack, History, Monitor, Oracle, Progress, StepInfo
+from dip.stopping import Stopper, make_stopper
 from dip.tasks import Problem
 
 __all__ = ["FitSettings", "FitResult", "fit", "make_input", "pick_device", "seed_everything"]
@@ -49,6 +50,16 @@ class FitSettings:
         PSNR drop against the observation (dB) that triggers a rollback; ``inf`` disables.
     max_backtracks : int
         Consecutive rollbacks after which the run is declared diverged.
+    stop : {'fixed', 'wmv', 'emv'}
+        'fixed' runs ``num_iter`` steps; 'wmv' / 'emv' also detect the stopping point
+        without ground truth (:mod:`dip.stopping`) and end the run ``stop_patience``
+        steps after it (``num_iter`` is then the cap).
+    stop_window : int
+        W of ES-WMV (outputs in the variance window).
+    stop_patience : int
+        P: steps without a new variance minimum before the run ends.
+    stop_alpha : float
+        α of ES-EMV.
     seed : int
         Seeds the network initialisation, z and the per-step input noise.
     device : str
@@ -68,6 +79,10 @@ class FitSettings:
     record_every: int = 10
     backtrack_drop_db: float = 5.0
     max_backtracks: int = 10
+    stop: str = "fixed"
+    stop_window: int = 100
+    stop_patience: int = 1000
+    stop_alpha: float = 0.1
     seed: int = 0
     device: str = "auto"
     progress: bool = False
@@ -79,7 +94,10 @@ class FitResult:
 
     ``final`` is f_θ(z) after the last step (clean input, as the official notebooks
     evaluate it), ``average`` the exponential average of the outputs, ``oracle`` the
-    output of the step with the best ground-truth metric (None without ground truth).
+    output of the step with the best ground-truth metric (None without ground truth),
+    ``stop`` the output at the detected stopping point ``iter_stop`` (with
+    ``stop='fixed'``: ``final`` and the number of steps). ``steps`` counts the parameter
+    updates done; ``resumed_at`` is the step a checkpoint was resumed from (or None).
     """
 
     final: torch.Tensor
@@ -92,6 +110,10 @@ class FitResult:
     status: str = "ok"
     backtracks: int = 0
     scores: dict = field(default_factory=dict)
+    stop: torch.Tensor | None = None
+    iter_stop: int | None = None
+    steps: int = 0
+    resumed_at: int | None = None
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -130,13 +152,18 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
 
 
 def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
-    """History, oracle (with ground truth), backtracking guard and optional progress bar."""
+    """Backtracking guard, history, oracle (with ground truth), early stopping (unless
+    ``stop='fixed'``) and an optional progress bar."""
     monitors: list[Monitor] = []
     if settings.backtrack_drop_db is not None:  # first: the others skip rolled-back steps
         monitors.append(Backtrack(settings.backtrack_drop_db, settings.max_backtracks))
     monitors.append(History(settings.record_every))
     if problem.gt is not None:
         monitors.append(Oracle())
+    stopper = make_stopper(settings.stop, settings.stop_window, settings.stop_patience,
+                           settings.stop_alpha)
+    if stopper is not None:
+        monitors.append(stopper)
     if settings.progress:
         monitors.append(Progress(settings.num_iter, settings.record_every))
     return monitors
@@ -155,7 +182,9 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     settings : FitSettings
         Optimisation settings; defaults are the official denoising ones.
     monitors : list of Monitor, optional
-        Watchers of the run; :func:`default_monitors` when omitted.
+        Watchers of the run; :func:`default_monitors` when omitted. A
+        :class:`~dip.checkpoint.Checkpoint` goes last: it may resume the run in its
+        ``on_start``.
 
     Returns
     -------
@@ -176,13 +205,12 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     target = problem.observation
     optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
 
-    info = StepInfo(problem=problem, net=net, optimizer=optimizer, exp_weight=s.exp_weight)
+    info = StepInfo(problem=problem, net=net, optimizer=optimizer, exp_weight=s.exp_weight,
+                    generator=noise_gen, monitors=monitors)
     for m in monitors:
         m.on_start(info)
 
-    out_avg = None
-    t0 = time.perf_counter()
-    step = 0
+    out_avg, step = info.prev_avg, info.completed  # None and 0 unless resumed
     while step < s.num_iter and info.status == "ok":
         optimizer.zero_grad(set_to_none=True)
         if s.reg_noise_std > 0:
@@ -200,22 +228,32 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         out_avg = info.average()
         loss.backward()
         optimizer.step()
-        step += 1
+        step = info.completed = step + 1
+        for m in monitors:
+            m.after_step(info)
 
     with torch.no_grad():
         final = net(z).detach()
-    seconds = time.perf_counter() - t0
+    seconds = info.elapsed()
+    info.prev_avg = out_avg  # the final running average, for on_end
     for m in monitors:
         m.on_end(info)
 
     oracle = next((m for m in monitors if isinstance(m, Oracle)), None)
     history = next((m.frame() for m in monitors if isinstance(m, History)), pd.DataFrame())
     backtrack = next((m for m in monitors if isinstance(m, Backtrack)), None)
+    stopper = next((m for m in monitors if isinstance(m, Stopper)), None)
+    resumed = next((m.resumed_at for m in monitors if hasattr(m, "resumed_at")), None)
     average = out_avg if out_avg is not None else final
+    if stopper is not None and stopper.best is not None:
+        stop, iter_stop = stopper.best.cpu(), stopper.best_step
+    else:  # fixed schedule (or too few steps to detect anything): the final output
+        stop, iter_stop = final.cpu(), step
     return FitResult(
         final=final.cpu(), average=average.cpu(),
         oracle=None if oracle is None or oracle.best is None else oracle.best.cpu(),
         iter_oracle=None if oracle is None else oracle.best_step,
         history=history, seconds=seconds, device=str(device), status=info.status,
         backtracks=0 if backtrack is None else backtrack.total,
+        stop=stop, iter_stop=iter_stop, steps=step, resumed_at=resumed,
     )

@@ -1,10 +1,15 @@
 """Monitors: everything that watches a DIP fit without being the optimisation step.
 
-A monitor has ``on_start(info)``, ``on_step(info)`` and ``on_end(info)``. The loop calls
-``on_step`` after the forward pass of every step, before the parameter update, with a
-:class:`StepInfo` that holds the step's output (computed from the perturbed input, as
-the official code reports it), the running average and the loss. A monitor may ask
-for a rollback (``info.rollback = True``) or end the run (``info.status``).
+A monitor has ``on_start(info)``, ``on_step(info)``, ``after_step(info)`` and
+``on_end(info)``. The loop calls ``on_step`` after the forward pass of every step, before
+the parameter update, with a :class:`StepInfo` that holds the step's output (computed
+from the perturbed input, as the official code reports it), the running average and the
+loss. A monitor may ask for a rollback (``info.rollback = True``) or end the run
+(``info.status``). ``after_step`` runs after the update, when ``info.completed`` steps
+are done: the one point where the whole loop state is consistent (checkpoints).
+
+Monitors with state implement ``state_dict()`` / ``load_state_dict(state)`` so that a
+checkpoint (:mod:`dip.checkpoint`) can resume them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ class StepInfo:
     data: torch.Tensor | None = None
     rollback: bool = False
     status: str = "ok"
+    completed: int = 0  # parameter updates done so far
+    generator: torch.Generator | None = None  # the loop's input-noise generator
+    monitors: list = field(default_factory=list)
+    seconds_before: float = 0.0  # fitting time of an earlier, resumed process
     started: float = field(default_factory=time.perf_counter)
     _cache: dict = field(default_factory=dict)
 
@@ -55,6 +64,10 @@ class StepInfo:
             self._cache["avg"] = self.out.clone() if self.prev_avg is None else \
                 torch.lerp(self.out, self.prev_avg, w)
         return self._cache["avg"]
+
+    def elapsed(self) -> float:
+        """Seconds of fitting so far, including those of a resumed earlier process."""
+        return time.perf_counter() - self.started + self.seconds_before
 
     def loss_value(self) -> float:
         if "loss" not in self._cache:
@@ -95,7 +108,17 @@ class Monitor:
     def on_step(self, info: StepInfo) -> None:
         pass
 
+    def after_step(self, info: StepInfo) -> None:
+        pass
+
     def on_end(self, info: StepInfo) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must store to resume this monitor ({} when stateless)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
         pass
 
 
@@ -120,8 +143,14 @@ class History(Monitor):
             "psnr_obs": info.psnr_obs(),
             "psnr_gt": info.psnr_gt() if gt_known else float("nan"),
             "psnr_gt_avg": info.problem.score(info.average()) if gt_known else float("nan"),
-            "seconds": time.perf_counter() - info.started,
+            "seconds": info.elapsed(),
         })
+
+    def state_dict(self) -> dict:
+        return {"rows": list(self.rows)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = list(state["rows"])
 
     def frame(self) -> pd.DataFrame:
         cols = ["step", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg", "seconds"]
@@ -147,6 +176,13 @@ class Oracle(Monitor):
                 self.best = info.out.clone()
             else:
                 self.best.copy_(info.out)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_score": self.best_score, "best_step": self.best_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_score = state["best"], state["best_score"]
+        self.best_step = state["best_step"]
 
 
 class Backtrack(Monitor):
@@ -210,6 +246,14 @@ class Backtrack(Monitor):
             info.status = "diverged"
         self._restore(info)
         info.rollback = True
+
+    def state_dict(self) -> dict:
+        return {"total": self.total, "consecutive": self._consecutive,
+                "saved": self._saved, "last_psnr": self._last_psnr}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.total, self._consecutive = state["total"], state["consecutive"]
+        self._saved, self._last_psnr = state["saved"], state["last_psnr"]
 
 
 class Progress(Monitor):

@@ -7,12 +7,14 @@ of a sweep. Everything a run writes goes to a temporary directory that is rename
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import platform
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,14 +24,18 @@ from omegaconf import DictConfig, OmegaConf
 
 import dip
 from dip import DipError, nets, tasks
+from dip.checkpoint import Checkpoint, discard
 from dip.config import config_hash
 from dip.data import center_crop, crop_to_multiple, image_id, read, save_image
-from dip.fit import FitResult, FitSettings, fit, pick_device, seed_everything
+from dip.fit import FitResult, FitSettings, default_monitors, fit, pick_device, seed_everything
+from dip.memory import ENV_LIMIT, GB, available_bytes, check_memory, fit_cost
 from dip.metrics import psnr
+from dip.stopping import STOP_MODES
 from dip.tasks import Problem
 
 __all__ = ["run", "record_dir", "build_problem", "build_net", "net_multiple", "check_size",
-           "versions", "git_commit"]
+           "versions", "git_commit", "fit_seeds", "checkpoint_path", "check_writable",
+           "check_fit_memory"]
 
 
 def net_multiple(net_cfg: DictConfig) -> int:
@@ -90,12 +96,39 @@ def _check_numbers(cfg: DictConfig) -> None:
                            "e.g. factor=4")
     if task == "inpainting" and cfg.mask is None and not 0 <= cfg.p_missing < 1:
         raise DipError(f"p_missing={cfg.p_missing} is invalid; give a fraction in [0, 1)")
+    for key, value in cfg.fit.items():
+        if isinstance(value, float) and math.isnan(value):
+            raise DipError(f"fit.{key}=nan is invalid; give a number")
     for key in ("num_iter",):
         value = cfg.fit[key]
         if not isinstance(value, int) or value < 1:
             raise DipError(f"fit.{key}={value} is invalid; give a positive integer")
     if not cfg.fit.lr > 0 or not math.isfinite(cfg.fit.lr):
         raise DipError(f"fit.lr={cfg.fit.lr} is invalid; give a positive learning rate")
+    _check_trust_settings(cfg)
+
+
+def _positive_int(value, name: str, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise DipError(f"{name}={value} is invalid; give an integer >= {minimum}")
+
+
+def _check_trust_settings(cfg: DictConfig) -> None:
+    """Early stopping, seeds, checkpoints and the memory limit."""
+    if cfg.stop not in STOP_MODES:
+        raise DipError(f"stop={cfg.stop} is invalid; choose {', '.join(STOP_MODES)}")
+    _positive_int(cfg.stopping.window, "stopping.window", 2)
+    _positive_int(cfg.stopping.patience, "stopping.patience")
+    alpha = cfg.stopping.alpha
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
+        raise DipError(f"stopping.alpha={alpha} is invalid; give a weight in (0, 1]")
+    _positive_int(cfg.seeds, "seeds")
+    _positive_int(cfg.checkpoint_every, "checkpoint_every", 0)
+    limit = cfg.memory_limit_gb
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
+                              or not limit > 0):
+        raise DipError(f"memory_limit_gb={limit} is invalid; give a positive number of GB "
+                       "or null (the free memory)")
 
 
 def _crops(cfg: DictConfig, multiple: int):
@@ -121,6 +154,13 @@ def build_problem(cfg: DictConfig) -> Problem:
 
     if task == "sr":
         factor = int(cfg.factor)
+        multiple = _lcm(m, factor)
+        h, w = image.shape[-2:]
+        if not cfg.corrupted and multiple > m and min(h, w) < max(2 * m, multiple):
+            raise DipError(f"SR factor {factor} does not divide the {cfg.net.name} net's size "
+                           f"multiple {m}, so the image would be cropped to a multiple of "
+                           f"{multiple}, but it is {h}×{w}; use a factor that divides {m} "
+                           "(2, 4, 8) or a larger image")
         if cfg.corrupted:  # image is the LR input: the HR output must fit the net
             m_lr = max(1, m // math.gcd(m, factor))
             lr = _crops(cfg, m_lr)(image)
@@ -164,11 +204,101 @@ def build_problem(cfg: DictConfig) -> Problem:
     raise DipError(f"unknown task {task!r}; choose denoising, inpainting or sr")
 
 
-def settings_from(cfg: DictConfig) -> FitSettings:
-    """:class:`~dip.fit.FitSettings` from ``cfg.fit`` plus seed, device and progress."""
+def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
+    """:class:`~dip.fit.FitSettings` from ``cfg.fit`` plus stopping, seed, device, progress.
+
+    ``seed`` overrides ``cfg.seed`` (the members of a seed ensemble).
+    """
     values = OmegaConf.to_container(cfg.fit, resolve=True)
-    return FitSettings(**values, seed=int(cfg.seed), device=str(cfg.device),
+    stopping = cfg.stopping
+    return FitSettings(**values, stop=str(cfg.stop), stop_window=int(stopping.window),
+                       stop_patience=int(stopping.patience), stop_alpha=float(stopping.alpha),
+                       seed=int(cfg.seed if seed is None else seed), device=str(cfg.device),
                        progress=bool(cfg.progress))
+
+
+def _in_channels(settings: FitSettings) -> int:
+    return 2 if settings.input_type == "meshgrid" else settings.input_depth
+
+
+def checkpoint_path(cfg: DictConfig, seed: int) -> Path | None:
+    """Checkpoint file of one seed of a run, beside its record (None when disabled).
+
+    ``<parent of the record>/.<config hash>.s<seed>.ckpt.pt``: hidden, so record readers
+    skip it, and keyed by the config hash, so only the same run resumes from it.
+    """
+    if not int(cfg.checkpoint_every):
+        return None
+    return record_dir(cfg).parent / f".{config_hash(cfg)}.s{int(seed)}.ckpt.pt"
+
+
+def fit_seeds(cfg: DictConfig, problem: Problem, seeds: list[int]) -> list[FitResult]:
+    """Fit a fresh network per seed to the same ``problem``, one seed after the other.
+
+    This is the one place where a run's fits happen; a batched implementation (several
+    seeds per forward pass) can replace it as long as it returns one
+    :class:`~dip.fit.FitResult` per seed, in order. With ``checkpoint_every`` > 0 each
+    fit saves and resumes its checkpoint (:func:`checkpoint_path`).
+    """
+    results = []
+    for seed in seeds:
+        settings = settings_from(cfg, seed)
+        seed_everything(seed)
+        net = build_net(cfg, _in_channels(settings), problem.out_shape[0])
+        monitors = default_monitors(problem, settings)
+        path = checkpoint_path(cfg, seed)
+        if path is not None:
+            monitors.append(Checkpoint(path, int(cfg.checkpoint_every),
+                                       key=f"{config_hash(cfg)}/{seed}"))
+        results.append(fit(net, problem, settings, monitors))
+        problem.to("cpu")
+    return results
+
+
+def check_writable(out_dir: Path) -> None:
+    """DipError unless the folder that will hold ``out_dir`` can be created and written."""
+    parent = Path(out_dir).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as err:
+        raise DipError(_os_message(err, f"cannot write records to {parent}")) from None
+
+
+def _os_message(err: OSError, what: str) -> str:
+    reason = err.strerror or str(err) or type(err).__name__
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{what}: no space left on device; free some space or point records=/out_dir="
+                " at another disk, then rerun (earlier records are untouched)")
+    return (f"{what}: {reason}; choose a writable folder with out_dir=... or records=..., "
+            "or fix its permissions")
+
+
+def memory_limit(cfg: DictConfig, device: torch.device) -> int:
+    """Bytes a fit may use: ``memory_limit_gb``, else $DIP_MEMORY_LIMIT_GB, else free memory."""
+    if cfg.memory_limit_gb is not None:
+        return int(float(cfg.memory_limit_gb) * GB)
+    if os.environ.get(ENV_LIMIT):
+        try:
+            return int(float(os.environ[ENV_LIMIT]) * GB)
+        except ValueError:
+            raise DipError(f"{ENV_LIMIT}={os.environ[ENV_LIMIT]!r} is not a number of GB"
+                           ) from None
+    return available_bytes(device)
+
+
+def check_fit_memory(cfg: DictConfig, problem: Problem) -> int:
+    """Estimated bytes of fitting ``problem``; DipError (with a crop that fits) when too many."""
+    settings = settings_from(cfg)
+    n_in = _in_channels(settings)
+    probe = build_net(cfg, n_in, problem.out_shape[0])  # throw-away: fits re-seed and rebuild
+    device = pick_device(settings.device)
+    multiple = net_multiple(cfg.net)
+    window = settings.stop_window if settings.stop == "wmv" else 0
+    per_pixel, fixed = fit_cost(probe.to(device), n_in, multiple, problem.out_shape[0], window)
+    return check_memory(per_pixel, fixed, tuple(problem.out_shape[1:]),
+                        memory_limit(cfg, device), multiple, cfg.profile.name)
 
 
 def git_commit() -> str:
@@ -203,7 +333,12 @@ def device_name(device: str) -> str:
 
 
 def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
-    """The numbers of a run, each with how it was made."""
+    """The numbers of a run, each with how it was made.
+
+    ``psnr_stop`` / ``iter_stop`` are the output and step of the detected stopping point
+    (stop=wmv or emv), or the final output and the number of steps (stop=fixed);
+    ``steps`` counts the steps run (fewer than ``num_iter`` when a run stopped early).
+    """
     scored = problem.gt is not None
     corrupted_view = problem.corrupted_view().cpu()
     nan = float("nan")
@@ -221,16 +356,22 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
         "psnr_avg": problem.score(result.average) if scored else nan,
         "psnr_oracle": problem.score(result.oracle) if result.oracle is not None else nan,
         "iter_oracle": result.iter_oracle,
+        "stop": str(cfg.stop),
+        "psnr_stop": problem.score(result.stop) if scored else nan,
+        "iter_stop": result.iter_stop,
         "psnr_obs_final": psnr(problem.observation.cpu(),
                                problem.operator.cpu()(result.final).detach()),
         "num_iter": int(cfg.fit.num_iter),
+        "steps": result.steps,
         "seconds": round(result.seconds, 3),
-        "sec_per_iter": round(result.seconds / max(1, int(cfg.fit.num_iter)), 5),
+        "sec_per_iter": round(result.seconds / max(1, result.steps), 5),
         "status": result.status,
+        "resumed_at": result.resumed_at,
         "backtracks": result.backtracks,
         "device": result.device,
         "device_name": device_name(result.device),
         "seed": int(cfg.seed),
+        "seeds": [int(cfg.seed)],
         "profile": cfg.profile.name,
         "net": cfg.net.name,
         "size": list(problem.out_shape),
@@ -239,6 +380,29 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
         "versions": versions(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def ensemble_metrics(problem: Problem, results: list[FitResult], seeds: list[int]) -> dict:
+    """Numbers of a seed ensemble: each seed's PSNR of its final output, their mean and
+    sample std (ddof 1), and the PSNR of the mean of the final outputs
+    (``psnr_ensemble``) and of the averaged outputs (``psnr_ensemble_avg``)."""
+    scored = problem.gt is not None
+    nan = float("nan")
+    values = [problem.score(r.final) if scored else nan for r in results]
+    return {
+        "seeds": [int(s) for s in seeds],
+        "psnr_seeds": values,
+        "psnr_seeds_mean": float(np.mean(values)),
+        "psnr_seeds_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "psnr_ensemble": problem.score(ensemble(results, "final")) if scored else nan,
+        "psnr_ensemble_avg": problem.score(ensemble(results, "average")) if scored else nan,
+        "status_seeds": [r.status for r in results],
+    }
+
+
+def ensemble(results: list[FitResult], which: str = "final") -> torch.Tensor:
+    """Pixel-wise mean of the results' ``final`` (or ``average``) outputs."""
+    return torch.stack([getattr(r, which) for r in results]).mean(0)
 
 
 def _clean(obj):
@@ -253,44 +417,71 @@ def _clean(obj):
 
 
 def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitResult,
-                 metrics: dict) -> Path:
-    """Write a run's files into a temporary directory, then move it to ``out_dir``."""
-    from dip.report.figures import plot_history, side_by_side
+                 metrics: dict, results: list[FitResult] | None = None) -> Path:
+    """Write a run's files into a temporary directory, then move it to ``out_dir``.
 
+    ``results`` (all seeds of an ensemble) adds ``restored_ensemble.png``. An OSError
+    (no permission, disk full) becomes a one-line DipError; the temporary directory is
+    removed and an earlier record at ``out_dir`` is left as it was.
+    """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
-        save_image(tmp / "restored.png", result.final)
-        save_image(tmp / "restored_avg.png", result.average)
-        save_image(tmp / "corrupted.png", problem.observation.cpu())
-        panels = [("corrupted", problem.corrupted_view().cpu(), metrics["psnr_corrupted"]),
-                  ("DIP", result.final, metrics["psnr_final"]),
-                  ("DIP (averaged)", result.average, metrics["psnr_avg"])]
-        if problem.gt is not None:
-            save_image(tmp / "gt.png", problem.gt.cpu())
-            panels.insert(0, ("ground truth", problem.gt.cpu(), None))
-        side_by_side(panels, tmp / "comparison.png",
-                     title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name} · "
-                           f"{cfg.fit.num_iter} it · seed {cfg.seed}")
-        result.history.to_csv(tmp / "history.csv", index=False)
-        plot_history(result.history, tmp / "curves.png",
-                     title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name}")
-        (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        (tmp / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
-    except BaseException:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        _write_files(tmp, cfg, problem, result, metrics, results)
+        _replace_dir(tmp, out_dir)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise DipError(_os_message(err, f"cannot write the record {out_dir}")) from None
         raise
     return out_dir
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Move ``tmp`` to ``out_dir``; an existing ``out_dir`` is replaced only on success."""
+    if not out_dir.exists():
+        tmp.rename(out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    out_dir.rename(old)
+    try:
+        tmp.rename(out_dir)
+    except BaseException:
+        old.rename(out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult,
+                 metrics: dict, results: list[FitResult] | None) -> None:
+    from dip.report.figures import plot_history, side_by_side
+
+    save_image(tmp / "restored.png", result.final)
+    save_image(tmp / "restored_avg.png", result.average)
+    save_image(tmp / "corrupted.png", problem.observation.cpu())
+    panels = [("corrupted", problem.corrupted_view().cpu(), metrics["psnr_corrupted"]),
+              ("DIP", result.final, metrics["psnr_final"]),
+              ("DIP (averaged)", result.average, metrics["psnr_avg"])]
+    if problem.gt is not None:
+        save_image(tmp / "gt.png", problem.gt.cpu())
+        panels.insert(0, ("ground truth", problem.gt.cpu(), None))
+    if cfg.stop != "fixed":
+        save_image(tmp / "restored_stop.png", result.stop)
+        panels.append((f"DIP ({cfg.stop} stop, step {result.iter_stop})", result.stop,
+                       metrics["psnr_stop"]))
+    if results is not None and len(results) > 1:
+        save_image(tmp / "restored_ensemble.png", ensemble(results, "final"))
+    side_by_side(panels, tmp / "comparison.png",
+                 title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name} · "
+                       f"{cfg.fit.num_iter} it · seed {cfg.seed}")
+    result.history.to_csv(tmp / "history.csv", index=False)
+    plot_history(result.history, tmp / "curves.png",
+                 title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name}")
+    (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (tmp / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
 
 
 def record_dir(cfg: DictConfig) -> Path:
@@ -311,17 +502,22 @@ def run(cfg: DictConfig) -> dict:
         metrics = json.loads((out / "metrics.json").read_text())
         return {**metrics, "skipped": True, "out_dir": str(out)}
     problem = build_problem(cfg)
-    settings = settings_from(cfg)
-    n_in = 2 if settings.input_type == "meshgrid" else settings.input_depth
-    seed_everything(int(cfg.seed))
-    net = build_net(cfg, n_in, problem.out_shape[0])
-    pick_device(settings.device)  # fail early on an unknown device string
-    result = fit(net, problem, settings)
-    problem.to("cpu")
+    pick_device(str(cfg.device))  # fail early on an unknown device string
+    check_writable(out)
+    check_fit_memory(cfg, problem)
+    seeds = [int(cfg.seed) + k for k in range(int(cfg.seeds))]
+    results = fit_seeds(cfg, problem, seeds)
+    result = results[0]
     metrics = metrics_of(problem, result, cfg)
+    if len(results) > 1:
+        metrics.update(ensemble_metrics(problem, results, seeds))
     if cfg.baselines and problem.gt is not None:
         from dip.baselines import run_baselines
 
         metrics["baselines"] = run_baselines(problem)
-    metrics["out_dir"] = str(write_record(out, cfg, problem, result, metrics))
+    metrics["out_dir"] = str(write_record(out, cfg, problem, result, metrics, results))
+    for seed in seeds:  # the record is safe: the checkpoints are no longer needed
+        path = checkpoint_path(cfg, seed)
+        if path is not None:
+            discard(path)
     return metrics
