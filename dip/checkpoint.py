@@ -79,16 +79,18 @@ class Checkpoint(Monitor):
             "generator": None if info.generator is None else info.generator.get_state(),
             "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
             "seconds": info.elapsed(),
-            "monitors": [m.state_dict() for m in info.monitors if m is not self],
+            "monitors": {key: m.state_dict() for key, m in _keyed(info.monitors, self)},
         }
         tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
         try:
-            torch.save(state, tmp)
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
             os.replace(tmp, self.path)
-        except OSError as err:
+        except (OSError, RuntimeError) as err:  # torch reports failed writes as RuntimeError
             tmp.unlink(missing_ok=True)
             self._failed = True
-            warnings.warn(f"cannot write checkpoint {self.path} ({err.strerror or err}); "
+            reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+            warnings.warn(f"cannot write checkpoint {self.path} ({reason}); "
                           "the run continues without checkpoints", stacklevel=2)
 
     # --- resuming -----------------------------------------------------------------------
@@ -111,14 +113,28 @@ class Checkpoint(Monitor):
             info.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
-        others = [m for m in info.monitors if m is not self]
-        for monitor, saved in zip(others, state["monitors"], strict=True):
-            monitor.load_state_dict(_to(saved, device))
+        for key, monitor in _keyed(info.monitors, self):
+            if key in state["monitors"]:
+                monitor.load_state_dict(_to(state["monitors"][key], device))
+            elif monitor.state_dict():
+                raise DipError(f"checkpoint {self.path} has no state for {key}; "
+                               "delete it to start this run afresh")
         average = state["average"]
         info.prev_avg = None if average is None else average.to(device)
         info.completed, info.status = state["completed"], state["status"]
         info.seconds_before = state["seconds"]
         self.resumed_at = info.completed
+
+
+def _keyed(monitors, exclude):
+    """(``Class#k``, monitor) for each monitor but ``exclude``; k counts that class."""
+    seen: dict[str, int] = {}
+    for m in monitors:
+        if m is exclude:
+            continue
+        name = type(m).__name__
+        seen[name] = seen.get(name, -1) + 1
+        yield f"{name}#{seen[name]}", m
 
 
 def _to(obj, device):
