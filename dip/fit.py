@@ -245,6 +245,9 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     stopper = next((m for m in monitors if isinstance(m, Stopper)), None)
     resumed = next((m.resumed_at for m in monitors if hasattr(m, "resumed_at")), None)
     average = out_avg if out_avg is not None else final
+    if not bool(torch.isfinite(final).all()):  # parameters blew up without a NaN loss
+        info.status = "diverged"
+        final = average
     if stopper is not None and stopper.best is not None:
         stop, iter_stop = stopper.best.cpu(), stopper.best_step
     else:  # fixed schedule (or too few steps to detect anything): the final output

@@ -1,0 +1,117 @@
+"""Runs that can be trusted: seed ensembles, divergence, record-writing errors, identity."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import dip.run
+from dip import DipError
+from dip.config import config_hash
+from dip.memory import check_memory, fit_cost
+from dip.run import build_net, run
+from tests.test_cli import make_cfg, smooth_png
+
+FAST = ["profile=smoke", "progress=false", "baselines=false", "fit.num_iter=6"]
+
+
+def test_seed_ensemble_reports_each_seed_and_the_mean_output(tmp_path):
+    image = smooth_png(tmp_path / "img.png")
+    out = tmp_path / "run"
+    metrics = run(make_cfg(*FAST, f"image={image}", f"out_dir={out}", "seeds=3", "seed=5"))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["seeds"] == [5, 6, 7] and len(saved["psnr_seeds"]) == 3
+    assert len(set(saved["psnr_seeds"])) == 3  # different seeds, different fits
+    assert saved["psnr_seeds_mean"] == pytest.approx(np.mean(saved["psnr_seeds"]))
+    assert saved["psnr_seeds_std"] == pytest.approx(np.std(saved["psnr_seeds"], ddof=1))
+    assert np.isfinite(saved["psnr_ensemble"]) and np.isfinite(saved["psnr_ensemble_avg"])
+    assert (out / "restored_ensemble.png").is_file()
+    # the main numbers are those of seed 5 alone
+    single = run(make_cfg(*FAST, f"image={image}", f"out_dir={tmp_path / 'one'}", "seed=5"))
+    assert metrics["psnr_final"] == single["psnr_final"] == saved["psnr_seeds"][0]
+    assert np.array_equal(np.asarray(Image.open(out / "restored.png")),
+                          np.asarray(Image.open(tmp_path / "one" / "restored.png")))
+
+
+def test_absurd_learning_rate_ends_as_diverged_with_a_record(tmp_path):
+    image = smooth_png(tmp_path / "img.png")
+    out = tmp_path / "run"
+    metrics = run(make_cfg(*FAST, f"image={image}", f"out_dir={out}", "fit.lr=1e9",
+                           "fit.num_iter=30", "fit.max_backtracks=3"))
+    saved = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == saved["status"] == "diverged"
+    assert saved["backtracks"] >= 1
+    assert np.isfinite(saved["psnr_final"])  # the last good parameters
+
+
+def test_record_folder_under_a_file_is_one_clear_error(tmp_path):
+    image = smooth_png(tmp_path / "img.png")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DipError, match="cannot write records to .*file.*out_dir="):
+        run(make_cfg(*FAST, f"image={image}", f"out_dir={tmp_path / 'file' / 'run'}"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+def test_unwritable_records_folder_leaves_earlier_records_alone(tmp_path):
+    image = smooth_png(tmp_path / "img.png")
+    records = tmp_path / "records"
+    first = run(make_cfg(*FAST, f"image={image}", f"records={records}"))
+    before = sorted(p.name for p in records.rglob("*"))
+    records.chmod(0o500)
+    try:
+        with pytest.raises(DipError, match="Permission denied"):
+            run(make_cfg(*FAST, f"image={image}", f"records={records}", "seed=1"))
+    finally:
+        records.chmod(0o700)
+    assert sorted(p.name for p in records.rglob("*")) == before
+    assert json.loads((records / first["config_hash"] / "metrics.json").read_text())
+
+
+def test_disk_full_while_writing_is_one_clear_error_and_leaves_no_trace(tmp_path,
+                                                                        monkeypatch):
+    image = smooth_png(tmp_path / "img.png")
+    out = tmp_path / "records" / "run"
+    cfg = make_cfg(*FAST, f"image={image}", f"out_dir={out}")
+    run(cfg)
+    earlier = (out / "metrics.json").read_bytes()
+
+    def full(path, image):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dip.run, "save_image", full)
+    with pytest.raises(DipError, match="no space left on device"):
+        run(make_cfg(*FAST, f"image={image}", f"out_dir={out}", "force=true"))
+    assert (out / "metrics.json").read_bytes() == earlier
+    assert [p.name for p in (tmp_path / "records").iterdir()] == ["run"]  # no temp dir
+
+
+def test_settings_that_do_not_change_results_keep_the_record_identity():
+    base = config_hash(make_cfg())
+    assert config_hash(make_cfg("checkpoint_every=7", "memory_limit_gb=3")) == base
+    assert config_hash(make_cfg("stop=fixed", "stopping.window=7")) == base
+    assert config_hash(make_cfg("seeds=1")) == base
+    assert config_hash(make_cfg("stop=wmv")) != base
+    assert config_hash(make_cfg("stop=wmv", "stopping.window=7")) != config_hash(
+        make_cfg("stop=wmv"))
+    assert config_hash(make_cfg("seeds=3")) != base
+
+
+def test_memory_estimate_scales_with_pixels_and_width():
+    narrow = build_net(make_cfg("profile=smoke"), 32, 3)
+    wide = build_net(make_cfg("profile=quick"), 32, 3)
+    per_narrow, fixed_narrow = fit_cost(narrow, 32, 32)
+    per_wide, fixed_wide = fit_cost(wide, 32, 32)
+    assert 0 < per_narrow < per_wide and 0 < fixed_narrow < fixed_wide
+    need = check_memory(per_wide, fixed_wide, (64, 64), limit=2 ** 40)
+    assert need == int(per_wide * 64 * 64 + fixed_wide)
+    with pytest.raises(DipError, match=r"crop=\d+") as err:
+        check_memory(per_wide, fixed_wide, (4096, 4096), limit=need * 4, multiple=32,
+                     profile="paper")
+    side = int(str(err.value).split("crop=")[1].split(")")[0])
+    assert side % 32 == 0 and per_wide * side ** 2 + fixed_wide <= need * 4
+    assert "profile=quick" in str(err.value)
