@@ -104,6 +104,11 @@ def check_memory(per_pixel: float, fixed: int, size: tuple[int, int], limit: int
     hints = [f"crop it (crop={side})" if side >= 2 * multiple else "use a smaller image"]
     if profile == "paper":
         hints.append("use the narrower nets of profile=quick")
-    raise DipError(f"image {h}×{w} needs about {need / GB:.2f} GB to fit but "
-                   f"{limit / GB:.2f} GB is available; " + " or ".join(hints)
+    raise DipError(f"image {h}×{w} needs about {_size(need)} to fit but {_size(limit)} "
+                   "is available; " + " or ".join(hints)
                    + f" (limit: memory_limit_gb or {ENV_LIMIT})")
+
+
+def _size(n: float) -> str:
+    """Bytes as '512 MB' or '3.2 GB'."""
+    return f"{n / GB:.1f} GB" if n >= GB else f"{n / 1024 ** 2:.0f} MB"

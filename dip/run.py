@@ -268,6 +268,8 @@ def check_writable(out_dir: Path) -> None:
 
 def _os_message(err: OSError, what: str) -> str:
     reason = err.strerror or str(err) or type(err).__name__
+    if err.errno in (errno.EEXIST, errno.ENOTDIR):
+        reason = "part of the path is a file, not a folder"
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return (f"{what}: no space left on device; free some space or point records=/out_dir="
                 " at another disk, then rerun (earlier records are untouched)")

@@ -1,0 +1,137 @@
+"""Bad input through the `dip` command: one clear line, non-zero exit, no record.
+
+Formats that convert safely (16-bit, palette, alpha, CMYK) run with a one-line note.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.test_cli import smooth_png
+
+
+def dip_cli(*args, cwd):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    env.pop("DIP_MEMORY_LIMIT_GB", None)
+    return subprocess.run([sys.executable, "-m", "dip", "progress=false", *args], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    smooth_png(d / "ok.png")
+    smooth_png(d / "tiny.png", size=(40, 48))
+    smooth_png(d / "eight.png", size=(8, 8))
+    smooth_png(d / "big.png", size=(512, 512))
+    (d / "empty.png").write_bytes(b"")
+    (d / "garbage.png").write_bytes(b"this is not an image at all" * 10)
+    whole = (d / "ok.png").read_bytes()
+    (d / "truncated.png").write_bytes(whole[:len(whole) // 2])
+    Image.fromarray(np.full((48, 48), 255, np.uint8)).save(d / "mask48.png")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(d / "mask_zero.png")
+    grey = np.full((64, 64), 255, np.uint8)
+    grey[::2] = 128
+    Image.fromarray(grey).save(d / "grey_mask.png")
+    # a registry file whose bytes are not the registered ones (a corrupted download)
+    (d / "root" / "set5").mkdir(parents=True)
+    smooth_png(d / "root" / "set5" / "baby.png")
+    (d / "file").write_text("a file, not a folder")
+    # formats that are converted with a note
+    rgb = np.asarray(Image.open(d / "ok.png"))
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(d / "grey16.png")
+    Image.open(d / "ok.png").convert("P", palette=Image.Palette.ADAPTIVE).save(d / "pal.png")
+    Image.open(d / "ok.png").convert("RGBA").save(d / "rgba.png")
+    Image.open(d / "ok.png").convert("CMYK").save(d / "cmyk.tif")
+    return d
+
+
+BAD = {
+    "missing file": (["image=nope/missing.png"], "no such file"),
+    "directory": (["image=."], "directory"),
+    "zero-byte": (["image=empty.png"], "empty"),
+    "unreadable": (["image=garbage.png"], "garbage.png"),
+    "truncated png": (["image=truncated.png"], "cannot read image truncated.png"),
+    "mask size": (["task=inpainting", "image=ok.png", "mask=mask48.png"], "mask is 48×48"),
+    "mask not binary": (["task=inpainting", "image=ok.png", "mask=grey_mask.png"], "binary"),
+    "mask all zero": (["task=inpainting", "image=ok.png", "mask=mask_zero.png"],
+                      "no known pixel"),
+    "sigma zero": (["image=ok.png", "sigma=0"], "sigma=0"),
+    "sigma negative": (["image=ok.png", "sigma=-5"], "sigma=-5"),
+    "sigma nan": (["image=ok.png", "sigma=nan"], "sigma=nan"),
+    "lr nan": (["image=ok.png", "fit.lr=nan"], "fit.lr=nan"),
+    "iterations zero": (["image=ok.png", "fit.num_iter=0"], "fit.num_iter=0"),
+    "factor fractional": (["task=sr", "image=ok.png", "factor=2.5"], "factor=2.5"),
+    "factor one": (["task=sr", "image=ok.png", "factor=1"], "factor=1"),
+    "factor not dividing": (["task=sr", "image=ok.png", "factor=3"],
+                            "SR factor 3 does not divide"),
+    "image too small": (["image=tiny.png"], "smaller than"),
+    "8x8 image with a 5-scale net": (["image=eight.png"], "8×8 is smaller than"),
+    "corrupted registry file": (["image=set5/baby.png", "data.root=root"], "sha256 mismatch"),
+    "too large for memory": (["image=big.png", "memory_limit_gb=0.05"],
+                             "image 512×512 needs about"),
+    "record folder is a file": (["image=ok.png", "out_dir=file/run"],
+                                "is a file, not a folder"),
+    "unknown stop mode": (["image=ok.png", "stop=oracle"], "stop=oracle"),
+    "zero seeds": (["image=ok.png", "seeds=0"], "seeds=0"),
+    "unknown task": (["task=deblur"], "deblur"),
+    "unknown net": (["net=vgg"], "vgg"),
+    "unknown profile": (["profile=fast"], "fast"),
+    "unknown key": (["colour=red"], "colour"),
+    "unknown nested key": (["fit.learning_rate=0.1"], "learning_rate"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_gives_one_clear_line_and_no_output(bad_files, case):
+    args, needle = BAD[case]
+    out = bad_files / f"out_{case.replace(' ', '_')}"
+    out_args = [] if any(a.startswith("out_dir=") for a in args) else [f"out_dir={out}"]
+    proc = dip_cli("profile=smoke", *args, *out_args, cwd=bad_files)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert needle in proc.stderr, proc.stderr
+    if case == "too large for memory":
+        assert "crop=" in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    if case.startswith("unknown") and case != "unknown stop mode":  # Hydra's own message
+        assert "HYDRA_FULL_ERROR" in proc.stderr
+    else:
+        assert proc.returncode == 2
+        assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert not out.exists()
+    assert not [p for p in bad_files.iterdir() if p.name.startswith(".")]  # no temp, no ckpt
+
+
+def test_the_catalogue_is_complete():
+    assert len(BAD) >= 15
+
+
+CONVERTED = {
+    "16-bit png": ("grey16.png", "16-bit values divided by 65535"),
+    "palette": ("pal.png", "palette (P) image converted"),
+    "rgba": ("rgba.png", "alpha channel dropped"),
+    "cmyk": ("cmyk.tif", "CMYK image converted to RGB"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CONVERTED))
+def test_convertible_formats_run_with_a_note(bad_files, case):
+    image, note = CONVERTED[case]
+    out = bad_files / f"conv_{case.replace(' ', '_')}"
+    proc = dip_cli("profile=smoke", f"image={image}", f"out_dir={out}", "fit.num_iter=2",
+                   "baselines=false", cwd=bad_files)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and note in notes[0], proc.stderr
+    assert json.loads((out / "metrics.json").read_text())["status"] == "ok"
