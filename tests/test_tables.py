@@ -266,3 +266,30 @@ def test_crops_are_stated(tmp_path):
     text = tables.markdown(df)
     assert "centre crops 128×128" in text.splitlines()[0]
     assert "Δ compares different images" in text
+
+
+@needs_paper
+def test_early_stopping_and_ensemble_columns(tmp_path):
+    root = tmp_path / "runs"
+    common = dict(experiment="table_denoising", task="denoising", sigma=25, psnr_final=28.0,
+                  image="paper/denoising/sigma25/F16_noisy.png")
+    write_record(root, "fixed", **common)
+    write_record(root, "wmv-0", stop="wmv", psnr_stop=30.0, iter_stop=400, steps=1401,
+                 psnr_oracle=30.5, seed=0, **common)
+    write_record(root, "wmv-1", stop="wmv", psnr_stop=29.0, iter_stop=600, steps=1601,
+                 psnr_oracle=30.3, seed=1, psnr_seeds_mean=29.5, psnr_seeds_std=0.25,
+                 psnr_ensemble=30.9, **common)
+    plain = table("denoising", "quick", root=root, paper=PAPER_CSV, stop="fixed")
+    assert plain["runs"].tolist() == [1, 1] and f"DIP stop ({THIS})" not in plain
+    assert f"DIP ensemble ({THIS})" not in plain
+    df = table("denoising", "quick", root=root, paper=PAPER_CSV, stop="wmv")
+    row = body(df).iloc[0]
+    assert row["runs"] == 2
+    assert row[f"DIP stop ({THIS})"] == 29.5 and row[f"iter stop ({THIS})"] == 500
+    assert row[f"gap to oracle ({THIS})"] == pytest.approx(30.4 - 29.5)
+    assert row[f"DIP mean±std ({THIS})"] == "29.50±0.25"
+    assert row[f"DIP ensemble ({THIS})"] == 30.9
+    text = tables.markdown(df)
+    assert "| 500 |" in text and "gap to oracle" in text and "Wang et al." in text
+    mixed = table("denoising", "quick", root=root, paper=PAPER_CSV)  # no filter: all runs
+    assert body(mixed)["runs"].tolist() == [3]

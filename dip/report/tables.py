@@ -39,7 +39,9 @@ RECORD_COLUMNS = ["experiment", "task", "image", "image_id", "profile", "sigma",
                   "dataset", "seed", "num_iter", "psnr_corrupted", "psnr_final", "psnr_avg",
                   "psnr_oracle", "device", "commit", "finished", "record"]
 NUMERIC = ["sigma", "factor", "seed", "num_iter", "crop", "height", "width", "psnr_corrupted",
-           "psnr_final", "psnr_avg", "psnr_oracle", "iter_oracle", "seconds"]
+           "psnr_final", "psnr_avg", "psnr_oracle", "iter_oracle", "seconds", "psnr_stop",
+           "iter_stop", "steps", "psnr_seeds_mean", "psnr_seeds_std", "psnr_ensemble",
+           "psnr_ensemble_avg"]
 MEAN = "mean"
 
 
@@ -225,7 +227,8 @@ def _config_value(path: Path, key: str):
     return config.get(key) if isinstance(config, dict) else None
 
 
-def load_records(root="results/runs", experiment=None, profile=None) -> pd.DataFrame:
+def load_records(root="results/runs", experiment=None, profile=None,
+                 stop=None) -> pd.DataFrame:
     """All run records under ``root``, one row each.
 
     Parameters
@@ -237,6 +240,8 @@ def load_records(root="results/runs", experiment=None, profile=None) -> pd.DataF
         Keep only records of this experiment ('table_inpainting' or 'inpainting').
     profile : str, optional
         Keep only records of this profile.
+    stop : {'fixed', 'wmv', 'emv'}, optional
+        Keep only records of this stopping rule (records without one are 'fixed').
 
     Returns
     -------
@@ -256,6 +261,9 @@ def load_records(root="results/runs", experiment=None, profile=None) -> pd.DataF
         df = df[df["experiment"] == experiment_name(experiment)]
     if profile is not None:
         df = df[df["profile"] == profile]
+    if stop is not None:
+        modes = df["stop"].fillna("fixed") if "stop" in df else pd.Series("fixed", df.index)
+        df = df[modes == stop]
     return df.reset_index(drop=True)
 
 
@@ -263,7 +271,8 @@ def load_records(root="results/runs", experiment=None, profile=None) -> pd.DataF
 
 def _aggregate(records: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Mean of every metric per group of ``keys`` (over seeds), with a ``runs`` count."""
-    cols = [c for c in records if c.startswith(("psnr_", "baseline_"))]
+    cols = [c for c in records if c.startswith(("psnr_", "baseline_"))
+            or c in ("iter_stop", "steps")]
     groups = records.groupby(keys, dropna=False, sort=False)
     out = groups[cols].mean()
     out["runs"] = groups.size()
@@ -292,6 +301,55 @@ def _this(profile: str) -> str:
     return f"this run, {profile}"
 
 
+def _early_stopping(records: pd.DataFrame) -> bool:
+    return "stop" in records and bool((records["stop"].fillna("fixed") != "fixed").any())
+
+
+def _ensembles(records: pd.DataFrame) -> bool:
+    return "psnr_seeds_std" in records and bool(records["psnr_seeds_std"].notna().any())
+
+
+def _trust_columns(df: pd.DataFrame, agg: pd.DataFrame, records: pd.DataFrame,
+                   t: str) -> list[str]:
+    """Detected stop vs oracle, and seed-ensemble columns, when the records have them.
+
+    Returns the footnotes for the added columns.
+    """
+    notes = []
+    if _early_stopping(records):
+        modes = "/".join(sorted(set(records["stop"].dropna()) - {"fixed"}))
+        df[f"DIP stop ({t})"] = agg["psnr_stop"]
+        df[f"iter stop ({t})"] = agg["iter_stop"]
+        df[f"steps run ({t})"] = _col(agg, "steps")
+        df[f"DIP oracle ({t})"] = agg["psnr_oracle"]
+        df[f"gap to oracle ({t})"] = df[f"DIP oracle ({t})"] - df[f"DIP stop ({t})"]
+        notes.append(f"DIP stop: output at the step detected without ground truth ({modes}, "
+                     "Wang et al.); gap to oracle = DIP oracle − DIP stop, where the oracle is "
+                     "the best step of the same run.")
+    if _ensembles(records):
+        df[SEEDS_MEAN.format(t)] = agg["psnr_seeds_mean"]
+        df[SEEDS_STD.format(t)] = agg["psnr_seeds_std"]
+        df[f"DIP ensemble ({t})"] = agg["psnr_ensemble"]
+        notes.append("mean±std: PSNR of each seed's final output over the seeds of a run "
+                     "(sample std); ensemble: PSNR of the mean of those outputs. Mean rows "
+                     "average the means and the stds.")
+    return notes
+
+
+SEEDS_MEAN, SEEDS_STD = "seeds mean ({})", "seeds std ({})"
+
+
+def _mean_std(df: pd.DataFrame, t: str) -> pd.DataFrame:
+    """Replace the seeds mean and std columns by one 'mean±std' text column."""
+    mean, std = SEEDS_MEAN.format(t), SEEDS_STD.format(t)
+    if mean not in df:
+        return df
+    text = [f"{m:.2f}±{s:.2f}" if m == m and s == s else "–"
+            for m, s in zip(df[mean], df[std], strict=True)]
+    df.insert(list(df.columns).index(mean), f"DIP mean±std ({t})", text)
+    return df.drop(columns=[mean, std])
+
+
 def _inpainting(records, paper, profile):
     t = _this(profile)
     agg = _aggregate(records, ["image_id"])
@@ -305,7 +363,8 @@ def _inpainting(records, paper, profile):
     df[f"DIP avg ({t})"] = agg["psnr_avg"]
     df[f"Δ vs paper ({t})"] = df[f"DIP final ({t})"] - df["DIP (paper)"]
     notes = [ref.note(), f"Δ = DIP final ({t}) − DIP (paper)."]
-    return _with_means(df, []), notes, ref
+    notes += _trust_columns(df, agg, records, t)
+    return _mean_std(_with_means(df, []), t), notes, ref
 
 
 def _denoising(records, paper, profile):
@@ -328,7 +387,8 @@ def _denoising(records, paper, profile):
     notes = [ref.note(),
              f"Δ = DIP avg ({t}) − DIP (paper): the paper's denoising numbers are those of "
              "the exponentially averaged output."]
-    return _with_means(df, ["sigma"]), notes, ref
+    notes += _trust_columns(df, agg, records, t)
+    return _mean_std(_with_means(df, ["sigma"]), t), notes, ref
 
 
 SR_DIP = {4: "deep_prior", 8: "deep_prior_005"}
@@ -363,7 +423,8 @@ def _sr(records, paper, profile):
     notes = [ref.note(), *notes,
              f"Δ = DIP final ({t}) − DIP (paper). PSNR on BT.601 Y after the authors' "
              "border shave."]
-    return _with_means(df, ["dataset", "factor"]), notes, ref
+    notes += _trust_columns(df, agg, records, t)
+    return _mean_std(_with_means(df, ["dataset", "factor"]), t), notes, ref
 
 
 def _dataset_of(spec) -> str:
@@ -417,7 +478,7 @@ def _provenance(records: pd.DataFrame) -> dict:
 
 
 def table(experiment: str, profile: str = "quick", root="results/runs",
-          paper=None) -> pd.DataFrame:
+          paper=None, stop=None) -> pd.DataFrame:
     """Per-image table of one table experiment, beside the paper's numbers.
 
     Parameters
@@ -430,6 +491,10 @@ def table(experiment: str, profile: str = "quick", root="results/runs",
         Records root.
     paper : str, Path or pandas.DataFrame, optional
         paper_numbers.csv or its :func:`paper_numbers` frame; default as there.
+    stop : {'fixed', 'wmv', 'emv'}, optional
+        Only records of this stopping rule. Records with early stopping add the columns
+        DIP stop, iter stop, steps run, DIP oracle and gap to oracle; seed ensembles add
+        DIP mean±std and DIP ensemble.
 
     Returns
     -------
@@ -444,7 +509,7 @@ def table(experiment: str, profile: str = "quick", root="results/runs",
         When no record matches, or the paper numbers cannot be found.
     """
     name = experiment_name(experiment)
-    records = load_records(root, name, profile)
+    records = load_records(root, name, profile, stop)
     if records.empty:
         raise DipError(no_records_message(name, profile, root))
     ref = paper if isinstance(paper, pd.DataFrame) else paper_numbers(paper)
@@ -494,7 +559,8 @@ def _short(commit: str) -> str:
 def _fmt(value, column: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if column in ("runs", "sigma", "factor") and isinstance(value, (int, float, np.number)):
+    integer = column in ("runs", "sigma", "factor") or column.startswith(("iter ", "steps "))
+    if integer and isinstance(value, (int, float, np.number)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
         return f"{value:+.2f}" if column.startswith("Δ") else f"{value:.2f}"
