@@ -35,10 +35,12 @@ def _summary(m: dict) -> str:
         parts.append(f"corrupted {m['psnr_corrupted']:.2f} dB -> restored {m['psnr_final']:.2f}"
                      f" dB (averaged {m['psnr_avg']:.2f}, oracle {m['psnr_oracle']:.2f}"
                      f" at step {m['iter_oracle']})")
-    if m.get("stop", "fixed") != "fixed" and m.get("psnr_stop") is not None:
-        gap = m["psnr_oracle"] - m["psnr_stop"] if m["psnr_oracle"] == m["psnr_oracle"] else None
-        parts.append(f"{m['stop']} stop at step {m['iter_stop']}: {m['psnr_stop']:.2f} dB"
-                     + (f" ({gap:.2f} dB below the oracle)" if gap is not None else ""))
+    if m.get("stop", "fixed") != "fixed":
+        text = f"{m['stop']} stop at step {m['iter_stop']}"
+        if m["psnr_stop"] == m["psnr_stop"]:  # scored (not NaN)
+            text += (f": {m['psnr_stop']:.2f} dB, {m['psnr_oracle'] - m['psnr_stop']:.2f} dB "
+                     "below the oracle")
+        parts.append(text)
     if len(m.get("seeds", [])) > 1 and m.get("psnr_seeds_mean") == m.get("psnr_seeds_mean"):
         parts.append(f"{len(m['seeds'])} seeds {m['psnr_seeds_mean']:.2f} ± "
                      f"{m['psnr_seeds_std']:.2f} dB, ensemble {m['psnr_ensemble']:.2f} dB")
