@@ -9,10 +9,15 @@ DIP_DATA_ROOT ?= $(if $(wildcard ../shared/data/MANIFEST.csv),$(abspath ../share
 export DIP_DATA_ROOT
 
 PROFILE ?= quick
-DIP    := $(BIN)/dip progress=false profile=$(PROFILE)
+# CPU profiles pin one thread per run (reproducible numbers), so their sweeps run JOBS
+# processes side by side (launcher=joblib); the paper profile runs one job at a time.
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+LAUNCHER ?= $(if $(filter paper,$(PROFILE)),basic,joblib)
+DIP    := $(BIN)/dip progress=false profile=$(PROFILE) launcher=$(LAUNCHER) \
+          $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS))
 REPORT := $(BIN)/python -m dip.report
 
-.PHONY: setup demo test lint clean table-inpainting table-denoising table-sr tables
+.PHONY: setup demo test lint clean table-inpainting table-denoising table-sr tables figures
 
 setup: $(STAMP)
 
@@ -39,6 +44,16 @@ table-sr: $(STAMP)
 	$(REPORT) table table_sr --profile $(PROFILE)
 
 tables: table-inpainting table-denoising table-sr
+
+# Paper figures: each figure experiment's runs (resuming), then its grid and curves under
+# results/figures/.
+FIGURES := fig_prior_curves fig_architectures fig_kate fig_lr fig_vase fig_restoration \
+           fig_jpeg fig_flash
+figures: $(STAMP)
+	@set -e; for f in $(FIGURES); do \
+	  $(DIP) -m experiment=$$f; \
+	  $(REPORT) figure $$f --profile $(PROFILE); \
+	done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,9 +1,11 @@
-"""``python -m dip.report``: tables from run records.
+"""``python -m dip.report``: tables and figures from run records.
 
     python -m dip.report table table_inpainting --profile quick
     python -m dip.report table sr --profile paper --root results/runs --out results/tables
+    python -m dip.report figure fig_architectures --profile quick
 
-prints the markdown table and writes ``<out>/<experiment>_<profile>.{md,csv,tex}``.
+``table`` prints the markdown table and writes ``<out>/<experiment>_<profile>.{md,csv,tex}``;
+``figure`` writes ``<out>/<experiment>_<profile>.png`` (and ``..._curves.png``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--paper", default=None,
                    help="paper_numbers.csv (default: $DIP_PAPER_NUMBERS, else "
                         "../shared/reference/paper_numbers.csv beside the project)")
+    f = sub.add_parser("figure", help="a paper figure (image grid, curves) from the records",
+                       description="Build one of the paper's figures from the run records "
+                                   "of one profile.")
+    f.add_argument("experiment", help="fig_architectures, fig_kate, fig_lr, fig_vase, "
+                                      "fig_restoration, fig_jpeg, fig_flash, fig_prior_curves")
+    f.add_argument("--profile", default="quick",
+                   help="profile whose records are used (default: quick)")
+    f.add_argument("--root", default="results/runs",
+                   help="records root (default: results/runs)")
+    f.add_argument("--out", default="results/figures",
+                   help="where the files go (default: results/figures)")
     return parser
 
 
@@ -47,11 +60,19 @@ def _table(args) -> int:
     return 0
 
 
+def _figure(args) -> int:
+    from dip.report.grids import build_figure
+
+    paths = build_figure(args.experiment, args.profile, root=args.root, out=args.out)
+    print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (1 with one line on stderr on error)."""
     args = _parser().parse_args(argv)
     try:
-        return _table(args)
+        return _figure(args) if args.command == "figure" else _table(args)
     except DipError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
