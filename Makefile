@@ -17,7 +17,8 @@ DIP    := $(BIN)/dip progress=false profile=$(PROFILE) launcher=$(LAUNCHER) \
           $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS))
 REPORT := $(BIN)/python -m dip.report
 
-.PHONY: setup demo test lint clean table-inpainting table-denoising table-sr tables figures
+.PHONY: setup demo test lint clean table-inpainting table-denoising table-sr tables figures \
+        reproduce-inpainting
 
 setup: $(STAMP)
 
@@ -44,6 +45,15 @@ table-sr: $(STAMP)
 	$(REPORT) table table_sr --profile $(PROFILE)
 
 tables: table-inpainting table-denoising table-sr
+
+# Rerun the committed inpainting table from scratch (fresh records) and check that every
+# value is the same.
+reproduce-inpainting: $(STAMP)
+	$(DIP) -m experiment=table_inpainting records=results/reproduce/runs
+	$(REPORT) table table_inpainting --profile $(PROFILE) --root results/reproduce/runs \
+	  --out results/reproduce
+	$(REPORT) compare results/tables/table_inpainting_$(PROFILE).csv \
+	  results/reproduce/table_inpainting_$(PROFILE).csv
 
 # Paper figures: each figure experiment's runs (resuming), then its grid and curves under
 # results/figures/.

@@ -3,6 +3,7 @@
     python -m dip.report table table_inpainting --profile quick
     python -m dip.report table sr --profile paper --root results/runs --out results/tables
     python -m dip.report figure fig_architectures --profile quick
+    python -m dip.report compare results/tables/table_inpainting_quick.csv rerun.csv
 
 ``table`` prints the markdown table and writes ``<out>/<experiment>_<profile>.{md,csv,tex}``;
 ``figure`` writes ``<out>/<experiment>_<profile>.png`` (and ``..._curves.png``).
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="records root (default: results/runs)")
     f.add_argument("--out", default="results/figures",
                    help="where the files go (default: results/figures)")
+    c = sub.add_parser("compare", help="check that a rerun reproduces a table exactly",
+                       description="Compare two table CSVs value by value; exit 1 on any "
+                                   "difference.")
+    c.add_argument("reference", help="the committed table, e.g. "
+                                     "results/tables/table_inpainting_quick.csv")
+    c.add_argument("candidate", help="the table rebuilt from the rerun's records")
     return parser
 
 
@@ -68,11 +75,24 @@ def _figure(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from dip.report.tables import compare_tables
+
+    diffs = compare_tables(args.reference, args.candidate)
+    if diffs.empty:
+        print(f"identical: {args.candidate} reproduces {args.reference}")
+        return 0
+    print(diffs.to_string(index=False))
+    print(f"error: {len(diffs)} value(s) differ from {args.reference}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (1 with one line on stderr on error)."""
     args = _parser().parse_args(argv)
     try:
-        return _figure(args) if args.command == "figure" else _table(args)
+        commands = {"table": _table, "figure": _figure, "compare": _compare}
+        return commands[args.command](args)
     except DipError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
