@@ -13,7 +13,7 @@ PROFILE ?= quick
 # processes side by side (launcher=joblib); the paper profile runs one job at a time.
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 LAUNCHER ?= $(if $(filter paper,$(PROFILE)),basic,joblib)
-DIP    := $(BIN)/dip progress=false profile=$(PROFILE) launcher=$(LAUNCHER) \
+DIP    := $(BIN)/dip --multirun progress=false profile=$(PROFILE) launcher=$(LAUNCHER) \
           $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS))
 REPORT := $(BIN)/python -m dip.report
 
@@ -33,15 +33,15 @@ demo: $(STAMP)
 # Paper tables: sweep (resumes: finished runs are skipped), then the table files under
 # results/tables/. PROFILE=paper for the official settings (GPU), quick for the CPU.
 table-inpainting: $(STAMP)
-	$(DIP) -m experiment=table_inpainting
+	$(DIP) experiment=table_inpainting
 	$(REPORT) table table_inpainting --profile $(PROFILE)
 
 table-denoising: $(STAMP)
-	$(DIP) -m experiment=table_denoising
+	$(DIP) experiment=table_denoising
 	$(REPORT) table table_denoising --profile $(PROFILE)
 
 table-sr: $(STAMP)
-	$(DIP) -m experiment=table_sr
+	$(DIP) experiment=table_sr
 	$(REPORT) table table_sr --profile $(PROFILE)
 
 tables: table-inpainting table-denoising table-sr
@@ -49,7 +49,7 @@ tables: table-inpainting table-denoising table-sr
 # Rerun the committed inpainting table from scratch (fresh records) and check that every
 # value is the same.
 reproduce-inpainting: $(STAMP)
-	$(DIP) -m experiment=table_inpainting records=results/reproduce/runs
+	$(DIP) experiment=table_inpainting records=results/reproduce/runs
 	$(REPORT) table table_inpainting --profile $(PROFILE) --root results/reproduce/runs \
 	  --out results/reproduce
 	$(REPORT) compare results/tables/table_inpainting_$(PROFILE).csv \
@@ -61,7 +61,7 @@ FIGURES := fig_prior_curves fig_architectures fig_kate fig_lr fig_vase fig_resto
            fig_jpeg fig_flash
 figures: $(STAMP)
 	@set -e; for f in $(FIGURES); do \
-	  $(DIP) -m experiment=$$f; \
+	  $(DIP) experiment=$$f; \
 	  $(REPORT) figure $$f --profile $(PROFILE); \
 	done
 
