@@ -9,10 +9,22 @@ DIP_DATA_ROOT ?= $(if $(wildcard ../shared/data/MANIFEST.csv),$(abspath ../share
 export DIP_DATA_ROOT
 
 PROFILE ?= quick
-DIP    := $(BIN)/dip progress=false profile=$(PROFILE)
+# CPU profiles pin one thread per run (reproducible numbers), so their sweeps run JOBS
+# processes side by side (launcher=joblib); the paper profile runs one job at a time.
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+LAUNCHER ?= $(if $(filter paper,$(PROFILE)),basic,joblib)
+# RECORDS: run records; TABLES, FIGS, REPRO: outputs; ARGS: extra overrides for every run.
+RECORDS ?= results/runs
+TABLES  ?= results/tables
+FIGS    ?= results/figures
+REPRO   ?= results/reproduce
+ARGS    ?=
+DIP    := $(BIN)/dip --multirun progress=false profile=$(PROFILE) launcher=$(LAUNCHER) \
+          $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS)) records=$(RECORDS)
 REPORT := $(BIN)/python -m dip.report
 
-.PHONY: setup demo test lint clean table-inpainting table-denoising table-sr tables
+.PHONY: setup demo test lint clean table-inpainting table-denoising table-sr tables figures \
+        reproduce-inpainting
 
 setup: $(STAMP)
 
@@ -27,18 +39,36 @@ demo: $(STAMP)
 # Paper tables: sweep (resumes: finished runs are skipped), then the table files under
 # results/tables/. PROFILE=paper for the official settings (GPU), quick for the CPU.
 table-inpainting: $(STAMP)
-	$(DIP) -m experiment=table_inpainting
-	$(REPORT) table table_inpainting --profile $(PROFILE)
+	$(DIP) experiment=table_inpainting $(ARGS)
+	$(REPORT) table table_inpainting --profile $(PROFILE) --root $(RECORDS) --out $(TABLES)
 
 table-denoising: $(STAMP)
-	$(DIP) -m experiment=table_denoising
-	$(REPORT) table table_denoising --profile $(PROFILE)
+	$(DIP) experiment=table_denoising $(ARGS)
+	$(REPORT) table table_denoising --profile $(PROFILE) --root $(RECORDS) --out $(TABLES)
 
 table-sr: $(STAMP)
-	$(DIP) -m experiment=table_sr
-	$(REPORT) table table_sr --profile $(PROFILE)
+	$(DIP) experiment=table_sr $(ARGS)
+	$(REPORT) table table_sr --profile $(PROFILE) --root $(RECORDS) --out $(TABLES)
 
 tables: table-inpainting table-denoising table-sr
+
+# Rerun the committed inpainting table from scratch (fresh records) and check that every
+# value is the same.
+reproduce-inpainting: $(STAMP)
+	$(DIP) experiment=table_inpainting $(ARGS) records=$(REPRO)/runs
+	$(REPORT) table table_inpainting --profile $(PROFILE) --root $(REPRO)/runs --out $(REPRO)
+	$(REPORT) compare $(TABLES)/table_inpainting_$(PROFILE).csv \
+	  $(REPRO)/table_inpainting_$(PROFILE).csv
+
+# Paper figures: each figure experiment's runs (resuming), then its grid and curves under
+# results/figures/.
+FIGURES := fig_prior_curves fig_architectures fig_kate fig_lr fig_vase fig_restoration \
+           fig_jpeg fig_flash
+figures: $(STAMP)
+	@set -e; for f in $(FIGURES); do \
+	  $(DIP) experiment=$$f $(ARGS); \
+	  $(REPORT) figure $$f --profile $(PROFILE) --root $(RECORDS) --out $(FIGS); \
+	done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -180,7 +180,8 @@ def available(name: str) -> bool:
     return package is None or importlib.util.find_spec(package) is not None
 
 
-def run_baselines(problem: Problem, names: list[str] | None = None) -> dict[str, float]:
+def run_baselines(problem: Problem, names: list[str] | None = None,
+                  images: dict | None = None) -> dict[str, float]:
     """Score baselines on ``problem`` with its own metric.
 
     Parameters
@@ -189,6 +190,8 @@ def run_baselines(problem: Problem, names: list[str] | None = None) -> dict[str,
         The problem DIP is fitted to.
     names : list of str, optional
         Baselines to run; default ``TASK_BASELINES[problem.task]``.
+    images : dict, optional
+        When given, each baseline's output (1×C×H×W) is stored in it under its name.
 
     Returns
     -------
@@ -208,5 +211,8 @@ def run_baselines(problem: Problem, names: list[str] | None = None) -> dict[str,
         if problem.gt is None:
             scores[name] = math.nan
             continue
-        scores[name] = problem.score(BASELINES[name](problem))
+        out = BASELINES[name](problem)
+        scores[name] = problem.score(out)
+        if images is not None:
+            images[name] = out
     return scores

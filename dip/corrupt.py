@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["add_noise", "bernoulli_mask", "pil_resize", "lr_image"]
+__all__ = ["add_noise", "bernoulli_mask", "pil_resize", "lr_image", "signal", "SIGNALS"]
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -96,3 +96,35 @@ def lr_image(hr: torch.Tensor, factor: int) -> torch.Tensor:
     if h % factor or w % factor:
         raise ValueError(f"HR size {h}×{w} is not a multiple of the SR factor {factor}")
     return pil_resize(hr, (h // factor, w // factor), "lanczos")
+
+
+SIGNALS = ("image", "noisy", "shuffled", "noise")
+
+
+def signal(img: torch.Tensor, kind: str, *, sigma: float = 25.0, seed: int = 0) -> torch.Tensor:
+    """Targets of the paper's Fig. 2 (how fast a network fits each kind of signal).
+
+    Parameters
+    ----------
+    img : torch.Tensor
+        Natural image C×H×W in [0, 1].
+    kind : {'image', 'noisy', 'shuffled', 'noise'}
+        'image': the image itself; 'noisy': plus Gaussian noise of std ``sigma``/255;
+        'shuffled': its pixels (all channels together) randomly permuted; 'noise':
+        i.i.d. U(0, 1) values of the same shape.
+    sigma : float
+        Noise level of 'noisy' on the 0–255 scale.
+    seed : int
+        Seed of the noise, permutation or uniform draw.
+    """
+    if kind == "image":
+        return img.clone()
+    if kind == "noisy":
+        return add_noise(img, sigma, seed)
+    c, h, w = img.shape
+    if kind == "shuffled":
+        perm = torch.randperm(h * w, generator=_generator(seed))
+        return img.reshape(c, h * w)[:, perm].reshape(c, h, w)
+    if kind == "noise":
+        return torch.rand(img.shape, generator=_generator(seed))
+    raise ValueError(f"unknown signal {kind!r}; choose one of {', '.join(SIGNALS)}")

@@ -36,8 +36,10 @@ class FitSettings:
         Std of the Gaussian perturbation added to z at every step (0 = none).
     input_depth : int
         Channels of the noise code z (ignored for ``input_type='meshgrid'``: 2).
-    input_type : {'noise', 'meshgrid'}
-        z ~ U[0, 1)·``input_scale``, or the 2-channel coordinate grid in [0, 1].
+    input_type : {'noise', 'meshgrid', 'image'}
+        z ~ U[0, 1)·``input_scale``, the 2-channel coordinate grid in [0, 1], or an
+        image given to :func:`fit` as ``z`` (e.g. the flash photo of a flash/no-flash
+        pair).
     input_scale : float
         Scale of the uniform code (official ``var = 1/10``).
     exp_weight : float
@@ -170,7 +172,7 @@ def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
 
 
 def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
-        monitors: list[Monitor] | None = None) -> FitResult:
+        monitors: list[Monitor] | None = None, z: torch.Tensor | None = None) -> FitResult:
     """Fit ``net`` to ``problem`` with Adam and return the restoration.
 
     Parameters
@@ -185,6 +187,9 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         Watchers of the run; :func:`default_monitors` when omitted. A
         :class:`~dip.checkpoint.Checkpoint` goes last: it may resume the run in its
         ``on_start``.
+    z : torch.Tensor, optional
+        The network input 1×C×H×W; drawn from ``settings`` (seeded) when omitted.
+        Required for ``input_type='image'``.
 
     Returns
     -------
@@ -196,10 +201,14 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     problem.to(device)
     net = net.to(device).train()
 
-    gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
-    depth = 2 if s.input_type == "meshgrid" else s.input_depth
-    z = make_input(s.input_type, depth, problem.out_shape[1:], scale=s.input_scale,
-                   generator=gen).to(device)
+    if z is None:
+        if s.input_type == "image":
+            raise ValueError("input_type='image' needs the input image: fit(..., z=image)")
+        gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
+        depth = 2 if s.input_type == "meshgrid" else s.input_depth
+        z = make_input(s.input_type, depth, problem.out_shape[1:], scale=s.input_scale,
+                       generator=gen)
+    z = z.to(device)
     noise_gen = torch.Generator(device=device).manual_seed(int(s.seed) + 1)
     noise = torch.empty_like(z)
     target = problem.observation

@@ -22,9 +22,8 @@ GB = 1024 ** 3
 ENV_LIMIT = "DIP_MEMORY_LIMIT_GB"
 
 
-def _probe(net: nn.Module, in_channels: int, multiple: int) -> tuple[float, int]:
+def _probe(net: nn.Module, in_channels: int, side: int) -> tuple[float, int]:
     """(bytes per output pixel kept for backward, fixed bytes of parameters and Adam)."""
-    side = max(2 * multiple, 32)
     x = torch.full((1, in_channels, side, side), 0.05, device=next(net.parameters()).device)
     saved = 0
 
@@ -41,7 +40,7 @@ def _probe(net: nn.Module, in_channels: int, multiple: int) -> tuple[float, int]
 
 
 def fit_cost(net: nn.Module, in_channels: int, multiple: int = 1, out_channels: int = 3,
-             window: int = 0) -> tuple[float, int]:
+             window: int = 0, min_side: int = 0) -> tuple[float, int]:
     """Memory cost of fitting ``net``: bytes per output pixel and fixed bytes.
 
     An image of H×W pixels needs about ``per_pixel·H·W + fixed`` bytes.
@@ -55,6 +54,8 @@ def fit_cost(net: nn.Module, in_channels: int, multiple: int = 1, out_channels: 
         Channels of the code z.
     multiple : int
         The net's size multiple (the probe is 2·multiple pixels wide, at least 32).
+    min_side : int
+        Smallest side the net accepts (:func:`dip.run.min_size`), when larger.
     out_channels : int
         Output channels (for the early-stopping window).
     window : int
@@ -68,7 +69,9 @@ def fit_cost(net: nn.Module, in_channels: int, multiple: int = 1, out_channels: 
     fixed : int
         Parameters with their gradients, Adam moments and the backtracking snapshot.
     """
-    saved, fixed = _probe(net, in_channels, multiple)
+    side = max(2 * multiple, min_side, 32)
+    side += -side % max(1, multiple)
+    saved, fixed = _probe(net, in_channels, side)
     return 2 * saved + 4 * window * out_channels, fixed
 
 

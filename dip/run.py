@@ -26,6 +26,7 @@ import dip
 from dip import DipError, nets, tasks
 from dip.checkpoint import Checkpoint, discard
 from dip.config import config_hash
+from dip.corrupt import SIGNALS, pil_resize, signal
 from dip.data import center_crop, crop_to_multiple, image_id, read, save_image
 from dip.fit import FitResult, FitSettings, default_monitors, fit, pick_device, seed_everything
 from dip.memory import ENV_LIMIT, GB, available_bytes, check_memory, fit_cost
@@ -33,9 +34,9 @@ from dip.metrics import psnr
 from dip.stopping import STOP_MODES
 from dip.tasks import Problem
 
-__all__ = ["run", "record_dir", "build_problem", "build_net", "net_multiple", "check_size",
-           "versions", "git_commit", "fit_seeds", "checkpoint_path", "check_writable",
-           "check_fit_memory"]
+__all__ = ["run", "record_dir", "build_problem", "build_net", "build_input", "net_multiple",
+           "min_size", "check_size", "set_threads", "versions", "git_commit", "fit_seeds",
+           "checkpoint_path", "check_writable", "check_fit_memory"]
 
 
 def net_multiple(net_cfg: DictConfig) -> int:
@@ -50,16 +51,28 @@ def net_multiple(net_cfg: DictConfig) -> int:
     return 1
 
 
-def check_size(image: torch.Tensor, net_cfg: DictConfig, what: str = "image") -> None:
-    """Refuse images too small for the net: the deepest scale must keep at least 2×2 pixels.
+def min_size(net_cfg: DictConfig) -> int:
+    """Smallest side the net accepts: its deepest scale must stay wider than the padding.
 
-    (At 1×1 the reflection padding and the batch statistics of BatchNorm are undefined.)
+    A k×k convolution with reflection padding needs more than k // 2 pixels, and
+    BatchNorm needs more than one; so the deepest scale keeps at least
+    max(2, k // 2 + 1) pixels (2·2^depth for the paper's 3×3 net).
     """
     m = net_multiple(net_cfg)
+    if m <= 1:
+        return 1
+    k = net_cfg.get("filter_size_down", 3)
+    k = max(k) if OmegaConf.is_list(k) or isinstance(k, (list, tuple)) else int(k)
+    return m * max(2, k // 2 + 1)
+
+
+def check_size(image: torch.Tensor, net_cfg: DictConfig, what: str = "image") -> None:
+    """Refuse images too small for the net (see :func:`min_size`)."""
+    n = min_size(net_cfg)
     h, w = image.shape[-2:]
-    if m > 1 and min(h, w) < 2 * m:
+    if min(h, w) < n:
         raise DipError(f"{what} {h}×{w} is smaller than the {net_cfg.name} net's minimum "
-                       f"size {2 * m}×{2 * m}; use a larger image or a net with fewer scales")
+                       f"size {n}×{n}; use a larger image or a net with fewer scales")
 
 
 def build_net(cfg: DictConfig, num_input_channels: int, num_output_channels: int):
@@ -132,12 +145,25 @@ def _check_trust_settings(cfg: DictConfig) -> None:
 
 
 def _crops(cfg: DictConfig, multiple: int):
-    """The same centre crops for an image and everything aligned with it."""
-    size = None if cfg.crop is None else int(cfg.crop)
+    """The same resizing and centre crops for an image and everything aligned with it.
 
-    def apply(img: torch.Tensor, scale: int = 1) -> torch.Tensor:
+    ``cfg.scale`` (optional) resizes first (PIL Lanczos; nearest for masks), then
+    ``cfg.crop`` takes the centre square and the sides are cut to ``multiple``.
+    """
+    size = None if cfg.crop is None else \
+        tuple(int(v) for v in cfg.crop) if OmegaConf.is_list(cfg.crop) else int(cfg.crop)
+    factor = cfg.get("scale")
+    if factor is not None and not (isinstance(factor, (int, float)) and 0 < factor <= 1):
+        raise DipError(f"scale={factor} is invalid; give a downscaling factor in (0, 1]")
+
+    def apply(img: torch.Tensor, scale: int = 1, mask: bool = False) -> torch.Tensor:
+        if factor is not None and factor != 1:
+            h, w = img.shape[-2:]
+            new = (max(1, round(h * factor)), max(1, round(w * factor)))
+            img = pil_resize(img, new, "nearest" if mask else "lanczos")
         if size is not None:
-            img = center_crop(img, size * scale)
+            img = center_crop(img, tuple(v * scale for v in size) if isinstance(size, tuple)
+                              else size * scale)
         return crop_to_multiple(img, multiple * scale)
 
     return apply
@@ -184,10 +210,17 @@ def build_problem(cfg: DictConfig) -> Problem:
             raise DipError(f"mask is {mask.shape[-2]}×{mask.shape[-1]} but the image is "
                            f"{image.shape[-2]}×{image.shape[-1]}; give a mask of the image's "
                            "size")
-        mask = crop(mask.amin(0, keepdim=True))
+        mask = crop(mask.amin(0, keepdim=True), mask=True)
     image = crop(image)
     gt = None if gt is None else crop(gt)
     check_size(image, cfg.net)
+    if task == "fitting":
+        kind = str(cfg.get("signal", "image"))
+        if kind not in SIGNALS:
+            raise DipError(f"signal={kind} is invalid; choose one of {', '.join(SIGNALS)}")
+        sigma = float(cfg.sigma) if kind == "noisy" else 25.0
+        return tasks.fitting(target=signal(image, kind, sigma=sigma, seed=int(cfg.seed)),
+                             gt=gt)
     if task == "denoising":
         if cfg.corrupted:
             return tasks.denoising(noisy=image, gt=gt)
@@ -202,6 +235,36 @@ def build_problem(cfg: DictConfig) -> Problem:
             problem.gt = gt[None]
         return problem
     raise DipError(f"unknown task {task!r}; choose denoising, inpainting or sr")
+
+
+def build_input(cfg: DictConfig, problem: Problem) -> torch.Tensor | None:
+    """The network input when it is an image (``fit.input_type=image``), else None.
+
+    ``input_image`` is read, resized and cropped exactly as the image, and must then
+    have the size of the restored image (e.g. the flash photo of a flash/no-flash pair).
+    """
+    if cfg.fit.input_type != "image":
+        return None
+    z = _crops(cfg, net_multiple(cfg.net))(_read(cfg.get("input_image"), cfg.data.root,
+                                                 "input_image"))
+    if tuple(z.shape[-2:]) != tuple(problem.out_shape[1:]):
+        raise DipError(f"input_image is {z.shape[-2]}×{z.shape[-1]} after cropping but the "
+                       f"output is {problem.out_shape[1]}×{problem.out_shape[2]}; give an "
+                       "image of the same size")
+    return z[None]
+
+
+def set_threads(threads) -> None:
+    """Pin torch's CPU threads (None: leave torch's default).
+
+    CPU results depend on the thread count, so a pinned count is part of what makes a
+    run reproducible (the profiles pin it; records store it in ``device_name``).
+    """
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise DipError(f"threads={threads} is invalid; give a positive integer or null")
+    torch.set_num_threads(threads)
 
 
 def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
@@ -232,7 +295,8 @@ def checkpoint_path(cfg: DictConfig, seed: int) -> Path | None:
     return record_dir(cfg).parent / f".{config_hash(cfg)}.s{int(seed)}.ckpt.pt"
 
 
-def fit_seeds(cfg: DictConfig, problem: Problem, seeds: list[int]) -> list[FitResult]:
+def fit_seeds(cfg: DictConfig, problem: Problem, seeds: list[int],
+              z: torch.Tensor | None = None) -> list[FitResult]:
     """Fit a fresh network per seed to the same ``problem``, one seed after the other.
 
     This is the one place where a run's fits happen; a batched implementation (several
@@ -244,13 +308,14 @@ def fit_seeds(cfg: DictConfig, problem: Problem, seeds: list[int]) -> list[FitRe
     for seed in seeds:
         settings = settings_from(cfg, seed)
         seed_everything(seed)
-        net = build_net(cfg, _in_channels(settings), problem.out_shape[0])
+        n_in = _in_channels(settings) if z is None else z.shape[1]
+        net = build_net(cfg, n_in, problem.out_shape[0])
         monitors = default_monitors(problem, settings)
         path = checkpoint_path(cfg, seed)
         if path is not None:
             monitors.append(Checkpoint(path, int(cfg.checkpoint_every),
                                        key=f"{config_hash(cfg)}/{seed}"))
-        results.append(fit(net, problem, settings, monitors))
+        results.append(fit(net, problem, settings, monitors, z=z))
         problem.to("cpu")
     return results
 
@@ -298,7 +363,8 @@ def check_fit_memory(cfg: DictConfig, problem: Problem) -> int:
     device = pick_device(settings.device)
     multiple = net_multiple(cfg.net)
     window = settings.stop_window if settings.stop == "wmv" else 0
-    per_pixel, fixed = fit_cost(probe.to(device), n_in, multiple, problem.out_shape[0], window)
+    per_pixel, fixed = fit_cost(probe.to(device), n_in, multiple, problem.out_shape[0], window,
+                                min_side=min_size(cfg.net))
     return check_memory(per_pixel, fixed, tuple(problem.out_shape[1:]),
                         memory_limit(cfg, device), multiple, cfg.profile.name)
 
@@ -346,6 +412,7 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
     nan = float("nan")
     return {
         "experiment": cfg.name,
+        "label": cfg.get("label"),
         "task": cfg.task.name,
         "image": str(cfg.image),
         "image_id": image_id(str(cfg.gt if cfg.corrupted and cfg.gt else cfg.image)),
@@ -419,10 +486,12 @@ def _clean(obj):
 
 
 def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitResult,
-                 metrics: dict, results: list[FitResult] | None = None) -> Path:
+                 metrics: dict, results: list[FitResult] | None = None,
+                 images: dict | None = None) -> Path:
     """Write a run's files into a temporary directory, then move it to ``out_dir``.
 
-    ``results`` (all seeds of an ensemble) adds ``restored_ensemble.png``. An OSError
+    ``results`` (all seeds of an ensemble) adds ``restored_ensemble.png``; ``images``
+    (name → tensor: network input image, baseline outputs) are saved as ``<name>.png``. An OSError
     (no permission, disk full) becomes a one-line DipError; the temporary directory is
     removed and an earlier record at ``out_dir`` is left as it was.
     """
@@ -432,7 +501,7 @@ def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitRe
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        _write_files(tmp, cfg, problem, result, metrics, results)
+        _write_files(tmp, cfg, problem, result, metrics, results, images)
         _replace_dir(tmp, out_dir)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -458,12 +527,15 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
 
 
 def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult,
-                 metrics: dict, results: list[FitResult] | None) -> None:
+                 metrics: dict, results: list[FitResult] | None,
+                 images: dict | None = None) -> None:
     from dip.report.figures import plot_history, side_by_side
 
     save_image(tmp / "restored.png", result.final)
     save_image(tmp / "restored_avg.png", result.average)
     save_image(tmp / "corrupted.png", problem.observation.cpu())
+    for name, img in (images or {}).items():
+        save_image(tmp / f"{name}.png", img.cpu())
     panels = [("corrupted", problem.corrupted_view().cpu(), metrics["psnr_corrupted"]),
               ("DIP", result.final, metrics["psnr_final"]),
               ("DIP (averaged)", result.average, metrics["psnr_avg"])]
@@ -504,20 +576,26 @@ def run(cfg: DictConfig) -> dict:
         metrics = json.loads((out / "metrics.json").read_text())
         return {**metrics, "skipped": True, "out_dir": str(out)}
     problem = build_problem(cfg)
+    set_threads(cfg.get("threads"))
+    z = build_input(cfg, problem)
     pick_device(str(cfg.device))  # fail early on an unknown device string
     check_writable(out)
     check_fit_memory(cfg, problem)
     seeds = [int(cfg.seed) + k for k in range(int(cfg.seeds))]
-    results = fit_seeds(cfg, problem, seeds)
+    results = fit_seeds(cfg, problem, seeds, z=z)
     result = results[0]
     metrics = metrics_of(problem, result, cfg)
     if len(results) > 1:
         metrics.update(ensemble_metrics(problem, results, seeds))
+    images = {} if z is None else {"input": z}
     if cfg.baselines and problem.gt is not None:
         from dip.baselines import run_baselines
 
-        metrics["baselines"] = run_baselines(problem)
-    metrics["out_dir"] = str(write_record(out, cfg, problem, result, metrics, results))
+        outputs: dict = {}
+        metrics["baselines"] = run_baselines(problem, images=outputs)
+        images.update({f"baseline_{k}": v for k, v in outputs.items()})
+    metrics["out_dir"] = str(write_record(out, cfg, problem, result, metrics, results,
+                                          images))
     for seed in seeds:  # the record is safe: the checkpoints are no longer needed
         path = checkpoint_path(cfg, seed)
         if path is not None:

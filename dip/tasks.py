@@ -18,7 +18,7 @@ from dip.corrupt import add_noise, bernoulli_mask, lr_image, pil_resize
 from dip.metrics import psnr, psnr_y
 from dip.operators import Downsampler, Identity, Mask
 
-__all__ = ["Problem", "denoising", "inpainting", "sr", "TASKS"]
+__all__ = ["Problem", "denoising", "inpainting", "sr", "fitting", "TASKS"]
 
 METRICS = {"psnr": psnr, "psnr_y": psnr_y}
 
@@ -30,7 +30,7 @@ class Problem:
     Attributes
     ----------
     task : str
-        'denoising', 'inpainting' or 'sr'.
+        'denoising', 'inpainting', 'sr' or 'fitting'.
     observation : torch.Tensor
         x̂ as 1×C×h×w in [0, 1] (h×w is the low resolution for SR).
     operator : nn.Module
@@ -157,4 +157,16 @@ def sr(*, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None, factor
                    extras={"factor": factor, "lr": lr})
 
 
-TASKS = {"denoising": denoising, "inpainting": inpainting, "sr": sr}
+def fitting(*, target: torch.Tensor, gt: torch.Tensor | None = None) -> Problem:
+    """Plain fitting: A = I, x̂ = ``target`` (C×H×W in [0, 1]).
+
+    What the network is asked to reproduce is not a corrupted image but a signal
+    of interest in itself: the targets of the paper's Fig. 2 (an image, the same
+    with noise, with shuffled pixels, pure noise), or the no-flash photo that a net
+    fed with the flash photo must reproduce. ``gt`` (optional) is only for scoring.
+    """
+    return Problem("fitting", _batch(target), Identity(), tuple(target.shape[-3:]),
+                   gt=None if gt is None else _batch(gt))
+
+
+TASKS = {"denoising": denoising, "inpainting": inpainting, "sr": sr, "fitting": fitting}

@@ -94,3 +94,22 @@ def test_submitit_local_launcher_runs_a_two_job_sweep(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     seeds = sorted(json.loads((p / "metrics.json").read_text())["seed"] for p in runs.iterdir())
     assert seeds == [0, 1]
+
+
+@pytest.mark.slow
+def test_make_table_runs_parallel_jobs_and_reproduces_exactly(tmp_path, data_root):
+    """`make table-inpainting` (joblib, one thread per run), then a fresh rerun compares equal."""
+    root = CONFIG_DIR.parent
+    args = ["make", "-s", "-C", str(root), "PROFILE=smoke", "JOBS=2",
+            f"RECORDS={tmp_path / 'runs'}", f"TABLES={tmp_path / 'tables'}",
+            f"REPRO={tmp_path / 'again'}", "ARGS=item=house,Cameraman256 fit.num_iter=5"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    first = subprocess.run([*args, "table-inpainting"], capture_output=True, text=True,
+                           env=env, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (tmp_path / "tables" / "table_inpainting_smoke.csv").is_file()
+    assert len(list((tmp_path / "runs").iterdir())) == 2
+    again = subprocess.run([*args, "reproduce-inpainting"], capture_output=True, text=True,
+                           env=env, timeout=900)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "identical" in again.stdout

@@ -45,10 +45,11 @@ def test_denoising_beats_the_noisy_input():
     noisy = problem.score(problem.observation)
     assert problem.score(result.final) > noisy + 4
     assert problem.score(result.average) > noisy + 4
-    assert problem.score(result.oracle) >= problem.score(result.final) - 1e-9
     assert result.final.shape == (1, 3, 64, 64)
     assert 0 <= result.iter_oracle < 200
     h = result.history
+    # the oracle is the best of the outputs the loop saw (perturbed input), every step
+    assert problem.score(result.oracle) >= h.psnr_gt.max() - 1e-9
     assert list(h.columns) == ["step", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg", "seconds"]
     assert h.step.tolist() == list(range(0, 200, 10))
     assert h.loss.iloc[-1] < h.loss.iloc[0]

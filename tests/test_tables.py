@@ -293,3 +293,23 @@ def test_early_stopping_and_ensemble_columns(tmp_path):
     assert "| 500 |" in text and "gap to oracle" in text and "Wang et al." in text
     mixed = table("denoising", "quick", root=root, paper=PAPER_CSV)  # no filter: all runs
     assert body(mixed)["runs"].tolist() == [3]
+
+
+def test_compare_tables_finds_every_changed_value(tmp_path):
+    from dip.report.__main__ import main
+    from dip.report.tables import compare_tables
+
+    a = pd.DataFrame({"image": ["boat", "mean"], "psnr": [31.2345, 30.1], "paper": [None, 1.0]})
+    a.to_csv(tmp_path / "a.csv", index=False)
+    a.to_csv(tmp_path / "same.csv", index=False)
+    b = a.copy()
+    b.loc[1, "psnr"] = 30.1001
+    b.to_csv(tmp_path / "b.csv", index=False)
+    assert compare_tables(tmp_path / "a.csv", tmp_path / "same.csv").empty
+    diffs = compare_tables(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert diffs[["row", "column"]].values.tolist() == [[1, "psnr"]]
+    a.iloc[:1].to_csv(tmp_path / "short.csv", index=False)
+    with pytest.raises(DipError, match="other rows or columns"):
+        compare_tables(tmp_path / "a.csv", tmp_path / "short.csv")
+    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "same.csv")]) == 0
+    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]) == 1

@@ -1,9 +1,12 @@
-"""``python -m dip.report``: tables from run records.
+"""``python -m dip.report``: tables and figures from run records.
 
     python -m dip.report table table_inpainting --profile quick
     python -m dip.report table sr --profile paper --root results/runs --out results/tables
+    python -m dip.report figure fig_architectures --profile quick
+    python -m dip.report compare results/tables/table_inpainting_quick.csv rerun.csv
 
-prints the markdown table and writes ``<out>/<experiment>_<profile>.{md,csv,tex}``.
+``table`` prints the markdown table and writes ``<out>/<experiment>_<profile>.{md,csv,tex}``;
+``figure`` writes ``<out>/<experiment>_<profile>.png`` (and ``..._curves.png``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,23 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--paper", default=None,
                    help="paper_numbers.csv (default: $DIP_PAPER_NUMBERS, else "
                         "../shared/reference/paper_numbers.csv beside the project)")
+    f = sub.add_parser("figure", help="a paper figure (image grid, curves) from the records",
+                       description="Build one of the paper's figures from the run records "
+                                   "of one profile.")
+    f.add_argument("experiment", help="fig_architectures, fig_kate, fig_lr, fig_vase, "
+                                      "fig_restoration, fig_jpeg, fig_flash, fig_prior_curves")
+    f.add_argument("--profile", default="quick",
+                   help="profile whose records are used (default: quick)")
+    f.add_argument("--root", default="results/runs",
+                   help="records root (default: results/runs)")
+    f.add_argument("--out", default="results/figures",
+                   help="where the files go (default: results/figures)")
+    c = sub.add_parser("compare", help="check that a rerun reproduces a table exactly",
+                       description="Compare two table CSVs value by value; exit 1 on any "
+                                   "difference.")
+    c.add_argument("reference", help="the committed table, e.g. "
+                                     "results/tables/table_inpainting_quick.csv")
+    c.add_argument("candidate", help="the table rebuilt from the rerun's records")
     return parser
 
 
@@ -50,11 +70,32 @@ def _table(args) -> int:
     return 0
 
 
+def _figure(args) -> int:
+    from dip.report.grids import build_figure
+
+    paths = build_figure(args.experiment, args.profile, root=args.root, out=args.out)
+    print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
+def _compare(args) -> int:
+    from dip.report.tables import compare_tables
+
+    diffs = compare_tables(args.reference, args.candidate)
+    if diffs.empty:
+        print(f"identical: {args.candidate} reproduces {args.reference}")
+        return 0
+    print(diffs.to_string(index=False))
+    print(f"error: {len(diffs)} value(s) differ from {args.reference}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (1 with one line on stderr on error)."""
     args = _parser().parse_args(argv)
     try:
-        return _table(args)
+        commands = {"table": _table, "figure": _figure, "compare": _compare}
+        return commands[args.command](args)
     except DipError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

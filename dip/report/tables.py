@@ -27,7 +27,7 @@ from dip import DipError
 from dip.data import image_id
 
 __all__ = ["image_id", "paper_numbers", "load_records", "table", "write_table",
-           "markdown", "latex", "experiment_name", "match_image", "TABLES"]
+           "markdown", "latex", "experiment_name", "match_image", "compare_tables", "TABLES"]
 
 TABLES = {"table_inpainting": "inpainting50", "table_denoising": "denoising", "table_sr": "sr"}
 """Table experiments → their ``experiment`` in paper_numbers.csv."""
@@ -638,3 +638,38 @@ def write_table(df: pd.DataFrame, experiment: str, profile: str,
     return [_write(out_dir / f"{stem}.md", markdown(df)),
             _write(out_dir / f"{stem}.csv", df.to_csv(index=False, float_format="%.4f")),
             _write(out_dir / f"{stem}.tex", latex(df))]
+
+
+def compare_tables(reference, candidate) -> pd.DataFrame:
+    """Differences between two table CSVs (a committed table and a rerun of it).
+
+    Parameters
+    ----------
+    reference, candidate : str or Path
+        CSV files written by :func:`write_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (row, column) whose values differ (``reference``, ``candidate``);
+        empty when the tables are identical at the precision they were written with.
+
+    Raises
+    ------
+    DipError
+        When the files cannot be read or have different rows or columns.
+    """
+    try:
+        a, b = pd.read_csv(reference), pd.read_csv(candidate)
+    except (OSError, ValueError) as err:
+        raise DipError(f"cannot read the tables to compare: {err}") from err
+    if list(a.columns) != list(b.columns) or a.shape != b.shape:
+        raise DipError(f"{candidate} has other rows or columns than {reference} "
+                       f"({b.shape} vs {a.shape}); rerun the same sweep")
+    diffs = []
+    for col in a.columns:
+        for i, (x, y) in enumerate(zip(a[col], b[col], strict=True)):
+            same = (pd.isna(x) and pd.isna(y)) or x == y
+            if not same:
+                diffs.append({"row": i, "column": col, "reference": x, "candidate": y})
+    return pd.DataFrame(diffs, columns=["row", "column", "reference", "candidate"])

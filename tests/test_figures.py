@@ -1,0 +1,153 @@
+"""Figure experiments: targets of Fig. 2, image inputs, resizing, and figures end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from dip import DipError
+from dip.config import CONFIG_DIR
+from dip.corrupt import signal
+from dip.report.grids import FIGURES, build_figure
+from dip.run import build_input, build_problem, min_size, run
+from dip.tasks import fitting
+
+
+def _compose(*overrides):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_signals_of_fig2():
+    img = torch.rand(3, 16, 20, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(signal(img, "image"), img)
+    shuffled = signal(img, "shuffled", seed=1)
+    assert not torch.equal(shuffled, img)
+    # a permutation of pixel positions, the same for every channel
+    flat, flat_s = img.reshape(3, -1).T, shuffled.reshape(3, -1).T
+    assert sorted(map(tuple, flat.tolist())) == sorted(map(tuple, flat_s.tolist()))
+    noisy = signal(img, "noisy", sigma=25, seed=1)
+    assert 0.05 < float((noisy - img).std()) < 0.12
+    noise = signal(img, "noise", seed=1)
+    assert noise.shape == img.shape and 0 <= float(noise.min()) and float(noise.max()) < 1
+    assert torch.equal(signal(img, "noise", seed=1), noise)
+    with pytest.raises(ValueError, match="unknown signal"):
+        signal(img, "stripes")
+
+
+def test_fitting_problem_is_identity_without_ground_truth():
+    target = torch.rand(3, 8, 8)
+    p = fitting(target=target)
+    assert p.task == "fitting" and p.gt is None and p.out_shape == (3, 8, 8)
+    assert torch.equal(p.operator(target[None]), target[None])
+
+
+def test_min_size_accounts_for_depth_and_filter():
+    assert min_size(_compose("net=skip").net) == 64          # 2 px at 1/32
+    assert min_size(_compose("net=encdec", "net.depth=6").net) == 192   # 5x5: 3 px at 1/64
+    assert min_size(_compose("net=encdec", "net.depth=2").net) == 12
+    assert min_size(_compose("net=resnet").net) == 1
+
+
+def test_scale_and_rectangular_crop_resize_image_and_mask(data_root):
+    cfg = _compose("experiment=fig_architectures", "profile=quick")
+    p = build_problem(cfg)
+    assert p.out_shape == (3, 192, 320)
+    mask = p.extras["mask"]
+    assert set(torch.unique(mask).tolist()) == {0.0, 1.0}    # nearest keeps it binary
+    assert 0.1 < p.extras["missing"] < 0.4
+    with pytest.raises(DipError, match="scale=2"):
+        build_problem(_compose("experiment=fig_architectures", "scale=2"))
+
+
+def test_image_input_must_match_the_output(tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(a)
+    Image.fromarray(np.full((96, 96, 3), 90, np.uint8)).save(b)
+    cfg = _compose("task=fitting", f"image={a}", f"input_image={a}", "fit.input_type=image")
+    z = build_input(cfg, build_problem(cfg))
+    assert z.shape == (1, 3, 64, 64)
+    assert build_input(_compose("task=fitting", f"image={a}"), build_problem(cfg)) is None
+    bad = _compose("task=fitting", f"image={a}", f"input_image={b}", "fit.input_type=image")
+    with pytest.raises(DipError, match="input_image is 96×96"):
+        build_input(bad, build_problem(bad))
+
+
+def test_flash_run_uses_the_flash_photo_as_input(tmp_path, data_root):
+    cfg = _compose("experiment=fig_flash", "profile=smoke", "fit.num_iter=3", "progress=false",
+                   f"out_dir={tmp_path / 'rec'}")
+    m = run(cfg)
+    assert m["task"] == "fitting" and m["label"] == "flash input, no-flash target"
+    saved = np.asarray(Image.open(tmp_path / "rec" / "input.png"))
+    assert saved.shape == (64, 64, 3)
+    assert not np.array_equal(saved, np.asarray(Image.open(tmp_path / "rec" / "corrupted.png")))
+
+
+def test_figure_settings_are_the_official_ones():
+    arch = {a: _compose("experiment=fig_architectures", f"arch={a}", "profile=paper")
+            for a in ("encdec6", "encdec2", "resnet8", "unet5")}
+    assert [(c.net.name, c.fit.lr) for c in arch.values()] == [
+        ("encdec", 0.01), ("encdec", 0.01), ("resnet", 0.001), ("unet", 0.001)]
+    assert all((c.fit.num_iter, c.fit.input_depth, c.fit.reg_noise_std) == (3001, 1, 0.0)
+               for c in arch.values())
+    kate = _compose("experiment=fig_kate", "profile=paper")
+    assert (kate.fit.num_iter, kate.fit.lr, kate.net.upsample_mode) == (6001, 0.01, "nearest")
+    assert list(kate.net.num_channels_skip) == [128] * 5
+    vase = _compose("experiment=fig_vase", "profile=paper")
+    assert (vase.fit.input_type, vase.fit.num_iter, list(vase.net.num_channels_skip)) == (
+        "meshgrid", 5001, [0] * 5)
+    flash = _compose("experiment=fig_flash", "profile=paper")
+    assert (flash.fit.lr, flash.fit.num_iter, flash.fit.input_type) == (0.1, 601, "image")
+    assert list(flash.net.upsample_mode) == ["nearest"] * 2 + ["bilinear"] * 3
+    jpeg = _compose("experiment=fig_jpeg", "profile=paper")
+    assert (jpeg.fit.num_iter, jpeg.fit.input_depth, list(jpeg.net.num_channels_skip)) == (
+        2400, 3, [0, 0, 0, 4, 4])
+    rest = _compose("experiment=fig_restoration", "profile=paper")
+    assert (rest.p_missing, rest.fit.num_iter, rest.net.downsample_mode) == (0.98, 1000, "avg")
+
+
+def _dip(*args, cwd, module="dip"):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True,
+                          text=True, env=env, timeout=900)
+
+
+SWEEPS = {"fig_architectures": 5, "fig_lr": 2, "fig_prior_curves": 4, "fig_flash": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", sorted(SWEEPS))
+def test_figure_sweep_end_to_end(tmp_path, data_root, experiment):
+    runs = tmp_path / "runs"
+    proc = _dip("-m", f"experiment={experiment}", "profile=smoke", "progress=false",
+                "fit.num_iter=4", f"records={runs}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    labels = [json.loads((p / "metrics.json").read_text())["label"] for p in runs.iterdir()]
+    assert len(set(labels)) == SWEEPS[experiment]
+    report = _dip("figure", experiment, "--profile", "smoke", "--root", str(runs), "--out",
+                  str(tmp_path / "fig"), cwd=tmp_path, module="dip.report")
+    assert report.returncode == 0, report.stderr[-2000:]
+    curves = tmp_path / "fig" / f"{experiment}_smoke_curves.png"
+    assert Image.open(curves).size[0] > 300
+    grid = tmp_path / "fig" / f"{experiment}_smoke.png"
+    assert grid.is_file() == (experiment != "fig_prior_curves")
+
+
+def test_figure_of_an_unrun_experiment_says_how_to_run_it(tmp_path):
+    with pytest.raises(DipError, match="dip -m experiment=fig_kate profile=quick"):
+        build_figure("fig_kate", "quick", root=tmp_path)
+    with pytest.raises(DipError, match="unknown figure"):
+        build_figure("fig_nope", "quick", root=tmp_path)
+
+
+def test_every_figure_experiment_is_listed():
+    on_disk = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("fig_*.yaml"))
+    assert sorted(FIGURES) == on_disk
