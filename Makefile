@@ -12,7 +12,7 @@ PROFILE ?= quick
 DIP    := $(BIN)/dip progress=false profile=$(PROFILE)
 REPORT := $(BIN)/python -m dip.report
 
-.PHONY: setup demo test lint clean table-inpainting table-denoising table-sr tables
+.PHONY: setup demo test lint bench clean table-inpainting table-denoising table-sr tables
 
 setup: $(STAMP)
 
@@ -44,7 +44,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check dip tests
+	$(BIN)/ruff check dip tests hydra_plugins
+
+# Fit step vs an eager reference, batched throughput, peak memory:
+# results/bench/<device>.{json,md}. QUICK=1: < 5 min on 2 CPU cores.
+QUICK ?=
+bench: $(STAMP)
+	$(BIN)/python -m dip.bench $(if $(QUICK),--quick)
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache
