@@ -15,8 +15,9 @@ Measures, on the CPU or the GPU of this machine:
   ``batched_s`` = the median time of one batched step over all N runs), single-run
   and batched blocks alternating.
 * **peak memory**: of one paper-net fit per size, in a fresh subprocess. On the CPU
-  the increase of the process's peak resident set size (``ru_maxrss``) over its value
-  just before the fit (after imports and setup), i.e. what the fit itself needed; on
+  the increase of the process's peak resident set size (``VmHWM`` of
+  /proc/self/status) over its resident set just before the fit (after imports and
+  setup), i.e. what the fit itself needed; on
   CUDA ``torch.cuda.max_memory_allocated``.
 
 Writes ``results/bench/<device>.json`` and ``.md``. Usage::
@@ -254,6 +255,14 @@ def bench_batched(size, ns, repeats, steps, device, log):
     return rows
 
 
+def _proc_kb(field):
+    """A field of /proc/self/status in kB (VmRSS: now, VmHWM: peak of this process)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _measure_memory(size, n, device_str):
     """Child process: peak memory of a 2-step fit (single or batched)."""
     device = torch.device(device_str)
@@ -264,7 +273,8 @@ def _measure_memory(size, n, device_str):
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # ru_maxrss would keep the parent's peak across exec: read this process's own
+        base = _proc_kb("VmRSS")
     if n == 1:
         from dip.fit import fit
 
@@ -276,7 +286,7 @@ def _measure_memory(size, n, device_str):
     if device.type == "cuda":
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
     else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+        peak = (_proc_kb("VmHWM") - base) / 1024
     print(json.dumps({"size": size, "n": n, "mb": round(peak, 1)}))
 
 
@@ -377,7 +387,7 @@ def main(argv=None):
         "method": ("median step times; ours = dip.fit.fit with its default monitors, "
                    "reference = eager loop in dip/bench.py; memory = "
                    + ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
-                      "ru_maxrss increase during a 2-step fit in a fresh subprocess")),
+                      "peak RSS (VmHWM) minus RSS before a 2-step fit, in a fresh subprocess")),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     out = Path(args.out)
