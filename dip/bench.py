@@ -375,8 +375,10 @@ def main(argv=None):
         batched += bench_batched(s, ns, repeats if s <= 64 else 1, steps, device, log)
     mem = {str(s): bench_memory(s, 1, device, log) for s in mem_sizes}
     mem_b = {f"{s}x{n}": bench_memory(s, n, device, log) for s, n in mem_batched}
-    note = args.note or ("Timings alternate ours/reference block by block in one process, so "
-                         "ratios hold under load; absolute times depend on the load.")
+    note = args.note or ("Single runs alternate ours/reference step by step in one process "
+                         "(the reference step runs while our step's graph is alive), batched "
+                         "and sequential blocks alternate block by block; ratios hold under "
+                         "a steady load, absolute times depend on the load.")
     res = {
         "device": device.type, "device_name": device_name(str(device)),
         "torch": torch.__version__, "threads": torch.get_num_threads(),
