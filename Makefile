@@ -23,8 +23,8 @@ DIP    := $(BIN)/dip --multirun progress=false profile=$(PROFILE) launcher=$(LAU
           $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS)) records=$(RECORDS)
 REPORT := $(BIN)/python -m dip.report
 
-.PHONY: setup demo test lint clean table-inpainting table-denoising table-sr tables figures \
-        reproduce-inpainting
+.PHONY: setup demo test lint bench clean table-inpainting table-denoising table-sr tables \
+        figures reproduce-inpainting
 
 setup: $(STAMP)
 
@@ -74,7 +74,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check dip tests
+	$(BIN)/ruff check dip tests hydra_plugins
+
+# Fit step vs an eager reference, batched throughput, peak memory:
+# results/bench/<device>.{json,md}. QUICK=1: < 5 min on 2 CPU cores.
+QUICK ?=
+bench: $(STAMP)
+	$(BIN)/python -m dip.bench $(if $(QUICK),--quick)
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dip import fast
 from dip.monitors import Backtrack, History, Monitor, Oracle, Progress, StepInfo
 from dip.stopping import Stopper, make_stopper
 from dip.tasks import Problem
@@ -68,6 +69,15 @@ class FitSettings:
         'auto' (CUDA when available, else CPU), 'cpu' or 'cuda[:i]'.
     progress : bool
         Show a tqdm bar.
+    channels_last : bool or None
+        Run the net in channels_last memory format; None = on CUDA only (see
+        :mod:`dip.fast`).
+    amp : {'off', 'bf16', 'fp16'}
+        Autocast of the forward pass (the loss is computed in fp32).
+    compile : bool
+        Wrap the net in ``torch.compile``.
+    fused_adam : bool or None
+        Fused Adam; None = on CUDA only.
     """
 
     num_iter: int = 3000
@@ -88,6 +98,10 @@ class FitSettings:
     seed: int = 0
     device: str = "auto"
     progress: bool = False
+    channels_last: bool | None = None
+    amp: str = "off"
+    compile: bool = False
+    fused_adam: bool | None = None
 
 
 @dataclass
@@ -212,7 +226,8 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     noise_gen = torch.Generator(device=device).manual_seed(int(s.seed) + 1)
     noise = torch.empty_like(z)
     target = problem.observation
-    optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
+    optimizer = fast.adam(net.parameters(), s, device)
+    step_net, z = fast.prepare(net, z, s, device)
 
     info = StepInfo(problem=problem, net=net, optimizer=optimizer, exp_weight=s.exp_weight,
                     generator=noise_gen, monitors=monitors)
@@ -226,7 +241,8 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
             net_in = z + noise.normal_(generator=noise_gen) * s.reg_noise_std
         else:
             net_in = z
-        out = net(net_in)
+        with fast.autocast(s, device):
+            out = step_net(net_in).float()
         data = torch.nn.functional.mse_loss(problem.operator(out), target)
         loss = data + s.tv_weight * tv_loss(out) if s.tv_weight > 0 else data
         info.begin(step, out.detach(), out_avg, loss.detach(), data.detach())
@@ -241,8 +257,8 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         for m in monitors:
             m.after_step(info)
 
-    with torch.no_grad():
-        final = net(z).detach()
+    with torch.no_grad(), fast.autocast(s, device):
+        final = step_net(z).float().detach()
     seconds = info.elapsed()
     info.prev_avg = out_avg  # the final running average, for on_end
     for m in monitors:

@@ -1,0 +1,356 @@
+"""Batched fitting: N independent DIP runs in one forward/backward pass.
+
+The N networks (same architecture, different initialisations) are run as one
+*grouped* network: every convolution becomes a convolution with ``groups = N`` over
+``N × C`` channels whose weight is the concatenation of the N runs' weights, every
+BatchNorm one BatchNorm over ``N × C`` channels (so the batch statistics stay per
+run; the running statistics are kept in the N nets), and channel-wise layers
+(padding, activations, upsampling) are applied as they are. Skip concatenations
+are interleaved per run so that each run's channels stay contiguous. The runs'
+inputs are concatenated along channels: the grouped net maps ``1 × N·C_in × H × W``
+to ``1 × N·C_out × H × W``.
+
+The parameters stay those of the N separate nets (the grouped weights are
+concatenated from them at every forward pass, which costs one copy of the parameters
+per step), so each run keeps its own :class:`torch.optim.Adam` with its own learning
+rate, its own monitors (history, oracle, backtracking) and its own random input:
+:func:`fit_batched` returns what N calls of :func:`dip.fit.fit` return, up to float
+rounding (grouped and plain convolutions sum in different orders).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dip import fast
+from dip.fit import FitResult, FitSettings, default_monitors, make_input, pick_device, tv_loss
+from dip.monitors import Backtrack, History, Monitor, Oracle, StepInfo
+from dip.nets.common import Concat, center_crop
+from dip.tasks import Problem
+
+__all__ = ["GroupedNet", "group", "can_group", "fit_batched", "batch_key"]
+
+# Layers that act on every channel independently: shared as they are by all runs.
+_CHANNELWISE = (nn.LeakyReLU, nn.ReLU, nn.ELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Identity,
+                nn.ReflectionPad2d, nn.ZeroPad2d, nn.ReplicationPad2d, nn.Upsample,
+                nn.AvgPool2d, nn.MaxPool2d)
+
+
+class _GroupedConv(nn.Module):
+    """N convolutions of equal shape as one grouped convolution."""
+
+    def __init__(self, convs: Sequence[nn.Conv2d]):
+        super().__init__()
+        c = convs[0]
+        if c.padding_mode != "zeros" or isinstance(c.padding, str):
+            raise TypeError(f"cannot group a Conv2d with padding {c.padding!r} "
+                            f"({c.padding_mode})")
+        self.convs = nn.ModuleList(convs)
+        self.n = len(convs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.convs[0]
+        w = torch.cat([m.weight for m in self.convs]) if self.n > 1 else c.weight
+        b = None
+        if c.bias is not None:
+            b = torch.cat([m.bias for m in self.convs]) if self.n > 1 else c.bias
+        return F.conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups * self.n)
+
+
+class _GroupedBN(nn.Module):
+    """N BatchNorm2d layers of C channels as one over N·C channels (statistics per run).
+
+    The running statistics stay in the N layers: they are gathered for the pass and
+    written back afterwards, for the runs that are marked active only (a finished or
+    rolled-back run's statistics are left as they were).
+    """
+
+    def __init__(self, bns: Sequence[nn.BatchNorm2d], state: dict):
+        super().__init__()
+        b = bns[0]
+        if b.track_running_stats and b.momentum is None:
+            raise TypeError("cannot group BatchNorm with a cumulative average (momentum=None)")
+        self.bns = nn.ModuleList(bns)
+        self.state = state
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b0 = self.bns[0]
+        w = b = None
+        if b0.affine:
+            w = torch.cat([m.weight for m in self.bns])
+            b = torch.cat([m.bias for m in self.bns])
+        track = b0.track_running_stats
+        training = self.training or not track
+        if not track:
+            return F.batch_norm(x, None, None, w, b, True, 0.0, b0.eps)
+        rm = torch.cat([m.running_mean for m in self.bns])
+        rv = torch.cat([m.running_var for m in self.bns])
+        out = F.batch_norm(x, rm, rv, w, b, training, b0.momentum, b0.eps)
+        if self.training:
+            active = self.state.get("active")
+            with torch.no_grad():
+                for i, (m, mean, var) in enumerate(zip(self.bns, rm.chunk(len(self.bns)),
+                                                       rv.chunk(len(self.bns)), strict=True)):
+                    if active is None or active[i]:
+                        m.running_mean.copy_(mean)
+                        m.running_var.copy_(var)
+                        m.num_batches_tracked.add_(1)
+        return out
+
+
+class _GroupedConcat(nn.Module):
+    """Concat of grouped branches, interleaved per run: [a_1 b_1 | a_2 b_2 | ...]."""
+
+    def __init__(self, branches: Sequence[nn.Module], n: int):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [m(x) for m in self.branches]
+        h = min(o.shape[2] for o in outs)
+        w = min(o.shape[3] for o in outs)
+        outs = [center_crop(o, h, w) for o in outs]
+        if self.n == 1:
+            return torch.cat(outs, 1)
+        b = outs[0].shape[0]
+        parts = [o.reshape(b, self.n, o.shape[1] // self.n, h, w) for o in outs]
+        return torch.cat(parts, 2).reshape(b, -1, h, w)
+
+
+def _group(mods: Sequence[nn.Module], state: dict) -> nn.Module:
+    first = mods[0]
+    if any(type(m) is not type(first) for m in mods):
+        raise TypeError("the nets differ in structure")
+    n = len(mods)
+    if type(first) is nn.Sequential:
+        if any(len(m) != len(first) for m in mods):
+            raise TypeError("the nets differ in structure")
+        return nn.Sequential(*[_group([m[i] for m in mods], state) for i in range(len(first))])
+    if type(first) is Concat:
+        if first.dim != 1 or any(len(m) != len(first) for m in mods):
+            raise TypeError("only channel concatenations of equal structure can be grouped")
+        subs = [list(m._modules.values()) for m in mods]
+        return _GroupedConcat([_group([s[i] for s in subs], state) for i in range(len(first))], n)
+    if type(first) is nn.Conv2d:
+        if any(m.weight.shape != first.weight.shape for m in mods):
+            raise TypeError("convolutions of different shape")
+        return _GroupedConv(mods)
+    if type(first) is nn.BatchNorm2d:
+        if any(m.num_features != first.num_features for m in mods):
+            raise TypeError("BatchNorm layers of different width")
+        return _GroupedBN(mods, state)
+    if isinstance(first, _CHANNELWISE) and not any(True for _ in first.parameters()):
+        return first
+    raise TypeError(f"cannot group {type(first).__name__} layers")
+
+
+class GroupedNet(nn.Module):
+    """N networks of one architecture as a single grouped network.
+
+    Parameters
+    ----------
+    nets : sequence of nn.Module
+        Networks built by the same builder with the same arguments (e.g. ``skip``,
+        ``encdec``), typically with different seeds. Their parameters are shared,
+        not copied: training the grouped net trains them.
+
+    Notes
+    -----
+    Input ``1 × N·C_in × H × W`` (run ``i`` in channels ``[i·C_in, (i+1)·C_in)``),
+    output ``1 × N·C_out × H × W`` in the same layout. Supported layers: Sequential,
+    :class:`~dip.nets.common.Concat` along channels, Conv2d with zero padding,
+    BatchNorm2d and parameter-free channel-wise layers (padding, activations,
+    upsampling, pooling).
+    """
+
+    def __init__(self, nets: Sequence[nn.Module]):
+        super().__init__()
+        if not nets:
+            raise ValueError("no nets to group")
+        self.n = len(nets)
+        self.state: dict = {"active": None}
+        self.body = _group(list(nets), self.state)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def set_active(self, active: Sequence[bool] | None) -> None:
+        """Runs whose BatchNorm running statistics the next passes update (None: all)."""
+        self.state["active"] = None if active is None else list(active)
+
+
+def group(nets: Sequence[nn.Module]) -> GroupedNet:
+    """The :class:`GroupedNet` of ``nets`` (raises ``TypeError`` when they cannot be)."""
+    return GroupedNet(nets)
+
+
+def can_group(net: nn.Module) -> bool:
+    """Whether copies of ``net`` can be fitted together by :func:`fit_batched`."""
+    try:
+        _group([net], {})
+    except TypeError:
+        return False
+    return True
+
+
+def batch_key(problem: Problem, settings: FitSettings, net_key) -> tuple:
+    """Runs with equal keys can share one batched fit (same size, net and input code)."""
+    depth = 2 if settings.input_type == "meshgrid" else settings.input_depth
+    return (tuple(problem.out_shape), settings.input_type, depth, settings.device, net_key)
+
+
+def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
+                settings: Sequence[FitSettings] | FitSettings | None = None,
+                monitors: Sequence[list[Monitor] | None] | None = None) -> list[FitResult]:
+    """Fit N independent DIP runs together; the results of N :func:`dip.fit.fit` calls.
+
+    Parameters
+    ----------
+    nets : sequence of nn.Module
+        N freshly initialised networks of one architecture (see :class:`GroupedNet`).
+    problems : sequence of Problem
+        One problem per run; all restored images must have the same shape.
+    settings : FitSettings or sequence of FitSettings
+        Per-run settings (seed, lr, num_iter, reg_noise_std, exp_weight, ... may all
+        differ), or one for all. Input type and depth and the device must agree.
+    monitors : sequence of (list of Monitor or None), optional
+        Per-run monitors; :func:`dip.fit.default_monitors` for ``None`` entries.
+
+    Returns
+    -------
+    list of FitResult
+        One per run, in order. ``seconds`` is the run's share of the batch's wall
+        time (total / N).
+
+    Notes
+    -----
+    Each run draws its code z and its per-step input noise from its own generators,
+    seeded as in :func:`dip.fit.fit`, and has its own Adam. A run that is rolled back
+    by its backtracking guard redoes its step at the next pass while the others go
+    on; a run that has finished (or diverged) is carried along without updates until
+    the last one ends.
+    """
+    n = len(nets)
+    if n != len(problems):
+        raise ValueError(f"{n} nets but {len(problems)} problems")
+    if settings is None or isinstance(settings, FitSettings):
+        settings = [settings or FitSettings()] * n
+    settings = list(settings)
+    if len(settings) != n:
+        raise ValueError(f"{n} nets but {len(settings)} settings")
+    monitors = list(monitors) if monitors is not None else [None] * n
+    shapes = {tuple(p.out_shape) for p in problems}
+    if len(shapes) != 1:
+        raise ValueError(f"batched runs need one output shape, got {sorted(shapes)}")
+    s0 = settings[0]
+    for s in settings:
+        if (s.input_type, s.input_depth, s.device) != (s0.input_type, s0.input_depth,
+                                                       s0.device):
+            raise ValueError("batched runs need the same input_type, input_depth and device")
+        if s.amp != s0.amp or s.channels_last != s0.channels_last:
+            raise ValueError("batched runs need the same amp and channels_last settings")
+    device = pick_device(s0.device)
+    fast.configure(device)
+    shape = problems[0].out_shape[1:]
+    depth = 2 if s0.input_type == "meshgrid" else s0.input_depth
+
+    for p in problems:
+        p.to(device)
+    nets = [m.to(device).train() for m in nets]
+    gnet = GroupedNet(nets).to(device).train()
+    zs, noise_gens, noises = [], [], []
+    for s in settings:
+        gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
+        zs.append(make_input(s.input_type, depth, shape, scale=s.input_scale,
+                             generator=gen).to(device))
+        noise_gens.append(torch.Generator(device=device).manual_seed(int(s.seed) + 1))
+        noises.append(torch.empty_like(zs[-1]))
+    z_all = torch.cat(zs, 1)
+    gnet_ = gnet
+    gnet, z_all = fast.prepare(gnet, z_all, s0, device)
+    optimizers = [fast.adam(m.parameters(), s, device) for m, s in zip(nets, settings,
+                                                                       strict=True)]
+    monitors = [default_monitors(p, s) if m is None else m
+                for p, s, m in zip(problems, settings, monitors, strict=True)]
+    infos = [StepInfo(problem=p, net=m, optimizer=o, exp_weight=s.exp_weight)
+             for p, m, o, s in zip(problems, nets, optimizers, settings, strict=True)]
+    for info, mons in zip(infos, monitors, strict=True):
+        for m in mons:
+            m.on_start(info)
+
+    steps = [0] * n
+    avgs: list[torch.Tensor | None] = [None] * n
+    active = lambda i: steps[i] < settings[i].num_iter and infos[i].status == "ok"  # noqa: E731
+    c_out = problems[0].out_shape[0]
+    t0 = time.perf_counter()
+    while any(active(i) for i in range(n)):
+        for o in optimizers:
+            o.zero_grad(set_to_none=True)
+        ins = []
+        for i, s in enumerate(settings):
+            if s.reg_noise_std > 0:
+                ins.append(zs[i] + noises[i].normal_(generator=noise_gens[i]) * s.reg_noise_std)
+            else:
+                ins.append(zs[i])
+        net_in = torch.cat(ins, 1)
+        if s0.channels_last:
+            net_in = net_in.contiguous(memory_format=torch.channels_last)
+        with fast.autocast(s0, device):
+            gnet_.set_active([active(i) for i in range(n)])
+            out_all = gnet(net_in)
+        out_all = out_all.float()
+        losses = []
+        for i in range(n):
+            if not active(i):
+                continue
+            s, p, info = settings[i], problems[i], infos[i]
+            out = out_all[:, i * c_out:(i + 1) * c_out]
+            data = F.mse_loss(p.operator(out), p.observation)
+            loss = data + s.tv_weight * tv_loss(out) if s.tv_weight > 0 else data
+            info.begin(steps[i], out.detach(), avgs[i], loss.detach(), data.detach())
+            for m in monitors[i]:
+                m.on_step(info)
+            if info.rollback:
+                continue  # restored; this run redoes its step at the next pass
+            avgs[i] = info.average()
+            losses.append((i, loss))
+        if not losses:
+            continue
+        torch.stack([loss for _, loss in losses]).sum().backward()
+        for i, _ in losses:
+            optimizers[i].step()
+            steps[i] += 1
+            infos[i].completed = steps[i]
+            for m in monitors[i]:
+                m.after_step(infos[i])
+
+    gnet_.set_active(None)
+    with torch.no_grad(), fast.autocast(s0, device):
+        finals = gnet(z_all).float()
+    seconds = (time.perf_counter() - t0) / n
+    results = []
+    for i in range(n):
+        for m in monitors[i]:
+            m.on_end(infos[i])
+        final = finals[:, i * c_out:(i + 1) * c_out].detach().contiguous()
+        oracle = next((m for m in monitors[i] if isinstance(m, Oracle)), None)
+        history = next((m.frame() for m in monitors[i] if isinstance(m, History)),
+                       pd.DataFrame())
+        backtrack = next((m for m in monitors[i] if isinstance(m, Backtrack)), None)
+        average = avgs[i] if avgs[i] is not None else final
+        results.append(FitResult(
+            final=final.cpu(), average=average.contiguous().cpu(),
+            oracle=None if oracle is None or oracle.best is None else oracle.best.cpu(),
+            iter_oracle=None if oracle is None else oracle.best_step,
+            history=history, seconds=seconds, device=str(device), status=infos[i].status,
+            backtracks=0 if backtrack is None else backtrack.total,
+            stop=final.cpu(), iter_stop=steps[i], steps=steps[i],
+        ))
+    return results

@@ -1,0 +1,405 @@
+"""Benchmark of the fit step against a plain eager reference (``make bench``).
+
+Measures, on the CPU or the GPU of this machine:
+
+* **single**: the per-iteration time of this project's :func:`dip.fit.fit` (the whole
+  loop with its default monitors: history, oracle, backtracking guard) against a
+  plain eager reference implementation of the official skip network written in this
+  file (same architecture, 2,217,831 parameters, fp32 NCHW, ``torch.optim.Adam``, no
+  monitors), run in the same process and alternating step by step (one reference
+  step between two of ours), so that a load that changes over time hits both alike.
+  Medians over all timed steps; ``ratio`` = median ours / median reference,
+  ``ratio_paired`` the median of the step-by-step ratios.
+* **batched**: throughput of :func:`dip.batched.fit_batched` for N runs against N
+  sequential single runs (``sequential_s`` = N × the single run's median step time,
+  ``batched_s`` = the median time of one batched step over all N runs), single-run
+  and batched blocks alternating.
+* **peak memory**: of one paper-net fit per size, in a fresh subprocess. On the CPU
+  the increase of the process's peak resident set size (``VmHWM`` of
+  /proc/self/status) over its resident set just before the fit (after imports and
+  setup), i.e. what the fit itself needed; on
+  CUDA ``torch.cuda.max_memory_allocated``.
+
+Writes ``results/bench/<device>.json`` and ``.md``. Usage::
+
+    python -m dip.bench            # full: 64², 128², 256², 512²
+    python -m dip.bench --quick    # < 5 min on 2 CPU cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["reference_skip", "main", "PAPER_KWARGS", "PAPER_PARAMS"]
+
+PAPER_KWARGS = dict(num_channels_down=[128] * 5, num_channels_up=[128] * 5,
+                    num_channels_skip=[4] * 5, filter_size_down=3, filter_size_up=3,
+                    filter_skip_size=1, upsample_mode="bilinear", pad="reflection")
+PAPER_PARAMS = 2_217_831
+
+
+# --- the eager reference: the official skip network, written out plainly ----------
+
+class _RefConcat(nn.Module):
+    def __init__(self, *branches):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x):
+        outs = [b(x) for b in self.branches]
+        h = min(o.shape[2] for o in outs)
+        w = min(o.shape[3] for o in outs)
+        outs = [o[:, :, (o.shape[2] - h) // 2:(o.shape[2] - h) // 2 + h,
+                  (o.shape[3] - w) // 2:(o.shape[3] - w) // 2 + w] for o in outs]
+        return torch.cat(outs, 1)
+
+
+def _ref_conv(cin, cout, k, stride=1):
+    pad = (k - 1) // 2
+    layers = [nn.ReflectionPad2d(pad)] if pad else []
+    return nn.Sequential(*layers, nn.Conv2d(cin, cout, k, stride, padding=0))
+
+
+def _ref_block(cin, cout, k, stride=1):
+    return [_ref_conv(cin, cout, k, stride), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)]
+
+
+def reference_skip(n_in=32, n_out=3, down=(128,) * 5, up=(128,) * 5, skip=(4,) * 5):
+    """The official ``skip`` net (bilinear, reflection padding, 3×3 / 1×1 filters)."""
+    n = len(down)
+
+    def level(i, cin):
+        deeper = nn.Sequential(*_ref_block(cin, down[i], 3, 2), *_ref_block(down[i], down[i], 3))
+        if i < n - 1:
+            deeper.append(level(i + 1, down[i]))
+        deeper.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+        k = up[i + 1] if i < n - 1 else down[i]
+        skip_branch = nn.Sequential(*_ref_block(cin, skip[i], 1))
+        return nn.Sequential(_RefConcat(skip_branch, deeper), nn.BatchNorm2d(skip[i] + k),
+                             *_ref_block(skip[i] + k, up[i], 3), *_ref_block(up[i], up[i], 1))
+
+    return nn.Sequential(level(0, n_in), _ref_conv(up[0], n_out, 1), nn.Sigmoid())
+
+
+# --- helpers -------------------------------------------------------------------------
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _image(size, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size),
+                          indexing="ij")
+    img = torch.stack([0.5 + 0.4 * torch.cos(2 * math.pi * (c + 1) * (x + 0.5 * y)
+                                             + float(torch.rand(1, generator=g)) * 6)
+                       for c in range(3)])
+    return img
+
+
+def _problem(size, seed=0):
+    from dip import tasks
+
+    return tasks.denoising(gt=_image(size, seed), sigma=25, seed=seed)
+
+
+def _settings(steps, device, seed=0, **kw):
+    from dip.fit import FitSettings
+
+    return FitSettings(num_iter=steps, lr=0.01, reg_noise_std=1.0 / 30, input_depth=32,
+                       record_every=10, seed=seed, device=str(device), **kw)
+
+
+def _ours_net(seed=0):
+    from dip.nets import build
+
+    torch.manual_seed(seed)
+    return build("skip", 32, 3, **PAPER_KWARGS)
+
+
+class _Timer:
+    """Monitor that times every accepted step (on_step runs once per step).
+
+    With ``between`` (a callable), it is called after each stamp and the time it
+    takes is excluded: the reference runs one step between two of ours, so the two
+    are measured alternating step by step under the same load.
+    """
+
+    def __init__(self, device, between=None):
+        self.device, self.between = device, between
+        self.times: list[float] = []
+        self._last = None
+
+    def on_start(self, info):
+        pass
+
+    def on_step(self, info):
+        if info.rollback:
+            return
+        _sync(self.device)
+        now = time.perf_counter()
+        if self._last is not None:
+            self.times.append(now - self._last)
+        if self.between is not None:
+            self.between()
+            _sync(self.device)
+        self._last = time.perf_counter()
+
+    def on_end(self, info):
+        pass
+
+    def diffs(self):
+        return self.times
+
+
+def _ours_block(size, steps, device, between=None, **kw):
+    """Step times of one :func:`dip.fit.fit` call (default monitors + a timer)."""
+    from dip.fit import default_monitors, fit
+
+    problem = _problem(size)
+    s = _settings(steps + 1, device, **kw)
+    timer = _Timer(device, between)
+    fit(_ours_net(), problem, s, monitors=default_monitors(problem, s) + [timer])
+    return timer.diffs()
+
+
+class _Reference:
+    """The eager reference loop: input noise, forward, MSE, backward, Adam."""
+
+    def __init__(self, size, device):
+        torch.manual_seed(0)
+        self.net = reference_skip().to(device).train()
+        count = sum(p.numel() for p in self.net.parameters())
+        assert count == PAPER_PARAMS, f"reference net has {count} parameters"
+        self.device = device
+        self.z = (torch.rand(1, 32, size, size) * 0.1).to(device)
+        self.target = _problem(size).observation.to(device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=0.01)
+
+    def block(self, steps):
+        times = []
+        for _ in range(steps):
+            _sync(self.device)
+            t = time.perf_counter()
+            self.opt.zero_grad(set_to_none=True)
+            out = self.net(self.z + torch.randn_like(self.z) / 30)
+            F.mse_loss(out, self.target).backward()
+            self.opt.step()
+            _sync(self.device)
+            times.append(time.perf_counter() - t)
+        return times
+
+
+def _batched_block(size, n, steps, device):
+    from dip.batched import fit_batched
+    from dip.fit import default_monitors
+
+    problems = [_problem(size, seed=i) for i in range(n)]
+    settings = [_settings(steps + 1, device, seed=i) for i in range(n)]
+    timer = _Timer(device)
+    monitors = [default_monitors(p, s) for p, s in zip(problems, settings, strict=True)]
+    monitors[0].append(timer)
+    fit_batched([_ours_net(i) for i in range(n)], problems, settings, monitors)
+    return timer.diffs()
+
+
+def bench_single(size, repeats, steps, device, log):
+    ref = _Reference(size, device)
+    ref.block(1)  # warm-up
+    ours, theirs = [], []
+    for _ in range(repeats):
+        # one reference step between two of ours (the first one is not timed)
+        theirs_block: list[float] = []
+        ours_block = _ours_block(size, steps, device,
+                                 between=lambda b=theirs_block: b.extend(ref.block(1)))
+        ours += ours_block
+        theirs += theirs_block[1:]
+    o, r = statistics.median(ours), statistics.median(theirs)
+    paired = statistics.median(a / b for a, b in zip(ours, theirs, strict=False))
+    row = {"size": size, "ours_s_per_iter": round(o, 4), "reference_s_per_iter": round(r, 4),
+           "ratio": round(o / r, 3), "ratio_paired": round(paired, 3),
+           "steps_timed": [len(ours), len(theirs)]}
+    log(f"single {size}²: ours {o:.3f} s/it, reference {r:.3f} s/it, ratio {o / r:.2f}")
+    return row
+
+
+def bench_batched(size, ns, repeats, steps, device, log):
+    rows = []
+    for n in ns:
+        times, single = [], []
+        for _ in range(repeats):  # alternate: a single-run block, then a batched block
+            single += _ours_block(size, steps, device)
+            times += _batched_block(size, n, steps, device)
+        b = statistics.median(times)
+        seq = n * statistics.median(single)
+        rows.append({"size": size, "n": n, "sequential_s": round(seq, 4),
+                     "batched_s": round(b, 4), "speedup": round(seq / b, 3),
+                     "run_iters_per_s": round(n / b, 3)})
+        log(f"batched {size}² N={n}: {b:.3f} s per pass, {n / b:.2f} run-it/s, "
+            f"speedup {seq / b:.2f}× over {n} sequential")
+    return rows
+
+
+def _proc_kb(field):
+    """A field of /proc/self/status in kB (VmRSS: now, VmHWM: peak of this process)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _measure_memory(size, n, device_str):
+    """Child process: peak memory of a 2-step fit (single or batched)."""
+    device = torch.device(device_str)
+    problems = [_problem(size, seed=i) for i in range(n)]
+    nets = [_ours_net(i) for i in range(n)]
+    settings = [_settings(2, device, seed=i) for i in range(n)]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    else:
+        # ru_maxrss would keep the parent's peak across exec: read this process's own
+        base = _proc_kb("VmRSS")
+    if n == 1:
+        from dip.fit import fit
+
+        fit(nets[0], problems[0], settings[0])
+    else:
+        from dip.batched import fit_batched
+
+        fit_batched(nets, problems, settings)
+    if device.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    else:
+        peak = (_proc_kb("VmHWM") - base) / 1024
+    print(json.dumps({"size": size, "n": n, "mb": round(peak, 1)}))
+
+
+def bench_memory(size, n, device, log):
+    cmd = [sys.executable, "-m", "dip.bench", "--_memory", str(size), str(n), str(device),
+           "--threads", str(torch.get_num_threads())]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        log(f"memory {size}² N={n}: failed: {proc.stderr[-500:]}")
+        return None
+    mb = json.loads(proc.stdout.strip().splitlines()[-1])["mb"]
+    log(f"memory {size}² N={n}: {mb:.0f} MB")
+    return mb
+
+
+def device_slug(device):
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"cpu-{platform.machine()}-{torch.get_num_threads()}t"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _markdown(res):
+    lines = [f"# Benchmark on {res['device_name']}", "",
+             f"torch {res['torch']}, {res['threads']} threads, commit {res['commit']}, "
+             f"{res['date']}{' (quick)' if res['quick'] else ''}.", "",
+             res["note"], "",
+             "## Single run: this project's fit step vs an eager reference", "",
+             "| size | ours s/it | reference s/it | ratio |", "| --- | --- | --- | --- |"]
+    for r in res["single"]:
+        lines.append(f"| {r['size']}² | {r['ours_s_per_iter']:.3f} | "
+                     f"{r['reference_s_per_iter']:.3f} | {r['ratio']:.2f} |")
+    lines += ["", "## Batched runs (one grouped network)", "",
+              "| size | N | N sequential s/it | batched s/it | speedup | run-it/s |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for r in res["batched"]:
+        lines.append(f"| {r['size']}² | {r['n']} | {r['sequential_s']:.3f} | "
+                     f"{r['batched_s']:.3f} | {r['speedup']:.2f} | {r['run_iters_per_s']:.2f} |")
+    lines += ["", "## Peak memory of one fit (MB over the process before the fit)", "",
+              "| size | N | MB |", "| --- | --- | --- |"]
+    for key, mb in res["peak_mem_mb"].items():
+        lines.append(f"| {key}² | 1 | {mb} |")
+    for key, mb in res.get("peak_mem_batched_mb", {}).items():
+        size, n = key.split("x")
+        lines.append(f"| {size}² | {n} | {mb} |")
+    lines += ["", f"Method: {res['method']}", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer sizes and repeats (< 5 min)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", default="results/bench")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--note", default="", help="free text stored with the results")
+    ap.add_argument("--_memory", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args._memory:
+        size, n, dev = args._memory
+        return _measure_memory(int(size), int(n), dev)
+
+    from dip.fit import pick_device
+    from dip.run import device_name, git_commit
+
+    device = pick_device(args.device)
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    if args.quick:
+        sizes, big, repeats, steps = (64, 128, 256), (), 2, 3
+        batched_sizes, ns, mem_sizes = (64,), (1, 2, 4, 8), (64, 128, 256, 512)
+        mem_batched = ((64, 8),)
+    else:
+        sizes, big, repeats, steps = (64, 128, 256), (512,), 3, 4
+        batched_sizes, ns, mem_sizes = (64, 128), (1, 2, 4, 8), (64, 128, 256, 512)
+        mem_batched = ((64, 8), (128, 8))
+    if device.type == "cuda":
+        batched_sizes = batched_sizes + (256,)
+    t0 = time.perf_counter()
+    single = [bench_single(s, repeats, steps, device, log) for s in sizes]
+    single += [bench_single(s, 1, 2, device, log) for s in big]
+    batched = []
+    for s in batched_sizes:
+        batched += bench_batched(s, ns, repeats if s <= 64 else 1, steps, device, log)
+    mem = {str(s): bench_memory(s, 1, device, log) for s in mem_sizes}
+    mem_b = {f"{s}x{n}": bench_memory(s, n, device, log) for s, n in mem_batched}
+    note = args.note or ("Single runs alternate ours/reference step by step in one process "
+                         "(the reference step runs while our step's graph is alive), batched "
+                         "and sequential blocks alternate block by block; ratios hold under "
+                         "a steady load, absolute times depend on the load.")
+    res = {
+        "device": device.type, "device_name": device_name(str(device)),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "commit": git_commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "quick": bool(args.quick), "note": note,
+        "single": single, "batched": batched, "peak_mem_mb": mem,
+        "peak_mem_batched_mb": mem_b,
+        "method": ("median step times; ours = dip.fit.fit with its default monitors, "
+                   "reference = eager loop in dip/bench.py; memory = "
+                   + ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
+                      "peak RSS (VmHWM) minus RSS before a 2-step fit, in a fresh subprocess")),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = device_slug(device)
+    (out / f"{slug}.json").write_text(json.dumps(res, indent=2) + "\n")
+    (out / f"{slug}.md").write_text(_markdown(res))
+    log(f"wrote {out / slug}.json and .md in {res['seconds']:.0f} s")
+    return res
+
+
+if __name__ == "__main__":
+    main()

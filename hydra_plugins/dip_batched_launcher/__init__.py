@@ -1,0 +1,1 @@
+"""Hydra launcher that fits the runs of a sweep in batches (``launcher=batched``)."""

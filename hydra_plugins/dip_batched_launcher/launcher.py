@@ -1,0 +1,95 @@
+"""A Hydra launcher that fits the jobs of a sweep together, N at a time.
+
+Selected with ``launcher=batched`` (``conf/launcher/batched.yaml``); the batch size is
+``hydra.launcher.batch_runs``. Jobs whose problems share the image size, the network
+and the input code are fitted by one :func:`dip.batched.fit_batched` call (see
+:func:`dip.run_batched.run_batch`); each job still gets its own record, exactly as
+with the basic launcher, and finished records are skipped.
+"""
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchedLauncherConf:
+    _target_: str = "hydra_plugins.dip_batched_launcher.launcher.BatchedLauncher"
+    batch_runs: int = 8
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="dip_batched",
+                             node=BatchedLauncherConf, provider="dip")
+
+
+class BatchedLauncher(Launcher):
+    def __init__(self, batch_runs: int = 8) -> None:
+        super().__init__()
+        self.batch_runs = int(batch_runs)
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
+        from dip.run_batched import run_batch
+
+        setup_globals()
+        assert self.config is not None and self.hydra_context is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        log.info(f"Launching {len(job_overrides)} jobs in batches of {self.batch_runs}")
+        configs = []
+        for idx, overrides in enumerate(job_overrides):
+            idx = initial_job_idx + idx
+            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config,
+                                                                     list(overrides))
+            with open_dict(cfg):
+                cfg.hydra.job.id = idx
+                cfg.hydra.job.num = idx
+            configs.append(cfg)
+        tasks = []
+        for cfg in configs:
+            task = cfg.copy()
+            with open_dict(task):
+                del task["hydra"]
+            tasks.append(task)
+        outcomes = run_batch(tasks, batch_runs=self.batch_runs)
+
+        runs = []
+        for cfg, outcome in zip(configs, outcomes, strict=True):
+            runs.append(run_job(hydra_context=self.hydra_context,
+                                task_function=_report(outcome), config=cfg,
+                                job_dir_key="hydra.sweep.dir",
+                                job_subdir_key="hydra.sweep.subdir"))
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return runs
+
+
+def _report(outcome: Any):
+    """Task function of one job whose fit is done: print its summary as `dip` does."""
+
+    def task(_cfg: DictConfig) -> float:
+        from dip.__main__ import _summary
+
+        if isinstance(outcome, Exception):
+            print(f"error: {outcome}", file=sys.stderr)
+            sys.exit(2)
+        print(_summary(outcome))
+        return outcome["psnr_final"]
+
+    return task

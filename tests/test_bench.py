@@ -1,0 +1,31 @@
+"""The benchmark's eager reference is the official skip net (no timings here)."""
+
+import torch
+
+from dip.bench import PAPER_KWARGS, PAPER_PARAMS, _markdown, reference_skip
+from dip.nets import build
+
+
+def test_reference_is_the_paper_net_and_computes_what_ours_computes():
+    ref = reference_skip()
+    ours = build("skip", 32, 3, **PAPER_KWARGS)
+    assert sum(p.numel() for p in ref.parameters()) == PAPER_PARAMS
+    shapes = [tuple(p.shape) for p in ref.parameters()]
+    assert shapes == [tuple(p.shape) for p in ours.parameters()]
+    with torch.no_grad():
+        for a, b in zip(ref.parameters(), ours.parameters(), strict=True):
+            a.copy_(b)
+    z = torch.rand(1, 32, 64, 64)
+    assert torch.equal(ref(z), ours(z))
+
+
+def test_markdown_summary():
+    res = {"device_name": "cpu", "torch": "2", "threads": 2, "commit": "abc", "date": "d",
+           "quick": True, "note": "n", "method": "m",
+           "single": [{"size": 64, "ours_s_per_iter": 0.1, "reference_s_per_iter": 0.1,
+                       "ratio": 1.0}],
+           "batched": [{"size": 64, "n": 2, "sequential_s": 0.2, "batched_s": 0.1,
+                        "speedup": 2.0, "run_iters_per_s": 20.0}],
+           "peak_mem_mb": {"64": 10.0}, "peak_mem_batched_mb": {"64x8": 70.0}}
+    text = _markdown(res)
+    assert "| 64² | 0.100 | 0.100 | 1.00 |" in text and "| 64² | 8 | 70.0 |" in text

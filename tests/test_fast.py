@@ -1,0 +1,42 @@
+"""Fast-path code paths of the fit step, exercised on the CPU (a few steps each)."""
+
+import pytest
+import torch
+from test_fit import settings, small_net, smooth_image
+
+from dip import fast, tasks
+from dip.fit import FitSettings, fit
+
+
+def test_cpu_defaults_are_eager_fp32_nchw():
+    s, cpu = FitSettings(), torch.device("cpu")
+    assert not fast.use_channels_last(s, cpu) and not fast.use_fused_adam(s, cpu)
+    assert s.amp == "off" and not s.compile
+    assert fast.use_channels_last(s, torch.device("cuda"))
+    assert fast.use_fused_adam(s, torch.device("cuda"))
+
+
+@pytest.mark.parametrize("kw", [dict(amp="bf16"), dict(channels_last=True),
+                                dict(amp="bf16", channels_last=True), dict(fused_adam=True)])
+def test_fast_paths_run_and_fit(kw):
+    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    torch.manual_seed(0)
+    result = fit(small_net(), problem, settings(num_iter=40, **kw))
+    assert result.final.dtype == torch.float32 and torch.isfinite(result.final).all()
+    h = result.history
+    assert h.psnr_obs.iloc[-1] > h.psnr_obs.iloc[0] + 1
+
+
+def test_channels_last_gives_the_same_fit_up_to_rounding():
+    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    outs = []
+    for cl in (False, True):
+        torch.manual_seed(0)
+        outs.append(fit(small_net(), problem, settings(num_iter=2, channels_last=cl)).final)
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-3, rtol=0)
+
+
+def test_unknown_amp_mode_is_refused():
+    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    with pytest.raises(ValueError, match="amp"):
+        fit(small_net(), problem, settings(num_iter=1, amp="fp8"))
