@@ -28,12 +28,15 @@ def test_fast_paths_run_and_fit(kw):
 
 
 def test_channels_last_gives_the_same_fit_up_to_rounding():
+    # a tiny learning rate: Adam's first, normalised steps would otherwise turn rounding
+    # differences of the gradients into steps of size lr
     problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     outs = []
     for cl in (False, True):
         torch.manual_seed(0)
-        outs.append(fit(small_net(), problem, settings(num_iter=2, channels_last=cl)).final)
-    torch.testing.assert_close(outs[0], outs[1], atol=1e-3, rtol=0)
+        outs.append(fit(small_net(), problem,
+                        settings(num_iter=2, lr=1e-5, channels_last=cl)).final)
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-4, rtol=0)
 
 
 def test_unknown_amp_mode_is_refused():
