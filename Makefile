@@ -24,7 +24,7 @@ DIP    := $(BIN)/dip --multirun progress=false profile=$(PROFILE) launcher=$(LAU
 REPORT := $(BIN)/python -m dip.report
 
 .PHONY: setup demo test lint bench clean table-inpainting table-denoising table-sr tables \
-        figures reproduce-inpainting
+        figures reproduce-inpainting readme
 
 setup: $(STAMP)
 
@@ -69,6 +69,10 @@ figures: $(STAMP)
 	  $(DIP) experiment=$$f $(ARGS); \
 	  $(REPORT) figure $$f --profile $(PROFILE) --root $(RECORDS) --out $(FIGS); \
 	done
+
+# results/README.md: every committed table, figure and benchmark on one page.
+readme: $(STAMP)
+	$(REPORT) readme
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

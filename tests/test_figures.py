@@ -151,3 +151,20 @@ def test_figure_of_an_unrun_experiment_says_how_to_run_it(tmp_path):
 def test_every_figure_experiment_is_listed():
     on_disk = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("fig_*.yaml"))
     assert sorted(FIGURES) == on_disk
+
+
+def test_results_readme_shows_every_table_figure_and_benchmark(tmp_path):
+    from dip.report.__main__ import main
+
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "tables" / "table_sr_quick.md").write_text("caption\n\n| a |\n| --- |\n| 1 |\n")
+    for name in ("fig_kate_quick.png", "fig_kate_quick_curves.png", "fig_prior_curves_quick_"
+                 "curves.png"):
+        Image.new("RGB", (4, 4)).save(tmp_path / "figures" / name)
+    assert main(["readme", "--results", str(tmp_path)]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert "## Table `table_sr_quick`" in text and "| 1 |" in text
+    assert "![fig_kate_quick](figures/fig_kate_quick.png)" in text
+    assert "![fig_kate_quick_curves](figures/fig_kate_quick_curves.png)" in text
+    assert "## Figure `fig_prior_curves_quick`" in text

@@ -4,6 +4,7 @@
     python -m dip.report table sr --profile paper --root results/runs --out results/tables
     python -m dip.report figure fig_architectures --profile quick
     python -m dip.report compare results/tables/table_inpainting_quick.csv rerun.csv
+    python -m dip.report readme
 
 ``table`` prints the markdown table and writes ``<out>/<experiment>_<profile>.{md,csv,tex}``;
 ``figure`` writes ``<out>/<experiment>_<profile>.png`` (and ``..._curves.png``).
@@ -56,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("reference", help="the committed table, e.g. "
                                      "results/tables/table_inpainting_quick.csv")
     c.add_argument("candidate", help="the table rebuilt from the rerun's records")
+    r = sub.add_parser("readme", help="results/README.md from the tables, figures, benchmarks",
+                       description="Write <results>/README.md showing every table, figure "
+                                   "and benchmark found under <results>.")
+    r.add_argument("--results", default="results", help="results folder (default: results)")
     return parser
 
 
@@ -90,11 +95,18 @@ def _compare(args) -> int:
     return 1
 
 
+def _readme(args) -> int:
+    from dip.report.readme import build_readme
+
+    print(f"wrote {build_readme(args.results)}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (1 with one line on stderr on error)."""
     args = _parser().parse_args(argv)
     try:
-        commands = {"table": _table, "figure": _figure, "compare": _compare}
+        commands = {"table": _table, "figure": _figure, "compare": _compare, "readme": _readme}
         return commands[args.command](args)
     except DipError as err:
         print(f"error: {err}", file=sys.stderr)

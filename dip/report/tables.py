@@ -27,7 +27,8 @@ from dip import DipError
 from dip.data import image_id
 
 __all__ = ["image_id", "paper_numbers", "load_records", "table", "write_table",
-           "markdown", "latex", "experiment_name", "match_image", "compare_tables", "TABLES"]
+           "markdown", "latex", "experiment_name", "match_image", "compare_tables",
+           "write_text", "TABLES"]
 
 TABLES = {"table_inpainting": "inpainting50", "table_denoising": "denoising", "table_sr": "sr"}
 """Table experiments → their ``experiment`` in paper_numbers.csv."""
@@ -613,7 +614,8 @@ def latex(df: pd.DataFrame) -> str:
     return "\n".join(lines + [r"\end{table}"]) + "\n"
 
 
-def _write(path: Path, text: str) -> Path:
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary file + rename)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         tmp.write_text(text, encoding="utf-8")
@@ -635,9 +637,9 @@ def write_table(df: pd.DataFrame, experiment: str, profile: str,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{experiment_name(experiment)}_{profile}"
-    return [_write(out_dir / f"{stem}.md", markdown(df)),
-            _write(out_dir / f"{stem}.csv", df.to_csv(index=False, float_format="%.4f")),
-            _write(out_dir / f"{stem}.tex", latex(df))]
+    return [write_text(out_dir / f"{stem}.md", markdown(df)),
+            write_text(out_dir / f"{stem}.csv", df.to_csv(index=False, float_format="%.4f")),
+            write_text(out_dir / f"{stem}.tex", latex(df))]
 
 
 def compare_tables(reference, candidate) -> pd.DataFrame:

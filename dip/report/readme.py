@@ -1,0 +1,49 @@
+"""``results/README.md``: the committed tables, figures and benchmarks on one page.
+
+Everything on the page is read from the files under ``results/`` (tables written by
+``python -m dip.report table``, figures by ``... figure``, benchmarks by ``make bench``);
+nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dip.report.tables import write_text
+
+__all__ = ["build_readme"]
+
+INTRO = """# Results
+
+Tables, figures and benchmarks produced by this harness, each labelled with the profile,
+iterations, device, seed and commit that made it. `quick` results come from the CPU
+profile (documented centre crops or downscaled images, narrower nets, shorter schedules,
+one thread per run so they are bit-identical from one machine to the next); `paper`
+results use the official settings. The two are never mixed in one column.
+
+Regenerate: `make tables figures PROFILE=quick` (sweeps resume: finished runs are skipped),
+then `make readme`. Check the inpainting table: `make reproduce-inpainting`.
+"""
+
+
+def _section(title: str, body: str) -> str:
+    return f"\n## {title}\n\n{body.strip()}\n"
+
+
+def build_readme(results="results") -> Path:
+    """Write ``<results>/README.md`` from the tables, figures and benchmarks found there."""
+    results = Path(results)
+    parts = [INTRO]
+    for md in sorted((results / "tables").glob("*.md")):
+        parts.append(_section(f"Table `{md.stem}`", md.read_text()
+                              + f"\n\nFiles: [{md.name}](tables/{md.name}), "
+                              f"[csv](tables/{md.stem}.csv), [tex](tables/{md.stem}.tex)"))
+    figures = sorted((results / "figures").glob("*.png"))
+    for stem in sorted({p.stem.removesuffix("_curves") for p in figures}):
+        shown = [p for p in figures if p.stem in (stem, f"{stem}_curves")]
+        parts.append(_section(f"Figure `{stem}`", "\n\n".join(
+            f"![{p.stem}](figures/{p.name})" for p in shown)))
+    for md in sorted((results / "bench").glob("*.md")):
+        parts.append(_section(f"Benchmark `{md.stem}`",
+                              md.read_text().split("\n", 1)[-1]))
+    return write_text(results / "README.md", "".join(parts))
