@@ -2,7 +2,7 @@
 
 Each takes a clean image as a float32 C×H×W tensor in [0, 1] and returns tensors in
 the same convention. A seed makes every corruption reproducible across runs and
-machines (CPU generator).
+machines (CPU generator), on a stream of its own (see :data:`STREAM`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,15 @@ from PIL import Image
 __all__ = ["add_noise", "bernoulli_mask", "pil_resize", "lr_image", "signal", "SIGNALS"]
 
 
+STREAM = 1_000_003
+"""Offset of the corruption seeds: a fit draws its code z from ``seed`` and its input
+noise from ``seed + 1``; were a corruption drawn from ``seed`` too, the noise, the mask or
+the target would be a function of z (the net could read the mask from its input)."""
+
+
 def _generator(seed: int) -> torch.Generator:
     g = torch.Generator(device="cpu")
-    g.manual_seed(int(seed))
+    g.manual_seed(int(seed) + STREAM)
     return g
 
 

@@ -168,3 +168,14 @@ def test_results_readme_shows_every_table_figure_and_benchmark(tmp_path):
     assert "![fig_kate_quick](figures/fig_kate_quick.png)" in text
     assert "![fig_kate_quick_curves](figures/fig_kate_quick_curves.png)" in text
     assert "## Figure `fig_prior_curves_quick`" in text
+
+
+def test_corruptions_do_not_share_the_random_stream_of_the_code():
+    from dip.corrupt import bernoulli_mask
+    from dip.fit import make_input
+
+    z = make_input("noise", 3, (32, 32), generator=torch.Generator().manual_seed(0))
+    target = signal(torch.zeros(3, 32, 32), "noise", seed=0)
+    assert not torch.allclose(target, z[0] * 10, atol=1e-5)
+    mask = bernoulli_mask((32, 32), 0.5, seed=0)
+    assert not torch.equal(mask[0], (z[0, 0] * 10 >= 0.5).float())
