@@ -291,8 +291,8 @@ def test_early_stopping_and_ensemble_columns(tmp_path):
     assert row[f"DIP ensemble ({THIS})"] == 30.9
     text = tables.markdown(df)
     assert "| 500 |" in text and "gap to oracle" in text and "Wang et al." in text
-    mixed = table("denoising", "quick", root=root, paper=PAPER_CSV)  # no filter: all runs
-    assert body(mixed)["runs"].tolist() == [3]
+    with pytest.raises(DipError, match="mix stopping rules"):  # never in one column
+        table("denoising", "quick", root=root, paper=PAPER_CSV)
 
 
 def test_compare_tables_finds_every_changed_value(tmp_path):

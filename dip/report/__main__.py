@@ -35,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="records root (default: results/runs)")
     t.add_argument("--out", default="results/tables",
                    help="where the files go (default: results/tables)")
-    t.add_argument("--stop", default=None, choices=["fixed", "wmv", "emv"],
-                   help="only records of this stopping rule (files get a _stop-RULE suffix)")
+    t.add_argument("--stop", default="fixed", choices=["fixed", "wmv", "emv"],
+                   help="only records of this stopping rule (default: fixed; the files of "
+                        "wmv/emv get a _stop-RULE suffix)")
     t.add_argument("--paper", default=None,
                    help="paper_numbers.csv (default: $DIP_PAPER_NUMBERS, else "
                         "../shared/reference/paper_numbers.csv beside the project)")
@@ -68,7 +69,7 @@ def _table(args) -> int:
     from dip.report.tables import markdown, table, write_table
 
     df = table(args.experiment, args.profile, root=args.root, paper=args.paper, stop=args.stop)
-    suffix = f"_stop-{args.stop}" if args.stop else ""
+    suffix = f"_stop-{args.stop}" if args.stop not in (None, "fixed") else ""
     paths = write_table(df, args.experiment, args.profile + suffix, out_dir=args.out)
     sys.stdout.write(markdown(df))
     print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)

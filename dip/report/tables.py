@@ -511,6 +511,11 @@ def table(experiment: str, profile: str = "quick", root="results/runs",
     """
     name = experiment_name(experiment)
     records = load_records(root, name, profile, stop)
+    if stop is None and "stop" in records:
+        rules = sorted(set(records["stop"].fillna("fixed")))
+        if len(rules) > 1:
+            raise DipError(f"the {profile} records of {name} mix stopping rules "
+                           f"({', '.join(rules)}); choose one with stop= (--stop)")
     if records.empty:
         raise DipError(no_records_message(name, profile, root))
     ref = paper if isinstance(paper, pd.DataFrame) else paper_numbers(paper)
