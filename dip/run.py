@@ -223,7 +223,7 @@ def build_problem(cfg: DictConfig) -> Problem:
                              gt=gt)
     if task == "denoising":
         if cfg.corrupted:
-            return tasks.denoising(noisy=image, gt=gt)
+            return tasks.denoising(noisy=image, gt=gt, sigma=float(cfg.sigma))
         return tasks.denoising(gt=image, sigma=float(cfg.sigma), seed=int(cfg.seed))
     if task == "inpainting":
         if mask is None and cfg.corrupted:

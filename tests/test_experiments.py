@@ -113,3 +113,11 @@ def test_make_table_runs_parallel_jobs_and_reproduces_exactly(tmp_path, data_roo
                            env=env, timeout=900)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "identical" in again.stdout
+
+
+def test_paper_noisy_inputs_carry_their_sigma_to_the_baselines(data_root):
+    from dip.run import build_problem
+
+    cfg = _compose("experiment=table_denoising", "profile=smoke", "sigma=50")
+    problem = build_problem(cfg)
+    assert problem.extras["sigma"] == 50.0  # NLM/CBM3D are told the real noise level
