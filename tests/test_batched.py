@@ -78,8 +78,9 @@ def test_fit_batched_equals_separate_fits_in_float64(float64):
 
 def test_fit_batched_matches_separate_fits_in_float32():
     """In float32 grouped and plain convolutions round differently, and Adam's first
-    steps amplify rounding (normalised gradients): close, not equal."""
-    sets = [_settings(**{**r, "num_iter": 3}) for r in RUNS]
+    steps amplify rounding (normalised gradients) into steps of size lr: with learning
+    rates scaled down 100× the runs stay close (equality is checked in float64)."""
+    sets = [_settings(**{**r, "num_iter": 3, "lr": r["lr"] / 100}) for r in RUNS]
     seq = [fit(n, p, s) for n, p, s in zip(_nets(), _problems(), sets, strict=True)]
     bat = fit_batched(_nets(), _problems(), sets)
     for a, b in zip(seq, bat, strict=True):
