@@ -44,6 +44,6 @@ def build_readme(results="results") -> Path:
         parts.append(_section(f"Figure `{stem}`", "\n\n".join(
             f"![{p.stem}](figures/{p.name})" for p in shown)))
     for md in sorted((results / "bench").glob("*.md")):
-        parts.append(_section(f"Benchmark `{md.stem}`",
-                              md.read_text().split("\n", 1)[-1]))
+        body = md.read_text().split("\n", 1)[-1].replace("\n## ", "\n### ")
+        parts.append(_section(f"Benchmark `{md.stem}`", body))
     return write_text(results / "README.md", "".join(parts))
