@@ -29,7 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from dip import fast
-from dip.fit import FitResult, FitSettings, default_monitors, make_input, pick_device, tv_loss
+from dip.fit import (
+    FitResult,
+    FitSettings,
+    code_channels,
+    default_monitors,
+    make_input,
+    pick_device,
+    tv_loss,
+)
 from dip.monitors import Backtrack, History, Monitor, Oracle, StepInfo
 from dip.nets.common import Concat, center_crop
 from dip.tasks import Problem
@@ -202,8 +210,8 @@ def can_group(net: nn.Module) -> bool:
 
 def batch_key(problem: Problem, settings: FitSettings, net_key) -> tuple:
     """Runs with equal keys can share one batched fit (same size, net and input code)."""
-    depth = 2 if settings.input_type == "meshgrid" else settings.input_depth
-    return (tuple(problem.out_shape), settings.input_type, depth, settings.device, net_key)
+    return (tuple(problem.out_shape), settings.input_type, code_channels(settings),
+            settings.device, net_key)
 
 
 def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
@@ -259,7 +267,7 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
     device = pick_device(s0.device)
     fast.configure(device)
     shape = problems[0].out_shape[1:]
-    depth = 2 if s0.input_type == "meshgrid" else s0.input_depth
+    depth = code_channels(s0)
 
     for p in problems:
         p.to(device)

@@ -20,7 +20,8 @@ from dip.monitors import Backtrack, History, Monitor, Oracle, Progress, StepInfo
 from dip.stopping import Stopper, make_stopper
 from dip.tasks import Problem
 
-__all__ = ["FitSettings", "FitResult", "fit", "make_input", "pick_device", "seed_everything"]
+__all__ = ["FitSettings", "FitResult", "fit", "make_input", "code_channels", "pick_device",
+           "seed_everything"]
 
 
 @dataclass
@@ -145,6 +146,11 @@ def seed_everything(seed: int) -> None:
     np.random.seed(int(seed) % 2**32)
 
 
+def code_channels(settings: FitSettings) -> int:
+    """Channels of the drawn code z: 2 for the meshgrid, else ``input_depth``."""
+    return 2 if settings.input_type == "meshgrid" else settings.input_depth
+
+
 def make_input(input_type: str, depth: int, size: tuple[int, int], *, scale: float = 0.1,
                generator: torch.Generator | None = None) -> torch.Tensor:
     """The fixed network input z, 1×depth×H×W.
@@ -219,8 +225,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         if s.input_type == "image":
             raise ValueError("input_type='image' needs the input image: fit(..., z=image)")
         gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
-        depth = 2 if s.input_type == "meshgrid" else s.input_depth
-        z = make_input(s.input_type, depth, problem.out_shape[1:], scale=s.input_scale,
+        z = make_input(s.input_type, code_channels(s), problem.out_shape[1:], scale=s.input_scale,
                        generator=gen)
     z = z.to(device)
     noise_gen = torch.Generator(device=device).manual_seed(int(s.seed) + 1)

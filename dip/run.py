@@ -28,15 +28,24 @@ from dip.checkpoint import Checkpoint, discard
 from dip.config import config_hash
 from dip.corrupt import SIGNALS, pil_resize, signal
 from dip.data import center_crop, crop_to_multiple, image_id, read, save_image
-from dip.fit import FitResult, FitSettings, default_monitors, fit, pick_device, seed_everything
+from dip.fit import (
+    FitResult,
+    FitSettings,
+    code_channels,
+    default_monitors,
+    fit,
+    pick_device,
+    seed_everything,
+)
 from dip.memory import ENV_LIMIT, GB, available_bytes, check_memory, fit_cost
 from dip.metrics import psnr
 from dip.stopping import STOP_MODES
 from dip.tasks import Problem
 
 __all__ = ["run", "record_dir", "build_problem", "build_net", "build_input", "net_multiple",
-           "min_size", "check_size", "set_threads", "versions", "git_commit", "fit_seeds",
-           "checkpoint_path", "check_writable", "check_fit_memory"]
+           "min_size", "check_size", "set_threads", "existing_record", "record_run",
+           "versions", "git_commit", "fit_seeds", "checkpoint_path", "check_writable",
+           "check_fit_memory"]
 
 
 def net_multiple(net_cfg: DictConfig) -> int:
@@ -280,10 +289,6 @@ def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
                        progress=bool(cfg.progress))
 
 
-def _in_channels(settings: FitSettings) -> int:
-    return 2 if settings.input_type == "meshgrid" else settings.input_depth
-
-
 def checkpoint_path(cfg: DictConfig, seed: int) -> Path | None:
     """Checkpoint file of one seed of a run, beside its record (None when disabled).
 
@@ -308,7 +313,7 @@ def fit_seeds(cfg: DictConfig, problem: Problem, seeds: list[int],
     for seed in seeds:
         settings = settings_from(cfg, seed)
         seed_everything(seed)
-        n_in = _in_channels(settings) if z is None else z.shape[1]
+        n_in = code_channels(settings) if z is None else z.shape[1]
         net = build_net(cfg, n_in, problem.out_shape[0])
         monitors = default_monitors(problem, settings)
         path = checkpoint_path(cfg, seed)
@@ -358,7 +363,7 @@ def memory_limit(cfg: DictConfig, device: torch.device) -> int:
 def check_fit_memory(cfg: DictConfig, problem: Problem) -> int:
     """Estimated bytes of fitting ``problem``; DipError (with a crop that fits) when too many."""
     settings = settings_from(cfg)
-    n_in = _in_channels(settings)
+    n_in = code_channels(settings)
     probe = build_net(cfg, n_in, problem.out_shape[0])  # throw-away: fits re-seed and rebuild
     device = pick_device(settings.device)
     multiple = net_multiple(cfg.net)
@@ -565,16 +570,51 @@ def record_dir(cfg: DictConfig) -> Path:
     return Path(cfg.records) / config_hash(cfg)
 
 
+def existing_record(cfg: DictConfig) -> dict | None:
+    """The stored metrics (``skipped = True``) when the run's record exists and
+    ``force`` is off, else None."""
+    out = record_dir(cfg)
+    if not (out / "metrics.json").is_file() or cfg.force:
+        return None
+    return {**json.loads((out / "metrics.json").read_text()), "skipped": True,
+            "out_dir": str(out)}
+
+
+def record_run(cfg: DictConfig, problem: Problem, results: list[FitResult],
+               seeds: list[int], z: torch.Tensor | None = None, **extra) -> dict:
+    """Score the fits of a run (and its baselines), write its record, return the metrics.
+
+    ``results`` are the fits of ``seeds`` (more than one: an ensemble); ``z`` the network
+    input when it is an image; ``extra`` goes into metrics.json as is.
+    """
+    problem.to("cpu")
+    result = results[0]
+    metrics = metrics_of(problem, result, cfg)
+    if len(results) > 1:
+        metrics.update(ensemble_metrics(problem, results, seeds))
+    metrics.update(extra)
+    images = {} if z is None else {"input": z}
+    if cfg.baselines and problem.gt is not None:
+        from dip.baselines import run_baselines
+
+        outputs: dict = {}
+        metrics["baselines"] = run_baselines(problem, images=outputs)
+        images.update({f"baseline_{k}": v for k, v in outputs.items()})
+    metrics["out_dir"] = str(write_record(record_dir(cfg), cfg, problem, result, metrics,
+                                          results, images))
+    return metrics
+
+
 def run(cfg: DictConfig) -> dict:
     """Fit DIP as ``cfg`` describes, write the record and return its metrics.
 
     A run whose record already exists is not repeated (unless ``force=true``): its
     stored metrics are returned with ``skipped = True``.
     """
+    done = existing_record(cfg)
+    if done is not None:
+        return done
     out = record_dir(cfg)
-    if (out / "metrics.json").is_file() and not cfg.force:
-        metrics = json.loads((out / "metrics.json").read_text())
-        return {**metrics, "skipped": True, "out_dir": str(out)}
     problem = build_problem(cfg)
     set_threads(cfg.get("threads"))
     z = build_input(cfg, problem)
@@ -583,19 +623,7 @@ def run(cfg: DictConfig) -> dict:
     check_fit_memory(cfg, problem)
     seeds = [int(cfg.seed) + k for k in range(int(cfg.seeds))]
     results = fit_seeds(cfg, problem, seeds, z=z)
-    result = results[0]
-    metrics = metrics_of(problem, result, cfg)
-    if len(results) > 1:
-        metrics.update(ensemble_metrics(problem, results, seeds))
-    images = {} if z is None else {"input": z}
-    if cfg.baselines and problem.gt is not None:
-        from dip.baselines import run_baselines
-
-        outputs: dict = {}
-        metrics["baselines"] = run_baselines(problem, images=outputs)
-        images.update({f"baseline_{k}": v for k, v in outputs.items()})
-    metrics["out_dir"] = str(write_record(out, cfg, problem, result, metrics, results,
-                                          images))
+    metrics = record_run(cfg, problem, results, seeds, z)
     for seed in seeds:  # the record is safe: the checkpoints are no longer needed
         path = checkpoint_path(cfg, seed)
         if path is not None:

@@ -18,31 +18,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from dip import DipError
 from dip.batched import batch_key, can_group, fit_batched
-from dip.fit import fit, pick_device, seed_everything
+from dip.fit import code_channels, fit, pick_device, seed_everything
 from dip.run import (
     build_net,
     build_problem,
-    metrics_of,
-    record_dir,
+    existing_record,
+    record_run,
     run,
     set_threads,
     settings_from,
-    write_record,
 )
 
 __all__ = ["run_batch"]
-
-
-def _finish(cfg, problem, result, n) -> dict:
-    problem.to("cpu")
-    metrics = metrics_of(problem, result, cfg)
-    metrics["batched"] = n
-    if cfg.baselines and problem.gt is not None:
-        from dip.baselines import run_baselines
-
-        metrics["baselines"] = run_baselines(problem)
-    metrics["out_dir"] = str(write_record(record_dir(cfg), cfg, problem, result, metrics))
-    return metrics
 
 
 def run_batch(cfgs: list[DictConfig], batch_runs: int = 8) -> list[dict | Exception]:
@@ -64,10 +51,9 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8) -> list[dict | Except
     outcomes: list[dict | Exception | None] = [None] * len(cfgs)
     groups: dict[tuple, list] = defaultdict(list)
     for i, cfg in enumerate(cfgs):
-        out = record_dir(cfg)
-        if (out / "metrics.json").is_file() and not cfg.force:
-            metrics = json.loads((out / "metrics.json").read_text())
-            outcomes[i] = {**metrics, "skipped": True, "out_dir": str(out)}
+        done = existing_record(cfg)
+        if done is not None:
+            outcomes[i] = done
             continue
         if cfg.stop != "fixed" or int(cfg.seeds) > 1 or cfg.fit.input_type == "image":
             outcomes[i] = run(cfg)  # early stopping, ensembles, image inputs: one at a time
@@ -77,9 +63,8 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8) -> list[dict | Except
             problem = build_problem(cfg)
             settings = settings_from(cfg)
             pick_device(settings.device)
-            n_in = 2 if settings.input_type == "meshgrid" else settings.input_depth
             seed_everything(int(cfg.seed))
-            net = build_net(cfg, n_in, problem.out_shape[0])
+            net = build_net(cfg, code_channels(settings), problem.out_shape[0])
         except DipError as err:
             outcomes[i] = err
             continue
@@ -100,5 +85,6 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8) -> list[dict | Except
                 results = fit_batched([m[4] for m in chunk], [m[2] for m in chunk],
                                       [m[3] for m in chunk])
             for (i, cfg, problem, _, _), result in zip(chunk, results, strict=True):
-                outcomes[i] = _finish(cfg, problem, result, len(chunk))
+                outcomes[i] = record_run(cfg, problem, [result], [int(cfg.seed)],
+                                         batched=len(chunk))
     return outcomes

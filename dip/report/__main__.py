@@ -20,6 +20,15 @@ from dip import DipError
 __all__ = ["main"]
 
 
+def _record_options(parser: argparse.ArgumentParser, out: str) -> None:
+    """--profile, --root and --out of the commands that read records."""
+    parser.add_argument("--profile", default="quick",
+                        help="profile whose records are used (default: quick)")
+    parser.add_argument("--root", default="results/runs",
+                        help="records root (default: results/runs)")
+    parser.add_argument("--out", default=out, help=f"where the files go (default: {out})")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dip.report",
                                      description="Reports built from run records.")
@@ -29,12 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "of one profile, beside the paper's numbers.")
     t.add_argument("experiment",
                    help="table_inpainting, table_denoising or table_sr (or inpainting, ...)")
-    t.add_argument("--profile", default="quick",
-                   help="profile whose records are used (default: quick)")
-    t.add_argument("--root", default="results/runs",
-                   help="records root (default: results/runs)")
-    t.add_argument("--out", default="results/tables",
-                   help="where the files go (default: results/tables)")
+    _record_options(t, "results/tables")
     t.add_argument("--stop", default="fixed", choices=["fixed", "wmv", "emv"],
                    help="only records of this stopping rule (default: fixed; the files of "
                         "wmv/emv get a _stop-RULE suffix)")
@@ -46,12 +50,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "of one profile.")
     f.add_argument("experiment", help="fig_architectures, fig_kate, fig_lr, fig_vase, "
                                       "fig_restoration, fig_jpeg, fig_flash, fig_prior_curves")
-    f.add_argument("--profile", default="quick",
-                   help="profile whose records are used (default: quick)")
-    f.add_argument("--root", default="results/runs",
-                   help="records root (default: results/runs)")
-    f.add_argument("--out", default="results/figures",
-                   help="where the files go (default: results/figures)")
+    _record_options(f, "results/figures")
     c = sub.add_parser("compare", help="check that a rerun reproduces a table exactly",
                        description="Compare two table CSVs value by value; exit 1 on any "
                                    "difference.")
