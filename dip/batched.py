@@ -1,7 +1,12 @@
-"""Batched fitting: N independent DIP runs in one forward/backward pass.
+"""Batched fitting: N independent DIP runs at once, by one of two engines.
 
-The N networks (same architecture, different initialisations) are run as one
-*grouped* network: every convolution becomes a convolution with ``groups = N`` over
+**threads** (the CPU default): the N runs are separate :func:`dip.fit.fit` calls, a
+few at a time in threads that split the process's intra-op threads between them (one
+each on a CPU). Small convolutions scale poorly over cores; independent runs do not.
+
+**grouped** (the CUDA default): one forward/backward pass for all runs. The N
+networks (same architecture, different initialisations) are run as one *grouped*
+network: every convolution becomes a convolution with ``groups = N`` over
 ``N × C`` channels whose weight is the concatenation of the N runs' weights, every
 BatchNorm one BatchNorm over ``N × C`` channels (so the batch statistics stay per
 run; the running statistics are kept in the N nets), and channel-wise layers
@@ -20,8 +25,10 @@ rounding (grouped and plain convolutions sum in different orders).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import torch
@@ -34,6 +41,7 @@ from dip.fit import (
     FitSettings,
     code_channels,
     default_monitors,
+    fit,
     make_input,
     pick_device,
     tv_loss,
@@ -42,7 +50,7 @@ from dip.monitors import Backtrack, History, Monitor, Oracle, StepInfo
 from dip.nets.common import Concat, center_crop
 from dip.tasks import Problem
 
-__all__ = ["GroupedNet", "group", "can_group", "fit_batched", "batch_key"]
+__all__ = ["GroupedNet", "group", "can_group", "fit_batched", "batch_key", "ENGINES"]
 
 # Layers that act on every channel independently: shared as they are by all runs.
 _CHANNELWISE = (nn.LeakyReLU, nn.ReLU, nn.ELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Identity,
@@ -214,9 +222,14 @@ def batch_key(problem: Problem, settings: FitSettings, net_key) -> tuple:
             settings.device, net_key)
 
 
+ENGINES = ("auto", "grouped", "threads")
+
+
 def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
                 settings: Sequence[FitSettings] | FitSettings | None = None,
-                monitors: Sequence[list[Monitor] | None] | None = None) -> list[FitResult]:
+                monitors: Sequence[list[Monitor] | None] | None = None,
+                engine: str = "auto", workers: int | None = None,
+                threads_per_run: int | None = None) -> list[FitResult]:
     """Fit N independent DIP runs together; the results of N :func:`dip.fit.fit` calls.
 
     Parameters
@@ -230,6 +243,20 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
         differ), or one for all. Input type and depth and the device must agree.
     monitors : sequence of (list of Monitor or None), optional
         Per-run monitors; :func:`dip.fit.default_monitors` for ``None`` entries.
+    engine : {'auto', 'grouped', 'threads'}
+        'grouped': one forward/backward pass of the :class:`GroupedNet` per step (equal
+        to separate fits up to float rounding). 'threads': the runs are separate
+        :func:`dip.fit.fit` calls executed ``workers`` at a time in threads that share
+        the process's intra-op threads (``torch.get_num_threads() // workers`` each);
+        each result is bit-identical to a :func:`dip.fit.fit` call made with that many
+        threads. 'auto': 'grouped' on CUDA, 'threads' on the CPU, where measured
+        grouped convolutions are slower than separate ones (``make bench``).
+    workers : int, optional
+        Runs fitted at a time by the 'threads' engine; default
+        ``torch.get_num_threads() // threads_per_run``.
+    threads_per_run : int, optional
+        Intra-op threads of each run of the 'threads' engine; default
+        ``torch.get_num_threads() // workers`` (1 when neither is given).
 
     Returns
     -------
@@ -264,7 +291,43 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
             raise ValueError("batched runs need the same input_type, input_depth and device")
         if s.amp != s0.amp or s.channels_last != s0.channels_last:
             raise ValueError("batched runs need the same amp and channels_last settings")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     device = pick_device(s0.device)
+    if engine == "auto":
+        engine = "grouped" if device.type == "cuda" else "threads"
+    if engine == "threads" or n == 1:
+        return _fit_threads(nets, problems, settings, monitors, workers, threads_per_run)
+    return _fit_grouped(nets, problems, settings, monitors, device)
+
+
+def _fit_threads(nets, problems, settings, monitors, workers, per_run) -> list[FitResult]:
+    """Separate fits, ``workers`` at a time, each with ``per_run`` intra-op threads.
+
+    Torch releases the GIL inside its kernels, so W threads with T/W intra-op threads
+    each keep T cores busy with W independent runs.
+    """
+    total = torch.get_num_threads()
+    if workers is None:
+        workers = max(1, total // per_run) if per_run else total
+    per_run = per_run or max(1, total // workers)
+    workers = max(1, min(len(nets), int(workers)))
+    t0 = time.perf_counter()
+    torch.set_num_threads(int(per_run))  # threads started from now on take this count
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="dip-fit") as pool:
+            futures = [pool.submit(fit, net, p, s, m)
+                       for net, p, s, m in zip(nets, problems, settings, monitors, strict=True)]
+            results = [f.result() for f in futures]
+    finally:
+        torch.set_num_threads(total)
+    seconds = (time.perf_counter() - t0) / len(nets)
+    return [dataclasses.replace(r, seconds=seconds) for r in results]
+
+
+def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
+    """One forward/backward pass of the grouped network per step for all runs."""
+    n, s0 = len(nets), settings[0]
     fast.configure(device)
     shape = problems[0].out_shape[1:]
     depth = code_channels(s0)

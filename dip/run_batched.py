@@ -12,13 +12,15 @@ skips them; the others are grouped by image size, network config and input code
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dip import DipError
 from dip.batched import batch_key, can_group, fit_batched
-from dip.fit import code_channels, fit, pick_device, seed_everything
+from dip.fit import code_channels, pick_device, seed_everything
 from dip.run import (
     build_net,
     build_problem,
@@ -32,7 +34,8 @@ from dip.run import (
 __all__ = ["run_batch"]
 
 
-def run_batch(cfgs: list[DictConfig], batch_runs: int = 8) -> list[dict | Exception]:
+def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
+              workers: int | None = None) -> list[dict | Exception]:
     """Run every config, fitting compatible runs ``batch_runs`` at a time.
 
     Parameters
@@ -41,6 +44,12 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8) -> list[dict | Except
         Composed run configs (as :func:`dip.run.run` takes them).
     batch_runs : int
         Largest number of runs fitted together (1 = one at a time, as ``run``).
+    engine : {'auto', 'grouped', 'threads'}
+        How a batch is fitted (:func:`dip.batched.fit_batched`).
+    workers : int, optional
+        Runs fitted at a time by the 'threads' engine; default: the usable cores
+        divided by the runs' ``threads`` setting (each run keeps its thread count, so
+        its numbers equal those of a run on its own).
 
     Returns
     -------
@@ -68,22 +77,28 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8) -> list[dict | Except
         except DipError as err:
             outcomes[i] = err
             continue
-        if batch_runs <= 1 or not can_group(net):
+        eng = engine
+        if eng == "auto":
+            eng = "grouped" if pick_device(settings.device).type == "cuda" else "threads"
+        if batch_runs <= 1 or (eng == "grouped" and not can_group(net)):
             outcomes[i] = run(cfg)
             continue
         net_key = json.dumps([OmegaConf.to_container(cfg.net, resolve=True),
                               float(cfg.profile.width_scale)], sort_keys=True, default=str)
-        groups[batch_key(problem, settings, net_key)].append((i, cfg, problem, settings, net))
+        per_run = int(cfg.get("threads") or 0) or None
+        key = (batch_key(problem, settings, net_key), eng, per_run)
+        groups[key].append((i, cfg, problem, settings, net))
 
-    for members in groups.values():
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    for (_, eng, per_run), members in groups.items():
+        n_workers = workers or max(1, (cores or 1) // (per_run or cores or 1))
+        if per_run and eng == "threads":  # room for every worker's own `threads`
+            torch.set_num_threads(per_run * n_workers)
         for start in range(0, len(members), batch_runs):
             chunk = members[start:start + batch_runs]
-            if len(chunk) == 1:
-                i, cfg, problem, settings, net = chunk[0]
-                results = [fit(net, problem, settings)]
-            else:
-                results = fit_batched([m[4] for m in chunk], [m[2] for m in chunk],
-                                      [m[3] for m in chunk])
+            results = fit_batched([m[4] for m in chunk], [m[2] for m in chunk],
+                                  [m[3] for m in chunk], engine=eng,
+                                  workers=n_workers, threads_per_run=per_run)
             for (i, cfg, problem, _, _), result in zip(chunk, results, strict=True):
                 outcomes[i] = record_run(cfg, problem, [result], [int(cfg.seed)],
                                          batched=len(chunk))

@@ -1,17 +1,19 @@
 """A Hydra launcher that fits the jobs of a sweep together, N at a time.
 
 Selected with ``launcher=batched`` (``conf/launcher/batched.yaml``); the batch size is
-``hydra.launcher.batch_runs``. Jobs whose problems share the image size, the network
-and the input code are fitted by one :func:`dip.batched.fit_batched` call (see
-:func:`dip.run_batched.run_batch`); each job still gets its own record, exactly as
-with the basic launcher, and finished records are skipped.
+``hydra.launcher.batch_runs``, the engine ``hydra.launcher.engine`` (auto, threads,
+grouped) and ``hydra.launcher.workers`` the runs fitted at a time by the threads engine.
+Jobs whose problems share the image size, the network and the input code are fitted
+by one :func:`dip.batched.fit_batched` call (see :func:`dip.run_batched.run_batch`);
+each job still gets its own record, exactly as with the basic launcher, and finished
+records are skipped.
 """
 
 import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 class BatchedLauncherConf:
     _target_: str = "hydra_plugins.dip_batched_launcher.launcher.BatchedLauncher"
     batch_runs: int = 8
+    engine: str = "auto"
+    workers: Optional[int] = None  # noqa: UP045 (OmegaConf reads typing.Optional)
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="dip_batched",
@@ -33,9 +37,11 @@ ConfigStore.instance().store(group="hydra/launcher", name="dip_batched",
 
 
 class BatchedLauncher(Launcher):
-    def __init__(self, batch_runs: int = 8) -> None:
+    def __init__(self, batch_runs: int = 8, engine: str = "auto",
+                 workers: int | None = None) -> None:
         super().__init__()
         self.batch_runs = int(batch_runs)
+        self.engine, self.workers = engine, workers
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -68,7 +74,8 @@ class BatchedLauncher(Launcher):
             with open_dict(task):
                 del task["hydra"]
             tasks.append(task)
-        outcomes = run_batch(tasks, batch_runs=self.batch_runs)
+        outcomes = run_batch(tasks, batch_runs=self.batch_runs, engine=self.engine,
+                             workers=self.workers)
 
         runs = []
         for cfg, outcome in zip(configs, outcomes, strict=True):
