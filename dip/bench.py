@@ -10,10 +10,12 @@ Measures, on the CPU or the GPU of this machine:
   step between two of ours), so that a load that changes over time hits both alike.
   Medians over all timed steps; ``ratio`` = median ours / median reference,
   ``ratio_paired`` the median of the step-by-step ratios.
-* **batched**: throughput of :func:`dip.batched.fit_batched` for N runs against N
-  sequential single runs (``sequential_s`` = N × the single run's median step time,
-  ``batched_s`` = the median time of one batched step over all N runs), single-run
-  and batched blocks alternating.
+* **batched**: throughput of :func:`dip.batched.fit_batched` for N runs, per engine
+  (CPU: threads and grouped; CUDA: grouped), against N sequential single runs with
+  all the process's threads: ``sequential_s`` = N × the median wall time per step of
+  a whole :func:`dip.fit.fit` call, ``batched_s`` = the median wall time per step of
+  a whole ``fit_batched`` call (setup and the final output included on both sides),
+  single and batched calls alternating.
 * **peak memory**: of one paper-net fit per size, in a fresh subprocess. On the CPU
   the increase of the process's peak resident set size (``VmHWM`` of
   /proc/self/status) over its resident set just before the fit (after imports and
@@ -205,17 +207,24 @@ class _Reference:
         return times
 
 
-def _batched_block(size, n, steps, device):
+def _fit_wall(size, n, steps, device, engine=None):
+    """Wall time per step of one whole fit call (setup and final output included):
+    :func:`dip.fit.fit` for ``engine=None``, else :func:`dip.batched.fit_batched` of
+    ``n`` runs with that engine."""
     from dip.batched import fit_batched
-    from dip.fit import default_monitors
+    from dip.fit import fit
 
     problems = [_problem(size, seed=i) for i in range(n)]
-    settings = [_settings(steps + 1, device, seed=i) for i in range(n)]
-    timer = _Timer(device)
-    monitors = [default_monitors(p, s) for p, s in zip(problems, settings, strict=True)]
-    monitors[0].append(timer)
-    fit_batched([_ours_net(i) for i in range(n)], problems, settings, monitors)
-    return timer.diffs()
+    settings = [_settings(steps, device, seed=i) for i in range(n)]
+    nets = [_ours_net(i) for i in range(n)]
+    _sync(device)
+    t = time.perf_counter()
+    if engine is None:
+        fit(nets[0], problems[0], settings[0])
+    else:
+        fit_batched(nets, problems, settings, engine=engine)
+    _sync(device)
+    return (time.perf_counter() - t) / steps
 
 
 def bench_single(size, repeats, steps, device, log):
@@ -238,20 +247,21 @@ def bench_single(size, repeats, steps, device, log):
     return row
 
 
-def bench_batched(size, ns, repeats, steps, device, log):
+def bench_batched(size, ns, engines, repeats, steps, device, log):
     rows = []
     for n in ns:
-        times, single = [], []
-        for _ in range(repeats):  # alternate: a single-run block, then a batched block
-            single += _ours_block(size, steps, device)
-            times += _batched_block(size, n, steps, device)
-        b = statistics.median(times)
-        seq = n * statistics.median(single)
-        rows.append({"size": size, "n": n, "sequential_s": round(seq, 4),
-                     "batched_s": round(b, 4), "speedup": round(seq / b, 3),
-                     "run_iters_per_s": round(n / b, 3)})
-        log(f"batched {size}² N={n}: {b:.3f} s per pass, {n / b:.2f} run-it/s, "
-            f"speedup {seq / b:.2f}× over {n} sequential")
+        for engine in engines:
+            times, single = [], []
+            for _ in range(repeats):  # alternate: one single run, then one batch of n
+                single.append(_fit_wall(size, 1, steps, device))
+                times.append(_fit_wall(size, n, steps, device, engine))
+            b = statistics.median(times)
+            seq = n * statistics.median(single)
+            rows.append({"size": size, "n": n, "engine": engine,
+                         "sequential_s": round(seq, 4), "batched_s": round(b, 4),
+                         "speedup": round(seq / b, 3), "run_iters_per_s": round(n / b, 3)})
+            log(f"batched {size}² N={n} ({engine}): {b:.3f} s per pass, {n / b:.2f} run-it/s, "
+                f"speedup {seq / b:.2f}× over {n} sequential")
     return rows
 
 
@@ -320,11 +330,12 @@ def _markdown(res):
     for r in res["single"]:
         lines.append(f"| {r['size']}² | {r['ours_s_per_iter']:.3f} | "
                      f"{r['reference_s_per_iter']:.3f} | {r['ratio']:.2f} |")
-    lines += ["", "## Batched runs (one grouped network)", "",
-              "| size | N | N sequential s/it | batched s/it | speedup | run-it/s |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "## Batched runs (dip.batched engines) vs N sequential runs", "",
+              "| size | N | engine | N sequential s/it | batched s/it | speedup | run-it/s |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in res["batched"]:
-        lines.append(f"| {r['size']}² | {r['n']} | {r['sequential_s']:.3f} | "
+        lines.append(f"| {r['size']}² | {r['n']} | {r.get('engine', 'grouped')} | "
+                     f"{r['sequential_s']:.3f} | "
                      f"{r['batched_s']:.3f} | {r['speedup']:.2f} | {r['run_iters_per_s']:.2f} |")
     lines += ["", "## Peak memory of one fit (MB over the process before the fit)", "",
               "| size | N | MB |", "| --- | --- | --- |"]
@@ -365,14 +376,16 @@ def main(argv=None):
         sizes, big, repeats, steps = (64, 128, 256), (512,), 3, 4
         batched_sizes, ns, mem_sizes = (64, 128), (1, 2, 4, 8), (64, 128, 256, 512)
         mem_batched = ((64, 8), (128, 8))
+    engines = ("threads", "grouped")
     if device.type == "cuda":
-        batched_sizes = batched_sizes + (256,)
+        batched_sizes, engines = batched_sizes + (256,), ("grouped",)
     t0 = time.perf_counter()
     single = [bench_single(s, repeats, steps, device, log) for s in sizes]
     single += [bench_single(s, 1, 2, device, log) for s in big]
     batched = []
     for s in batched_sizes:
-        batched += bench_batched(s, ns, repeats if s <= 64 else 1, steps, device, log)
+        batched += bench_batched(s, ns, engines, repeats if s <= 64 else 1, steps + 1,
+                                 device, log)
     mem = {str(s): bench_memory(s, 1, device, log) for s in mem_sizes}
     mem_b = {f"{s}x{n}": bench_memory(s, n, device, log) for s, n in mem_batched}
     note = args.note or ("Single runs alternate ours/reference step by step in one process "

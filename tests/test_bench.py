@@ -29,3 +29,14 @@ def test_markdown_summary():
            "peak_mem_mb": {"64": 10.0}, "peak_mem_batched_mb": {"64x8": 70.0}}
     text = _markdown(res)
     assert "| 64² | 0.100 | 0.100 | 1.00 |" in text and "| 64² | 8 | 70.0 |" in text
+
+
+def test_batched_rows_per_engine():
+    from dip.bench import bench_batched
+
+    rows = bench_batched(64, (2,), ("threads", "grouped"), 1, 2, torch.device("cpu"),
+                         lambda msg: None)
+    assert [(r["n"], r["engine"]) for r in rows] == [(2, "threads"), (2, "grouped")]
+    for r in rows:
+        assert r["sequential_s"] > 0 and r["batched_s"] > 0
+        assert r["speedup"] == round(r["sequential_s"] / r["batched_s"], 3)
