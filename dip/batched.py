@@ -247,9 +247,9 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
         'grouped': one forward/backward pass of the :class:`GroupedNet` per step (equal
         to separate fits up to float rounding). 'threads': the runs are separate
         :func:`dip.fit.fit` calls executed ``workers`` at a time in threads that share
-        the process's intra-op threads (``torch.get_num_threads() // workers`` each);
-        each result is bit-identical to a :func:`dip.fit.fit` call made with that many
-        threads. 'auto': 'grouped' on CUDA, 'threads' on the CPU, where measured
+        the process's intra-op threads (``torch.get_num_threads() // workers`` each;
+        on CUDA each run on a stream of its own); on the CPU each result is
+        bit-identical to a :func:`dip.fit.fit` call made with that many threads. 'auto': 'grouped' on CUDA, 'threads' on the CPU, where measured
         grouped convolutions are slower than separate ones (``make bench``).
     workers : int, optional
         Runs fitted at a time by the 'threads' engine; default
@@ -316,13 +316,25 @@ def _fit_threads(nets, problems, settings, monitors, workers, per_run) -> list[F
     torch.set_num_threads(int(per_run))  # threads started from now on take this count
     try:
         with ThreadPoolExecutor(workers, thread_name_prefix="dip-fit") as pool:
-            futures = [pool.submit(fit, net, p, s, m)
+            futures = [pool.submit(_fit_on_own_stream, net, p, s, m)
                        for net, p, s, m in zip(nets, problems, settings, monitors, strict=True)]
             results = [f.result() for f in futures]
     finally:
         torch.set_num_threads(total)
     seconds = (time.perf_counter() - t0) / len(nets)
     return [dataclasses.replace(r, seconds=seconds) for r in results]
+
+
+def _fit_on_own_stream(net, problem, settings, monitors) -> FitResult:
+    """:func:`dip.fit.fit` on a CUDA stream of its own (so that the kernels of runs in
+    other threads can overlap with its own); a plain call on the CPU."""
+    device = pick_device(settings.device)
+    if device.type != "cuda":
+        return fit(net, problem, settings, monitors)
+    with torch.cuda.stream(torch.cuda.Stream(device)):
+        result = fit(net, problem, settings, monitors)
+        torch.cuda.current_stream(device).synchronize()
+    return result
 
 
 def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
@@ -371,7 +383,7 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
             else:
                 ins.append(zs[i])
         net_in = torch.cat(ins, 1)
-        if s0.channels_last:
+        if fast.use_channels_last(s0, device):
             net_in = net_in.contiguous(memory_format=torch.channels_last)
         with fast.autocast(s0, device):
             gnet_.set_active([active(i) for i in range(n)])

@@ -26,6 +26,12 @@ Writes ``results/bench/<device>.json`` and ``.md``. Usage::
 
     python -m dip.bench            # full: 64², 128², 256², 512²
     python -m dip.bench --quick    # < 5 min on 2 CPU cores
+    python -m dip.bench --quick --amp-check 3000   # + fp32 vs bf16 PSNR (GPU)
+
+On CUDA, ``single`` has one row per variant of our step: ``fp32`` (the automatic fast
+paths: channels_last, cudnn.benchmark, fused Adam) and ``bf16`` (the same with bf16
+autocast), each against the same fp32 reference; ``batched`` compares the grouped
+engine and the threads engine (one CUDA stream per run).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dip.monitors import Monitor
 
 __all__ = ["reference_skip", "main", "PAPER_KWARGS", "PAPER_PARAMS"]
 
@@ -134,7 +142,7 @@ def _ours_net(seed=0):
     return build("skip", 32, 3, **PAPER_KWARGS)
 
 
-class _Timer:
+class _Timer(Monitor):
     """Monitor that times every accepted step (on_step runs once per step).
 
     With ``between`` (a callable), it is called after each stamp and the time it
@@ -147,9 +155,6 @@ class _Timer:
         self.times: list[float] = []
         self._last = None
 
-    def on_start(self, info):
-        pass
-
     def on_step(self, info):
         if info.rollback:
             return
@@ -161,9 +166,6 @@ class _Timer:
             self.between()
             _sync(self.device)
         self._last = time.perf_counter()
-
-    def on_end(self, info):
-        pass
 
     def diffs(self):
         return self.times
@@ -227,7 +229,8 @@ def _fit_wall(size, n, steps, device, engine=None):
     return (time.perf_counter() - t) / steps
 
 
-def bench_single(size, repeats, steps, device, log):
+def bench_single(size, repeats, steps, device, log, variant="default", **kw):
+    """Ours (with the fit settings ``kw``, e.g. ``amp='bf16'``) vs the fp32 reference."""
     ref = _Reference(size, device)
     ref.block(1)  # warm-up
     ours, theirs = [], []
@@ -235,15 +238,15 @@ def bench_single(size, repeats, steps, device, log):
         # one reference step between two of ours (the first one is not timed)
         theirs_block: list[float] = []
         ours_block = _ours_block(size, steps, device,
-                                 between=lambda b=theirs_block: b.extend(ref.block(1)))
+                                 between=lambda b=theirs_block: b.extend(ref.block(1)), **kw)
         ours += ours_block
         theirs += theirs_block[1:]
     o, r = statistics.median(ours), statistics.median(theirs)
     paired = statistics.median(a / b for a, b in zip(ours, theirs, strict=False))
-    row = {"size": size, "ours_s_per_iter": round(o, 4), "reference_s_per_iter": round(r, 4),
+    row = {"size": size, "variant": variant, "ours_s_per_iter": round(o, 4), "reference_s_per_iter": round(r, 4),
            "ratio": round(o / r, 3), "ratio_paired": round(paired, 3),
            "steps_timed": [len(ours), len(theirs)]}
-    log(f"single {size}²: ours {o:.3f} s/it, reference {r:.3f} s/it, ratio {o / r:.2f}")
+    log(f"single {size}² ({variant}): ours {o:.4f} s/it, reference {r:.4f} s/it, ratio {o / r:.2f}")
     return row
 
 
@@ -263,6 +266,42 @@ def bench_batched(size, ns, engines, repeats, steps, device, log):
             log(f"batched {size}² N={n} ({engine}): {b:.3f} s per pass, {n / b:.2f} run-it/s, "
                 f"speedup {seq / b:.2f}× over {n} sequential")
     return rows
+
+
+def amp_check(device, log, num_iter=3000, item="F16", sigma=25, problem=None):
+    """PSNR of the paper's denoising run (skip net, lr 0.01, reg 1/30, ``num_iter``
+    steps, seed 0) in fp32 and with bf16 autocast, on the paper's noisy ``item``
+    (512², from the data root; a synthetic 256² image when it is not there), or on
+    ``problem`` when given."""
+    from dip import DipError, tasks
+    from dip.data import read
+    from dip.fit import fit
+
+    try:
+        if problem is not None:
+            raise DipError("given")
+        gt = read(f"paper/denoising/{item}_GT.png")
+        noisy = read(f"paper/denoising/sigma{sigma}/{item}_noisy.png")
+        problem, source = tasks.denoising(gt=gt, noisy=noisy, sigma=sigma), \
+            f"paper/denoising/sigma{sigma}/{item}_noisy.png"
+    except DipError:
+        size = 256 if problem is None else problem.out_shape[-1]
+        problem = problem or _problem(size)
+        source = f"synthetic {size}² (sigma 25)"
+    rows = []
+    for amp in ("off", "bf16"):
+        res = fit(_ours_net(0), problem, _settings(num_iter, device, amp=amp))
+        row = {"amp": amp, "psnr_final": round(problem.score(res.final), 3),
+               "psnr_avg": round(problem.score(res.average), 3),
+               "psnr_oracle": round(problem.score(res.oracle), 3),
+               "s_per_iter": round(res.seconds / num_iter, 5)}
+        rows.append(row)
+        log(f"amp {amp}: final {row['psnr_final']:.2f} dB, averaged {row['psnr_avg']:.2f} dB, "
+            f"oracle {row['psnr_oracle']:.2f} dB, {row['s_per_iter'] * 1e3:.1f} ms/it")
+    diff = {k: round(rows[1][k] - rows[0][k], 3) for k in ("psnr_final", "psnr_avg",
+                                                             "psnr_oracle")}
+    log(f"amp bf16 - fp32: {diff}")
+    return {"image": source, "num_iter": num_iter, "runs": rows, "bf16_minus_fp32": diff}
 
 
 def _proc_kb(field):
@@ -326,10 +365,12 @@ def _markdown(res):
              f"{res['date']}{' (quick)' if res['quick'] else ''}.", "",
              res["note"], "",
              "## Single run: this project's fit step vs an eager reference", "",
-             "| size | ours s/it | reference s/it | ratio |", "| --- | --- | --- | --- |"]
+             "| size | ours | ours s/it | reference s/it | ratio |",
+             "| --- | --- | --- | --- | --- |"]
     for r in res["single"]:
-        lines.append(f"| {r['size']}² | {r['ours_s_per_iter']:.3f} | "
-                     f"{r['reference_s_per_iter']:.3f} | {r['ratio']:.2f} |")
+        lines.append(f"| {r['size']}² | {r.get('variant', 'default')} | "
+                     f"{r['ours_s_per_iter']:.4f} | {r['reference_s_per_iter']:.4f} | "
+                     f"{r['ratio']:.2f} |")
     lines += ["", "## Batched runs (dip.batched engines) vs N sequential runs", "",
               "| size | N | engine | N sequential s/it | batched s/it | speedup | run-it/s |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -344,6 +385,18 @@ def _markdown(res):
     for key, mb in res.get("peak_mem_batched_mb", {}).items():
         size, n = key.split("x")
         lines.append(f"| {size}² | {n} | {mb} |")
+    amp = res.get("amp_check")
+    if amp:
+        lines += ["", f"## bf16 autocast vs fp32: denoising {amp['image']}, "
+                  f"{amp['num_iter']} iterations", "",
+                  "| amp | PSNR final | PSNR averaged | PSNR oracle | s/it |",
+                  "| --- | --- | --- | --- | --- |"]
+        for r in amp["runs"]:
+            lines.append(f"| {r['amp']} | {r['psnr_final']:.2f} | {r['psnr_avg']:.2f} | "
+                         f"{r['psnr_oracle']:.2f} | {r['s_per_iter']:.4f} |")
+        d = amp["bf16_minus_fp32"]
+        lines += ["", f"bf16 − fp32: final {d['psnr_final']:+.3f} dB, averaged "
+                  f"{d['psnr_avg']:+.3f} dB, oracle {d['psnr_oracle']:+.3f} dB."]
     lines += ["", f"Method: {res['method']}", ""]
     return "\n".join(lines)
 
@@ -355,6 +408,11 @@ def main(argv=None):
     ap.add_argument("--out", default="results/bench")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--note", default="", help="free text stored with the results")
+    ap.add_argument("--amp-check", type=int, default=0, metavar="ITERS",
+                    help="also fit the paper's F16 sigma-25 denoising for ITERS steps in fp32 "
+                         "and bf16 and compare PSNR (3000 = the paper's schedule)")
+    ap.add_argument("--skip", default="", help="comma-separated sections to leave out: "
+                    "single, batched, memory")
     ap.add_argument("--_memory", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.threads:
@@ -377,17 +435,28 @@ def main(argv=None):
         batched_sizes, ns, mem_sizes = (64, 128), (1, 2, 4, 8), (64, 128, 256, 512)
         mem_batched = ((64, 8), (128, 8))
     engines = ("threads", "grouped")
-    if device.type == "cuda":
-        batched_sizes, engines = batched_sizes + (256,), ("grouped",)
+    variants = {"default": {}}
+    big_repeats, big_steps = 1, 2
+    if device.type == "cuda":  # steps cost milliseconds: more of them, all sizes, bf16 too
+        sizes, big, repeats, steps = (64, 128, 256, 512), (), 3, 20
+        batched_sizes, mem_batched = batched_sizes + (256,), mem_batched + ((256, 8),)
+        variants = {"fp32": {}, "bf16": {"amp": "bf16"}}
+    skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     t0 = time.perf_counter()
-    single = [bench_single(s, repeats, steps, device, log) for s in sizes]
-    single += [bench_single(s, 1, 2, device, log) for s in big]
-    batched = []
-    for s in batched_sizes:
-        batched += bench_batched(s, ns, engines, repeats if s <= 64 else 1, steps + 1,
-                                 device, log)
-    mem = {str(s): bench_memory(s, 1, device, log) for s in mem_sizes}
-    mem_b = {f"{s}x{n}": bench_memory(s, n, device, log) for s, n in mem_batched}
+    single, batched, mem, mem_b = [], [], {}, {}
+    if "single" not in skip:
+        for name, kw in variants.items():
+            single += [bench_single(s, repeats, steps, device, log, name, **kw) for s in sizes]
+            single += [bench_single(s, big_repeats, big_steps, device, log, name, **kw)
+                       for s in big]
+    if "batched" not in skip:
+        for s in batched_sizes:
+            batched += bench_batched(s, ns, engines, repeats if s <= 64 else 1, steps + 1,
+                                     device, log)
+    if "memory" not in skip:
+        mem = {str(s): bench_memory(s, 1, device, log) for s in mem_sizes}
+        mem_b = {f"{s}x{n}": bench_memory(s, n, device, log) for s, n in mem_batched}
+    amp = amp_check(device, log, args.amp_check) if args.amp_check else None
     note = args.note or ("Single runs alternate ours/reference step by step in one process "
                          "(the reference step runs while our step's graph is alive), batched "
                          "and sequential blocks alternate block by block; ratios hold under "
@@ -398,7 +467,7 @@ def main(argv=None):
         "commit": git_commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": bool(args.quick), "note": note,
         "single": single, "batched": batched, "peak_mem_mb": mem,
-        "peak_mem_batched_mb": mem_b,
+        "peak_mem_batched_mb": mem_b, "amp_check": amp,
         "method": ("median step times; ours = dip.fit.fit with its default monitors, "
                    "reference = eager loop in dip/bench.py; memory = "
                    + ("torch.cuda.max_memory_allocated" if device.type == "cuda" else

@@ -18,8 +18,10 @@ IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force", "checkpoi
 
 # Keys at the value that computes what runs computed before the key existed: left out of
 # the hash at that value, so that earlier records keep their identity. ``stopping`` only
-# matters when ``stop`` is not 'fixed'.
-NEUTRAL = {"stop": "fixed", "seeds": 1}
+# matters when ``stop`` is not 'fixed'. ``fast`` at its defaults picks per device what the
+# code did before it existed.
+NEUTRAL = {"stop": "fixed", "seeds": 1,
+           "fast": {"amp": "off", "channels_last": None, "fused_adam": None, "compile": False}}
 
 
 def pick(table, *keys):

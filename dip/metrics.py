@@ -1,7 +1,9 @@
 """Image quality metrics, computed as the paper's evaluation does.
 
 All functions take images with values in [0, 1] as numpy arrays (H×W or H×W×C) or
-torch tensors (C×H×W or 1×C×H×W), and compute in float64.
+torch tensors (C×H×W or 1×C×H×W), and compute in float64. :func:`psnr` and
+:func:`psnr_y` of two tensors on the same GPU compute there (float64, one scalar back to
+the host) instead of copying both images to the CPU: the oracle scores every step.
 """
 
 from __future__ import annotations
@@ -48,6 +50,51 @@ def _check_pair(gt, pred) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def _on_device(gt, pred) -> bool:
+    return (isinstance(gt, torch.Tensor) and isinstance(pred, torch.Tensor)
+            and gt.device.type != "cpu" and gt.device == pred.device)
+
+
+def _chw64(img: torch.Tensor) -> torch.Tensor:
+    """A tensor image as float64 C×H×W on its own device."""
+    t = img.detach().to(torch.float64)
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"expected a single image 1×C×H×W, got shape {tuple(t.shape)}")
+        t = t[0]
+    if t.dim() == 2:
+        t = t[None]
+    if t.dim() != 3:
+        raise ValueError(f"expected C×H×W or 1×C×H×W, got shape {tuple(t.shape)}")
+    return t
+
+
+def _tensor_pair(gt: torch.Tensor, pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    a, b = _chw64(gt), _chw64(pred)
+    if a.shape != b.shape:
+        hwc = lambda t: (*t.shape[1:], t.shape[0])  # noqa: E731  (as the numpy path says)
+        raise ValueError(f"image shapes differ: {hwc(a)} vs {hwc(b)}")
+    return a, b
+
+
+def _db(mse: float) -> float:
+    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
+
+
+def _psnr_tensor(a: torch.Tensor, b: torch.Tensor) -> float:
+    return _db(float(torch.mean((a - b) ** 2)))
+
+
+def _y_tensor(a: torch.Tensor) -> torch.Tensor:
+    """:func:`rgb_to_y` of a float64 C×H×W tensor (H×W)."""
+    if a.shape[0] == 1:
+        lum = a[0]
+    else:
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=a.dtype, device=a.device)
+        lum = torch.einsum("chw,c->hw", a[:3], w)
+    return (16.0 + 219.0 * lum) / 255.0
+
+
 def psnr(gt, pred) -> float:
     """Peak signal-to-noise ratio over all pixels and channels, data range 1.
 
@@ -58,9 +105,10 @@ def psnr(gt, pred) -> float:
     float
         PSNR in dB; ``inf`` for identical images.
     """
+    if _on_device(gt, pred):
+        return _psnr_tensor(*_tensor_pair(gt, pred))
     a, b = _check_pair(gt, pred)
-    mse = np.mean((a - b) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
+    return _db(np.mean((a - b) ** 2))
 
 
 def rgb_to_y(img: np.ndarray) -> np.ndarray:
@@ -90,14 +138,24 @@ def psnr_y(gt, pred, shave: tuple[int, int, int, int] = SR_SHAVE) -> float:
     float
         PSNR in dB, data range 1.
     """
-    a, b = _check_pair(gt, pred)
     t, l, bo, r = shave
+    if _on_device(gt, pred):
+        a, b = _tensor_pair(gt, pred)
+        h, w = a.shape[1:]
+        _check_shave(h, w, shave)
+        return _psnr_tensor(_y_tensor(a)[t:h - bo, l:w - r], _y_tensor(b)[t:h - bo, l:w - r])
+    a, b = _check_pair(gt, pred)
     h, w = a.shape[:2]
-    if t + bo >= h or l + r >= w:
-        raise ValueError(f"image {h}×{w} is too small for a border shave of {shave}")
+    _check_shave(h, w, shave)
     ya = rgb_to_y(a)[t:h - bo, l:w - r]
     yb = rgb_to_y(b)[t:h - bo, l:w - r]
     return psnr(ya, yb)
+
+
+def _check_shave(h: int, w: int, shave: tuple[int, int, int, int]) -> None:
+    t, l, bo, r = shave
+    if t + bo >= h or l + r >= w:
+        raise ValueError(f"image {h}×{w} is too small for a border shave of {shave}")
 
 
 def ssim(gt, pred) -> float:

@@ -277,11 +277,13 @@ def set_threads(threads) -> None:
 
 
 def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
-    """:class:`~dip.fit.FitSettings` from ``cfg.fit`` plus stopping, seed, device, progress.
+    """:class:`~dip.fit.FitSettings` from ``cfg.fit`` plus stopping, seed, device, progress
+    and the fast paths (``cfg.fast``).
 
     ``seed`` overrides ``cfg.seed`` (the members of a seed ensemble).
     """
     values = OmegaConf.to_container(cfg.fit, resolve=True)
+    values.update(OmegaConf.to_container(cfg.fast, resolve=True) if "fast" in cfg else {})
     stopping = cfg.stopping
     return FitSettings(**values, stop=str(cfg.stop), stop_window=int(stopping.window),
                        stop_patience=int(stopping.patience), stop_alpha=float(stopping.alpha),
@@ -375,7 +377,11 @@ def check_fit_memory(cfg: DictConfig, problem: Problem) -> int:
 
 
 def git_commit() -> str:
-    """Commit of the source tree ('unknown' outside git; '+dirty' with local changes)."""
+    """Commit of the source tree ('+dirty' with local changes).
+
+    Outside a git checkout (a copied tree), the environment variable ``DIP_COMMIT``
+    names it; else 'unknown'.
+    """
     here = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=here,
@@ -384,8 +390,10 @@ def git_commit() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                cwd=here, capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (sha or "unknown") + ("+dirty" if sha and dirty.strip() else "")
+        sha, dirty = "", ""
+    if not sha:
+        return os.environ.get("DIP_COMMIT") or "unknown"
+    return sha + ("+dirty" if sha and dirty.strip() else "")
 
 
 def versions() -> dict:

@@ -28,7 +28,7 @@ def test_markdown_summary():
                         "speedup": 2.0, "run_iters_per_s": 20.0}],
            "peak_mem_mb": {"64": 10.0}, "peak_mem_batched_mb": {"64x8": 70.0}}
     text = _markdown(res)
-    assert "| 64² | 0.100 | 0.100 | 1.00 |" in text and "| 64² | 8 | 70.0 |" in text
+    assert "| 64² | default | 0.1000 | 0.1000 | 1.00 |" in text and "| 64² | 8 | 70.0 |" in text
 
 
 def test_batched_rows_per_engine():
@@ -40,3 +40,14 @@ def test_batched_rows_per_engine():
     for r in rows:
         assert r["sequential_s"] > 0 and r["batched_s"] > 0
         assert r["speedup"] == round(r["sequential_s"] / r["batched_s"], 3)
+
+
+def test_amp_check_reports_both_precisions():
+    from dip.bench import _problem, amp_check
+
+    out = amp_check(torch.device("cpu"), lambda msg: None, num_iter=3, problem=_problem(64))
+    assert [r["amp"] for r in out["runs"]] == ["off", "bf16"]
+    assert out["image"].startswith("synthetic 64")
+    off, bf16 = out["runs"]
+    assert out["bf16_minus_fp32"]["psnr_avg"] == round(bf16["psnr_avg"] - off["psnr_avg"], 3)
+    assert off["psnr_final"] != bf16["psnr_final"]  # autocast really ran in bf16

@@ -57,3 +57,22 @@ def test_ssim_identical_is_one():
     img = np.random.default_rng(3).random((16, 16, 3))
     assert ssim(img, img) == pytest.approx(1.0)
     assert ssim(img, np.clip(img + 0.2, 0, 1)) < 1.0
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_device_path_equals_numpy_path(monkeypatch, channels):
+    # The tensor path runs where both images live on one GPU; force it on CPU tensors.
+    import dip.metrics as m
+
+    rng = np.random.default_rng(4)
+    gt = torch.from_numpy(rng.random((channels, 21, 26)))
+    pred = (gt + 0.04 * torch.from_numpy(rng.standard_normal(gt.shape))).clamp(0, 1).float()
+    ref_psnr, ref_y = psnr(gt, pred), psnr_y(gt, pred)
+    monkeypatch.setattr(m, "_on_device", lambda a, b: True)
+    assert psnr(gt[None], pred[None]) == pytest.approx(ref_psnr, abs=1e-9)
+    assert psnr_y(gt, pred) == pytest.approx(ref_y, abs=1e-9)
+    assert psnr(gt, gt) == float("inf")
+    with pytest.raises(ValueError, match="shapes differ"):
+        psnr(gt, pred[:, :20])
+    with pytest.raises(ValueError, match="too small"):
+        psnr_y(gt[:, :9, :9], pred[:, :9, :9])
