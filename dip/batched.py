@@ -249,8 +249,9 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
         :func:`dip.fit.fit` calls executed ``workers`` at a time in threads that share
         the process's intra-op threads (``torch.get_num_threads() // workers`` each;
         on CUDA each run on a stream of its own); on the CPU each result is
-        bit-identical to a :func:`dip.fit.fit` call made with that many threads. 'auto': 'grouped' on CUDA, 'threads' on the CPU, where measured
-        grouped convolutions are slower than separate ones (``make bench``).
+        bit-identical to a :func:`dip.fit.fit` call made with that many threads.
+        'auto': 'grouped' on CUDA, 'threads' on the CPU, where measured grouped
+        convolutions are slower than separate ones (``make bench``).
     workers : int, optional
         Runs fitted at a time by the 'threads' engine; default
         ``torch.get_num_threads() // threads_per_run``.

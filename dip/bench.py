@@ -29,8 +29,9 @@ Writes ``results/bench/<device>.json`` and ``.md``. Usage::
     python -m dip.bench --quick --amp-check 3000   # + fp32 vs bf16 PSNR (GPU)
 
 On CUDA, ``single`` has one row per variant of our step: ``fp32`` (the automatic fast
-paths: channels_last, cudnn.benchmark, fused Adam) and ``bf16`` (the same with bf16
-autocast), each against the same fp32 reference; ``batched`` compares the grouped
+paths: channels_last, cudnn.benchmark, fused Adam, CUDA graphs), ``bf16`` (the same with
+bf16 autocast) and ``fp32-eager`` (without CUDA graphs), each against the same eager fp32
+reference; ``batched`` compares the grouped
 engine and the threads engine (one CUDA stream per run).
 """
 
@@ -52,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dip.fast import GRAPH_WARMUP
 from dip.monitors import Monitor
 
 __all__ = ["reference_skip", "main", "PAPER_KWARGS", "PAPER_PARAMS"]
@@ -243,10 +245,11 @@ def bench_single(size, repeats, steps, device, log, variant="default", **kw):
         theirs += theirs_block[1:]
     o, r = statistics.median(ours), statistics.median(theirs)
     paired = statistics.median(a / b for a, b in zip(ours, theirs, strict=False))
-    row = {"size": size, "variant": variant, "ours_s_per_iter": round(o, 4), "reference_s_per_iter": round(r, 4),
-           "ratio": round(o / r, 3), "ratio_paired": round(paired, 3),
-           "steps_timed": [len(ours), len(theirs)]}
-    log(f"single {size}² ({variant}): ours {o:.4f} s/it, reference {r:.4f} s/it, ratio {o / r:.2f}")
+    row = {"size": size, "variant": variant, "ours_s_per_iter": round(o, 4),
+           "reference_s_per_iter": round(r, 4), "ratio": round(o / r, 3),
+           "ratio_paired": round(paired, 3),           "steps_timed": [len(ours), len(theirs)]}
+    log(f"single {size}² ({variant}): ours {o:.4f} s/it, reference {r:.4f} s/it, "
+        f"ratio {o / r:.2f}")
     return row
 
 
@@ -317,8 +320,24 @@ def _measure_memory(size, n, device_str):
     device = torch.device(device_str)
     problems = [_problem(size, seed=i) for i in range(n)]
     nets = [_ours_net(i) for i in range(n)]
-    settings = [_settings(2, device, seed=i) for i in range(n)]
+    steps = GRAPH_WARMUP + 3 if device.type == "cuda" else 2  # past a CUDA graph capture
+    settings = [_settings(steps, device, seed=i) for i in range(n)]
     if device.type == "cuda":
+        # a first fit lets cudnn.benchmark try its algorithms (whose trial workspaces
+        # would count as the fit's peak); the second one is measured
+        _warm = [_problem(size, seed=i) for i in range(n)]
+        if n == 1:
+            from dip.fit import fit
+
+            fit(_ours_net(0), _warm[0], _settings(steps, device))
+        else:
+            from dip.batched import fit_batched
+
+            fit_batched([_ours_net(i) for i in range(n)], _warm,
+                        [_settings(2, device, seed=i) for i in range(n)])
+        del _warm
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     else:
@@ -413,6 +432,7 @@ def main(argv=None):
                          "and bf16 and compare PSNR (3000 = the paper's schedule)")
     ap.add_argument("--skip", default="", help="comma-separated sections to leave out: "
                     "single, batched, memory")
+    ap.add_argument("--name", default=None, help="file name instead of the device's")
     ap.add_argument("--_memory", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.threads:
@@ -440,7 +460,7 @@ def main(argv=None):
     if device.type == "cuda":  # steps cost milliseconds: more of them, all sizes, bf16 too
         sizes, big, repeats, steps = (64, 128, 256, 512), (), 3, 20
         batched_sizes, mem_batched = batched_sizes + (256,), mem_batched + ((256, 8),)
-        variants = {"fp32": {}, "bf16": {"amp": "bf16"}}
+        variants = {"fp32": {}, "bf16": {"amp": "bf16"}, "fp32-eager": {"cuda_graph": False}}
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     t0 = time.perf_counter()
     single, batched, mem, mem_b = [], [], {}, {}
@@ -476,7 +496,7 @@ def main(argv=None):
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    slug = device_slug(device)
+    slug = args.name or device_slug(device)
     (out / f"{slug}.json").write_text(json.dumps(res, indent=2) + "\n")
     (out / f"{slug}.md").write_text(_markdown(res))
     log(f"wrote {out / slug}.json and .md in {res['seconds']:.0f} s")

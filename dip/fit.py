@@ -79,6 +79,9 @@ class FitSettings:
         Wrap the net in ``torch.compile``.
     fused_adam : bool or None
         Fused Adam; None = on CUDA only.
+    cuda_graph : bool or None
+        Replay the step as CUDA graphs after :data:`dip.fast.GRAPH_WARMUP` eager steps;
+        None = on CUDA only. (True on the CPU runs the same loop without graphs.)
     """
 
     num_iter: int = 3000
@@ -103,6 +106,7 @@ class FitSettings:
     amp: str = "off"
     compile: bool = False
     fused_adam: bool | None = None
+    cuda_graph: bool | None = None
 
 
 @dataclass
@@ -239,25 +243,48 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     for m in monitors:
         m.on_start(info)
 
-    out_avg, step = info.prev_avg, info.completed  # None and 0 unless resumed
-    while step < s.num_iter and info.status == "ok":
-        optimizer.zero_grad(set_to_none=True)
-        if s.reg_noise_std > 0:
-            net_in = z + noise.normal_(generator=noise_gen) * s.reg_noise_std
-        else:
-            net_in = z
-        with fast.autocast(s, device):
+    def forward(net_in, cache=True):
+        with fast.autocast(s, device, cache):
             out = step_net(net_in).float()
         data = torch.nn.functional.mse_loss(problem.operator(out), target)
         loss = data + s.tv_weight * tv_loss(out) if s.tv_weight > 0 else data
+        return out, loss, data
+
+    def forward_backward():  # the captured piece: reads the static z and noise
+        out, loss, data = forward(z + noise * s.reg_noise_std if s.reg_noise_std > 0 else z,
+                                  cache=False)
+        loss.backward()
+        return out, loss, data
+
+    graph = fast.StepGraph(device) if fast.use_cuda_graph(s, device) else None
+    out_avg, step = info.prev_avg, info.completed  # None and 0 unless resumed
+    eager_steps = 0  # in this process (a resumed run warms up again)
+    while step < s.num_iter and info.status == "ok":
+        if graph is not None and not graph.captured and eager_steps >= fast.GRAPH_WARMUP:
+            graph.capture(forward_backward, optimizer.step, optimizer)
+        if graph is not None and graph.captured:
+            if s.reg_noise_std > 0:
+                noise.normal_(generator=noise_gen)
+            out, loss, data = graph.forward_backward()
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            if s.reg_noise_std > 0:
+                net_in = z + noise.normal_(generator=noise_gen) * s.reg_noise_std
+            else:
+                net_in = z
+            out, loss, data = forward(net_in)
         info.begin(step, out.detach(), out_avg, loss.detach(), data.detach())
         for m in monitors:
             m.on_step(info)
         if info.rollback:
             continue  # parameters were restored; redo this step with fresh input noise
         out_avg = info.average()
-        loss.backward()
-        optimizer.step()
+        if graph is not None and graph.captured:
+            graph.update()
+        else:
+            loss.backward()
+            optimizer.step()
+            eager_steps += 1
         step = info.completed = step + 1
         for m in monitors:
             m.after_step(info)

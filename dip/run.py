@@ -379,9 +379,11 @@ def check_fit_memory(cfg: DictConfig, problem: Problem) -> int:
 def git_commit() -> str:
     """Commit of the source tree ('+dirty' with local changes).
 
-    Outside a git checkout (a copied tree), the environment variable ``DIP_COMMIT``
-    names it; else 'unknown'.
+    The environment variable ``DIP_COMMIT``, when set, names it instead (a copied
+    tree, whose .git may be missing or stale); outside git without it: 'unknown'.
     """
+    if os.environ.get("DIP_COMMIT"):
+        return os.environ["DIP_COMMIT"]
     here = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=here,
@@ -392,7 +394,7 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         sha, dirty = "", ""
     if not sha:
-        return os.environ.get("DIP_COMMIT") or "unknown"
+        return "unknown"
     return sha + ("+dirty" if sha and dirty.strip() else "")
 
 

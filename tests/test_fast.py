@@ -43,3 +43,46 @@ def test_unknown_amp_mode_is_refused():
     problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     with pytest.raises(ValueError, match="amp"):
         fit(small_net(), problem, settings(num_iter=1, amp="fp8"))
+
+
+def test_cuda_graphs_only_on_cuda_by_default():
+    s = FitSettings()
+    assert not fast.use_cuda_graph(s, torch.device("cpu"))
+    assert fast.use_cuda_graph(s, torch.device("cuda"))
+    assert not fast.use_cuda_graph(FitSettings(cuda_graph=False), torch.device("cuda"))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(reg_noise_std=0.0), dict(tv_weight=0.01)])
+def test_step_graph_loop_equals_the_eager_loop(kw, monkeypatch):
+    """The graph loop (two pieces, monitors between them; on the CPU each replay runs the
+    function again) gives the eager loop's results bit for bit, rollbacks included."""
+    from dip.monitors import Monitor
+
+    class Spoil(Monitor):  # NaN loss at steps 5 and 9 (after the warm-up): rolled back
+        def __init__(self):
+            self.hits = {5, 9}
+
+        def on_step(self, info):
+            if info.step in self.hits:
+                self.hits.discard(info.step)
+                info.loss = info.loss * float("nan")
+
+    from dip.fit import default_monitors
+
+    calls = []
+    replay = fast.StepGraph.forward_backward
+    monkeypatch.setattr(fast.StepGraph, "forward_backward",
+                        lambda self: calls.append(1) or replay(self))
+    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    results = []
+    for graph in (False, True):
+        torch.manual_seed(0)
+        s = settings(num_iter=15, cuda_graph=graph, **kw)
+        mons = [Spoil()] + default_monitors(problem, s)
+        results.append(fit(small_net(), problem, s, monitors=mons))
+    eager, graphed = results
+    assert len(calls) == 15 - fast.GRAPH_WARMUP + 2  # every step after the warm-up
+    assert graphed.backtracks == eager.backtracks == 2
+    assert torch.equal(eager.final, graphed.final)
+    assert torch.equal(eager.average, graphed.average)
+    assert eager.history.equals(graphed.history.assign(seconds=eager.history.seconds))
