@@ -271,40 +271,60 @@ def bench_batched(size, ns, engines, repeats, steps, device, log):
     return rows
 
 
-def amp_check(device, log, num_iter=3000, item="F16", sigma=25, problem=None):
-    """PSNR of the paper's denoising run (skip net, lr 0.01, reg 1/30, ``num_iter``
-    steps, seed 0) in fp32 and with bf16 autocast, on the paper's noisy ``item``
-    (512², from the data root; a synthetic 256² image when it is not there), or on
-    ``problem`` when given."""
+def _check_problem(problem, item="F16", sigma=25):
+    """The paper's noisy ``item`` (512², from the data root), else ``problem``, else a
+    synthetic 256² image; with a description."""
     from dip import DipError, tasks
     from dip.data import read
+
+    if problem is None:
+        try:
+            gt = read(f"paper/denoising/{item}_GT.png")
+            noisy = read(f"paper/denoising/sigma{sigma}/{item}_noisy.png")
+            return (tasks.denoising(gt=gt, noisy=noisy, sigma=sigma),
+                    f"paper/denoising/sigma{sigma}/{item}_noisy.png")
+        except DipError:
+            problem = _problem(256)
+    return problem, f"synthetic {problem.out_shape[-1]}² (sigma 25)"
+
+
+def _compare(problem, device, log, num_iter, variants):
+    """One paper-settings denoising fit (seed 0) per ``{name: settings}``; PSNR rows."""
     from dip.fit import fit
 
-    try:
-        if problem is not None:
-            raise DipError("given")
-        gt = read(f"paper/denoising/{item}_GT.png")
-        noisy = read(f"paper/denoising/sigma{sigma}/{item}_noisy.png")
-        problem, source = tasks.denoising(gt=gt, noisy=noisy, sigma=sigma), \
-            f"paper/denoising/sigma{sigma}/{item}_noisy.png"
-    except DipError:
-        size = 256 if problem is None else problem.out_shape[-1]
-        problem = problem or _problem(size)
-        source = f"synthetic {size}² (sigma 25)"
     rows = []
-    for amp in ("off", "bf16"):
-        res = fit(_ours_net(0), problem, _settings(num_iter, device, amp=amp))
-        row = {"amp": amp, "psnr_final": round(problem.score(res.final), 3),
+    for name, kw in variants.items():
+        res = fit(_ours_net(0), problem, _settings(num_iter, device, **kw))
+        row = {"variant": name, "psnr_final": round(problem.score(res.final), 3),
                "psnr_avg": round(problem.score(res.average), 3),
                "psnr_oracle": round(problem.score(res.oracle), 3),
                "s_per_iter": round(res.seconds / num_iter, 5)}
         rows.append(row)
-        log(f"amp {amp}: final {row['psnr_final']:.2f} dB, averaged {row['psnr_avg']:.2f} dB, "
+        log(f"{name}: final {row['psnr_final']:.2f} dB, averaged {row['psnr_avg']:.2f} dB, "
             f"oracle {row['psnr_oracle']:.2f} dB, {row['s_per_iter'] * 1e3:.1f} ms/it")
     diff = {k: round(rows[1][k] - rows[0][k], 3) for k in ("psnr_final", "psnr_avg",
                                                              "psnr_oracle")}
-    log(f"amp bf16 - fp32: {diff}")
+    log(f"{rows[1]['variant']} - {rows[0]['variant']}: {diff}")
+    return rows, diff
+
+
+def amp_check(device, log, num_iter=3000, problem=None):
+    """PSNR of the paper's denoising run (skip net, lr 0.01, reg 1/30, ``num_iter``
+    steps, seed 0) in fp32 and with bf16 autocast, on the paper's noisy F16 σ 25 (from
+    the data root; a synthetic 256² image when it is not there), or on ``problem``."""
+    problem, source = _check_problem(problem)
+    rows, diff = _compare(problem, device, log, num_iter, {"off": {}, "bf16": {"amp": "bf16"}})
+    for r in rows:
+        r["amp"] = r.pop("variant")
     return {"image": source, "num_iter": num_iter, "runs": rows, "bf16_minus_fp32": diff}
+
+
+def graph_check(device, log, num_iter=300, problem=None):
+    """The same run eager and with CUDA graphs (equal up to the order of float sums)."""
+    problem, source = _check_problem(problem)
+    rows, diff = _compare(problem, device, log, num_iter,
+                          {"eager": {"cuda_graph": False}, "graph": {"cuda_graph": True}})
+    return {"image": source, "num_iter": num_iter, "runs": rows, "graph_minus_eager": diff}
 
 
 def _proc_kb(field):
@@ -416,6 +436,15 @@ def _markdown(res):
         d = amp["bf16_minus_fp32"]
         lines += ["", f"bf16 − fp32: final {d['psnr_final']:+.3f} dB, averaged "
                   f"{d['psnr_avg']:+.3f} dB, oracle {d['psnr_oracle']:+.3f} dB."]
+    graph = res.get("graph_check")
+    if graph:
+        lines += ["", f"## CUDA graphs vs eager: denoising {graph['image']}, "
+                  f"{graph['num_iter']} iterations", "",
+                  "| step | PSNR final | PSNR averaged | PSNR oracle | s/it |",
+                  "| --- | --- | --- | --- | --- |"]
+        for r in graph["runs"]:
+            lines.append(f"| {r['variant']} | {r['psnr_final']:.2f} | {r['psnr_avg']:.2f} | "
+                         f"{r['psnr_oracle']:.2f} | {r['s_per_iter']:.4f} |")
     lines += ["", f"Method: {res['method']}", ""]
     return "\n".join(lines)
 
@@ -430,6 +459,8 @@ def main(argv=None):
     ap.add_argument("--amp-check", type=int, default=0, metavar="ITERS",
                     help="also fit the paper's F16 sigma-25 denoising for ITERS steps in fp32 "
                          "and bf16 and compare PSNR (3000 = the paper's schedule)")
+    ap.add_argument("--graph-check", type=int, default=0, metavar="ITERS",
+                    help="also fit it for ITERS steps eager and with CUDA graphs")
     ap.add_argument("--skip", default="", help="comma-separated sections to leave out: "
                     "single, batched, memory")
     ap.add_argument("--name", default=None, help="file name instead of the device's")
@@ -477,6 +508,7 @@ def main(argv=None):
         mem = {str(s): bench_memory(s, 1, device, log) for s in mem_sizes}
         mem_b = {f"{s}x{n}": bench_memory(s, n, device, log) for s, n in mem_batched}
     amp = amp_check(device, log, args.amp_check) if args.amp_check else None
+    graph = graph_check(device, log, args.graph_check) if args.graph_check else None
     note = args.note or ("Single runs alternate ours/reference step by step in one process "
                          "(the reference step runs while our step's graph is alive), batched "
                          "and sequential blocks alternate block by block; ratios hold under "
@@ -488,6 +520,7 @@ def main(argv=None):
         "quick": bool(args.quick), "note": note,
         "single": single, "batched": batched, "peak_mem_mb": mem,
         "peak_mem_batched_mb": mem_b, "amp_check": amp,
+        "graph_check": graph,
         "method": ("median step times; ours = dip.fit.fit with its default monitors, "
                    "reference = eager loop in dip/bench.py; memory = "
                    + ("torch.cuda.max_memory_allocated" if device.type == "cuda" else

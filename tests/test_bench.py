@@ -53,3 +53,12 @@ def test_amp_check_reports_both_precisions():
     off, bf16 = out["runs"]
     assert out["bf16_minus_fp32"]["psnr_avg"] == round(bf16["psnr_avg"] - off["psnr_avg"], 3)
     assert off["psnr_final"] != bf16["psnr_final"]  # autocast really ran in bf16
+
+
+def test_graph_check_compares_eager_and_graph_loops():
+    from dip.bench import _problem, graph_check
+
+    out = graph_check(torch.device("cpu"), lambda msg: None, num_iter=5, problem=_problem(64))
+    assert [r["variant"] for r in out["runs"]] == ["eager", "graph"]
+    # on the CPU the graph loop calls the same functions: identical numbers
+    assert out["graph_minus_eager"] == {"psnr_final": 0, "psnr_avg": 0, "psnr_oracle": 0}
