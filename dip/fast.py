@@ -118,6 +118,9 @@ class StepGraph:
 
     def __init__(self, device: torch.device):
         self.device = device
+        # eager warm-up, capture and replays all on one side stream (never the legacy
+        # default stream, which a capture must not depend on)
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
         self.captured = False
         self._fns = None
         self._graphs = None
@@ -130,14 +133,21 @@ class StepGraph:
         if self.device.type == "cuda":
             fb, up = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
             torch.cuda.synchronize(self.device)
-            with torch.cuda.graph(fb):
+            with torch.cuda.graph(fb, stream=self.stream):
                 self.static = forward_backward()
-            with torch.cuda.graph(up, pool=fb.pool()):
+            with torch.cuda.graph(up, pool=fb.pool(), stream=self.stream):
                 update()
             self._graphs = (fb, up)
         else:
             self._fns = (forward_backward, update, optimizer)
         self.captured = True
+
+    def context(self):
+        """Context for the whole loop: the graph's side stream on CUDA."""
+        if self.stream is None:
+            return contextlib.nullcontext()
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        return torch.cuda.stream(self.stream)
 
     def forward_backward(self):
         """One forward/backward pass; returns the static tensors of the capture."""

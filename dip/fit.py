@@ -8,6 +8,7 @@ stopping (:mod:`dip.stopping`) and checkpoints (:mod:`dip.checkpoint`).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -257,37 +258,40 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         return out, loss, data
 
     graph = fast.StepGraph(device) if fast.use_cuda_graph(s, device) else None
-    out_avg, step = info.prev_avg, info.completed  # None and 0 unless resumed
-    eager_steps = 0  # in this process (a resumed run warms up again)
-    while step < s.num_iter and info.status == "ok":
-        if graph is not None and not graph.captured and eager_steps >= fast.GRAPH_WARMUP:
-            graph.capture(forward_backward, optimizer.step, optimizer)
-        if graph is not None and graph.captured:
-            if s.reg_noise_std > 0:
-                noise.normal_(generator=noise_gen)
-            out, loss, data = graph.forward_backward()
-        else:
-            optimizer.zero_grad(set_to_none=True)
-            if s.reg_noise_std > 0:
-                net_in = z + noise.normal_(generator=noise_gen) * s.reg_noise_std
+    with graph.context() if graph is not None else contextlib.nullcontext():
+        out_avg, step = info.prev_avg, info.completed  # None and 0 unless resumed
+        eager_steps = 0  # in this process (a resumed run warms up again)
+        while step < s.num_iter and info.status == "ok":
+            if graph is not None and not graph.captured and eager_steps >= fast.GRAPH_WARMUP:
+                graph.capture(forward_backward, optimizer.step, optimizer)
+            if graph is not None and graph.captured:
+                if s.reg_noise_std > 0:
+                    noise.normal_(generator=noise_gen)
+                out, loss, data = graph.forward_backward()
             else:
-                net_in = z
-            out, loss, data = forward(net_in)
-        info.begin(step, out.detach(), out_avg, loss.detach(), data.detach())
-        for m in monitors:
-            m.on_step(info)
-        if info.rollback:
-            continue  # parameters were restored; redo this step with fresh input noise
-        out_avg = info.average()
-        if graph is not None and graph.captured:
-            graph.update()
-        else:
-            loss.backward()
-            optimizer.step()
-            eager_steps += 1
-        step = info.completed = step + 1
-        for m in monitors:
-            m.after_step(info)
+                optimizer.zero_grad(set_to_none=True)
+                if s.reg_noise_std > 0:
+                    net_in = z + noise.normal_(generator=noise_gen) * s.reg_noise_std
+                else:
+                    net_in = z
+                out, loss, data = forward(net_in)
+            info.begin(step, out.detach(), out_avg, loss.detach(), data.detach())
+            for m in monitors:
+                m.on_step(info)
+            if info.rollback:
+                continue  # parameters were restored; redo this step with fresh input noise
+            out_avg = info.average()
+            if graph is not None and graph.captured:
+                graph.update()
+            else:
+                loss.backward()
+                optimizer.step()
+                eager_steps += 1
+            step = info.completed = step + 1
+            for m in monitors:
+                m.after_step(info)
+    if graph is not None and graph.stream is not None:
+        torch.cuda.current_stream(device).wait_stream(graph.stream)
 
     with torch.no_grad(), fast.autocast(s, device):
         final = step_net(z).float().detach()
