@@ -21,7 +21,8 @@ IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force", "checkpoi
 # matters when ``stop`` is not 'fixed'. ``fast`` at its defaults picks per device what the
 # code did before it existed.
 NEUTRAL = {"stop": "fixed", "seeds": 1,
-           "fast": {"amp": "off", "channels_last": None, "fused_adam": None, "compile": False}}
+           "fast": {"amp": "off", "channels_last": None, "fused_adam": None, "compile": False,
+                    "cuda_graph": False}}
 
 
 def pick(table, *keys):

@@ -80,9 +80,9 @@ class FitSettings:
         Wrap the net in ``torch.compile``.
     fused_adam : bool or None
         Fused Adam; None = on CUDA only.
-    cuda_graph : bool or None
-        Replay the step as CUDA graphs after :data:`dip.fast.GRAPH_WARMUP` eager steps;
-        None = on CUDA only. (True on the CPU runs the same loop without graphs.)
+    cuda_graph : bool
+        Replay the step as CUDA graphs after :data:`dip.fast.GRAPH_WARMUP` eager steps
+        (opt-in; on the CPU the same loop runs without graphs).
     """
 
     num_iter: int = 3000
@@ -107,7 +107,7 @@ class FitSettings:
     amp: str = "off"
     compile: bool = False
     fused_adam: bool | None = None
-    cuda_graph: bool | None = None
+    cuda_graph: bool = False
 
 
 @dataclass
@@ -258,12 +258,14 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         return out, loss, data
 
     graph = fast.StepGraph(device) if fast.use_cuda_graph(s, device) else None
+    side = graph.stream if graph is not None else None
     with graph.context() if graph is not None else contextlib.nullcontext():
         out_avg, step = info.prev_avg, info.completed  # None and 0 unless resumed
         eager_steps = 0  # in this process (a resumed run warms up again)
         while step < s.num_iter and info.status == "ok":
             if graph is not None and not graph.captured and eager_steps >= fast.GRAPH_WARMUP:
-                graph.capture(forward_backward, optimizer.step, optimizer)
+                if not graph.capture(forward_backward, optimizer.step, optimizer):
+                    graph = None  # the capture failed (with a warning): go on eagerly
             if graph is not None and graph.captured:
                 if s.reg_noise_std > 0:
                     noise.normal_(generator=noise_gen)
@@ -290,8 +292,8 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
             step = info.completed = step + 1
             for m in monitors:
                 m.after_step(info)
-    if graph is not None and graph.stream is not None:
-        torch.cuda.current_stream(device).wait_stream(graph.stream)
+    if side is not None:
+        torch.cuda.current_stream(device).wait_stream(side)
 
     with torch.no_grad(), fast.autocast(s, device):
         final = step_net(z).float().detach()

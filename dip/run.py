@@ -28,6 +28,7 @@ from dip.checkpoint import Checkpoint, discard
 from dip.config import config_hash
 from dip.corrupt import SIGNALS, pil_resize, signal
 from dip.data import center_crop, crop_to_multiple, image_id, read, save_image
+from dip.fast import AMP_MODES
 from dip.fit import (
     FitResult,
     FitSettings,
@@ -284,6 +285,9 @@ def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
     """
     values = OmegaConf.to_container(cfg.fit, resolve=True)
     values.update(OmegaConf.to_container(cfg.fast, resolve=True) if "fast" in cfg else {})
+    if values.get("amp", "off") not in AMP_MODES:
+        raise DipError(f"fast.amp={values['amp']} is unknown; choose one of "
+                       f"{', '.join(AMP_MODES)}")
     stopping = cfg.stopping
     return FitSettings(**values, stop=str(cfg.stop), stop_window=int(stopping.window),
                        stop_patience=int(stopping.patience), stop_alpha=float(stopping.alpha),

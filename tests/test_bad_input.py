@@ -69,6 +69,7 @@ BAD = {
     "sigma nan": (["image=ok.png", "sigma=nan"], "sigma=nan"),
     "lr nan": (["image=ok.png", "fit.lr=nan"], "fit.lr=nan"),
     "iterations zero": (["image=ok.png", "fit.num_iter=0"], "fit.num_iter=0"),
+    "amp unknown": (["image=ok.png", "fast.amp=fp8"], "fast.amp=fp8 is unknown"),
     "factor fractional": (["task=sr", "image=ok.png", "factor=2.5"], "factor=2.5"),
     "factor one": (["task=sr", "image=ok.png", "factor=1"], "factor=1"),
     "factor not dividing": (["task=sr", "image=ok.png", "factor=3"],

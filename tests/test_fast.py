@@ -45,11 +45,11 @@ def test_unknown_amp_mode_is_refused():
         fit(small_net(), problem, settings(num_iter=1, amp="fp8"))
 
 
-def test_cuda_graphs_only_on_cuda_by_default():
+def test_cuda_graphs_are_opt_in():
     s = FitSettings()
     assert not fast.use_cuda_graph(s, torch.device("cpu"))
-    assert fast.use_cuda_graph(s, torch.device("cuda"))
-    assert not fast.use_cuda_graph(FitSettings(cuda_graph=False), torch.device("cuda"))
+    assert not fast.use_cuda_graph(s, torch.device("cuda"))
+    assert fast.use_cuda_graph(FitSettings(cuda_graph=True), torch.device("cuda"))
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(reg_noise_std=0.0), dict(tv_weight=0.01)])
@@ -86,3 +86,17 @@ def test_step_graph_loop_equals_the_eager_loop(kw, monkeypatch):
     assert torch.equal(eager.final, graphed.final)
     assert torch.equal(eager.average, graphed.average)
     assert eager.history.equals(graphed.history.assign(seconds=eager.history.seconds))
+
+
+def test_a_failed_capture_falls_back_to_the_eager_step(monkeypatch):
+    def fail(self, *args):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore")
+
+    monkeypatch.setattr(fast.StepGraph, "_record", fail)
+    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    torch.manual_seed(0)
+    eager = fit(small_net(), problem, settings(num_iter=8))
+    with pytest.warns(UserWarning, match="capture failed.*not permitted"):
+        torch.manual_seed(0)
+        fallback = fit(small_net(), problem, settings(num_iter=8, cuda_graph=True))
+    assert torch.equal(eager.final, fallback.final) and fallback.steps == 8
