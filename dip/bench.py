@@ -29,9 +29,9 @@ Writes ``results/bench/<device>.json`` and ``.md``. Usage::
     python -m dip.bench --quick --amp-check 3000   # + fp32 vs bf16 PSNR (GPU)
 
 On CUDA, ``single`` has one row per variant of our step: ``fp32`` (the automatic fast
-paths: channels_last, cudnn.benchmark, fused Adam), ``bf16`` (the same with bf16
-autocast) and ``fp32-graph`` (with CUDA graphs), each against the same eager fp32
-reference; ``batched`` compares the grouped
+paths: channels_last, cudnn.benchmark, fused Adam), ``fp32-nchw`` (without
+channels_last), ``fp32-graph`` (with CUDA graphs) and ``bf16`` (with bf16 autocast), each
+against the same eager fp32 NCHW reference; ``batched`` compares the grouped
 engine and the threads engine (one CUDA stream per run).
 """
 
@@ -491,7 +491,8 @@ def main(argv=None):
     if device.type == "cuda":  # steps cost milliseconds: more of them, all sizes, bf16 too
         sizes, big, repeats, steps = (64, 128, 256, 512), (), 3, 20
         batched_sizes, mem_batched = batched_sizes + (256,), mem_batched + ((256, 8),)
-        variants = {"fp32": {}, "bf16": {"amp": "bf16"}, "fp32-graph": {"cuda_graph": True}}
+        variants = {"fp32": {}, "fp32-nchw": {"channels_last": False},
+                    "fp32-graph": {"cuda_graph": True}, "bf16": {"amp": "bf16"}}
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     t0 = time.perf_counter()
     single, batched, mem, mem_b = [], [], {}, {}
