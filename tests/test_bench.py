@@ -62,3 +62,13 @@ def test_graph_check_compares_eager_and_graph_loops():
     assert [r["variant"] for r in out["runs"]] == ["eager", "graph"]
     # on the CPU the graph loop calls the same functions: identical numbers
     assert out["graph_minus_eager"] == {"psnr_final": 0, "psnr_avg": 0, "psnr_oracle": 0}
+
+
+def test_single_row_times_ours_against_the_reference():
+    from dip.bench import bench_single
+
+    row = bench_single(64, 1, 2, torch.device("cpu"), lambda msg: None, "bf16", amp="bf16")
+    assert row["variant"] == "bf16" and row["steps_timed"] == [2, 2]
+    assert row["ours_s_per_iter"] > 0 and row["reference_s_per_iter"] > 0
+    assert row["ratio"] == pytest.approx(row["ours_s_per_iter"] / row["reference_s_per_iter"],
+                                         rel=5e-3, abs=2e-3)
