@@ -9,6 +9,13 @@ DIP_DATA_ROOT ?= $(if $(wildcard ../shared/data/MANIFEST.csv),$(abspath ../share
 export DIP_DATA_ROOT
 
 PROFILE ?= quick
+# CPU profiles pin oneDNN's convolutions to AVX2 (every x86-64 CPU of the last decade has
+# it): long fits are chaotic in float rounding, and oneDNN's AVX-512 kernels round
+# differently (measured: the quick Barbara run ends at 32.59 dB with AVX-512, 33.52 dB
+# with AVX2 on the same machine). Records and table captions name the pin.
+ifneq ($(PROFILE),paper)
+export ONEDNN_MAX_CPU_ISA ?= AVX2
+endif
 # CPU profiles pin one thread per run (reproducible numbers), so their sweeps run JOBS
 # processes side by side (launcher=joblib); the paper profile runs one job at a time.
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)

@@ -413,10 +413,29 @@ def versions() -> dict:
 
 
 def device_name(device: str) -> str:
-    """Human-readable device: GPU model or CPU with its thread count."""
+    """Human-readable device: GPU model, or CPU with its thread count and, when pinned,
+    oneDNN's instruction set (``ONEDNN_MAX_CPU_ISA``)."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return (f"cpu ({platform.machine()}, {torch.get_num_threads()} threads"
+            + (f", oneDNN {isa}" if isa else "") + ")")
+
+
+def machine() -> dict:
+    """The CPU that ran a fit and the instruction sets its kernels used: float results of
+    long fits differ between kernels (e.g. oneDNN's AVX2 and AVX-512 convolutions)."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model or platform.processor() or platform.machine(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}
 
 
 def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
@@ -457,7 +476,7 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
         "resumed_at": result.resumed_at,
         "backtracks": result.backtracks,
         "device": result.device,
-        "device_name": device_name(result.device),
+        "device_name": device_name(result.device), "machine": machine(),
         "seed": int(cfg.seed),
         "seeds": [int(cfg.seed)],
         "profile": cfg.profile.name,
