@@ -18,8 +18,9 @@ INTRO = """# Results
 Tables, figures and benchmarks produced by this harness, each labelled with the profile,
 iterations, device, seed and commit that made it. `quick` results come from the CPU
 profile (documented centre crops or downscaled images, narrower nets, shorter schedules,
-one thread per run so they are bit-identical from one machine to the next); `paper`
-results use the official settings. The two are never mixed in one column.
+one thread per run and, since the captions say `oneDNN AVX2`, convolutions pinned to AVX2,
+so that a rerun on another AVX2 machine can match them digit for digit); `paper` results
+use the official settings. The two are never mixed in one column.
 
 Regenerate: `make tables figures PROFILE=quick` (sweeps resume: finished runs are skipped),
 then `make readme`. Check the inpainting table: `make reproduce-inpainting`.
