@@ -59,9 +59,10 @@ table-sr: $(STAMP)
 
 tables: table-inpainting table-denoising table-sr
 
-# Rerun the committed inpainting table from scratch (fresh records) and check that every
-# value is the same.
+# Rerun the committed inpainting table from scratch (fresh records: earlier ones may come
+# from other kernels) and check that every value is the same.
 reproduce-inpainting: $(STAMP)
+	rm -rf $(REPRO)/runs
 	$(DIP) experiment=table_inpainting $(ARGS) records=$(REPRO)/runs
 	$(REPORT) table table_inpainting --profile $(PROFILE) --root $(REPRO)/runs --out $(REPRO)
 	$(REPORT) compare $(TABLES)/table_inpainting_$(PROFILE).csv \
