@@ -335,42 +335,38 @@ def _proc_kb(field):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _measure_memory(size, n, device_str):
-    """Child process: peak memory of a 2-step fit (single or batched)."""
-    device = torch.device(device_str)
+def _short_fit(size, n, device):
+    """Set up a short fit of ``n`` runs (past a CUDA graph capture) and return the call
+    that runs it: :func:`dip.fit.fit` for one run, else :func:`dip.batched.fit_batched`."""
+    from dip.batched import fit_batched
+    from dip.fit import fit
+
+    steps = GRAPH_WARMUP + 3 if device.type == "cuda" else 2
     problems = [_problem(size, seed=i) for i in range(n)]
     nets = [_ours_net(i) for i in range(n)]
-    steps = GRAPH_WARMUP + 3 if device.type == "cuda" else 2  # past a CUDA graph capture
     settings = [_settings(steps, device, seed=i) for i in range(n)]
+    if n == 1:
+        return lambda: fit(nets[0], problems[0], settings[0])
+    return lambda: fit_batched(nets, problems, settings)
+
+
+def _measure_memory(size, n, device_str):
+    """Child process: peak memory of a short fit (single or batched)."""
+    device = torch.device(device_str)
     if device.type == "cuda":
         # a first fit lets cudnn.benchmark try its algorithms (whose trial workspaces
         # would count as the fit's peak); the second one is measured
-        _warm = [_problem(size, seed=i) for i in range(n)]
-        if n == 1:
-            from dip.fit import fit
-
-            fit(_ours_net(0), _warm[0], _settings(steps, device))
-        else:
-            from dip.batched import fit_batched
-
-            fit_batched([_ours_net(i) for i in range(n)], _warm,
-                        [_settings(2, device, seed=i) for i in range(n)])
-        del _warm
+        _short_fit(size, n, device)()
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
+        run = _short_fit(size, n, device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     else:
+        run = _short_fit(size, n, device)
         # ru_maxrss would keep the parent's peak across exec: read this process's own
         base = _proc_kb("VmRSS")
-    if n == 1:
-        from dip.fit import fit
-
-        fit(nets[0], problems[0], settings[0])
-    else:
-        from dip.batched import fit_batched
-
-        fit_batched(nets, problems, settings)
+    run()
     if device.type == "cuda":
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
     else:
@@ -396,6 +392,17 @@ def device_slug(device):
     else:
         name = f"cpu-{platform.machine()}-{torch.get_num_threads()}t"
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _check_lines(title, key, check):
+    """Markdown table of a PSNR check (:func:`amp_check`, :func:`graph_check`)."""
+    lines = ["", f"## {title}: denoising {check['image']}, {check['num_iter']} iterations", "",
+             f"| {key} | PSNR final | PSNR averaged | PSNR oracle | s/it |",
+             "| --- | --- | --- | --- | --- |"]
+    for r in check["runs"]:
+        lines.append(f"| {r[key]} | {r['psnr_final']:.2f} | {r['psnr_avg']:.2f} | "
+                     f"{r['psnr_oracle']:.2f} | {r['s_per_iter']:.4f} |")
+    return lines
 
 
 def _markdown(res):
@@ -424,27 +431,14 @@ def _markdown(res):
     for key, mb in res.get("peak_mem_batched_mb", {}).items():
         size, n = key.split("x")
         lines.append(f"| {size}² | {n} | {mb} |")
-    amp = res.get("amp_check")
+    amp, graph = res.get("amp_check"), res.get("graph_check")
     if amp:
-        lines += ["", f"## bf16 autocast vs fp32: denoising {amp['image']}, "
-                  f"{amp['num_iter']} iterations", "",
-                  "| amp | PSNR final | PSNR averaged | PSNR oracle | s/it |",
-                  "| --- | --- | --- | --- | --- |"]
-        for r in amp["runs"]:
-            lines.append(f"| {r['amp']} | {r['psnr_final']:.2f} | {r['psnr_avg']:.2f} | "
-                         f"{r['psnr_oracle']:.2f} | {r['s_per_iter']:.4f} |")
+        lines += _check_lines("bf16 autocast vs fp32", "amp", amp)
         d = amp["bf16_minus_fp32"]
         lines += ["", f"bf16 − fp32: final {d['psnr_final']:+.3f} dB, averaged "
                   f"{d['psnr_avg']:+.3f} dB, oracle {d['psnr_oracle']:+.3f} dB."]
-    graph = res.get("graph_check")
     if graph:
-        lines += ["", f"## CUDA graphs vs eager: denoising {graph['image']}, "
-                  f"{graph['num_iter']} iterations", "",
-                  "| step | PSNR final | PSNR averaged | PSNR oracle | s/it |",
-                  "| --- | --- | --- | --- | --- |"]
-        for r in graph["runs"]:
-            lines.append(f"| {r['variant']} | {r['psnr_final']:.2f} | {r['psnr_avg']:.2f} | "
-                         f"{r['psnr_oracle']:.2f} | {r['s_per_iter']:.4f} |")
+        lines += _check_lines("CUDA graphs vs eager", "variant", graph)
     lines += ["", f"Method: {res['method']}", ""]
     return "\n".join(lines)
 

@@ -25,16 +25,7 @@ def to_hwc(img) -> np.ndarray:
     Accepts numpy H×W / H×W×C and torch C×H×W / 1×C×H×W.
     """
     if isinstance(img, torch.Tensor):
-        t = img.detach().to("cpu", torch.float64)
-        if t.dim() == 4:
-            if t.shape[0] != 1:
-                raise ValueError(f"expected a single image 1×C×H×W, got shape {tuple(t.shape)}")
-            t = t[0]
-        if t.dim() == 2:
-            t = t[None]
-        if t.dim() != 3:
-            raise ValueError(f"expected C×H×W or 1×C×H×W, got shape {tuple(t.shape)}")
-        return t.permute(1, 2, 0).numpy()
+        return _chw64(img, "cpu").permute(1, 2, 0).numpy()
     a = np.asarray(img, dtype=np.float64)
     if a.ndim == 2:
         a = a[..., None]
@@ -55,9 +46,9 @@ def _on_device(gt, pred) -> bool:
             and gt.device.type != "cpu" and gt.device == pred.device)
 
 
-def _chw64(img: torch.Tensor) -> torch.Tensor:
-    """A tensor image as float64 C×H×W on its own device."""
-    t = img.detach().to(torch.float64)
+def _chw64(img: torch.Tensor, device=None) -> torch.Tensor:
+    """A tensor image as float64 C×H×W on ``device`` (default: its own)."""
+    t = img.detach().to(device or img.device, torch.float64)
     if t.dim() == 4:
         if t.shape[0] != 1:
             raise ValueError(f"expected a single image 1×C×H×W, got shape {tuple(t.shape)}")
