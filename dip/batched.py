@@ -384,7 +384,7 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
             else:
                 ins.append(zs[i])
         net_in = torch.cat(ins, 1)
-        if fast.use_channels_last(s0, device):
+        if fast.use_channels_last(s0, device, net_in.shape):
             net_in = net_in.contiguous(memory_format=torch.channels_last)
         with fast.autocast(s0, device):
             gnet_.set_active([active(i) for i in range(n)])

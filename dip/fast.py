@@ -1,10 +1,14 @@
 """Fast paths of the fit step: memory format, mixed precision, fused Adam, compilation,
 CUDA graphs.
 
-The defaults of :class:`dip.fit.FitSettings` keep the CPU on plain eager fp32 NCHW,
-which measured fastest for the paper net on 2 CPU cores (channels_last and
-``torch.compile`` were slower at 128²; see ``make bench``). On CUDA the automatic
-choices are channels_last, ``cudnn.benchmark`` and the fused Adam; bf16 autocast
+The defaults of :class:`dip.fit.FitSettings` keep the CPU on eager fp32 NCHW, except for
+images of :data:`CPU_CHANNELS_LAST_PIXELS` pixels or more on CPUs whose oneDNN runs its
+AVX-512 kernels: there channels_last is faster. Measured on 2 cores of an AVX-512 Xeon,
+one step of the paper net in channels_last took 1.04× the NCHW time at 64² and 128²,
+0.89× at 256² and 0.76× at 512²; with oneDNN pinned to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``,
+as ``make`` does for CPU profiles) channels_last was slower at every size (1.13× at 256²).
+``torch.compile`` was slower too (1.13× at 256², after 87 s of compilation). On CUDA the
+automatic choices are channels_last, ``cudnn.benchmark`` and the fused Adam; bf16 autocast
 (``amp='bf16'``), ``torch.compile`` (``compile=True``) and CUDA graphs
 (``cuda_graph=True``) are opt-in.
 
@@ -20,16 +24,30 @@ fails.
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-__all__ = ["AMP_MODES", "configure", "use_channels_last", "use_fused_adam", "use_cuda_graph",
-           "prepare", "adam", "autocast", "StepGraph", "GRAPH_WARMUP"]
+__all__ = ["AMP_MODES", "CPU_CHANNELS_LAST_PIXELS", "configure", "use_channels_last",
+           "use_fused_adam", "use_cuda_graph", "prepare", "adam", "autocast", "StepGraph",
+           "GRAPH_WARMUP"]
 
 AMP_MODES = ("off", "bf16", "fp16")
+# Image area (H·W) from which an AVX-512 CPU runs the net in channels_last when the
+# setting is automatic (None): measured faster from 256² up, slower at 128² and below.
+CPU_CHANNELS_LAST_PIXELS = 256 * 256
+
+
+def _onednn_avx512() -> bool:
+    """Whether oneDNN's convolutions run AVX-512 (or newer) kernels in this process: the
+    CPU has AVX-512 and ``ONEDNN_MAX_CPU_ISA`` does not cap the instruction set below it."""
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return False
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").strip().upper()
+    return cap in ("", "ALL", "DEFAULT") or "AVX512" in cap or "AMX" in cap
 
 
 def configure(device: torch.device) -> None:
@@ -38,10 +56,20 @@ def configure(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def use_channels_last(settings, device: torch.device) -> bool:
-    """channels_last: the setting, or automatic (on CUDA, off on the CPU) when None."""
+def use_channels_last(settings, device: torch.device, shape=None) -> bool:
+    """channels_last: the setting, or automatic when None.
+
+    Automatic: on CUDA always; on the CPU when oneDNN runs AVX-512 kernels and the image
+    (the last two entries of ``shape``, e.g. z's N×C×H×W) has at least
+    :data:`CPU_CHANNELS_LAST_PIXELS` pixels.
+    """
     value = getattr(settings, "channels_last", None)
-    return device.type == "cuda" if value is None else bool(value)
+    if value is not None:
+        return bool(value)
+    if device.type == "cuda":
+        return True
+    return (shape is not None and int(shape[-1]) * int(shape[-2]) >= CPU_CHANNELS_LAST_PIXELS
+            and _onednn_avx512())
 
 
 def use_fused_adam(settings, device: torch.device) -> bool:
@@ -74,7 +102,7 @@ def prepare(net: nn.Module, z: torch.Tensor, settings, device: torch.device):
     """
     _check_amp(settings)
     configure(device)
-    if use_channels_last(settings, device):
+    if use_channels_last(settings, device, z.shape):
         net = net.to(memory_format=torch.channels_last)
         z = z.contiguous(memory_format=torch.channels_last)
     if getattr(settings, "compile", False):

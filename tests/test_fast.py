@@ -8,12 +8,33 @@ from dip import fast, tasks
 from dip.fit import FitSettings, fit
 
 
-def test_cpu_defaults_are_eager_fp32_nchw():
+def test_cpu_defaults_are_eager_fp32_nchw_below_256_squared(monkeypatch):
     s, cpu = FitSettings(), torch.device("cpu")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     assert not fast.use_channels_last(s, cpu) and not fast.use_fused_adam(s, cpu)
+    assert not fast.use_channels_last(s, cpu, (1, 32, 128, 128))
+    assert not fast.use_channels_last(s, cpu, (1, 32, 255, 256))
+    assert fast.use_channels_last(s, cpu, (1, 32, 256, 256))
+    assert fast.use_channels_last(s, cpu, (1, 32, 512, 384))
+    for isa in ("AVX2", "avx2", "SSE41"):  # oneDNN capped below AVX-512: NCHW
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+        assert not fast.use_channels_last(s, cpu, (1, 32, 512, 512))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert fast.use_channels_last(s, cpu, (1, 32, 512, 512))
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert not fast.use_channels_last(s, cpu, (1, 32, 512, 512))
     assert s.amp == "off" and not s.compile
     assert fast.use_channels_last(s, torch.device("cuda"))
+    assert fast.use_channels_last(s, torch.device("cuda"), (1, 32, 64, 64))
     assert fast.use_fused_adam(s, torch.device("cuda"))
+
+
+def test_channels_last_setting_overrides_the_size_rule():
+    cpu = torch.device("cpu")
+    assert not fast.use_channels_last(FitSettings(channels_last=False), cpu, (1, 3, 512, 512))
+    assert fast.use_channels_last(FitSettings(channels_last=True), cpu, (1, 3, 8, 8))
 
 
 @pytest.mark.parametrize("kw", [dict(amp="bf16"), dict(channels_last=True),
