@@ -257,7 +257,8 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
         ``torch.get_num_threads() // threads_per_run``.
     threads_per_run : int, optional
         Intra-op threads of each run of the 'threads' engine; default
-        ``torch.get_num_threads() // workers`` (1 when neither is given).
+        ``torch.get_num_threads() // workers``; with neither given, the runs share the
+        process's threads (one each when there are at least as many runs as threads).
 
     Returns
     -------
@@ -311,8 +312,8 @@ def _fit_threads(nets, problems, settings, monitors, workers, per_run) -> list[F
     total = torch.get_num_threads()
     if workers is None:
         workers = max(1, total // per_run) if per_run else total
+    workers = max(1, min(len(nets), int(workers)))  # fewer runs than cores: more threads each
     per_run = per_run or max(1, total // workers)
-    workers = max(1, min(len(nets), int(workers)))
     t0 = time.perf_counter()
     torch.set_num_threads(int(per_run))  # threads started from now on take this count
     try:

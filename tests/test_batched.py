@@ -7,7 +7,7 @@ from test_fit import small_net, smooth_image
 
 from dip import tasks
 from dip.batched import GroupedNet, can_group, fit_batched
-from dip.fit import FitSettings, fit
+from dip.fit import FitResult, FitSettings, fit
 from dip.monitors import History, Monitor, Oracle
 from dip.nets import build, resnet, skip
 
@@ -155,6 +155,20 @@ def test_threads_engine_is_bit_identical_to_separate_one_thread_fits():
         assert torch.equal(a.final, b.final) and torch.equal(a.average, b.average)
         assert a.history.drop(columns="seconds").equals(b.history.drop(columns="seconds"))
     assert len({r.seconds for r in bat}) == 1  # each run's share of the wall time
+
+
+@pytest.mark.parametrize("n, expected", [(1, 4), (2, 2), (3, 1), (8, 1)])
+def test_threads_engine_shares_the_threads_among_its_runs(monkeypatch, n, expected):
+    """Default split of 4 threads: a lone run keeps all of them, more runs share them."""
+    calls = []
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    import dip.batched as batched
+    stub = FitResult(final=None, average=None, oracle=None, iter_oracle=None, history=None,
+                     seconds=0.0, device="cpu")
+    monkeypatch.setattr(batched, "_fit_on_own_stream", lambda *a: stub)
+    batched._fit_threads([None] * n, [None] * n, [None] * n, [None] * n, None, None)
+    assert calls == [expected, 4]
 
 
 def test_unknown_engine_is_refused():
