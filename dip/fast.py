@@ -141,8 +141,10 @@ class StepGraph:
     Between the two the monitors look at the step's output and loss (static tensors
     that each replay overwrites) and may roll the step back, as in the eager loop. On
     CUDA, :meth:`capture` records both pieces as CUDA graphs (sharing one memory pool)
-    and each call replays one; elsewhere a call runs the function again, which keeps
-    the loop's logic testable on the CPU with identical results.
+    and each call replays one; elsewhere a call runs the function again and copies its
+    results into the tensors of the first call, as a replay overwrites them, which keeps
+    the loop's logic (and any monitor that keeps a tensor without copying it) testable
+    on the CPU.
 
     Parameters
     ----------
@@ -201,10 +203,16 @@ class StepGraph:
         """One forward/backward pass; returns the static tensors of the capture."""
         if self._graphs is not None:
             self._graphs[0].replay()
-        else:
+        else:  # as a replay does: the results land in the tensors of the first call
             fb, _, optimizer = self._fns
             optimizer.zero_grad(set_to_none=True)
-            self.static = fb()
+            outs = fb()
+            if self.static is None:
+                self.static = outs
+            else:
+                with torch.no_grad():
+                    for static, new in zip(self.static, outs, strict=True):
+                        static.copy_(new)
         return self.static
 
     def update(self) -> None:

@@ -106,7 +106,30 @@ def test_step_graph_loop_equals_the_eager_loop(kw, monkeypatch):
     assert graphed.backtracks == eager.backtracks == 2
     assert torch.equal(eager.final, graphed.final)
     assert torch.equal(eager.average, graphed.average)
+    assert torch.equal(eager.oracle, graphed.oracle) and eager.iter_oracle == graphed.iter_oracle
     assert eager.history.equals(graphed.history.assign(seconds=eager.history.seconds))
+
+
+def test_step_graph_on_the_cpu_overwrites_its_outputs_as_a_replay_does():
+    """Each call writes into the tensors of the first call, so a monitor that kept one
+    without copying it sees it change on the CPU too, as it would on CUDA."""
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.SGD([w], lr=0.1)
+    calls = iter([1.0, 2.0])
+
+    def fb():
+        out = w * next(calls)
+        loss = out.sum()
+        loss.backward()
+        return out, loss
+
+    graph = fast.StepGraph(torch.device("cpu"))
+    assert graph.capture(fb, opt.step, opt)
+    first = graph.forward_backward()
+    kept = first[0].detach()
+    second = graph.forward_backward()
+    assert second[0] is first[0] and second[1] is first[1]
+    assert torch.equal(kept, torch.full((2,), 2.0)) and float(second[1].detach()) == 4.0
 
 
 def test_a_failed_capture_falls_back_to_the_eager_step(monkeypatch):
