@@ -363,6 +363,7 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
         noises.append(torch.empty_like(zs[-1]))
     z_all = torch.cat(zs, 1)
     gnet_ = gnet
+    cl = fast.use_channels_last(s0, device, z_all.shape)
     gnet, z_all = fast.prepare(gnet, z_all, s0, device)
     optimizers = [fast.adam(m.parameters(), s, device) for m, s in zip(nets, settings,
                                                                        strict=True)]
@@ -389,7 +390,7 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
             else:
                 ins.append(zs[i])
         net_in = torch.cat(ins, 1)
-        if fast.use_channels_last(s0, device, net_in.shape):
+        if cl:
             net_in = net_in.contiguous(memory_format=torch.channels_last)
         with fast.autocast(s0, device):
             gnet_.set_active([active(i) for i in range(n)])
@@ -441,5 +442,6 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
             history=history, seconds=seconds, device=str(device), status=infos[i].status,
             backtracks=0 if backtrack is None else backtrack.total,
             stop=final.cpu(), iter_stop=steps[i], steps=steps[i],
+            memory_format="channels_last" if cl else "nchw",
         ))
     return results

@@ -119,7 +119,8 @@ class FitResult:
     output of the step with the best ground-truth metric (None without ground truth),
     ``stop`` the output at the detected stopping point ``iter_stop`` (with
     ``stop='fixed'``: ``final`` and the number of steps). ``steps`` counts the parameter
-    updates done; ``resumed_at`` is the step a checkpoint was resumed from (or None).
+    updates done; ``resumed_at`` is the step a checkpoint was resumed from (or None);
+    ``memory_format`` ('nchw' or 'channels_last') is the layout the net ran in.
     """
 
     final: torch.Tensor
@@ -136,6 +137,7 @@ class FitResult:
     iter_stop: int | None = None
     steps: int = 0
     resumed_at: int | None = None
+    memory_format: str = "nchw"
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -237,6 +239,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     noise = torch.empty_like(z)
     target = problem.observation
     optimizer = fast.adam(net.parameters(), s, device)
+    memory_format = "channels_last" if fast.use_channels_last(s, device, z.shape) else "nchw"
     step_net, z = fast.prepare(net, z, s, device)
 
     info = StepInfo(problem=problem, net=net, optimizer=optimizer, exp_weight=s.exp_weight,
@@ -322,4 +325,5 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         history=history, seconds=seconds, device=str(device), status=info.status,
         backtracks=0 if backtrack is None else backtrack.total,
         stop=stop, iter_stop=iter_stop, steps=step, resumed_at=resumed,
+        memory_format=memory_format,
     )

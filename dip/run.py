@@ -477,6 +477,7 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
         "backtracks": result.backtracks,
         "device": result.device,
         "device_name": device_name(result.device), "machine": machine(),
+        "memory_format": result.memory_format,
         "seed": int(cfg.seed),
         "seeds": [int(cfg.seed)],
         "profile": cfg.profile.name,

@@ -76,6 +76,7 @@ def test_smoke_run_writes_a_complete_record(tmp_path, task, extra):
         assert key in saved, key
     assert saved["num_iter"] == cfg.fit.num_iter == 30
     assert saved["profile"] == "smoke" and saved["device"] == "cpu"
+    assert saved["memory_format"] == "nchw"  # a 64² image on the CPU
     assert np.isfinite(saved["psnr_final"]) and saved == {**saved, **{"task": task}}
     assert metrics["psnr_final"] == pytest.approx(saved["psnr_final"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left

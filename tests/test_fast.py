@@ -55,8 +55,9 @@ def test_channels_last_gives_the_same_fit_up_to_rounding():
     outs = []
     for cl in (False, True):
         torch.manual_seed(0)
-        outs.append(fit(small_net(), problem,
-                        settings(num_iter=2, lr=1e-5, channels_last=cl)).final)
+        res = fit(small_net(), problem, settings(num_iter=2, lr=1e-5, channels_last=cl))
+        assert res.memory_format == ("channels_last" if cl else "nchw")
+        outs.append(res.final)
     torch.testing.assert_close(outs[0], outs[1], atol=1e-4, rtol=0)
 
 
