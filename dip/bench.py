@@ -32,7 +32,8 @@ On CUDA, ``single`` has one row per variant of our step: ``fp32`` (the automatic
 paths: channels_last, cudnn.benchmark, fused Adam), ``fp32-nchw`` (without
 channels_last), ``fp32-graph`` (with CUDA graphs) and ``bf16`` (with bf16 autocast), each
 against the same eager fp32 NCHW reference; ``batched`` compares the grouped
-engine and the threads engine (one CUDA stream per run).
+engine, the threads engine (one CUDA stream per run) and the threads engine with each
+run's step replayed as CUDA graphs (``threads+graphs``) with N sequential eager runs.
 """
 
 from __future__ import annotations
@@ -211,15 +212,23 @@ class _Reference:
         return times
 
 
+GRAPHS = "+graphs"  # engine suffix: each run replays its step as CUDA graphs
+
+
 def _fit_wall(size, n, steps, device, engine=None):
     """Wall time per step of one whole fit call (setup and final output included):
     :func:`dip.fit.fit` for ``engine=None``, else :func:`dip.batched.fit_batched` of
-    ``n`` runs with that engine."""
+    ``n`` runs with that engine (``'threads+graphs'``: the threads engine with
+    ``cuda_graph=True``)."""
     from dip.batched import fit_batched
     from dip.fit import fit
 
+    graphs = engine is not None and engine.endswith(GRAPHS)
+    if graphs:
+        engine = engine[:-len(GRAPHS)]
     problems = [_problem(size, seed=i) for i in range(n)]
-    settings = [_settings(steps, device, seed=i) for i in range(n)]
+    settings = [_settings(steps, device, seed=i, **({"cuda_graph": True} if graphs else {}))
+                for i in range(n)]
     nets = [_ours_net(i) for i in range(n)]
     _sync(device)
     t = time.perf_counter()
@@ -487,6 +496,7 @@ def main(argv=None):
         batched_sizes, mem_batched = batched_sizes + (256,), mem_batched + ((256, 8),)
         variants = {"fp32": {}, "fp32-nchw": {"channels_last": False},
                     "fp32-graph": {"cuda_graph": True}, "bf16": {"amp": "bf16"}}
+        engines = engines + ("threads" + GRAPHS,)
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     t0 = time.perf_counter()
     single, batched, mem, mem_b = [], [], {}, {}

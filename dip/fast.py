@@ -186,9 +186,11 @@ class StepGraph:
             return
         fb, up = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
         torch.cuda.synchronize(self.device)
-        with torch.cuda.graph(fb, stream=self.stream):
+        # thread_local: runs of the threads engine capture and replay side by side
+        with torch.cuda.graph(fb, stream=self.stream, capture_error_mode="thread_local"):
             self.static = forward_backward()
-        with torch.cuda.graph(up, pool=fb.pool(), stream=self.stream):
+        with torch.cuda.graph(up, pool=fb.pool(), stream=self.stream,
+                              capture_error_mode="thread_local"):
             update()
         self._graphs = (fb, up)
 

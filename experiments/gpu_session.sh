@@ -7,7 +7,7 @@
 #
 #   bash experiments/gpu_session.sh WORKDIR [BUDGET_S]
 #
-# Environment: BENCH_ARGS (default: --quick --skip batched --graph-check 300; add
+# Environment: BENCH_ARGS (default: --quick --graph-check 300; add
 # --amp-check 3000 for the bf16 check), RUN_ARGS (extra overrides of the paper runs, e.g.
 # fast.cuda_graph=true), DIP_COMMIT (the commit of a copied tree).
 # Needs python3 with torch (CUDA) and this project's dependencies, and the registry images
@@ -29,7 +29,7 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
 
 log "benchmark"
 # shellcheck disable=SC2086
-timeout "$(left)" python3 -m dip.bench ${BENCH_ARGS:---quick --skip batched --graph-check 300} \
+timeout "$(left)" python3 -m dip.bench ${BENCH_ARGS:---quick --graph-check 300} \
   --out "$work/bench" 2>&1 | tee "$work/bench.log"
 
 # Smallest images first, so that the budget finishes as many runs as it can.

@@ -72,3 +72,16 @@ def test_single_row_times_ours_against_the_reference():
     assert row["ours_s_per_iter"] > 0 and row["reference_s_per_iter"] > 0
     assert row["ratio"] == pytest.approx(row["ours_s_per_iter"] / row["reference_s_per_iter"],
                                          rel=5e-3, abs=2e-3)
+
+
+def test_graph_engine_rows_run_the_threads_engine_with_cuda_graphs(monkeypatch):
+    import dip.batched
+    from dip import bench
+
+    seen = []
+    monkeypatch.setattr(dip.batched, "fit_batched",
+                        lambda nets, problems, settings, engine: seen.append(
+                            (engine, [s.cuda_graph for s in settings])))
+    bench._fit_wall(64, 2, 3, torch.device("cpu"), "threads" + bench.GRAPHS)
+    bench._fit_wall(64, 2, 3, torch.device("cpu"), "grouped")
+    assert seen == [("threads", [True, True]), ("grouped", [False, False])]
