@@ -41,7 +41,8 @@ def test_table_settings_are_the_official_ones():
     assert (sr.fit.num_iter, sr.fit.reg_noise_std, sr.dataset) == (4000, 0.05, "set14")
     assert sr.image == "paper/sr/set14/x8/zebra_GT.png"
     quick = _compose("experiment=table_sr")
-    assert quick.crop == 128 and quick.profile.width_scale == 0.5
+    assert quick.crop == 128 and quick.profile.width_scale == 0.25 and quick.fit.num_iter == 1200
+    assert _compose("experiment=table_sr", "profile=paper").profile.width_scale == 1.0
 
 
 def dip(*args, cwd, module="dip"):
