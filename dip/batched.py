@@ -363,8 +363,7 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
         noises.append(torch.empty_like(zs[-1]))
     z_all = torch.cat(zs, 1)
     gnet_ = gnet
-    cl = fast.use_channels_last(s0, device, z_all.shape)
-    gnet, z_all = fast.prepare(gnet, z_all, s0, device)
+    gnet, z_all, cl = fast.prepare(gnet, z_all, s0, device)
     optimizers = [fast.adam(m.parameters(), s, device) for m, s in zip(nets, settings,
                                                                        strict=True)]
     monitors = [default_monitors(p, s) if m is None else m

@@ -212,23 +212,20 @@ class _Reference:
         return times
 
 
-GRAPHS = "+graphs"  # engine suffix: each run replays its step as CUDA graphs
+# Batched rows: label -> (dip.batched engine, fit settings of its runs).
+ENGINES = {"threads": ("threads", {}), "grouped": ("grouped", {})}
+CUDA_ENGINES = {**ENGINES, "threads+graphs": ("threads", {"cuda_graph": True})}
 
 
-def _fit_wall(size, n, steps, device, engine=None):
+def _fit_wall(size, n, steps, device, engine=None, **kw):
     """Wall time per step of one whole fit call (setup and final output included):
     :func:`dip.fit.fit` for ``engine=None``, else :func:`dip.batched.fit_batched` of
-    ``n`` runs with that engine (``'threads+graphs'``: the threads engine with
-    ``cuda_graph=True``)."""
+    ``n`` runs with that engine; ``kw`` are fit settings of every run."""
     from dip.batched import fit_batched
     from dip.fit import fit
 
-    graphs = engine is not None and engine.endswith(GRAPHS)
-    if graphs:
-        engine = engine[:-len(GRAPHS)]
     problems = [_problem(size, seed=i) for i in range(n)]
-    settings = [_settings(steps, device, seed=i, **({"cuda_graph": True} if graphs else {}))
-                for i in range(n)]
+    settings = [_settings(steps, device, seed=i, **kw) for i in range(n)]
     nets = [_ours_net(i) for i in range(n)]
     _sync(device)
     t = time.perf_counter()
@@ -263,19 +260,21 @@ def bench_single(size, repeats, steps, device, log, variant="default", **kw):
 
 
 def bench_batched(size, ns, engines, repeats, steps, device, log):
+    """Rows of ``{label: (engine, settings)}`` (:data:`ENGINES`) against N sequential
+    eager runs."""
     rows = []
     for n in ns:
-        for engine in engines:
+        for label, (name, kw) in engines.items():
             times, single = [], []
             for _ in range(repeats):  # alternate: one single run, then one batch of n
                 single.append(_fit_wall(size, 1, steps, device))
-                times.append(_fit_wall(size, n, steps, device, engine))
+                times.append(_fit_wall(size, n, steps, device, name, **kw))
             b = statistics.median(times)
             seq = n * statistics.median(single)
-            rows.append({"size": size, "n": n, "engine": engine,
+            rows.append({"size": size, "n": n, "engine": label,
                          "sequential_s": round(seq, 4), "batched_s": round(b, 4),
                          "speedup": round(seq / b, 3), "run_iters_per_s": round(n / b, 3)})
-            log(f"batched {size}² N={n} ({engine}): {b:.3f} s per pass, {n / b:.2f} run-it/s, "
+            log(f"batched {size}² N={n} ({label}): {b:.3f} s per pass, {n / b:.2f} run-it/s, "
                 f"speedup {seq / b:.2f}× over {n} sequential")
     return rows
 
@@ -488,7 +487,7 @@ def main(argv=None):
         sizes, big, repeats, steps = (64, 128, 256), (512,), 3, 4
         batched_sizes, ns, mem_sizes = (64, 128), (1, 2, 4, 8), (64, 128, 256, 512)
         mem_batched = ((64, 8), (128, 8))
-    engines = ("threads", "grouped")
+    engines = ENGINES
     variants = {"default": {}}
     big_repeats, big_steps = 1, 2
     if device.type == "cuda":  # steps cost milliseconds: more of them, all sizes, bf16 too
@@ -496,7 +495,7 @@ def main(argv=None):
         batched_sizes, mem_batched = batched_sizes + (256,), mem_batched + ((256, 8),)
         variants = {"fp32": {}, "fp32-nchw": {"channels_last": False},
                     "fp32-graph": {"cuda_graph": True}, "bf16": {"amp": "bf16"}}
-        engines = engines + ("threads" + GRAPHS,)
+        engines = CUDA_ENGINES
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     t0 = time.perf_counter()
     single, batched, mem, mem_b = [], [], {}, {}

@@ -96,18 +96,20 @@ def prepare(net: nn.Module, z: torch.Tensor, settings, device: torch.device):
 
     Returns
     -------
-    (callable, torch.Tensor)
-        The module to call (compiled when ``settings.compile``) and ``z`` in the
-        matching memory format. Parameters are shared with ``net``.
+    (callable, torch.Tensor, bool)
+        The module to call (compiled when ``settings.compile``), ``z`` in the matching
+        memory format, and whether that format is channels_last. Parameters are shared
+        with ``net``.
     """
     _check_amp(settings)
     configure(device)
-    if use_channels_last(settings, device, z.shape):
+    channels_last = use_channels_last(settings, device, z.shape)
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
         z = z.contiguous(memory_format=torch.channels_last)
     if getattr(settings, "compile", False):
         net = torch.compile(net)
-    return net, z
+    return net, z, channels_last
 
 
 def adam(params: Iterable[torch.Tensor], settings, device: torch.device) -> torch.optim.Adam:

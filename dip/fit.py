@@ -239,8 +239,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     noise = torch.empty_like(z)
     target = problem.observation
     optimizer = fast.adam(net.parameters(), s, device)
-    memory_format = "channels_last" if fast.use_channels_last(s, device, z.shape) else "nchw"
-    step_net, z = fast.prepare(net, z, s, device)
+    step_net, z, channels_last = fast.prepare(net, z, s, device)
 
     info = StepInfo(problem=problem, net=net, optimizer=optimizer, exp_weight=s.exp_weight,
                     generator=noise_gen, monitors=monitors)
@@ -325,5 +324,5 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         history=history, seconds=seconds, device=str(device), status=info.status,
         backtracks=0 if backtrack is None else backtrack.total,
         stop=stop, iter_stop=iter_stop, steps=step, resumed_at=resumed,
-        memory_format=memory_format,
+        memory_format="channels_last" if channels_last else "nchw",
     )

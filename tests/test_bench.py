@@ -33,9 +33,9 @@ def test_markdown_summary():
 
 
 def test_batched_rows_per_engine():
-    from dip.bench import bench_batched
+    from dip.bench import ENGINES, bench_batched
 
-    rows = bench_batched(64, (2,), ("threads", "grouped"), 1, 2, torch.device("cpu"),
+    rows = bench_batched(64, (2,), ENGINES, 1, 2, torch.device("cpu"),
                          lambda msg: None)
     assert [(r["n"], r["engine"]) for r in rows] == [(2, "threads"), (2, "grouped")]
     for r in rows:
@@ -82,6 +82,7 @@ def test_graph_engine_rows_run_the_threads_engine_with_cuda_graphs(monkeypatch):
     monkeypatch.setattr(dip.batched, "fit_batched",
                         lambda nets, problems, settings, engine: seen.append(
                             (engine, [s.cuda_graph for s in settings])))
-    bench._fit_wall(64, 2, 3, torch.device("cpu"), "threads" + bench.GRAPHS)
-    bench._fit_wall(64, 2, 3, torch.device("cpu"), "grouped")
+    for label in ("threads+graphs", "grouped"):
+        engine, kw = bench.CUDA_ENGINES[label]
+        bench._fit_wall(64, 2, 3, torch.device("cpu"), engine, **kw)
     assert seen == [("threads", [True, True]), ("grouped", [False, False])]
