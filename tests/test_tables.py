@@ -76,7 +76,8 @@ def runs(tmp_path) -> Path:
                                    ("set14", 4, "zebra")):
         write_record(root, f"sr-{dataset}-{factor}-{image}", experiment="table_sr", task="sr",
                      image=f"{dataset}/{image}.png", dataset=dataset, factor=factor,
-                     psnr_final=27.0 + factor / 4, baselines={"bicubic": 25.0})
+                     psnr_final=27.0 + factor / 4, psnr_avg=27.25 + factor / 4,
+                     baselines={"bicubic": 25.0})
     return root
 
 
@@ -185,6 +186,7 @@ def test_sr_table(runs):
         "sr", "zebra", "bicubic", 4, "set14")
     assert (rows[f"Δ vs paper ({THIS})"]
             == rows[f"DIP final ({THIS})"] - rows["DIP (paper)"]).all()
+    assert (rows[f"DIP avg ({THIS})"] == rows[f"DIP final ({THIS})"] + 0.25).all()
 
 
 @needs_paper

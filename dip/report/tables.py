@@ -420,10 +420,12 @@ def _sr(records, paper, profile):
                      "(the official ×8 setting, and the one our runs use, is 0.05). "
                      "×4: DIP (paper) is deep_prior.")
     df[f"DIP final ({t})"] = agg["psnr_final"]
+    df[f"DIP avg ({t})"] = agg["psnr_avg"]
     df[f"Δ vs paper ({t})"] = df[f"DIP final ({t})"] - df["DIP (paper)"]
     notes = [ref.note(), *notes,
-             f"Δ = DIP final ({t}) − DIP (paper). PSNR on BT.601 Y after the authors' "
-             "border shave."]
+             f"Δ = DIP final ({t}) − DIP (paper): the official SR notebook reports the final "
+             "output. DIP avg is the exponential average of the outputs (exp_weight 0.99, as "
+             "in the denoising notebook). PSNR on BT.601 Y after the authors' border shave."]
     notes += _trust_columns(df, agg, records, t)
     return _mean_std(_with_means(df, ["dataset", "factor"]), t), notes, ref
 
