@@ -492,8 +492,9 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
 
 def ensemble_metrics(problem: Problem, results: list[FitResult], seeds: list[int]) -> dict:
     """Numbers of a seed ensemble: each seed's PSNR of its final output, their mean and
-    sample std (ddof 1), and the PSNR of the mean of the final outputs
-    (``psnr_ensemble``) and of the averaged outputs (``psnr_ensemble_avg``)."""
+    sample std (ddof 1), the PSNR of the mean of the final outputs (``psnr_ensemble``)
+    and of the averaged outputs (``psnr_ensemble_avg``), and the fitting time of all
+    seeds (``seconds_seeds``; ``seconds`` is seed ``seed``'s alone)."""
     scored = problem.gt is not None
     nan = float("nan")
     values = [problem.score(r.final) if scored else nan for r in results]
@@ -505,6 +506,7 @@ def ensemble_metrics(problem: Problem, results: list[FitResult], seeds: list[int
         "psnr_ensemble": problem.score(ensemble(results, "final")) if scored else nan,
         "psnr_ensemble_avg": problem.score(ensemble(results, "average")) if scored else nan,
         "status_seeds": [r.status for r in results],
+        "seconds_seeds": round(sum(r.seconds for r in results), 3),
     }
 
 
@@ -529,7 +531,8 @@ def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitRe
                  images: dict | None = None) -> Path:
     """Write a run's files into a temporary directory, then move it to ``out_dir``.
 
-    ``results`` (all seeds of an ensemble) adds ``restored_ensemble.png``; ``images``
+    ``results`` (all seeds of an ensemble) adds ``restored_ensemble.png`` (mean of the
+    final outputs) and ``restored_ensemble_avg.png`` (of the averaged ones); ``images``
     (name → tensor: network input image, baseline outputs) are saved as ``<name>.png``. An OSError
     (no permission, disk full) becomes a one-line DipError; the temporary directory is
     removed and an earlier record at ``out_dir`` is left as it was.
@@ -587,6 +590,7 @@ def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult
                        metrics["psnr_stop"]))
     if results is not None and len(results) > 1:
         save_image(tmp / "restored_ensemble.png", ensemble(results, "final"))
+        save_image(tmp / "restored_ensemble_avg.png", ensemble(results, "average"))
     side_by_side(panels, tmp / "comparison.png",
                  title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name} · "
                        f"{cfg.fit.num_iter} it · seed {cfg.seed}")

@@ -280,7 +280,7 @@ def test_early_stopping_and_ensemble_columns(tmp_path):
                  psnr_oracle=30.5, seed=0, **common)
     write_record(root, "wmv-1", stop="wmv", psnr_stop=29.0, iter_stop=600, steps=1601,
                  psnr_oracle=30.3, seed=1, psnr_seeds_mean=29.5, psnr_seeds_std=0.25,
-                 psnr_ensemble=30.9, **common)
+                 psnr_ensemble=30.9, psnr_ensemble_avg=31.2, seeds=[1, 2], **common)
     plain = table("denoising", "quick", root=root, paper=PAPER_CSV, stop="fixed")
     assert plain["runs"].tolist() == [1, 1] and f"DIP stop ({THIS})" not in plain
     assert f"DIP ensemble ({THIS})" not in plain
@@ -291,8 +291,11 @@ def test_early_stopping_and_ensemble_columns(tmp_path):
     assert row[f"gap to oracle ({THIS})"] == pytest.approx(30.4 - 29.5)
     assert row[f"DIP mean±std ({THIS})"] == "29.50±0.25"
     assert row[f"DIP ensemble ({THIS})"] == 30.9
+    assert row[f"DIP ensemble avg ({THIS})"] == 31.2
     text = tables.markdown(df)
     assert "| 500 |" in text and "gap to oracle" in text and "Wang et al." in text
+    assert "· 2 seeds a run ·" in text.splitlines()[0]
+    assert "seeds a run" not in tables.markdown(plain)
     with pytest.raises(DipError, match="mix stopping rules"):  # never in one column
         table("denoising", "quick", root=root, paper=PAPER_CSV)
 

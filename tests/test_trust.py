@@ -31,6 +31,11 @@ def test_seed_ensemble_reports_each_seed_and_the_mean_output(tmp_path):
     assert saved["psnr_seeds_std"] == pytest.approx(np.std(saved["psnr_seeds"], ddof=1))
     assert np.isfinite(saved["psnr_ensemble"]) and np.isfinite(saved["psnr_ensemble_avg"])
     assert (out / "restored_ensemble.png").is_file()
+    gt, avg = (np.asarray(Image.open(out / f"{n}.png"), float) / 255
+               for n in ("gt", "restored_ensemble_avg"))
+    assert -10 * np.log10(np.mean((gt - avg) ** 2)) == pytest.approx(
+        saved["psnr_ensemble_avg"], abs=0.05)
+    assert saved["seconds_seeds"] > saved["seconds"] > 0
     # the main numbers are those of seed 5 alone
     single = run(make_cfg(*FAST, f"image={image}", f"out_dir={tmp_path / 'one'}", "seed=5"))
     assert metrics["psnr_final"] == single["psnr_final"] == saved["psnr_seeds"][0]

@@ -42,7 +42,7 @@ RECORD_COLUMNS = ["experiment", "task", "image", "image_id", "profile", "sigma",
 NUMERIC = ["sigma", "factor", "seed", "num_iter", "crop", "height", "width", "psnr_corrupted",
            "psnr_final", "psnr_avg", "psnr_oracle", "iter_oracle", "seconds", "psnr_stop",
            "iter_stop", "steps", "psnr_seeds_mean", "psnr_seeds_std", "psnr_ensemble",
-           "psnr_ensemble_avg"]
+           "psnr_ensemble_avg", "n_seeds"]
 MEAN = "mean"
 
 
@@ -204,6 +204,8 @@ def _read_record(path: Path) -> dict | None:
            if k != "baselines" and not isinstance(v, (dict, list))}
     for name, value in (metrics.get("baselines") or {}).items():
         row[f"baseline_{name}"] = value
+    if isinstance(metrics.get("seeds"), list):
+        row["n_seeds"] = len(metrics["seeds"])
     size = metrics.get("size")
     if isinstance(size, list) and len(size) == 3:
         row["height"], row["width"] = size[1], size[2]
@@ -331,9 +333,12 @@ def _trust_columns(df: pd.DataFrame, agg: pd.DataFrame, records: pd.DataFrame,
         df[SEEDS_MEAN.format(t)] = agg["psnr_seeds_mean"]
         df[SEEDS_STD.format(t)] = agg["psnr_seeds_std"]
         df[f"DIP ensemble ({t})"] = agg["psnr_ensemble"]
-        notes.append("mean±std: PSNR of each seed's final output over the seeds of a run "
-                     "(sample std); ensemble: PSNR of the mean of those outputs. Mean rows "
-                     "average the means and the stds.")
+        note = ("mean±std: PSNR of each seed's final output over the seeds of a run (sample "
+                "std); ensemble: PSNR of the mean of those outputs")
+        if _col(agg, "psnr_ensemble_avg").notna().any():
+            df[f"DIP ensemble avg ({t})"] = agg["psnr_ensemble_avg"]
+            note += "; ensemble avg: of the mean of the seeds' averaged outputs"
+        notes.append(note + ". Mean rows average the means and the stds.")
     return notes
 
 
@@ -475,9 +480,10 @@ def _provenance(records: pd.DataFrame) -> dict:
     dates = sorted(str(v)[:10] for v in records["finished"].dropna())
     iters = sorted({int(v) for v in records["num_iter"].dropna()})
     crops = sorted({int(v) for v in records["crop"].dropna()}) if "crop" in records else []
+    seeds = sorted({int(v) for v in records["n_seeds"].dropna()}) if "n_seeds" in records else []
     return {"runs": len(records), "iterations": iters, "devices": devices,
             "commits": values("commit"), "dates": (dates[0], dates[-1]) if dates else None,
-            "crops": crops}
+            "crops": crops, "seeds": seeds if any(k > 1 for k in seeds) else []}
 
 
 def table(experiment: str, profile: str = "quick", root="results/runs",
@@ -548,6 +554,8 @@ def caption(df: pd.DataFrame) -> str:
         parts.append("centre crops " + "/".join(f"{c}×{c}" for c in a["crops"]))
     if a.get("iterations"):
         parts.append(f"{'/'.join(map(str, a['iterations']))} iterations")
+    if a.get("seeds"):
+        parts.append(f"{'/'.join(map(str, a['seeds']))} seeds a run")
     if a.get("devices"):
         parts.append("device " + ", ".join(a["devices"]))
     if a.get("commits"):
