@@ -43,6 +43,11 @@ def test_table_settings_are_the_official_ones():
     quick = _compose("experiment=table_sr")
     assert quick.crop == 128 and quick.profile.width_scale == 0.25 and quick.fit.num_iter == 1200
     assert _compose("experiment=table_sr", "profile=paper").profile.width_scale == 1.0
+    assert (den.seeds, den.profile.width_scale) == (1, 1.0)
+    quick = {s: _compose("experiment=table_denoising", f"sigma={s}") for s in (25, 50)}
+    assert [quick[s].fit.num_iter for s in (25, 50)] == [1000, 700]
+    assert all(q.seeds == 2 and q.profile.width_scale == 0.25 for q in quick.values())
+    assert _compose("experiment=table_denoising", "seeds=1").seeds == 1
 
 
 def dip(*args, cwd, module="dip"):
