@@ -503,7 +503,7 @@ def table(experiment: str, profile: str = "quick", root="results/runs",
     stop : {'fixed', 'wmv', 'emv'}, optional
         Only records of this stopping rule. Records with early stopping add the columns
         DIP stop, iter stop, steps run, DIP oracle and gap to oracle; seed ensembles add
-        DIP mean±std and DIP ensemble.
+        DIP mean±std, DIP ensemble and DIP ensemble avg.
 
     Returns
     -------
