@@ -490,11 +490,17 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
     }
 
 
-def ensemble_metrics(problem: Problem, results: list[FitResult], seeds: list[int]) -> dict:
+ENSEMBLE_IMAGES = {"restored_ensemble": "final", "restored_ensemble_avg": "average"}
+"""Record image of a seed ensemble → the outputs of each seed it is the mean of."""
+
+
+def ensemble_metrics(problem: Problem, results: list[FitResult], seeds: list[int],
+                     means: dict[str, torch.Tensor]) -> dict:
     """Numbers of a seed ensemble: each seed's PSNR of its final output, their mean and
     sample std (ddof 1), the PSNR of the mean of the final outputs (``psnr_ensemble``)
     and of the averaged outputs (``psnr_ensemble_avg``), and the fitting time of all
-    seeds (``seconds_seeds``; ``seconds`` is seed ``seed``'s alone)."""
+    seeds (``seconds_seeds``; ``seconds`` is seed ``seed``'s alone). ``means`` are the
+    mean outputs named as in :data:`ENSEMBLE_IMAGES`."""
     scored = problem.gt is not None
     nan = float("nan")
     values = [problem.score(r.final) if scored else nan for r in results]
@@ -503,8 +509,8 @@ def ensemble_metrics(problem: Problem, results: list[FitResult], seeds: list[int
         "psnr_seeds": values,
         "psnr_seeds_mean": float(np.mean(values)),
         "psnr_seeds_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-        "psnr_ensemble": problem.score(ensemble(results, "final")) if scored else nan,
-        "psnr_ensemble_avg": problem.score(ensemble(results, "average")) if scored else nan,
+        "psnr_ensemble": problem.score(means["restored_ensemble"]) if scored else nan,
+        "psnr_ensemble_avg": problem.score(means["restored_ensemble_avg"]) if scored else nan,
         "status_seeds": [r.status for r in results],
         "seconds_seeds": round(sum(r.seconds for r in results), 3),
     }
@@ -527,13 +533,11 @@ def _clean(obj):
 
 
 def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitResult,
-                 metrics: dict, results: list[FitResult] | None = None,
-                 images: dict | None = None) -> Path:
+                 metrics: dict, images: dict | None = None) -> Path:
     """Write a run's files into a temporary directory, then move it to ``out_dir``.
 
-    ``results`` (all seeds of an ensemble) adds ``restored_ensemble.png`` (mean of the
-    final outputs) and ``restored_ensemble_avg.png`` (of the averaged ones); ``images``
-    (name → tensor: network input image, baseline outputs) are saved as ``<name>.png``. An OSError
+    ``images`` (name → tensor: network input image, baseline outputs, a seed ensemble's
+    mean outputs) are saved as ``<name>.png``. An OSError
     (no permission, disk full) becomes a one-line DipError; the temporary directory is
     removed and an earlier record at ``out_dir`` is left as it was.
     """
@@ -543,7 +547,7 @@ def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitRe
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        _write_files(tmp, cfg, problem, result, metrics, results, images)
+        _write_files(tmp, cfg, problem, result, metrics, images)
         _replace_dir(tmp, out_dir)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -569,8 +573,7 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
 
 
 def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult,
-                 metrics: dict, results: list[FitResult] | None,
-                 images: dict | None = None) -> None:
+                 metrics: dict, images: dict | None = None) -> None:
     from dip.report.figures import plot_history, side_by_side
 
     save_image(tmp / "restored.png", result.final)
@@ -588,9 +591,6 @@ def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult
         save_image(tmp / "restored_stop.png", result.stop)
         panels.append((f"DIP ({cfg.stop} stop, step {result.iter_stop})", result.stop,
                        metrics["psnr_stop"]))
-    if results is not None and len(results) > 1:
-        save_image(tmp / "restored_ensemble.png", ensemble(results, "final"))
-        save_image(tmp / "restored_ensemble_avg.png", ensemble(results, "average"))
     side_by_side(panels, tmp / "comparison.png",
                  title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name} · "
                        f"{cfg.fit.num_iter} it · seed {cfg.seed}")
@@ -628,10 +628,12 @@ def record_run(cfg: DictConfig, problem: Problem, results: list[FitResult],
     problem.to("cpu")
     result = results[0]
     metrics = metrics_of(problem, result, cfg)
-    if len(results) > 1:
-        metrics.update(ensemble_metrics(problem, results, seeds))
-    metrics.update(extra)
     images = {} if z is None else {"input": z}
+    if len(results) > 1:
+        means = {name: ensemble(results, which) for name, which in ENSEMBLE_IMAGES.items()}
+        metrics.update(ensemble_metrics(problem, results, seeds, means))
+        images.update(means)
+    metrics.update(extra)
     if cfg.baselines and problem.gt is not None:
         from dip.baselines import run_baselines
 
@@ -639,7 +641,7 @@ def record_run(cfg: DictConfig, problem: Problem, results: list[FitResult],
         metrics["baselines"] = run_baselines(problem, images=outputs)
         images.update({f"baseline_{k}": v for k, v in outputs.items()})
     metrics["out_dir"] = str(write_record(record_dir(cfg), cfg, problem, result, metrics,
-                                          results, images))
+                                          images))
     return metrics
 
 
