@@ -22,7 +22,8 @@ Measures, on the CPU or the GPU of this machine:
   setup), i.e. what the fit itself needed; on
   CUDA ``torch.cuda.max_memory_allocated``.
 
-Writes ``results/bench/<device>.json`` and ``.md``. Usage::
+Writes ``results/bench/<device>.json`` and ``.md`` after each section (``complete`` is
+false until the last one has run). Usage::
 
     python -m dip.bench            # full: 64², 128², 256², 512²
     python -m dip.bench --quick    # < 5 min on 2 CPU cores
@@ -175,14 +176,15 @@ class _Timer(Monitor):
 
 
 def _ours_block(size, steps, device, between=None, **kw):
-    """Step times of one :func:`dip.fit.fit` call (default monitors + a timer)."""
+    """Step times of one :func:`dip.fit.fit` call (default monitors + a timer) and the
+    number of its steps that ran as CUDA graph replays."""
     from dip.fit import default_monitors, fit
 
     problem = _problem(size)
     s = _settings(steps + 1, device, **kw)
     timer = _Timer(device, between)
-    fit(_ours_net(), problem, s, monitors=default_monitors(problem, s) + [timer])
-    return timer.diffs()
+    res = fit(_ours_net(), problem, s, monitors=default_monitors(problem, s) + [timer])
+    return timer.diffs(), res.graph_steps
 
 
 class _Reference:
@@ -220,7 +222,8 @@ CUDA_ENGINES = {**ENGINES, "threads+graphs": ("threads", {"cuda_graph": True})}
 def _fit_wall(size, n, steps, device, engine=None, **kw):
     """Wall time per step of one whole fit call (setup and final output included):
     :func:`dip.fit.fit` for ``engine=None``, else :func:`dip.batched.fit_batched` of
-    ``n`` runs with that engine; ``kw`` are fit settings of every run."""
+    ``n`` runs with that engine; ``kw`` are fit settings of every run. Also returns the
+    number of steps (all runs together) that ran as CUDA graph replays."""
     from dip.batched import fit_batched
     from dip.fit import fit
 
@@ -230,30 +233,32 @@ def _fit_wall(size, n, steps, device, engine=None, **kw):
     _sync(device)
     t = time.perf_counter()
     if engine is None:
-        fit(nets[0], problems[0], settings[0])
+        results = [fit(nets[0], problems[0], settings[0])]
     else:
-        fit_batched(nets, problems, settings, engine=engine)
+        results = fit_batched(nets, problems, settings, engine=engine)
     _sync(device)
-    return (time.perf_counter() - t) / steps
+    return (time.perf_counter() - t) / steps, sum(r.graph_steps for r in results)
 
 
 def bench_single(size, repeats, steps, device, log, variant="default", **kw):
     """Ours (with the fit settings ``kw``, e.g. ``amp='bf16'``) vs the fp32 reference."""
     ref = _Reference(size, device)
     ref.block(1)  # warm-up
-    ours, theirs = [], []
+    ours, theirs, graph_steps = [], [], 0
     for _ in range(repeats):
         # one reference step between two of ours (the first one is not timed)
         theirs_block: list[float] = []
-        ours_block = _ours_block(size, steps, device,
-                                 between=lambda b=theirs_block: b.extend(ref.block(1)), **kw)
+        ours_block, replayed = _ours_block(
+            size, steps, device, between=lambda b=theirs_block: b.extend(ref.block(1)), **kw)
         ours += ours_block
         theirs += theirs_block[1:]
+        graph_steps += replayed
     o, r = statistics.median(ours), statistics.median(theirs)
     paired = statistics.median(a / b for a, b in zip(ours, theirs, strict=False))
     row = {"size": size, "variant": variant, "ours_s_per_iter": round(o, 4),
            "reference_s_per_iter": round(r, 4), "ratio": round(o / r, 3),
-           "ratio_paired": round(paired, 3),           "steps_timed": [len(ours), len(theirs)]}
+           "ratio_paired": round(paired, 3), "steps_timed": [len(ours), len(theirs)],
+           "graph_steps": graph_steps}
     log(f"single {size}² ({variant}): ours {o:.4f} s/it, reference {r:.4f} s/it, "
         f"ratio {o / r:.2f}")
     return row
@@ -265,15 +270,18 @@ def bench_batched(size, ns, engines, repeats, steps, device, log):
     rows = []
     for n in ns:
         for label, (name, kw) in engines.items():
-            times, single = [], []
+            times, single, replayed = [], [], 0
             for _ in range(repeats):  # alternate: one single run, then one batch of n
-                single.append(_fit_wall(size, 1, steps, device))
-                times.append(_fit_wall(size, n, steps, device, name, **kw))
+                single.append(_fit_wall(size, 1, steps, device)[0])
+                t, g = _fit_wall(size, n, steps, device, name, **kw)
+                times.append(t)
+                replayed += g
             b = statistics.median(times)
             seq = n * statistics.median(single)
             rows.append({"size": size, "n": n, "engine": label,
                          "sequential_s": round(seq, 4), "batched_s": round(b, 4),
-                         "speedup": round(seq / b, 3), "run_iters_per_s": round(n / b, 3)})
+                         "speedup": round(seq / b, 3), "run_iters_per_s": round(n / b, 3),
+                         "graph_steps": replayed})
             log(f"batched {size}² N={n} ({label}): {b:.3f} s per pass, {n / b:.2f} run-it/s, "
                 f"speedup {seq / b:.2f}× over {n} sequential")
     return rows
@@ -306,7 +314,7 @@ def _compare(problem, device, log, num_iter, variants):
         row = {"variant": name, "psnr_final": round(problem.score(res.final), 3),
                "psnr_avg": round(problem.score(res.average), 3),
                "psnr_oracle": round(problem.score(res.oracle), 3),
-               "s_per_iter": round(res.seconds / num_iter, 5)}
+               "s_per_iter": round(res.seconds / num_iter, 5), "graph_steps": res.graph_steps}
         rows.append(row)
         log(f"{name}: final {row['psnr_final']:.2f} dB, averaged {row['psnr_avg']:.2f} dB, "
             f"oracle {row['psnr_oracle']:.2f} dB, {row['s_per_iter'] * 1e3:.1f} ms/it")
@@ -405,33 +413,38 @@ def device_slug(device):
 def _check_lines(title, key, check):
     """Markdown table of a PSNR check (:func:`amp_check`, :func:`graph_check`)."""
     lines = ["", f"## {title}: denoising {check['image']}, {check['num_iter']} iterations", "",
-             f"| {key} | PSNR final | PSNR averaged | PSNR oracle | s/it |",
-             "| --- | --- | --- | --- | --- |"]
+             f"| {key} | PSNR final | PSNR averaged | PSNR oracle | s/it | graph steps |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in check["runs"]:
         lines.append(f"| {r[key]} | {r['psnr_final']:.2f} | {r['psnr_avg']:.2f} | "
-                     f"{r['psnr_oracle']:.2f} | {r['s_per_iter']:.4f} |")
+                     f"{r['psnr_oracle']:.2f} | {r['s_per_iter']:.4f} | "
+                     f"{r.get('graph_steps', 0)} |")
     return lines
 
 
 def _markdown(res):
     lines = [f"# Benchmark on {res['device_name']}", "",
              f"torch {res['torch']}, {res['threads']} threads, commit {res['commit']}, "
-             f"{res['date']}{' (quick)' if res['quick'] else ''}.", "",
+             f"{res['date']}{' (quick)' if res['quick'] else ''}."
+             + ("" if res.get("complete", True) else
+                " **Incomplete: the run was cut off; the sections below are those it finished.**"),
+             "",
              res["note"], "",
              "## Single run: this project's fit step vs an eager reference", "",
-             "| size | ours | ours s/it | reference s/it | ratio |",
-             "| --- | --- | --- | --- | --- |"]
+             "| size | ours | ours s/it | reference s/it | ratio | graph steps |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in res["single"]:
         lines.append(f"| {r['size']}² | {r.get('variant', 'default')} | "
                      f"{r['ours_s_per_iter']:.4f} | {r['reference_s_per_iter']:.4f} | "
-                     f"{r['ratio']:.2f} |")
+                     f"{r['ratio']:.2f} | {r.get('graph_steps', 0)} |")
     lines += ["", "## Batched runs (dip.batched engines) vs N sequential runs", "",
-              "| size | N | engine | N sequential s/it | batched s/it | speedup | run-it/s |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+              "| size | N | engine | N sequential s/it | batched s/it | speedup | run-it/s "
+              "| graph steps |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in res["batched"]:
         lines.append(f"| {r['size']}² | {r['n']} | {r.get('engine', 'grouped')} | "
-                     f"{r['sequential_s']:.3f} | "
-                     f"{r['batched_s']:.3f} | {r['speedup']:.2f} | {r['run_iters_per_s']:.2f} |")
+                     f"{r['sequential_s']:.3f} | {r['batched_s']:.3f} | {r['speedup']:.2f} | "
+                     f"{r['run_iters_per_s']:.2f} | {r.get('graph_steps', 0)} |")
     lines += ["", "## Peak memory of one fit (MB over the process before the fit)", "",
               "| size | N | MB |", "| --- | --- | --- |"]
     for key, mb in res["peak_mem_mb"].items():
@@ -498,21 +511,6 @@ def main(argv=None):
         engines = CUDA_ENGINES
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     t0 = time.perf_counter()
-    single, batched, mem, mem_b = [], [], {}, {}
-    if "single" not in skip:
-        for name, kw in variants.items():
-            single += [bench_single(s, repeats, steps, device, log, name, **kw) for s in sizes]
-            single += [bench_single(s, big_repeats, big_steps, device, log, name, **kw)
-                       for s in big]
-    if "batched" not in skip:
-        for s in batched_sizes:
-            batched += bench_batched(s, ns, engines, repeats if s <= 64 else 1, steps + 1,
-                                     device, log)
-    if "memory" not in skip:
-        mem = {str(s): bench_memory(s, 1, device, log) for s in mem_sizes}
-        mem_b = {f"{s}x{n}": bench_memory(s, n, device, log) for s, n in mem_batched}
-    amp = amp_check(device, log, args.amp_check) if args.amp_check else None
-    graph = graph_check(device, log, args.graph_check) if args.graph_check else None
     note = args.note or ("Single runs alternate ours/reference step by step in one process "
                          "(the reference step runs while our step's graph is alive), batched "
                          "and sequential blocks alternate block by block; ratios hold under "
@@ -522,23 +520,52 @@ def main(argv=None):
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "commit": git_commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": bool(args.quick), "note": note,
-        "single": single, "batched": batched, "peak_mem_mb": mem,
-        "peak_mem_batched_mb": mem_b, "amp_check": amp,
-        "graph_check": graph,
+        "single": [], "batched": [], "peak_mem_mb": {}, "peak_mem_batched_mb": {},
+        "amp_check": None, "graph_check": None,
         "method": ("median step times; ours = dip.fit.fit with its default monitors, "
                    "reference = eager loop in dip/bench.py; memory = "
                    + ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
                       "peak RSS (VmHWM) minus RSS before a 2-step fit, in a fresh subprocess")),
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": 0.0, "complete": False,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     slug = args.name or device_slug(device)
-    (out / f"{slug}.json").write_text(json.dumps(res, indent=2) + "\n")
-    (out / f"{slug}.md").write_text(_markdown(res))
+
+    def save():  # after every section: a cut-off run keeps what it measured
+        res["seconds"] = round(time.perf_counter() - t0, 1)
+        for path, text in ((out / f"{slug}.json", json.dumps(res, indent=2) + "\n"),
+                           (out / f"{slug}.md", _markdown(res))):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
+
+    if "single" not in skip:
+        for name, kw in variants.items():
+            res["single"] += [bench_single(s, repeats, steps, device, log, name, **kw)
+                              for s in sizes]
+            res["single"] += [bench_single(s, big_repeats, big_steps, device, log, name, **kw)
+                              for s in big]
+            save()
+    if "batched" not in skip:
+        for s in batched_sizes:
+            reps = repeats if s <= 64 and device.type != "cuda" else 1
+            res["batched"] += bench_batched(s, ns, engines, reps, steps + 1, device, log)
+            save()
+    if args.graph_check:
+        res["graph_check"] = graph_check(device, log, args.graph_check)
+        save()
+    if args.amp_check:
+        res["amp_check"] = amp_check(device, log, args.amp_check)
+        save()
+    if "memory" not in skip:
+        res["peak_mem_mb"] = {str(s): bench_memory(s, 1, device, log) for s in mem_sizes}
+        res["peak_mem_batched_mb"] = {f"{s}x{n}": bench_memory(s, n, device, log)
+                                      for s, n in mem_batched}
+    res["complete"] = True
+    save()
     log(f"wrote {out / slug}.json and .md in {res['seconds']:.0f} s")
     return res
-
 
 if __name__ == "__main__":
     main()

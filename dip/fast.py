@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
 from collections.abc import Iterable
 
@@ -135,6 +136,11 @@ def autocast(settings, device: torch.device, cache: bool = True):
 # Eager steps before the capture: cudnn.benchmark picks its algorithms and Adam creates
 # its state in them (the captured graph then reuses both).
 GRAPH_WARMUP = 3
+# One capture at a time in this process: a capture begins with a device-wide synchronise
+# and frees the allocator's cached blocks, which must not happen while the run of another
+# thread (dip.batched's threads engine) is recording; replays and eager steps of the other
+# runs go on meanwhile on their own streams.
+_CAPTURE_LOCK = threading.Lock()
 
 
 class StepGraph:
@@ -172,7 +178,8 @@ class StepGraph:
         """
         optimizer.zero_grad(set_to_none=True)  # the replays write, not add, the gradients
         try:
-            self._record(forward_backward, update, optimizer)
+            with _CAPTURE_LOCK:
+                self._record(forward_backward, update, optimizer)
         except RuntimeError as err:
             warnings.warn("CUDA graph capture failed, the fit goes on without graphs: "
                           f"{str(err).strip().splitlines()[0]}", stacklevel=3)

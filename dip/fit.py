@@ -120,7 +120,9 @@ class FitResult:
     ``stop`` the output at the detected stopping point ``iter_stop`` (with
     ``stop='fixed'``: ``final`` and the number of steps). ``steps`` counts the parameter
     updates done; ``resumed_at`` is the step a checkpoint was resumed from (or None);
-    ``memory_format`` ('nchw' or 'channels_last') is the layout the net ran in.
+    ``memory_format`` ('nchw' or 'channels_last') is the layout the net ran in;
+    ``graph_steps`` counts the steps run as graph replays (``cuda_graph``; on the CPU by
+    the graph's eager stand-in), 0 when every step ran eagerly.
     """
 
     final: torch.Tensor
@@ -138,6 +140,7 @@ class FitResult:
     steps: int = 0
     resumed_at: int | None = None
     memory_format: str = "nchw"
+    graph_steps: int = 0
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -264,6 +267,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     with graph.context() if graph is not None else contextlib.nullcontext():
         out_avg, step = info.prev_avg, info.completed  # None and 0 unless resumed
         eager_steps = 0  # in this process (a resumed run warms up again)
+        graph_steps = 0
         while step < s.num_iter and info.status == "ok":
             if graph is not None and not graph.captured and eager_steps >= fast.GRAPH_WARMUP:
                 if not graph.capture(forward_backward, optimizer.step, optimizer):
@@ -287,6 +291,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
             out_avg = info.average()
             if graph is not None and graph.captured:
                 graph.update()
+                graph_steps += 1
             else:
                 loss.backward()
                 optimizer.step()
@@ -325,4 +330,5 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         backtracks=0 if backtrack is None else backtrack.total,
         stop=stop, iter_stop=iter_stop, steps=step, resumed_at=resumed,
         memory_format="channels_last" if channels_last else "nchw",
+        graph_steps=graph_steps,
     )

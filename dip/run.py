@@ -478,6 +478,7 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
         "device": result.device,
         "device_name": device_name(result.device), "machine": machine(),
         "memory_format": result.memory_format,
+        "graph_steps": result.graph_steps,
         "seed": int(cfg.seed),
         "seeds": [int(cfg.seed)],
         "profile": cfg.profile.name,

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # One session on a CUDA machine: the benchmark (fit step variants vs the eager fp32
-# reference, peak memory, eager vs CUDA-graph PSNR on the paper's F16 sigma-25 denoising),
-# then paper-profile inpainting runs (official settings, 11000 iterations) one image after
-# the other until the time budget is spent (build their table here with
-# `python -m dip.report table table_inpainting --profile paper --root WORKDIR/runs`).
+# reference, batched engines, eager vs CUDA-graph PSNR on the paper's F16 sigma-25
+# denoising, peak memory; at most BENCH_BUDGET_S seconds, its JSON/Markdown written after
+# every section), then paper-profile inpainting runs (official settings, 11000 iterations,
+# CUDA graphs) one image after the other, smallest first, until the budget is spent (build
+# their table with `python -m dip.report table table_inpainting --profile paper --root
+# WORKDIR/runs`).
 #
 #   bash experiments/gpu_session.sh WORKDIR [BUDGET_S]
 #
-# Environment: BENCH_ARGS (default: --quick --graph-check 300; add
-# --amp-check 3000 for the bf16 check), RUN_ARGS (extra overrides of the paper runs, e.g.
-# fast.cuda_graph=true), DIP_COMMIT (the commit of a copied tree).
+# Environment: BENCH_ARGS (default: --quick --graph-check 500; add --amp-check 3000 for
+# the bf16 check), BENCH_BUDGET_S (default 330), RUN_ARGS (overrides of the paper runs;
+# default fast.cuda_graph=true), DIP_COMMIT (the commit of a copied tree).
 # Needs python3 with torch (CUDA) and this project's dependencies, and the registry images
 # under DIP_DATA_ROOT. Everything lands in WORKDIR: gpu.txt, bench/<gpu>.{json,md}, runs/
 # (one record per finished run; an interrupted run leaves only a hidden checkpoint), *.log.
-# To bring it back in one file without checkpoints:
+# The script ends within BUDGET_S (+ a few seconds); to bring WORKDIR back in one file
+# without checkpoints:
 #   tar czf OUT.tgz --exclude='.*.ckpt.pt' -C WORKDIR .
 set -uo pipefail
 work=${1:?usage: gpu_session.sh WORKDIR [BUDGET_S]}
@@ -27,19 +30,22 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" \
   | tee -a "$work/gpu.txt"
 
-log "benchmark"
+bench_budget=${BENCH_BUDGET_S:-330}
+if (( bench_budget > $(left) )); then bench_budget=$(left); fi
+log "benchmark (at most ${bench_budget} s)"
 # shellcheck disable=SC2086
-timeout "$(left)" python3 -m dip.bench ${BENCH_ARGS:---quick --graph-check 300} \
+timeout "$bench_budget" python3 -m dip.bench ${BENCH_ARGS:---quick --graph-check 500} \
   --out "$work/bench" 2>&1 | tee "$work/bench.log"
 
 # Smallest images first, so that the budget finishes as many runs as it can.
 items=(house peppers256 Cameraman256 montage barbara boat Lena512 couple fingerprint hill man)
 for item in "${items[@]}"; do
   t=$(left)
-  if (( t < 30 )); then log "budget spent before $item"; break; fi
+  if (( t < 40 )); then log "budget spent before $item"; break; fi
   log "paper inpainting: $item (${t} s left)"
   # shellcheck disable=SC2086
-  timeout "$t" python3 -m dip experiment=table_inpainting profile=paper progress=false \
-    item="$item" records="$work/runs" ${RUN_ARGS:-} 2>&1 | tail -n 4 | tee -a "$work/inpainting.log"
+  timeout "$(( t - 5 ))" python3 -m dip experiment=table_inpainting profile=paper \
+    progress=false item="$item" records="$work/runs" ${RUN_ARGS:-fast.cuda_graph=true} 2>&1 \
+    | tail -n 4 | tee -a "$work/inpainting.log"
 done
 log "done"

@@ -1,9 +1,11 @@
 """The benchmark's eager reference is the official skip net (no timings here)."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
-from dip.bench import PAPER_KWARGS, PAPER_PARAMS, _markdown, reference_skip
+from dip.bench import GRAPH_WARMUP, PAPER_KWARGS, PAPER_PARAMS, _markdown, reference_skip
 from dip.nets import build
 
 
@@ -62,6 +64,8 @@ def test_graph_check_compares_eager_and_graph_loops():
     assert [r["variant"] for r in out["runs"]] == ["eager", "graph"]
     # on the CPU the graph loop calls the same functions: identical numbers
     assert out["graph_minus_eager"] == {"psnr_final": 0, "psnr_avg": 0, "psnr_oracle": 0}
+    # every step after the eager warm-up went through the graph step
+    assert [r["graph_steps"] for r in out["runs"]] == [0, 5 - GRAPH_WARMUP]
 
 
 def test_single_row_times_ours_against_the_reference():
@@ -79,10 +83,15 @@ def test_graph_engine_rows_run_the_threads_engine_with_cuda_graphs(monkeypatch):
     from dip import bench
 
     seen = []
-    monkeypatch.setattr(dip.batched, "fit_batched",
-                        lambda nets, problems, settings, engine: seen.append(
-                            (engine, [s.cuda_graph for s in settings])))
+
+    def fake(nets, problems, settings, engine):
+        seen.append((engine, [s.cuda_graph for s in settings]))
+        return [SimpleNamespace(graph_steps=7 if s.cuda_graph else 0) for s in settings]
+
+    monkeypatch.setattr(dip.batched, "fit_batched", fake)
+    replayed = []
     for label in ("threads+graphs", "grouped"):
         engine, kw = bench.CUDA_ENGINES[label]
-        bench._fit_wall(64, 2, 3, torch.device("cpu"), engine, **kw)
+        replayed.append(bench._fit_wall(64, 2, 3, torch.device("cpu"), engine, **kw)[1])
     assert seen == [("threads", [True, True]), ("grouped", [False, False])]
+    assert replayed == [14, 0]  # the graph steps of both runs

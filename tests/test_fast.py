@@ -105,6 +105,7 @@ def test_step_graph_loop_equals_the_eager_loop(kw, monkeypatch):
     eager, graphed = results
     assert len(calls) == 15 - fast.GRAPH_WARMUP + 2  # every step after the warm-up
     assert graphed.backtracks == eager.backtracks == 2
+    assert eager.graph_steps == 0 and graphed.graph_steps == 15 - fast.GRAPH_WARMUP
     assert torch.equal(eager.final, graphed.final)
     assert torch.equal(eager.average, graphed.average)
     assert torch.equal(eager.oracle, graphed.oracle) and eager.iter_oracle == graphed.iter_oracle
@@ -145,3 +146,4 @@ def test_a_failed_capture_falls_back_to_the_eager_step(monkeypatch):
         torch.manual_seed(0)
         fallback = fit(small_net(), problem, settings(num_iter=8, cuda_graph=True))
     assert torch.equal(eager.final, fallback.final) and fallback.steps == 8
+    assert fallback.graph_steps == 0
