@@ -31,8 +31,9 @@ false until the last one has run). Usage::
 
 On CUDA, ``single`` has one row per variant of our step: ``fp32`` (the automatic fast
 paths: channels_last, cudnn.benchmark, fused Adam), ``fp32-nchw`` (without
-channels_last), ``fp32-graph`` (with CUDA graphs) and ``bf16`` (with bf16 autocast), each
-against the same eager fp32 NCHW reference; ``batched`` compares the grouped
+channels_last), ``fp32-graph`` (with CUDA graphs), ``bf16`` (with bf16 autocast) and the
+graph versions ``fp32-nchw-graph`` and ``bf16-graph``, each against the same eager fp32
+NCHW reference; ``batched`` compares the grouped
 engine, the threads engine (one CUDA stream per run) and the threads engine with each
 run's step replayed as CUDA graphs (``threads+graphs``) with N sequential eager runs.
 """
@@ -430,6 +431,9 @@ def _markdown(res):
                 " **Incomplete: the run was cut off; the sections below are those it finished.**"),
              "",
              res["note"], "",
+             *([("Measured in " + str(len(res["parts"])) + " runs: " + "; ".join(
+                 f"commit {p['commit']}, {p['date']}" for p in res["parts"]) + "."), ""]
+               if res.get("parts") else []),
              "## Single run: this project's fit step vs an eager reference", "",
              "| size | ours | ours s/it | reference s/it | ratio | graph steps |",
              "| --- | --- | --- | --- | --- | --- |"]
@@ -464,6 +468,31 @@ def _markdown(res):
     return "\n".join(lines)
 
 
+def merge(old: dict, new: dict, part: dict) -> dict:
+    """``old`` results updated with the rows of ``new``: single rows by (size, variant),
+    batched rows by (size, n, engine), memory by key, checks when run; ``parts`` lists
+    the runs that contributed (``part``: commit, date, torch, seconds of this one)."""
+    res = dict(old)
+
+    def rows(key, ident):
+        fresh = {ident(r) for r in new[key]}
+        res[key] = [r for r in old.get(key, []) if ident(r) not in fresh] + new[key]
+
+    rows("single", lambda r: (r["size"], r.get("variant", "default")))
+    rows("batched", lambda r: (r["size"], r["n"], r.get("engine", "grouped")))
+    for key in ("peak_mem_mb", "peak_mem_batched_mb"):
+        res[key] = {**old.get(key, {}), **new[key]}
+    for key in ("amp_check", "graph_check"):
+        if new.get(key) is not None:
+            res[key] = new[key]
+    parts = old.get("parts") or [{k: old.get(k) for k in ("commit", "date", "torch",
+                                                           "seconds")}]
+    res["parts"] = parts + [part]
+    res["complete"] = new["complete"]  # the sections a cut-off earlier run lost stay empty
+    res["note"] = new["note"] if new["note"] != old.get("note") else old.get("note")
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer sizes and repeats (< 5 min)")
@@ -479,6 +508,18 @@ def main(argv=None):
     ap.add_argument("--skip", default="", help="comma-separated sections to leave out: "
                     "single, batched, memory")
     ap.add_argument("--name", default=None, help="file name instead of the device's")
+    ap.add_argument("--sizes", default=None,
+                    help="comma-separated image sides of the single section (e.g. 256,512)")
+    ap.add_argument("--variants", default=None,
+                    help="comma-separated variants of the single section (CUDA: fp32, "
+                         "fp32-nchw, fp32-graph, bf16, fp32-nchw-graph, bf16-graph)")
+    ap.add_argument("--batched-sizes", default=None,
+                    help="comma-separated image sides of the batched section (e.g. 256)")
+    ap.add_argument("--engines", default=None,
+                    help="comma-separated engines of the batched section (e.g. threads+graphs)")
+    ap.add_argument("--merge", action="store_true",
+                    help="add to an existing JSON of this device: rows measured now replace "
+                         "those of the same size/variant/engine, the others stay")
     ap.add_argument("--_memory", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.threads:
@@ -507,8 +548,26 @@ def main(argv=None):
         sizes, big, repeats, steps = (64, 128, 256, 512), (), 3, 20
         batched_sizes, mem_batched = batched_sizes + (256,), mem_batched + ((256, 8),)
         variants = {"fp32": {}, "fp32-nchw": {"channels_last": False},
-                    "fp32-graph": {"cuda_graph": True}, "bf16": {"amp": "bf16"}}
+                    "fp32-graph": {"cuda_graph": True}, "bf16": {"amp": "bf16"},
+                    "fp32-nchw-graph": {"channels_last": False, "cuda_graph": True},
+                    "bf16-graph": {"amp": "bf16", "cuda_graph": True}}
         engines = CUDA_ENGINES
+    if args.sizes:
+        sizes, big = tuple(int(x) for x in args.sizes.split(",")), ()
+    if args.variants:
+        names = [x.strip() for x in args.variants.split(",") if x.strip()]
+        unknown = [x for x in names if x not in variants]
+        if unknown:
+            ap.error(f"unknown variant {unknown[0]!r} here; choose from {', '.join(variants)}")
+        variants = {x: variants[x] for x in names}
+    if args.batched_sizes:
+        batched_sizes = tuple(int(x) for x in args.batched_sizes.split(","))
+    if args.engines:
+        names = [x.strip() for x in args.engines.split(",") if x.strip()]
+        unknown = [x for x in names if x not in engines]
+        if unknown:
+            ap.error(f"unknown engine {unknown[0]!r} here; choose from {', '.join(engines)}")
+        engines = {x: engines[x] for x in names}
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     t0 = time.perf_counter()
     note = args.note or ("Single runs alternate ours/reference step by step in one process "
@@ -531,11 +590,17 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     slug = args.name or device_slug(device)
+    old = None
+    if args.merge and (out / f"{slug}.json").exists():
+        old = json.loads((out / f"{slug}.json").read_text())
+    part = {k: res[k] for k in ("commit", "date", "torch")}
 
     def save():  # after every section: a cut-off run keeps what it measured
         res["seconds"] = round(time.perf_counter() - t0, 1)
-        for path, text in ((out / f"{slug}.json", json.dumps(res, indent=2) + "\n"),
-                           (out / f"{slug}.md", _markdown(res))):
+        part["seconds"] = res["seconds"]
+        merged = res if old is None else merge(old, res, part)
+        for path, text in ((out / f"{slug}.json", json.dumps(merged, indent=2) + "\n"),
+                           (out / f"{slug}.md", _markdown(merged))):
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(text)
             tmp.replace(path)

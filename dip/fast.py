@@ -34,7 +34,7 @@ from torch import nn
 
 __all__ = ["AMP_MODES", "CPU_CHANNELS_LAST_PIXELS", "configure", "use_channels_last",
            "use_fused_adam", "use_cuda_graph", "prepare", "adam", "autocast", "StepGraph",
-           "GRAPH_WARMUP"]
+           "StepLock", "STEP_LOCK", "GRAPH_WARMUP"]
 
 AMP_MODES = ("off", "bf16", "fp16")
 # Image area (H·W) from which an AVX-512 CPU runs the net in channels_last when the
@@ -136,11 +136,54 @@ def autocast(settings, device: torch.device, cache: bool = True):
 # Eager steps before the capture: cudnn.benchmark picks its algorithms and Adam creates
 # its state in them (the captured graph then reuses both).
 GRAPH_WARMUP = 3
-# One capture at a time in this process: a capture begins with a device-wide synchronise
-# and frees the allocator's cached blocks, which must not happen while the run of another
-# thread (dip.batched's threads engine) is recording; replays and eager steps of the other
-# runs go on meanwhile on their own streams.
-_CAPTURE_LOCK = threading.Lock()
+
+
+class StepLock:
+    """Shared/exclusive lock of the fits of one process (dip.batched's threads engine).
+
+    A fit holds it shared around its GPU work (set-up, each step, the final output) and
+    exclusive around a CUDA graph capture, which then records alone: measured on an
+    H200, an eager step of one thread during another thread's capture failed ("operation
+    not permitted when stream is capturing") and spoilt that capture. Waiting captures
+    go first; replays of captured runs overlap freely (each on its own stream).
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def shared(self):
+        with self._cond:
+            while self._exclusive or self._waiting:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        with self._cond:
+            self._waiting += 1
+            while self._exclusive or self._shared:
+                self._cond.wait()
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+STEP_LOCK = StepLock()
 
 
 class StepGraph:
@@ -178,7 +221,7 @@ class StepGraph:
         """
         optimizer.zero_grad(set_to_none=True)  # the replays write, not add, the gradients
         try:
-            with _CAPTURE_LOCK:
+            with STEP_LOCK.exclusive():
                 self._record(forward_backward, update, optimizer)
         except RuntimeError as err:
             warnings.warn("CUDA graph capture failed, the fit goes on without graphs: "

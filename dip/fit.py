@@ -228,26 +228,27 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     s = settings or FitSettings()
     device = pick_device(s.device)
     monitors = default_monitors(problem, s) if monitors is None else monitors
-    problem.to(device)
-    net = net.to(device).train()
+    with fast.STEP_LOCK.shared():  # GPU work of threads beside a capture: dip.fast
+        problem.to(device)
+        net = net.to(device).train()
 
-    if z is None:
-        if s.input_type == "image":
-            raise ValueError("input_type='image' needs the input image: fit(..., z=image)")
-        gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
-        z = make_input(s.input_type, code_channels(s), problem.out_shape[1:], scale=s.input_scale,
-                       generator=gen)
-    z = z.to(device)
-    noise_gen = torch.Generator(device=device).manual_seed(int(s.seed) + 1)
-    noise = torch.empty_like(z)
-    target = problem.observation
-    optimizer = fast.adam(net.parameters(), s, device)
-    step_net, z, channels_last = fast.prepare(net, z, s, device)
+        if z is None:
+            if s.input_type == "image":
+                raise ValueError("input_type='image' needs the input image: fit(..., z=image)")
+            gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
+            z = make_input(s.input_type, code_channels(s), problem.out_shape[1:],
+                           scale=s.input_scale, generator=gen)
+        z = z.to(device)
+        noise_gen = torch.Generator(device=device).manual_seed(int(s.seed) + 1)
+        noise = torch.empty_like(z)
+        target = problem.observation
+        optimizer = fast.adam(net.parameters(), s, device)
+        step_net, z, channels_last = fast.prepare(net, z, s, device)
 
-    info = StepInfo(problem=problem, net=net, optimizer=optimizer, exp_weight=s.exp_weight,
-                    generator=noise_gen, monitors=monitors)
-    for m in monitors:
-        m.on_start(info)
+        info = StepInfo(problem=problem, net=net, optimizer=optimizer, exp_weight=s.exp_weight,
+                        generator=noise_gen, monitors=monitors)
+        for m in monitors:
+            m.on_start(info)
 
     def forward(net_in, cache=True):
         with fast.autocast(s, device, cache):
@@ -272,42 +273,44 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
             if graph is not None and not graph.captured and eager_steps >= fast.GRAPH_WARMUP:
                 if not graph.capture(forward_backward, optimizer.step, optimizer):
                     graph = None  # the capture failed (with a warning): go on eagerly
-            if graph is not None and graph.captured:
-                if s.reg_noise_std > 0:
-                    noise.normal_(generator=noise_gen)
-                out, loss, data = graph.forward_backward()
-            else:
-                optimizer.zero_grad(set_to_none=True)
-                if s.reg_noise_std > 0:
-                    net_in = z + noise.normal_(generator=noise_gen) * s.reg_noise_std
+            with fast.STEP_LOCK.shared():
+                if graph is not None and graph.captured:
+                    if s.reg_noise_std > 0:
+                        noise.normal_(generator=noise_gen)
+                    out, loss, data = graph.forward_backward()
                 else:
-                    net_in = z
-                out, loss, data = forward(net_in)
-            info.begin(step, out.detach(), out_avg, loss.detach(), data.detach())
-            for m in monitors:
-                m.on_step(info)
-            if info.rollback:
-                continue  # parameters were restored; redo this step with fresh input noise
-            out_avg = info.average()
-            if graph is not None and graph.captured:
-                graph.update()
-                graph_steps += 1
-            else:
-                loss.backward()
-                optimizer.step()
-                eager_steps += 1
-            step = info.completed = step + 1
-            for m in monitors:
-                m.after_step(info)
+                    optimizer.zero_grad(set_to_none=True)
+                    if s.reg_noise_std > 0:
+                        net_in = z + noise.normal_(generator=noise_gen) * s.reg_noise_std
+                    else:
+                        net_in = z
+                    out, loss, data = forward(net_in)
+                info.begin(step, out.detach(), out_avg, loss.detach(), data.detach())
+                for m in monitors:
+                    m.on_step(info)
+                if info.rollback:
+                    continue  # parameters were restored; redo this step with fresh input noise
+                out_avg = info.average()
+                if graph is not None and graph.captured:
+                    graph.update()
+                    graph_steps += 1
+                else:
+                    loss.backward()
+                    optimizer.step()
+                    eager_steps += 1
+                step = info.completed = step + 1
+                for m in monitors:
+                    m.after_step(info)
     if side is not None:
         torch.cuda.current_stream(device).wait_stream(side)
 
-    with torch.no_grad(), fast.autocast(s, device):
-        final = step_net(z).float().detach()
-    seconds = info.elapsed()
-    info.prev_avg = out_avg  # the final running average, for on_end
-    for m in monitors:
-        m.on_end(info)
+    with fast.STEP_LOCK.shared():
+        with torch.no_grad(), fast.autocast(s, device):
+            final = step_net(z).float().detach()
+        seconds = info.elapsed()
+        info.prev_avg = out_avg  # the final running average, for on_end
+        for m in monitors:
+            m.on_end(info)
 
     oracle = next((m for m in monitors if isinstance(m, Oracle)), None)
     history = next((m.frame() for m in monitors if isinstance(m, History)), pd.DataFrame())

@@ -1,11 +1,13 @@
 """Batched fitting: N runs as one grouped network, or side by side in threads, equal N
 separate fits."""
 
+import dataclasses
+
 import pytest
 import torch
 from test_fit import small_net, smooth_image
 
-from dip import tasks
+from dip import fast, tasks
 from dip.batched import GroupedNet, can_group, fit_batched
 from dip.fit import FitResult, FitSettings, fit
 from dip.monitors import History, Monitor, Oracle
@@ -155,6 +157,24 @@ def test_threads_engine_is_bit_identical_to_separate_one_thread_fits():
         assert torch.equal(a.final, b.final) and torch.equal(a.average, b.average)
         assert a.history.drop(columns="seconds").equals(b.history.drop(columns="seconds"))
     assert len({r.seconds for r in bat}) == 1  # each run's share of the wall time
+
+
+def test_threads_engine_with_graph_steps_equals_separate_eager_fits():
+    """Runs that capture their step (on the CPU: the graph's stand-in, under the same
+    shared/exclusive lock as on CUDA) side by side give the separate eager fits' numbers."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seq = [fit(n, p, _settings(**r))
+               for n, p, r in zip(_nets(), _problems(), RUNS, strict=True)]
+    finally:
+        torch.set_num_threads(before)
+    sets = [dataclasses.replace(_settings(**r), cuda_graph=True) for r in RUNS]
+    bat = fit_batched(_nets(), _problems(), sets, engine="threads", workers=2,
+                      threads_per_run=1)
+    for a, b in zip(seq, bat, strict=True):
+        assert torch.equal(a.final, b.final) and torch.equal(a.average, b.average)
+        assert a.graph_steps == 0 and b.graph_steps == b.steps - fast.GRAPH_WARMUP > 0
 
 
 @pytest.mark.parametrize("n, expected", [(1, 4), (2, 2), (3, 1), (8, 1)])

@@ -95,3 +95,28 @@ def test_graph_engine_rows_run_the_threads_engine_with_cuda_graphs(monkeypatch):
         replayed.append(bench._fit_wall(64, 2, 3, torch.device("cpu"), engine, **kw)[1])
     assert seen == [("threads", [True, True]), ("grouped", [False, False])]
     assert replayed == [14, 0]  # the graph steps of both runs
+
+
+def test_merge_replaces_the_rows_measured_again():
+    from dip.bench import merge
+
+    old = {"commit": "a", "date": "d1", "torch": "2", "seconds": 5.0, "note": "n",
+           "complete": False,
+           "single": [{"size": 64, "variant": "fp32", "ratio": 1.0},
+                      {"size": 64, "variant": "bf16", "ratio": 1.5}],
+           "batched": [{"size": 64, "n": 8, "engine": "threads", "speedup": 0.4}],
+           "peak_mem_mb": {"64": 10.0}, "peak_mem_batched_mb": {}, "graph_check": None}
+    new = {"note": "n", "complete": True, "graph_check": {"num_iter": 5},
+           "single": [{"size": 64, "variant": "bf16", "ratio": 1.2}],
+           "batched": [{"size": 256, "n": 8, "engine": "threads", "speedup": 3.0}],
+           "peak_mem_mb": {"256": 20.0}, "peak_mem_batched_mb": {"256x8": 90.0}}
+    res = merge(old, new, {"commit": "b", "date": "d2", "torch": "2", "seconds": 1.0})
+    assert [(r["variant"], r["ratio"]) for r in res["single"]] == [("fp32", 1.0), ("bf16", 1.2)]
+    assert [r["size"] for r in res["batched"]] == [64, 256]
+    assert res["peak_mem_mb"] == {"64": 10.0, "256": 20.0}
+    assert res["graph_check"] == {"num_iter": 5} and res["complete"]
+    assert [p["commit"] for p in res["parts"]] == ["a", "b"]
+    text = _markdown({**res, "single": [], "batched": [], "graph_check": None,
+                      "device_name": "x", "threads": 1,
+                      "quick": False, "method": "m"})
+    assert "Measured in 2 runs: commit a, d1; commit b, d2." in text

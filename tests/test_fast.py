@@ -147,3 +147,36 @@ def test_a_failed_capture_falls_back_to_the_eager_step(monkeypatch):
         fallback = fit(small_net(), problem, settings(num_iter=8, cuda_graph=True))
     assert torch.equal(eager.final, fallback.final) and fallback.steps == 8
     assert fallback.graph_steps == 0
+
+
+def test_step_lock_lets_a_capture_run_alone():
+    """Shared holders overlap; an exclusive holder waits for them, and new shared
+    holders wait for a waiting exclusive one."""
+    import threading
+    import time
+
+    lock, events = fast.StepLock(), []
+    inside = threading.Event()
+
+    def step(name, hold):
+        with lock.shared():
+            events.append(f"{name}+")
+            inside.set()
+            time.sleep(hold)
+            events.append(f"{name}-")
+
+    def capture():
+        with lock.exclusive():
+            events.append("capture")
+
+    a = threading.Thread(target=step, args=("a", 0.3))
+    a.start()
+    inside.wait()
+    c = threading.Thread(target=capture)
+    c.start()
+    time.sleep(0.05)  # the capture is waiting for a
+    b = threading.Thread(target=step, args=("b", 0.0))
+    b.start()
+    for t in (a, b, c):
+        t.join(5)
+    assert events == ["a+", "a-", "capture", "b+", "b-"]
