@@ -11,11 +11,13 @@ Measures, on the CPU or the GPU of this machine:
   Medians over all timed steps; ``ratio`` = median ours / median reference,
   ``ratio_paired`` the median of the step-by-step ratios.
 * **batched**: throughput of :func:`dip.batched.fit_batched` for N runs, per engine
-  (CPU: threads and grouped; CUDA: grouped), against N sequential single runs with
-  all the process's threads: ``sequential_s`` = N × the median wall time per step of
-  a whole :func:`dip.fit.fit` call, ``batched_s`` = the median wall time per step of
-  a whole ``fit_batched`` call (setup and the final output included on both sides),
-  single and batched calls alternating.
+  (CPU: threads and grouped; CUDA: also threads with CUDA graphs), against N
+  sequential single runs with all the process's threads: ``sequential_s`` = N × the
+  steady-state wall time per step of a :func:`dip.fit.fit` call, ``batched_s`` = that
+  of a ``fit_batched`` call, each the wall time of a long fit minus that of a short one
+  over the steps between (so set-up, warm-up steps, graph captures and the final
+  output cancel); medians, single and batched calls alternating; on CUDA one discarded
+  short fit first per shape (cudnn.benchmark's trials).
 * **peak memory**: of one paper-net fit per size, in a fresh subprocess. On the CPU
   the increase of the process's peak resident set size (``VmHWM`` of
   /proc/self/status) over its resident set just before the fit (after imports and
@@ -221,10 +223,11 @@ CUDA_ENGINES = {**ENGINES, "threads+graphs": ("threads", {"cuda_graph": True})}
 
 
 def _fit_wall(size, n, steps, device, engine=None, **kw):
-    """Wall time per step of one whole fit call (setup and final output included):
-    :func:`dip.fit.fit` for ``engine=None``, else :func:`dip.batched.fit_batched` of
-    ``n`` runs with that engine; ``kw`` are fit settings of every run. Also returns the
-    number of steps (all runs together) that ran as CUDA graph replays."""
+    """Wall time of one whole fit call of ``steps`` steps (setup and final output
+    included): :func:`dip.fit.fit` for ``engine=None``, else
+    :func:`dip.batched.fit_batched` of ``n`` runs with that engine; ``kw`` are fit
+    settings of every run. Also returns the number of steps (all runs together) that ran
+    as CUDA graph replays."""
     from dip.batched import fit_batched
     from dip.fit import fit
 
@@ -238,7 +241,24 @@ def _fit_wall(size, n, steps, device, engine=None, **kw):
     else:
         results = fit_batched(nets, problems, settings, engine=engine)
     _sync(device)
-    return (time.perf_counter() - t) / steps, sum(r.graph_steps for r in results)
+    return time.perf_counter() - t, sum(r.graph_steps for r in results)
+
+
+def _short_steps(device):
+    """Steps of the short fit whose wall time :func:`_step_cost` subtracts: past the
+    CUDA graph capture on CUDA."""
+    return GRAPH_WARMUP + 2 if device.type == "cuda" else 1
+
+
+def _step_cost(size, n, steps, device, engine=None, **kw):
+    """Steady-state wall time per step of a fit call (of all its runs together): the
+    wall time of a fit of ``short + steps`` steps minus that of ``short`` steps
+    (:func:`_short_steps`), over ``steps``; set-up, warm-up steps, graph captures and
+    the final output cancel. Also returns the long fit's graph steps."""
+    short = _short_steps(device)
+    long_wall, replayed = _fit_wall(size, n, short + steps, device, engine, **kw)
+    short_wall, _ = _fit_wall(size, n, short, device, engine, **kw)
+    return max(long_wall - short_wall, 1e-6) / steps, replayed
 
 
 def bench_single(size, repeats, steps, device, log, variant="default", **kw):
@@ -269,12 +289,17 @@ def bench_batched(size, ns, engines, repeats, steps, device, log):
     """Rows of ``{label: (engine, settings)}`` (:data:`ENGINES`) against N sequential
     eager runs."""
     rows = []
+    warm = device.type == "cuda"  # cudnn.benchmark tries its algorithms on new shapes
+    if warm:
+        _fit_wall(size, 1, _short_steps(device), device)
     for n in ns:
         for label, (name, kw) in engines.items():
+            if warm:
+                _fit_wall(size, n, _short_steps(device), device, name, **kw)
             times, single, replayed = [], [], 0
             for _ in range(repeats):  # alternate: one single run, then one batch of n
-                single.append(_fit_wall(size, 1, steps, device)[0])
-                t, g = _fit_wall(size, n, steps, device, name, **kw)
+                single.append(_step_cost(size, 1, steps, device)[0])
+                t, g = _step_cost(size, n, steps, device, name, **kw)
                 times.append(t)
                 replayed += g
             b = statistics.median(times)

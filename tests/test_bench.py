@@ -120,3 +120,21 @@ def test_merge_replaces_the_rows_measured_again():
                       "device_name": "x", "threads": 1,
                       "quick": False, "method": "m"})
     assert "Measured in 2 runs: commit a, d1; commit b, d2." in text
+
+
+def test_step_cost_subtracts_a_short_fit(monkeypatch):
+    """Set-up and warm-up cost the same in the long and the short fit and cancel."""
+    from dip import bench
+
+    calls = []
+
+    def wall(size, n, steps, device, engine=None, **kw):
+        calls.append(steps)
+        return 5.0 + 0.25 * steps, steps  # 5 s of set-up, 0.25 s a step
+
+    monkeypatch.setattr(bench, "_fit_wall", wall)
+    cost, replayed = bench._step_cost(64, 2, 8, torch.device("cpu"), "threads")
+    short = bench._short_steps(torch.device("cpu"))
+    assert calls == [short + 8, short] and replayed == short + 8
+    assert cost == pytest.approx(0.25)
+    assert bench._short_steps(torch.device("cuda")) > GRAPH_WARMUP  # past the capture
