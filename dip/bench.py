@@ -31,13 +31,13 @@ false until the last one has run). Usage::
     python -m dip.bench --quick    # < 5 min on 2 CPU cores
     python -m dip.bench --quick --amp-check 3000   # + fp32 vs bf16 PSNR (GPU)
 
-On CUDA, ``single`` has one row per variant of our step: ``fp32`` (the automatic fast
-paths: channels_last, cudnn.benchmark, fused Adam), ``fp32-nchw`` (without
-channels_last), ``fp32-graph`` (with CUDA graphs), ``bf16`` (with bf16 autocast) and the
-graph versions ``fp32-nchw-graph`` and ``bf16-graph``, each against the same eager fp32
-NCHW reference; ``batched`` compares the grouped
-engine, the threads engine (one CUDA stream per run) and the threads engine with each
-run's step replayed as CUDA graphs (``threads+graphs``) with N sequential eager runs.
+On CUDA, ``single`` has one row per variant of our step: ``fp32-graph`` (the automatic
+fast paths: channels_last, cudnn.benchmark, fused Adam, CUDA graphs), ``fp32-eager``
+(without graphs), ``fp32-nchw`` (eager, without channels_last), ``bf16`` (eager, bf16
+autocast) and the graph versions ``fp32-nchw-graph`` and ``bf16-graph``, each against the
+same eager fp32 NCHW reference; ``batched`` compares the grouped engine, the threads
+engine (one CUDA stream per run, eager steps) and the threads engine with each run's step
+replayed as CUDA graphs (``threads+graphs``) with N sequential default runs.
 """
 
 from __future__ import annotations
@@ -219,7 +219,8 @@ class _Reference:
 
 # Batched rows: label -> (dip.batched engine, fit settings of its runs).
 ENGINES = {"threads": ("threads", {}), "grouped": ("grouped", {})}
-CUDA_ENGINES = {**ENGINES, "threads+graphs": ("threads", {"cuda_graph": True})}
+CUDA_ENGINES = {"threads": ("threads", {"cuda_graph": False}), "grouped": ("grouped", {}),
+                "threads+graphs": ("threads", {"cuda_graph": True})}
 
 
 def _fit_wall(size, n, steps, device, engine=None, **kw):
@@ -536,7 +537,7 @@ def main(argv=None):
     ap.add_argument("--sizes", default=None,
                     help="comma-separated image sides of the single section (e.g. 256,512)")
     ap.add_argument("--variants", default=None,
-                    help="comma-separated variants of the single section (CUDA: fp32, "
+                    help="comma-separated variants of the single section (CUDA: fp32-eager, "
                          "fp32-nchw, fp32-graph, bf16, fp32-nchw-graph, bf16-graph)")
     ap.add_argument("--batched-sizes", default=None,
                     help="comma-separated image sides of the batched section (e.g. 256)")
@@ -572,8 +573,9 @@ def main(argv=None):
     if device.type == "cuda":  # steps cost milliseconds: more of them, all sizes, bf16 too
         sizes, big, repeats, steps = (64, 128, 256, 512), (), 3, 20
         batched_sizes, mem_batched = batched_sizes + (256,), mem_batched + ((256, 8),)
-        variants = {"fp32": {}, "fp32-nchw": {"channels_last": False},
-                    "fp32-graph": {"cuda_graph": True}, "bf16": {"amp": "bf16"},
+        eager = {"cuda_graph": False}
+        variants = {"fp32-eager": eager, "fp32-nchw": {"channels_last": False, **eager},
+                    "fp32-graph": {"cuda_graph": True}, "bf16": {"amp": "bf16", **eager},
                     "fp32-nchw-graph": {"channels_last": False, "cuda_graph": True},
                     "bf16-graph": {"amp": "bf16", "cuda_graph": True}}
         engines = CUDA_ENGINES

@@ -22,7 +22,7 @@ IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force", "checkpoi
 # code did before it existed.
 NEUTRAL = {"stop": "fixed", "seeds": 1,
            "fast": {"amp": "off", "channels_last": None, "fused_adam": None, "compile": False,
-                    "cuda_graph": False}}
+                    "cuda_graph": None}}
 
 
 def pick(table, *keys):

@@ -8,17 +8,21 @@ one step of the paper net in channels_last took 1.04× the NCHW time at 64² and
 0.89× at 256² and 0.76× at 512²; with oneDNN pinned to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``,
 as ``make`` does for CPU profiles) channels_last was slower at every size (1.13× at 256²).
 ``torch.compile`` was slower too (1.13× at 256², after 87 s of compilation). On CUDA the
-automatic choices are channels_last, ``cudnn.benchmark`` and the fused Adam; bf16 autocast
-(``amp='bf16'``), ``torch.compile`` (``compile=True``) and CUDA graphs
-(``cuda_graph=True``) are opt-in.
+automatic choices are channels_last, ``cudnn.benchmark``, the fused Adam and CUDA graphs;
+bf16 autocast (``amp='bf16'``) and ``torch.compile`` (``compile=True``) are opt-in.
 
-On an H200 the eager step of the paper net took 15–22 ms at every size from 64² to 512²:
-the GPU waits for the host to launch several hundred small kernels. A CUDA graph
+On an H200 the eager step of the paper net took 20–28 ms at every size from 64² to 512²
+(1.25–1.34× the eager reference of :mod:`dip.bench`, which has no monitors): the GPU
+waits for the host to launch several hundred small kernels. A CUDA graph
 (:class:`StepGraph`) launches the recorded forward/backward pass and the Adam update as
-two replays. Its loop is tested on the CPU (identical results); on a GPU a first capture
-failed (the warm-up had run on the legacy default stream) and the side-stream version
-has not run there yet, hence opt-in, with a fallback to the eager step if the capture
-fails.
+two replays: 9.0 / 9.6 / 11.7 / 19.9 ms at 64² / 128² / 256² / 512², 0.47 / 0.51 / 0.62 /
+0.98× the reference (at 512² both are bound by the GPU's work, not by launches). The
+same 500 steps of the paper's F16 σ 25 denoising, eager and as graphs, ended 0.03 dB
+apart (float sums in another order); an 11000-step paper inpainting run of House with
+graphs gave 38.90 dB (the paper's result image: 39.00). ``results/bench/nvidia-h200.md``
+has the numbers. A capture that fails falls back to the eager step with a warning; the
+loop is tested on the CPU, where a stand-in replays the step eagerly (identical results).
+bf16 was not faster, with or without graphs.
 """
 
 from __future__ import annotations
@@ -80,9 +84,10 @@ def use_fused_adam(settings, device: torch.device) -> bool:
 
 
 def use_cuda_graph(settings, device: torch.device) -> bool:
-    """CUDA graphs: opt-in (``cuda_graph=True``) until measured on a GPU (see
-    :class:`StepGraph`)."""
-    return bool(getattr(settings, "cuda_graph", False))
+    """CUDA graphs (:class:`StepGraph`): the setting, or automatic (on CUDA, not on the
+    CPU) when None. True on the CPU runs the graph loop with its eager stand-in."""
+    value = getattr(settings, "cuda_graph", None)
+    return device.type == "cuda" if value is None else bool(value)
 
 
 def _check_amp(settings) -> str:

@@ -80,9 +80,9 @@ class FitSettings:
         Wrap the net in ``torch.compile``.
     fused_adam : bool or None
         Fused Adam; None = on CUDA only.
-    cuda_graph : bool
-        Replay the step as CUDA graphs after :data:`dip.fast.GRAPH_WARMUP` eager steps
-        (opt-in; on the CPU the same loop runs without graphs).
+    cuda_graph : bool or None
+        Replay the step as CUDA graphs after :data:`dip.fast.GRAPH_WARMUP` eager steps;
+        None = on CUDA only (True on the CPU runs the same loop without graphs).
     """
 
     num_iter: int = 3000
@@ -107,7 +107,7 @@ class FitSettings:
     amp: str = "off"
     compile: bool = False
     fused_adam: bool | None = None
-    cuda_graph: bool = False
+    cuda_graph: bool | None = None
 
 
 @dataclass

@@ -67,11 +67,13 @@ def test_unknown_amp_mode_is_refused():
         fit(small_net(), problem, settings(num_iter=1, amp="fp8"))
 
 
-def test_cuda_graphs_are_opt_in():
+def test_cuda_graphs_are_automatic_on_cuda_only():
     s = FitSettings()
     assert not fast.use_cuda_graph(s, torch.device("cpu"))
-    assert not fast.use_cuda_graph(s, torch.device("cuda"))
-    assert fast.use_cuda_graph(FitSettings(cuda_graph=True), torch.device("cuda"))
+    assert fast.use_cuda_graph(s, torch.device("cuda"))
+    assert not fast.use_cuda_graph(FitSettings(cuda_graph=False), torch.device("cuda"))
+    # asked for on the CPU: the graph loop with its eager stand-in (tests use it)
+    assert fast.use_cuda_graph(FitSettings(cuda_graph=True), torch.device("cpu"))
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(reg_noise_std=0.0), dict(tv_weight=0.01)])
