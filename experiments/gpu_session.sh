@@ -15,9 +15,9 @@
 # Needs python3 with torch (CUDA) and this project's dependencies, and the registry images
 # under DIP_DATA_ROOT. Everything lands in WORKDIR: gpu.txt, bench/<gpu>.{json,md}, runs/
 # (one record per finished run; an interrupted run leaves only a hidden checkpoint), *.log.
-# The script ends within BUDGET_S (+ a few seconds); to bring WORKDIR back in one file
-# without checkpoints:
-#   tar czf OUT.tgz --exclude='.*.ckpt.pt' -C WORKDIR .
+# The script ends within BUDGET_S (+ a few seconds) and packs the finished records into
+# WORKDIR/records.tgz (hidden entries left out: checkpoints, half-written records; a
+# 512² paper checkpoint alone is ~27 MB), small enough to bring back in one file.
 set -uo pipefail
 work=${1:?usage: gpu_session.sh WORKDIR [BUDGET_S]}
 budget=${2:-540}
@@ -48,4 +48,8 @@ for item in "${items[@]}"; do
     progress=false item="$item" records="$work/runs" ${RUN_ARGS:-fast.cuda_graph=true} 2>&1 \
     | tail -n 4 | tee -a "$work/inpainting.log"
 done
+if [[ -d "$work/runs" ]]; then
+  tar czf "$work/records.tgz" --exclude='.*' -C "$work" runs
+  log "records.tgz: $(du -k "$work/records.tgz" | cut -f1) kB"
+fi
 log "done"
