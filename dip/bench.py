@@ -581,20 +581,19 @@ def main(argv=None):
         engines = CUDA_ENGINES
     if args.sizes:
         sizes, big = tuple(int(x) for x in args.sizes.split(",")), ()
-    if args.variants:
-        names = [x.strip() for x in args.variants.split(",") if x.strip()]
-        unknown = [x for x in names if x not in variants]
+    def chosen(table, names, what):  # the entries of a comma-separated choice
+        if not names:
+            return table
+        names = [x.strip() for x in names.split(",") if x.strip()]
+        unknown = [x for x in names if x not in table]
         if unknown:
-            ap.error(f"unknown variant {unknown[0]!r} here; choose from {', '.join(variants)}")
-        variants = {x: variants[x] for x in names}
+            ap.error(f"unknown {what} {unknown[0]!r} here; choose from {', '.join(table)}")
+        return {x: table[x] for x in names}
+
+    variants = chosen(variants, args.variants, "variant")
+    engines = chosen(engines, args.engines, "engine")
     if args.batched_sizes:
         batched_sizes = tuple(int(x) for x in args.batched_sizes.split(","))
-    if args.engines:
-        names = [x.strip() for x in args.engines.split(",") if x.strip()]
-        unknown = [x for x in names if x not in engines]
-        if unknown:
-            ap.error(f"unknown engine {unknown[0]!r} here; choose from {', '.join(engines)}")
-        engines = {x: engines[x] for x in names}
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     t0 = time.perf_counter()
     note = args.note or ("Single runs alternate ours/reference step by step in one process "

@@ -138,3 +138,14 @@ def test_step_cost_subtracts_a_short_fit(monkeypatch):
     assert calls == [short + 8, short] and replayed == short + 8
     assert cost == pytest.approx(0.25)
     assert bench._short_steps(torch.device("cuda")) > GRAPH_WARMUP  # past the capture
+
+
+@pytest.mark.parametrize("args, message", [(["--variants", "fp33"], "unknown variant 'fp33'"),
+                                           (["--engines", "vmap"], "unknown engine 'vmap'")])
+def test_unknown_choices_are_refused_in_one_line(args, message, capsys, tmp_path):
+    from dip.bench import main
+
+    with pytest.raises(SystemExit) as err:
+        main(args + ["--device", "cpu", "--out", str(tmp_path)])
+    assert err.value.code == 2 and message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written
