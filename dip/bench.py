@@ -288,7 +288,7 @@ def bench_single(size, repeats, steps, device, log, variant="default", **kw):
 
 def bench_batched(size, ns, engines, repeats, steps, device, log):
     """Rows of ``{label: (engine, settings)}`` (:data:`ENGINES`) against N sequential
-    eager runs."""
+    runs with the default settings."""
     rows = []
     warm = device.type == "cuda"  # cudnn.benchmark tries its algorithms on new shapes
     if warm:
@@ -515,8 +515,17 @@ def merge(old: dict, new: dict, part: dict) -> dict:
                                                            "seconds")}]
     res["parts"] = parts + [part]
     res["complete"] = new["complete"]  # the sections a cut-off earlier run lost stay empty
-    res["note"] = new["note"] if new["note"] != old.get("note") else old.get("note")
+    res["note"] = new["note"]
     return res
+
+
+def _sides(text: str) -> tuple[int, ...]:
+    """Image sides of a comma-separated option, e.g. '256,512'."""
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of image sides; give e.g. 256,512") from None
 
 
 def main(argv=None):
@@ -534,12 +543,12 @@ def main(argv=None):
     ap.add_argument("--skip", default="", help="comma-separated sections to leave out: "
                     "single, batched, memory")
     ap.add_argument("--name", default=None, help="file name instead of the device's")
-    ap.add_argument("--sizes", default=None,
+    ap.add_argument("--sizes", type=_sides, default=None,
                     help="comma-separated image sides of the single section (e.g. 256,512)")
     ap.add_argument("--variants", default=None,
                     help="comma-separated variants of the single section (CUDA: fp32-eager, "
                          "fp32-nchw, fp32-graph, bf16, fp32-nchw-graph, bf16-graph)")
-    ap.add_argument("--batched-sizes", default=None,
+    ap.add_argument("--batched-sizes", type=_sides, default=None,
                     help="comma-separated image sides of the batched section (e.g. 256)")
     ap.add_argument("--engines", default=None,
                     help="comma-separated engines of the batched section (e.g. threads+graphs)")
@@ -580,7 +589,7 @@ def main(argv=None):
                     "bf16-graph": {"amp": "bf16", "cuda_graph": True}}
         engines = CUDA_ENGINES
     if args.sizes:
-        sizes, big = tuple(int(x) for x in args.sizes.split(",")), ()
+        sizes, big = args.sizes, ()
     def chosen(table, names, what):  # the entries of a comma-separated choice
         if not names:
             return table
@@ -592,8 +601,7 @@ def main(argv=None):
 
     variants = chosen(variants, args.variants, "variant")
     engines = chosen(engines, args.engines, "engine")
-    if args.batched_sizes:
-        batched_sizes = tuple(int(x) for x in args.batched_sizes.split(","))
+    batched_sizes = args.batched_sizes or batched_sizes
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     t0 = time.perf_counter()
     note = args.note or ("Single runs alternate ours/reference step by step in one process "
@@ -657,6 +665,7 @@ def main(argv=None):
     save()
     log(f"wrote {out / slug}.json and .md in {res['seconds']:.0f} s")
     return res
+
 
 if __name__ == "__main__":
     main()

@@ -273,8 +273,9 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
             if graph is not None and not graph.captured and eager_steps >= fast.GRAPH_WARMUP:
                 if not graph.capture(forward_backward, optimizer.step, optimizer):
                     graph = None  # the capture failed (with a warning): go on eagerly
+            replaying = graph is not None and graph.captured
             with fast.STEP_LOCK.shared():
-                if graph is not None and graph.captured:
+                if replaying:
                     if s.reg_noise_std > 0:
                         noise.normal_(generator=noise_gen)
                     out, loss, data = graph.forward_backward()
@@ -291,7 +292,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
                 if info.rollback:
                     continue  # parameters were restored; redo this step with fresh input noise
                 out_avg = info.average()
-                if graph is not None and graph.captured:
+                if replaying:
                     graph.update()
                     graph_steps += 1
                 else:

@@ -10,8 +10,9 @@
 #   bash experiments/gpu_session.sh WORKDIR [BUDGET_S]
 #
 # Environment: BENCH_ARGS (default: --quick --graph-check 500; add --amp-check 3000 for
-# the bf16 check), BENCH_BUDGET_S (default 330), RUN_ARGS (overrides of the paper runs;
-# default fast.cuda_graph=true), DIP_COMMIT (the commit of a copied tree).
+# the bf16 check), BENCH_BUDGET_S (default 330), RUN_ARGS (overrides of the paper runs,
+# e.g. fast.cuda_graph=false; graphs are the default on CUDA), DIP_COMMIT (the commit of a
+# copied tree).
 # Needs python3 with torch (CUDA) and this project's dependencies, and the registry images
 # under DIP_DATA_ROOT. Everything lands in WORKDIR: gpu.txt, bench/<gpu>.{json,md}, runs/
 # (one record per finished run; an interrupted run leaves only a hidden checkpoint), *.log.
@@ -45,7 +46,7 @@ for item in "${items[@]}"; do
   log "paper inpainting: $item (${t} s left)"
   # shellcheck disable=SC2086
   timeout "$(( t - 5 ))" python3 -m dip experiment=table_inpainting profile=paper \
-    progress=false item="$item" records="$work/runs" ${RUN_ARGS:-fast.cuda_graph=true} 2>&1 \
+    progress=false item="$item" records="$work/runs" ${RUN_ARGS:-} 2>&1 \
     | tail -n 4 | tee -a "$work/inpainting.log"
 done
 if [[ -d "$work/runs" ]]; then

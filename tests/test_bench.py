@@ -149,3 +149,12 @@ def test_unknown_choices_are_refused_in_one_line(args, message, capsys, tmp_path
         main(args + ["--device", "cpu", "--out", str(tmp_path)])
     assert err.value.code == 2 and message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_size_lists_are_parsed_or_refused(capsys, tmp_path):
+    from dip.bench import _sides, main
+
+    assert _sides("256,512") == (256, 512)
+    with pytest.raises(SystemExit) as err:
+        main(["--sizes", "big", "--device", "cpu", "--out", str(tmp_path)])
+    assert err.value.code == 2 and "'big' is not a list of image sides" in capsys.readouterr().err
