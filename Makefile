@@ -44,18 +44,22 @@ demo: $(STAMP)
 	$(BIN)/dip experiment=demo
 
 # Paper tables: sweep (resumes: finished runs are skipped), then the table files under
-# results/tables/. PROFILE=paper for the official settings (GPU), quick for the CPU.
+# results/tables/ and their image grids and curves under results/figures/. PROFILE=paper
+# for the official settings (GPU), quick for the CPU.
 table-inpainting: $(STAMP)
 	$(DIP) experiment=table_inpainting $(ARGS)
 	$(REPORT) table table_inpainting --profile $(PROFILE) --root $(RECORDS) --out $(TABLES)
+	$(REPORT) figure table_inpainting --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
 
 table-denoising: $(STAMP)
 	$(DIP) experiment=table_denoising $(ARGS)
 	$(REPORT) table table_denoising --profile $(PROFILE) --root $(RECORDS) --out $(TABLES)
+	$(REPORT) figure table_denoising --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
 
 table-sr: $(STAMP)
 	$(DIP) experiment=table_sr $(ARGS)
 	$(REPORT) table table_sr --profile $(PROFILE) --root $(RECORDS) --out $(TABLES)
+	$(REPORT) figure table_sr --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
 
 tables: table-inpainting table-denoising table-sr
 

@@ -66,6 +66,8 @@ SMOKE = {
     "table_denoising": ["item=F16", "sigma=25,50"],
     "table_sr": ["item=set5/bird,set14/face", "factor=4"],
 }
+FIGURE_BLOCKS = {"table_inpainting": [""], "table_denoising": ["_sigma25", "_sigma50"],
+                 "table_sr": ["_set14_x4", "_set5_x4"]}
 
 
 @pytest.mark.slow
@@ -90,6 +92,13 @@ def test_table_sweep_end_to_end_and_resume(sweep_dir, experiment):
     assert report.returncode == 0, report.stderr[-2000:]
     for ext in ("md", "csv", "tex"):
         assert (sweep_dir / "tables" / f"{experiment}_smoke.{ext}").is_file()
+    figures = sweep_dir / "figures"
+    report = dip("figure", experiment, "--profile", "smoke", "--root", str(runs), "--out",
+                 str(figures), cwd=sweep_dir, module="dip.report")
+    assert report.returncode == 0, report.stderr[-2000:]
+    expected = {f"{experiment}_smoke{block}{kind}.png" for block in FIGURE_BLOCKS[experiment]
+                for kind in ("", "_curves")}
+    assert {p.name for p in figures.iterdir()} == expected
 
 
 @pytest.mark.slow
@@ -108,12 +117,14 @@ def test_make_table_runs_parallel_jobs_and_reproduces_exactly(tmp_path, data_roo
     root = CONFIG_DIR.parent
     args = ["make", "-s", "-C", str(root), "PROFILE=smoke", "JOBS=2",
             f"RECORDS={tmp_path / 'runs'}", f"TABLES={tmp_path / 'tables'}",
-            f"REPRO={tmp_path / 'again'}", "ARGS=item=house,Cameraman256 fit.num_iter=5"]
+            f"REPRO={tmp_path / 'again'}", f"FIGS={tmp_path / 'figures'}",
+            "ARGS=item=house,Cameraman256 fit.num_iter=5"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     first = subprocess.run([*args, "table-inpainting"], capture_output=True, text=True,
                            env=env, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     assert (tmp_path / "tables" / "table_inpainting_smoke.csv").is_file()
+    assert (tmp_path / "figures" / "table_inpainting_smoke.png").is_file()
     assert len(list((tmp_path / "runs").iterdir())) == 2
     again = subprocess.run([*args, "reproduce-inpainting"], capture_output=True, text=True,
                            env=env, timeout=900)

@@ -146,6 +146,8 @@ def test_figure_of_an_unrun_experiment_says_how_to_run_it(tmp_path):
         build_figure("fig_kate", "quick", root=tmp_path)
     with pytest.raises(DipError, match="unknown figure"):
         build_figure("fig_nope", "quick", root=tmp_path)
+    with pytest.raises(DipError, match="make table-sr PROFILE=quick"):
+        build_figure("table_sr", "quick", root=tmp_path)
 
 
 def test_every_figure_experiment_is_listed():
@@ -158,9 +160,11 @@ def test_results_readme_shows_every_table_figure_and_benchmark(tmp_path):
 
     (tmp_path / "tables").mkdir()
     (tmp_path / "figures").mkdir()
-    (tmp_path / "tables" / "table_sr_quick.md").write_text("caption\n\n| a |\n| --- |\n| 1 |\n")
+    for table in ("table_sr_quick", "table_denoising_quick", "table_denoising_quick_stop-wmv"):
+        (tmp_path / "tables" / f"{table}.md").write_text("caption\n\n| a |\n| --- |\n| 1 |\n")
     for name in ("fig_kate_quick.png", "fig_kate_quick_curves.png", "fig_prior_curves_quick_"
-                 "curves.png"):
+                 "curves.png", "table_sr_quick_set5_x4.png", "table_denoising_quick_sigma25.png",
+                 "table_denoising_quick_stop-wmv_sigma25.png"):
         Image.new("RGB", (4, 4)).save(tmp_path / "figures" / name)
     assert main(["readme", "--results", str(tmp_path)]) == 0
     text = (tmp_path / "README.md").read_text()
@@ -168,6 +172,14 @@ def test_results_readme_shows_every_table_figure_and_benchmark(tmp_path):
     assert "![fig_kate_quick](figures/fig_kate_quick.png)" in text
     assert "![fig_kate_quick_curves](figures/fig_kate_quick_curves.png)" in text
     assert "## Figure `fig_prior_curves_quick`" in text
+    # a table's grids sit under that table (the longest matching name), not as figures
+    sections = {part.split("`")[1]: part for part in text.split("\n## ")[1:]}
+    assert "table_sr_quick_set5_x4.png" in sections["table_sr_quick"]
+    assert "table_denoising_quick_sigma25.png" in sections["table_denoising_quick"]
+    assert "stop-wmv_sigma25" in sections["table_denoising_quick_stop-wmv"]
+    assert "stop-wmv" not in sections["table_denoising_quick"]
+    assert not [s for s in sections if s.startswith("table_") and s not in
+                ("table_sr_quick", "table_denoising_quick", "table_denoising_quick_stop-wmv")]
 
 
 def test_corruptions_do_not_share_the_random_stream_of_the_code():

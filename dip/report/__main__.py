@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                        description="Build one of the paper's figures from the run records "
                                    "of one profile.")
     f.add_argument("experiment", help="fig_architectures, fig_kate, fig_lr, fig_vase, "
-                                      "fig_restoration, fig_jpeg, fig_flash, fig_prior_curves")
+                                      "fig_restoration, fig_jpeg, fig_flash, fig_prior_curves, "
+                                      "or a table (table_inpainting, table_denoising, "
+                                      "table_sr: a grid of its images and their curves)")
     _record_options(f, "results/figures")
     c = sub.add_parser("compare", help="check that a rerun reproduces a table exactly",
                        description="Compare two table CSVs value by value; exit 1 on any "

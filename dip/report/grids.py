@@ -12,7 +12,10 @@ records share ``experiment``; its ``figure`` node says how to show them:
 
 :func:`build_figure` writes ``<out>/<experiment>_<profile>.png`` (grid) and
 ``<experiment>_<profile>_curves.png`` (PSNR or MSE against iteration for every run).
-Every figure carries its profile, iterations, device, seed and commit.
+The table experiments get the same pair per block (sigma, SR set and factor) from
+:func:`build_table_figure`: a row per image with its baselines and DIP's outputs, as the
+paper's comparison figures. Every figure carries its profile, iterations, device, seed
+and commit.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from dip.metrics import to_hwc
 from dip.report.figures import plt, save_figure
 from dip.report.tables import load_records
 
-__all__ = ["figure_records", "build_figure", "image_grid", "curves", "FIGURES"]
+__all__ = ["figure_records", "build_figure", "build_table_figure", "image_grid", "curves",
+           "FIGURES", "TABLE_FIGURES"]
 
 FIGURES = ("fig_architectures", "fig_kate", "fig_lr", "fig_vase", "fig_restoration",
            "fig_jpeg", "fig_flash", "fig_prior_curves")
@@ -94,7 +98,7 @@ def _title(name: str, value) -> str:
 
 
 def image_grid(panels, path, title: str = "", footer: str = "", inset=None,
-               ncols: int = 4) -> Path:
+               ncols: int = 4, panel_in: float = 3.0) -> Path:
     """Images in a grid, each titled (name and PSNR) and with a zoomed inset.
 
     Parameters
@@ -107,13 +111,16 @@ def image_grid(panels, path, title: str = "", footer: str = "", inset=None,
         Zoomed box as fractions of the image height/width/shorter side.
     ncols : int
         Panels per row.
+    panel_in : float
+        Width of a panel in inches (110 dpi).
     """
     n = len(panels)
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     h, w = to_hwc(panels[0][1]).shape[:2]
     fig, axes = plt.subplots(nrows, ncols, squeeze=False,
-                             figsize=(3.0 * ncols, 3.0 * nrows * h / w + 0.6 * nrows + 0.4))
+                             figsize=(panel_in * ncols,
+                                      panel_in * nrows * h / w + 0.6 * nrows + 0.4))
     for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, (name, img, value) in zip(axes.flat, panels, strict=False):
@@ -139,6 +146,8 @@ def curves(histories, path, *, y: str = "psnr_gt", logx: bool = False, title: st
         Logarithmic iteration axis (as in the paper's Fig. 2).
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    if len(histories) > 10:  # the default cycle repeats after 10 colours
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)
     for label, hist in histories:
         steps = hist["step"] + (1 if logx else 0)
         ax.plot(steps, hist[y], lw=1.2, label=label)
@@ -163,9 +172,15 @@ def _read(record: str, name: str):
 
 def build_figure(experiment: str, profile: str = "quick", root="results/runs",
                  out="results/figures") -> list[Path]:
-    """Write the figure(s) of ``experiment`` from its records; return the paths."""
+    """Write the figure(s) of ``experiment`` from its records; return the paths.
+
+    A table experiment gets its grids and curves from :func:`build_table_figure`.
+    """
+    if experiment in TABLE_FIGURES:
+        return build_table_figure(experiment, profile, root=root, out=out)
     if experiment not in FIGURES:
-        raise DipError(f"unknown figure {experiment!r}; choose one of {', '.join(FIGURES)}")
+        raise DipError(f"unknown figure {experiment!r}; choose one of "
+                       f"{', '.join(FIGURES + tuple(TABLE_FIGURES))}")
     df = figure_records(experiment, profile, root)
     spec = _spec(df.record.iloc[0])
     out = Path(out)
@@ -206,4 +221,114 @@ def build_figure(experiment: str, profile: str = "quick", root="results/runs",
     y = "psnr_gt" if has_gt else "loss"
     paths.append(curves(histories, out / f"{experiment}_{profile}_curves.png", y=y,
                         logx=spec.get("kind") == "curves", title=title, footer=footer))
+    return paths
+
+
+# --- table figures ------------------------------------------------------------------
+
+# Per table: the groups that get a figure each, the images shown (image_id, those of a
+# group's; the first four when none of them ran) and the panels of a row after the ground
+# truth and the corrupted input: (title, image file, metric column).
+TABLE_FIGURES = {
+    "table_inpainting": {"block": [], "rows": ["barbara", "house", "Lena512", "hill"],
+                         "panels": [
+        ("biharmonic", "baseline_biharmonic.png", "baseline_biharmonic"),
+        ("DIP", "restored.png", "psnr_final"),
+        ("DIP (averaged)", "restored_avg.png", "psnr_avg")]},
+    "table_denoising": {"block": ["sigma"], "rows": ["F16", "kodim03", "baboon"],
+                        "panels": [
+        ("NLM", "baseline_nlm.png", "baseline_nlm"),
+        ("CBM3D", "baseline_cbm3d.png", "baseline_cbm3d"),
+        ("DIP (averaged)", "restored_avg.png", "psnr_avg"),
+        ("DIP ensemble (averaged)", "restored_ensemble_avg.png", "psnr_ensemble_avg")]},
+    "table_sr": {"block": ["dataset", "factor"],
+                 "rows": ["baby", "butterfly", "bird", "zebra", "ppt3", "baboon"],
+                 "panels": [
+        ("bicubic", "baseline_bicubic.png", "baseline_bicubic"),
+        ("DIP", "restored.png", "psnr_final"),
+        ("DIP (averaged)", "restored_avg.png", "psnr_avg")]},
+}
+"""The table experiments that have figures (``dip.report figure table_...``)."""
+
+_BLOCK_NAMES = {"sigma": "sigma{}", "factor": "x{}", "dataset": "{}"}
+
+
+def _block_suffix(block: list[str], key) -> str:
+    key = key if isinstance(key, tuple) else (key,)
+    parts = []
+    for col, value in zip(block, key, strict=True):
+        if isinstance(value, float) and value == int(value):
+            value = int(value)
+        parts.append(_BLOCK_NAMES[col].format(value))
+    return "_".join(parts)
+
+
+def _first_seed(records: pd.DataFrame) -> pd.DataFrame:
+    """One record per image: the lowest seed (the one whose images the record keeps)."""
+    return records.sort_values(["image_id", "seed"], kind="stable").groupby(
+        "image_id", sort=False).head(1)
+
+
+def build_table_figure(experiment: str, profile: str = "quick", root="results/runs",
+                       out="results/figures", rows=None) -> list[Path]:
+    """Image grid and PSNR curves of a table experiment, one pair per block.
+
+    Each row of a grid is one image: ground truth, corrupted input, the classical
+    baselines and DIP's outputs, each with its PSNR (dB) and a zoomed inset. The curves
+    show the PSNR of every image's run against iteration (the averaged output for
+    denoising, as the paper reports it). Runs with early stopping are left out.
+
+    Parameters
+    ----------
+    experiment : {'table_inpainting', 'table_denoising', 'table_sr'}
+    profile : str
+        Profile of the records shown.
+    root, out : path-like
+        Records root; folder of the PNGs.
+    rows : list of str, optional
+        Images of the grids (``image_id`` values, in this order); default: those of
+        :data:`TABLE_FIGURES`, else the first four.
+
+    Returns
+    -------
+    list of Path
+        ``<out>/<experiment>_<profile>[_<block>].png`` and ``..._curves.png``, with
+        block e.g. ``sigma25`` or ``set5_x4``.
+    """
+    spec = TABLE_FIGURES[experiment]
+    records = load_records(root, experiment=experiment, profile=profile, stop="fixed")
+    if records.empty:
+        raise DipError(f"no records of {experiment} with profile {profile} under {root}; "
+                       f"run `make {experiment.replace('_', '-')} PROFILE={profile}` first")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    block = spec["block"]
+    groups = records.groupby(block, sort=True) if block else [((), records)]
+    y = "psnr_gt_avg" if experiment == "table_denoising" else "psnr_gt"
+    paths = []
+    for key, part in groups:
+        runs = _first_seed(part).set_index("image_id", drop=False)
+        shown = [i for i in (rows or spec["rows"]) if i in runs.index] or list(runs.index[:4])
+        # the columns every shown image has (a baseline may be missing, e.g. CBM3D)
+        cols = [p for p in spec["panels"]
+                if all((Path(runs.record[i]) / p[1]).is_file() for i in shown)]
+        suffix = _block_suffix(block, key) if block else ""
+        stem = "_".join(x for x in (experiment, profile, suffix) if x)
+        title = " — ".join(x for x in (experiment, suffix.replace("_", " "),
+                                       f"profile {profile}") if x)
+        panels = []
+        for i in shown:
+            run = runs.loc[i]
+            panels.append((f"{i}: ground truth", _read(run.record, "gt.png"), None))
+            panels.append(("corrupted", _read(run.record, "corrupted.png"),
+                           run.psnr_corrupted))
+            panels += [(name, _read(run.record, file), run.get(col)) for name, file, col in cols]
+        footer = _provenance(part)
+        paths.append(image_grid(panels, out / f"{stem}.png", title=title, footer=footer,
+                                inset=(0.35, 0.35, 0.3), ncols=2 + len(cols),
+                                panel_in=2.2))
+        histories = [(i, pd.read_csv(Path(r) / "history.csv"))
+                     for i, r in zip(runs.image_id, runs.record, strict=True)]
+        paths.append(curves(histories, out / f"{stem}_curves.png", y=y, title=title,
+                            footer=footer))
     return paths

@@ -35,11 +35,21 @@ def build_readme(results="results") -> Path:
     """Write ``<results>/README.md`` from the tables, figures and benchmarks found there."""
     results = Path(results)
     parts = [INTRO]
-    for md in sorted((results / "tables").glob("*.md")):
+    tables = sorted((results / "tables").glob("*.md"))
+    figures = sorted((results / "figures").glob("*.png"))
+    owner = {}  # a table's own figures (grids, curves) go under it: the longest prefix wins
+    for p in figures:
+        stems = [t.stem for t in tables if p.stem == t.stem or p.stem.startswith(t.stem + "_")]
+        if stems:
+            owner[p] = max(stems, key=len)
+    for md in tables:
+        shown = "".join(f"\n\n![{p.stem}](figures/{p.name})"
+                        for p in figures if owner.get(p) == md.stem)
         parts.append(_section(f"Table `{md.stem}`", md.read_text()
                               + f"\n\nFiles: [{md.name}](tables/{md.name}), "
-                              f"[csv](tables/{md.stem}.csv), [tex](tables/{md.stem}.tex)"))
-    figures = sorted((results / "figures").glob("*.png"))
+                              f"[csv](tables/{md.stem}.csv), [tex](tables/{md.stem}.tex)"
+                              + shown))
+    figures = [p for p in figures if p not in owner]
     for stem in sorted({p.stem.removesuffix("_curves") for p in figures}):
         shown = [p for p in figures if p.stem in (stem, f"{stem}_curves")]
         parts.append(_section(f"Figure `{stem}`", "\n\n".join(
