@@ -118,7 +118,7 @@ def image_grid(panels, path, title: str = "", footer: str = "", inset=None,
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     h, w = to_hwc(panels[0][1]).shape[:2]
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
                              figsize=(panel_in * ncols,
                                       panel_in * nrows * h / w + 0.6 * nrows + 0.4))
     for ax in axes.flat[n:]:
@@ -227,26 +227,28 @@ def build_figure(experiment: str, profile: str = "quick", root="results/runs",
 # --- table figures ------------------------------------------------------------------
 
 # Per table: the groups that get a figure each, the images shown (image_id, those of a
-# group's; the first four when none of them ran) and the panels of a row after the ground
-# truth and the corrupted input: (title, image file, metric column).
+# group's; the first four when none of them ran), the title of the corrupted input and the
+# panels of a row after the ground truth and the corrupted input: (title, image file,
+# metric column).
 TABLE_FIGURES = {
-    "table_inpainting": {"block": [], "rows": ["barbara", "house", "Lena512", "hill"],
-                         "panels": [
-        ("biharmonic", "baseline_biharmonic.png", "baseline_biharmonic"),
-        ("DIP", "restored.png", "psnr_final"),
-        ("DIP (averaged)", "restored_avg.png", "psnr_avg")]},
-    "table_denoising": {"block": ["sigma"], "rows": ["F16", "kodim03", "baboon"],
-                        "panels": [
-        ("NLM", "baseline_nlm.png", "baseline_nlm"),
-        ("CBM3D", "baseline_cbm3d.png", "baseline_cbm3d"),
-        ("DIP (averaged)", "restored_avg.png", "psnr_avg"),
-        ("DIP ensemble (averaged)", "restored_ensemble_avg.png", "psnr_ensemble_avg")]},
-    "table_sr": {"block": ["dataset", "factor"],
-                 "rows": ["baby", "butterfly", "bird", "zebra", "ppt3", "baboon"],
-                 "panels": [
-        ("bicubic", "baseline_bicubic.png", "baseline_bicubic"),
-        ("DIP", "restored.png", "psnr_final"),
-        ("DIP (averaged)", "restored_avg.png", "psnr_avg")]},
+    "table_inpainting": {
+        "block": [], "corrupted": "masked", "rows": ["barbara", "house", "Lena512", "hill"],
+        "panels": [("biharmonic", "baseline_biharmonic.png", "baseline_biharmonic"),
+                   ("DIP", "restored.png", "psnr_final"),
+                   ("DIP (averaged)", "restored_avg.png", "psnr_avg")]},
+    "table_denoising": {
+        "block": ["sigma"], "corrupted": "noisy", "rows": ["F16", "kodim03", "baboon"],
+        "panels": [("NLM", "baseline_nlm.png", "baseline_nlm"),
+                   ("CBM3D", "baseline_cbm3d.png", "baseline_cbm3d"),
+                   ("DIP (averaged)", "restored_avg.png", "psnr_avg"),
+                   ("DIP ensemble (averaged)", "restored_ensemble_avg.png",
+                    "psnr_ensemble_avg")]},
+    "table_sr": {
+        "block": ["dataset", "factor"], "corrupted": "low resolution",
+        "rows": ["baby", "butterfly", "bird", "zebra", "ppt3", "baboon"],
+        "panels": [("bicubic", "baseline_bicubic.png", "baseline_bicubic"),
+                   ("DIP", "restored.png", "psnr_final"),
+                   ("DIP (averaged)", "restored_avg.png", "psnr_avg")]},
 }
 """The table experiments that have figures (``dip.report figure table_...``)."""
 
@@ -320,7 +322,7 @@ def build_table_figure(experiment: str, profile: str = "quick", root="results/ru
         for i in shown:
             run = runs.loc[i]
             panels.append((f"{i}: ground truth", _read(run.record, "gt.png"), None))
-            panels.append(("corrupted", _read(run.record, "corrupted.png"),
+            panels.append((spec["corrupted"], _read(run.record, "corrupted.png"),
                            run.psnr_corrupted))
             panels += [(name, _read(run.record, file), run.get(col)) for name, file, col in cols]
         footer = _provenance(part)
