@@ -30,8 +30,11 @@ false until the last one has run). Usage::
     python -m dip.bench            # full: 64², 128², 256², 512²
     python -m dip.bench --quick    # < 5 min on 2 CPU cores
     python -m dip.bench --quick --amp-check 3000   # + fp32 vs bf16 PSNR (GPU)
+    python -m dip.bench --skip single,batched,memory --amp-check 1000 --check-crop 128
 
-On CUDA, ``single`` has one row per variant of our step: ``fp32-graph`` (the automatic
+On the CPU, ``single`` has a row for the default step (the automatic fast paths) and,
+except with ``--quick``, one with bf16 autocast (``bf16``). On CUDA, ``single`` has one
+row per variant of our step: ``fp32-graph`` (the automatic
 fast paths: channels_last, cudnn.benchmark, fused Adam, CUDA graphs), ``fp32-eager``
 (without graphs), ``fp32-nchw`` (eager, without channels_last), ``bf16`` (eager, bf16
 autocast) and the graph versions ``fp32-nchw-graph`` and ``bf16-graph``, each against the
@@ -314,9 +317,9 @@ def bench_batched(size, ns, engines, repeats, steps, device, log):
     return rows
 
 
-def _check_problem(problem, item="F16", sigma=25):
-    """The paper's noisy ``item`` (512², from the data root), else ``problem``, else a
-    synthetic 256² image; with a description."""
+def _check_problem(problem, item="F16", sigma=25, crop=None):
+    """The paper's noisy ``item`` (512², from the data root; its centre ``crop``×``crop``
+    when given), else ``problem``, else a synthetic 256² image; with a description."""
     from dip import DipError, tasks
     from dip.data import read
 
@@ -324,10 +327,14 @@ def _check_problem(problem, item="F16", sigma=25):
         try:
             gt = read(f"paper/denoising/{item}_GT.png")
             noisy = read(f"paper/denoising/sigma{sigma}/{item}_noisy.png")
-            return (tasks.denoising(gt=gt, noisy=noisy, sigma=sigma),
-                    f"paper/denoising/sigma{sigma}/{item}_noisy.png")
+            source = f"paper/denoising/sigma{sigma}/{item}_noisy.png"
+            if crop:
+                top, left = (gt.shape[-2] - crop) // 2, (gt.shape[-1] - crop) // 2
+                gt, noisy = (x[..., top:top + crop, left:left + crop] for x in (gt, noisy))
+                source += f" (centre {crop}² crop)"
+            return tasks.denoising(gt=gt, noisy=noisy, sigma=sigma), source
         except DipError:
-            problem = _problem(256)
+            problem = _problem(crop or 256)
     return problem, f"synthetic {problem.out_shape[-1]}² (sigma 25)"
 
 
@@ -351,20 +358,21 @@ def _compare(problem, device, log, num_iter, variants):
     return rows, diff
 
 
-def amp_check(device, log, num_iter=3000, problem=None):
+def amp_check(device, log, num_iter=3000, problem=None, crop=None):
     """PSNR of the paper's denoising run (skip net, lr 0.01, reg 1/30, ``num_iter``
     steps, seed 0) in fp32 and with bf16 autocast, on the paper's noisy F16 σ 25 (from
-    the data root; a synthetic 256² image when it is not there), or on ``problem``."""
-    problem, source = _check_problem(problem)
+    the data root, or its centre ``crop``; a synthetic image when it is not there), or on
+    ``problem``."""
+    problem, source = _check_problem(problem, crop=crop)
     rows, diff = _compare(problem, device, log, num_iter, {"off": {}, "bf16": {"amp": "bf16"}})
     for r in rows:
         r["amp"] = r.pop("variant")
     return {"image": source, "num_iter": num_iter, "runs": rows, "bf16_minus_fp32": diff}
 
 
-def graph_check(device, log, num_iter=300, problem=None):
+def graph_check(device, log, num_iter=300, problem=None, crop=None):
     """The same run eager and with CUDA graphs (equal up to the order of float sums)."""
-    problem, source = _check_problem(problem)
+    problem, source = _check_problem(problem, crop=crop)
     rows, diff = _compare(problem, device, log, num_iter,
                           {"eager": {"cuda_graph": False}, "graph": {"cuda_graph": True}})
     return {"image": source, "num_iter": num_iter, "runs": rows, "graph_minus_eager": diff}
@@ -540,14 +548,17 @@ def main(argv=None):
                          "and bf16 and compare PSNR (3000 = the paper's schedule)")
     ap.add_argument("--graph-check", type=int, default=0, metavar="ITERS",
                     help="also fit it for ITERS steps eager and with CUDA graphs")
+    ap.add_argument("--check-crop", type=int, default=None, metavar="SIDE",
+                    help="run those checks on a centre SIDE×SIDE crop (e.g. 128 on a CPU)")
     ap.add_argument("--skip", default="", help="comma-separated sections to leave out: "
                     "single, batched, memory")
     ap.add_argument("--name", default=None, help="file name instead of the device's")
     ap.add_argument("--sizes", type=_sides, default=None,
                     help="comma-separated image sides of the single section (e.g. 256,512)")
     ap.add_argument("--variants", default=None,
-                    help="comma-separated variants of the single section (CUDA: fp32-eager, "
-                         "fp32-nchw, fp32-graph, bf16, fp32-nchw-graph, bf16-graph)")
+                    help="comma-separated variants of the single section (CPU: default, bf16; "
+                         "CUDA: fp32-eager, fp32-nchw, fp32-graph, bf16, fp32-nchw-graph, "
+                         "bf16-graph)")
     ap.add_argument("--batched-sizes", type=_sides, default=None,
                     help="comma-separated image sides of the batched section (e.g. 256)")
     ap.add_argument("--engines", default=None,
@@ -577,7 +588,11 @@ def main(argv=None):
         batched_sizes, ns, mem_sizes = (64, 128), (1, 2, 4, 8), (64, 128, 256, 512)
         mem_batched = ((64, 8), (128, 8))
     engines = ENGINES
-    variants = {"default": {}}
+    # CPU: the automatic fast paths, and bf16 autocast (oneDNN's AMX / AVX-512 bf16
+    # kernels where the CPU has them; left out of --quick unless asked for)
+    variants = {"default": {}, "bf16": {"amp": "bf16"}}
+    if args.quick and not args.variants:
+        variants = {"default": {}}
     big_repeats, big_steps = 1, 2
     if device.type == "cuda":  # steps cost milliseconds: more of them, all sizes, bf16 too
         sizes, big, repeats, steps = (64, 128, 256, 512), (), 3, 20
@@ -652,10 +667,10 @@ def main(argv=None):
             res["batched"] += bench_batched(s, ns, engines, reps, steps + 1, device, log)
             save()
     if args.graph_check:
-        res["graph_check"] = graph_check(device, log, args.graph_check)
+        res["graph_check"] = graph_check(device, log, args.graph_check, crop=args.check_crop)
         save()
     if args.amp_check:
-        res["amp_check"] = amp_check(device, log, args.amp_check)
+        res["amp_check"] = amp_check(device, log, args.amp_check, crop=args.check_crop)
         save()
     if "memory" not in skip:
         res["peak_mem_mb"] = {str(s): bench_memory(s, 1, device, log) for s in mem_sizes}

@@ -57,6 +57,20 @@ def test_amp_check_reports_both_precisions():
     assert off["psnr_final"] != bf16["psnr_final"]  # autocast really ran in bf16
 
 
+def test_checks_run_on_a_centre_crop_of_the_paper_image(data_root, monkeypatch):
+    from dip.bench import _check_problem
+    from dip.data import read
+
+    monkeypatch.setenv("DIP_DATA_ROOT", str(data_root))
+    problem, source = _check_problem(None, crop=64)
+    assert source == "paper/denoising/sigma25/F16_noisy.png (centre 64² crop)"
+    assert problem.observation.shape == (1, 3, 64, 64)
+    gt = read("paper/denoising/F16_GT.png")
+    assert torch.equal(problem.gt[0], gt[..., 224:288, 224:288].reshape(3, 64, 64))  # 512²
+    whole, _ = _check_problem(None)
+    assert whole.observation.shape == (1, 3, 512, 512)
+
+
 def test_graph_check_compares_eager_and_graph_loops():
     from dip.bench import _problem, graph_check
 
