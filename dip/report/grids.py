@@ -31,7 +31,7 @@ from dip import DipError
 from dip.data import load_image
 from dip.metrics import to_hwc
 from dip.report.figures import plt, save_figure
-from dip.report.tables import load_records
+from dip.report.tables import _dataset_of, load_records
 
 __all__ = ["figure_records", "build_figure", "build_table_figure", "image_grid", "curves",
            "FIGURES", "TABLE_FIGURES"]
@@ -302,10 +302,13 @@ def build_table_figure(experiment: str, profile: str = "quick", root="results/ru
     if records.empty:
         raise DipError(f"no records of {experiment} with profile {profile} under {root}; "
                        f"run `make {experiment.replace('_', '-')} PROFILE={profile}` first")
+    if "dataset" in spec["block"]:  # records without one: as the SR table names it
+        records["dataset"] = [d if isinstance(d, str) and d else _dataset_of(i)
+                              for d, i in zip(records["dataset"], records["image"], strict=True)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     block = spec["block"]
-    groups = records.groupby(block, sort=True) if block else [((), records)]
+    groups = records.groupby(block, sort=True, dropna=False) if block else [((), records)]
     y = "psnr_gt_avg" if experiment == "table_denoising" else "psnr_gt"
     paths = []
     for key, part in groups:
