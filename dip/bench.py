@@ -321,7 +321,7 @@ def _check_problem(problem, item="F16", sigma=25, crop=None):
     """The paper's noisy ``item`` (512², from the data root; its centre ``crop``×``crop``
     when given), else ``problem``, else a synthetic 256² image; with a description."""
     from dip import DipError, tasks
-    from dip.data import read
+    from dip.data import center_crop, read
 
     if problem is None:
         try:
@@ -329,8 +329,7 @@ def _check_problem(problem, item="F16", sigma=25, crop=None):
             noisy = read(f"paper/denoising/sigma{sigma}/{item}_noisy.png")
             source = f"paper/denoising/sigma{sigma}/{item}_noisy.png"
             if crop:
-                top, left = (gt.shape[-2] - crop) // 2, (gt.shape[-1] - crop) // 2
-                gt, noisy = (x[..., top:top + crop, left:left + crop] for x in (gt, noisy))
+                gt, noisy = center_crop(gt, crop), center_crop(noisy, crop)
                 source += f" (centre {crop}² crop)"
             return tasks.denoising(gt=gt, noisy=noisy, sigma=sigma), source
         except DipError:
@@ -605,6 +604,7 @@ def main(argv=None):
         engines = CUDA_ENGINES
     if args.sizes:
         sizes, big = args.sizes, ()
+
     def chosen(table, names, what):  # the entries of a comma-separated choice
         if not names:
             return table

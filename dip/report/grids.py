@@ -31,7 +31,7 @@ from dip import DipError
 from dip.data import load_image
 from dip.metrics import to_hwc
 from dip.report.figures import plt, save_figure
-from dip.report.tables import _dataset_of, load_records
+from dip.report.tables import _int_or_none, load_records, with_datasets
 
 __all__ = ["figure_records", "build_figure", "build_table_figure", "image_grid", "curves",
            "FIGURES", "TABLE_FIGURES"]
@@ -165,6 +165,12 @@ def curves(histories, path, *, y: str = "psnr_gt", logx: bool = False, title: st
     return save_figure(fig, path)
 
 
+def _histories(labels, records) -> list:
+    """(label, history table) of each record, for :func:`curves`."""
+    return [(label, pd.read_csv(Path(r) / "history.csv"))
+            for label, r in zip(labels, records, strict=True)]
+
+
 def _read(record: str, name: str):
     path = Path(record) / name
     return load_image(path) if path.is_file() else None
@@ -216,8 +222,7 @@ def build_figure(experiment: str, profile: str = "quick", root="results/runs",
                                _read(row.record, "restored_avg.png"), None))
         paths.append(image_grid(panels, out / f"{experiment}_{profile}.png", title=title,
                                 footer=footer, inset=spec.get("inset")))
-    histories = [(label, pd.read_csv(Path(r) / "history.csv"))
-                 for label, r in zip(labels, df.record, strict=True)]
+    histories = _histories(labels, df.record)
     y = "psnr_gt" if has_gt else "loss"
     paths.append(curves(histories, out / f"{experiment}_{profile}_curves.png", y=y,
                         logx=spec.get("kind") == "curves", title=title, footer=footer))
@@ -257,12 +262,8 @@ _BLOCK_NAMES = {"sigma": "sigma{}", "factor": "x{}", "dataset": "{}"}
 
 def _block_suffix(block: list[str], key) -> str:
     key = key if isinstance(key, tuple) else (key,)
-    parts = []
-    for col, value in zip(block, key, strict=True):
-        if isinstance(value, float) and value == int(value):
-            value = int(value)
-        parts.append(_BLOCK_NAMES[col].format(value))
-    return "_".join(parts)
+    return "_".join(_BLOCK_NAMES[col].format(_int_or_none(value) if col != "dataset" else value)
+                    for col, value in zip(block, key, strict=True))
 
 
 def _first_seed(records: pd.DataFrame) -> pd.DataFrame:
@@ -303,8 +304,7 @@ def build_table_figure(experiment: str, profile: str = "quick", root="results/ru
         raise DipError(f"no records of {experiment} with profile {profile} under {root}; "
                        f"run `make {experiment.replace('_', '-')} PROFILE={profile}` first")
     if "dataset" in spec["block"]:  # records without one: as the SR table names it
-        records["dataset"] = [d if isinstance(d, str) and d else _dataset_of(i)
-                              for d, i in zip(records["dataset"], records["image"], strict=True)]
+        records = with_datasets(records)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     block = spec["block"]
@@ -332,8 +332,6 @@ def build_table_figure(experiment: str, profile: str = "quick", root="results/ru
         paths.append(image_grid(panels, out / f"{stem}.png", title=title, footer=footer,
                                 inset=(0.35, 0.35, 0.3), ncols=2 + len(cols),
                                 panel_in=2.2))
-        histories = [(i, pd.read_csv(Path(r) / "history.csv"))
-                     for i, r in zip(runs.image_id, runs.record, strict=True)]
-        paths.append(curves(histories, out / f"{stem}_curves.png", y=y, title=title,
-                            footer=footer))
+        paths.append(curves(_histories(runs.image_id, runs.record),
+                            out / f"{stem}_curves.png", y=y, title=title, footer=footer))
     return paths

@@ -402,9 +402,7 @@ SR_DIP = {4: "deep_prior", 8: "deep_prior_005"}
 
 def _sr(records, paper, profile):
     t = _this(profile)
-    records = records.copy()
-    records["dataset"] = [d if isinstance(d, str) and d else _dataset_of(s)
-                          for d, s in zip(records["dataset"], records["image"], strict=True)]
+    records = with_datasets(records)
     agg = _aggregate(records, ["dataset", "factor", "image_id"])
     ref = _Paper(paper, "sr")
     images, factors = list(agg["image_id"]), [_int_or_none(f) for f in agg["factor"]]
@@ -439,6 +437,14 @@ def _dataset_of(spec) -> str:
     """Dataset of an image spec when the record lacks one: its last folder but 'x4'-like."""
     folders = [p for p in re.split(r"[/\\]", str(spec))[:-1] if not re.fullmatch(r"x\d+", p)]
     return folders[-1] if folders else ""
+
+
+def with_datasets(records: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``records`` whose empty ``dataset`` fields name the image's folder."""
+    records = records.copy()
+    records["dataset"] = [d if isinstance(d, str) and d else _dataset_of(i)
+                          for d, i in zip(records["dataset"], records["image"], strict=True)]
+    return records
 
 
 BUILDERS = {"table_inpainting": _inpainting, "table_denoising": _denoising, "table_sr": _sr}
