@@ -126,10 +126,20 @@ class Downsampler(nn.Module):
     kernel_type : str
         See :func:`kernel_1d`.
     phase : {0, 0.5}
-        Sampling phase.
+        Sampling phase. An even-length kernel (phase 0.5) is centred between two
+        pixels, so it needs an even factor; for odd factors use phase 0.
     preserve_size : bool
         Replication-pad the input (official behaviour for SR and for
-        ``downsample_mode='lanczos2'`` inside the networks).
+        ``downsample_mode='lanczos2'`` inside the networks). The padding centres the
+        kernel on each factor×factor block, (taps − factor)/2 pixels a side, as the
+        official code does for its even factors; where that is not a whole number
+        (an odd-length kernel and an even factor) it pads (taps − 1)/2, the official
+        rule for odd-length kernels.
+
+    Raises
+    ------
+    ValueError
+        For a factor below 1 or an even-length kernel with an odd factor.
     """
 
     def __init__(self, n_planes: int, factor: int, kernel_type: str = "lanczos2",
@@ -141,7 +151,13 @@ class Downsampler(nn.Module):
         k = torch.from_numpy(kernel_1d(self.factor, kernel_type, phase, **kernel_kwargs)).float()
         self.register_buffer("kernel", k)
         n = k.numel()
-        self.pad = (n - 1) // 2 if n % 2 == 1 else (n - self.factor) // 2
+        if (n - self.factor) % 2 == 0:
+            self.pad = (n - self.factor) // 2
+        elif n % 2 == 1:
+            self.pad = (n - 1) // 2
+        else:
+            raise ValueError(f"a {n}-tap kernel (phase {phase}) cannot be centred on the "
+                             f"blocks of an odd factor {self.factor}; use phase=0")
         self.preserve_size = preserve_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

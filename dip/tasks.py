@@ -138,6 +138,9 @@ def sr(*, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None, factor
 
     Give ``hr`` (sides multiples of ``factor``) to synthesise the LR input with PIL
     Lanczos, as the official code; or give ``lr`` to upscale an image of your own.
+    Even factors use the official half-phase kernel; odd factors, which the official
+    code does not handle, use the odd-length (phase 0) Lanczos kernel, centred on the
+    middle pixel of each factor×factor block as PIL's LR pixel is.
     """
     if isinstance(factor, bool) or int(factor) != factor or factor < 2:
         raise DipError(f"SR factor must be an integer >= 2, got {factor}")
@@ -152,7 +155,8 @@ def sr(*, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None, factor
         lr = lr_image(hr, factor)
     c, h, w = lr.shape[-3:]
     out_shape = (c, h * factor, w * factor)
-    return Problem("sr", _batch(lr), Downsampler(c, factor, kernel_type, 0.5, True), out_shape,
+    phase = 0.5 if factor % 2 == 0 else 0.0
+    return Problem("sr", _batch(lr), Downsampler(c, factor, kernel_type, phase, True), out_shape,
                    gt=None if hr is None else _batch(hr), metric="psnr_y",
                    extras={"factor": factor, "lr": lr})
 

@@ -4,6 +4,7 @@ import torch
 
 from dip.corrupt import add_noise, bernoulli_mask, lr_image
 from dip.operators import Downsampler, Mask, get_kernel, kernel_1d
+from dip.tasks import sr
 
 
 def _official_lanczos_2d(factor, support, phase=0.5):
@@ -55,6 +56,33 @@ def test_downsampler_equals_full_2d_convolution():
     w[1, 1] = k
     ref = torch.nn.functional.conv2d(xp, w, stride=4)
     torch.testing.assert_close(d(x), ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("factor,phase", [(2, 0.5), (4, 0.5), (8, 0.5), (3, 0), (5, 0),
+                                          (2, 0), (4, 0)])
+def test_downsampler_size_and_centre(factor, phase):
+    """H×W → (H/f)×(W/f), and a ramp sampled where the kernel is centred: the middle of
+    each f×f block (f·i + (f − 1)/2) wherever the official padding allows it."""
+    d = Downsampler(1, factor, "lanczos2", phase=phase)
+    n = 8 * factor
+    ramp = torch.arange(n, dtype=torch.float64).expand(1, 1, n, n)
+    y = d.double()(ramp)
+    assert y.shape == (1, 1, 8, 8)
+    inner = y[0, 0, 4, 2:-2]  # away from the replicated borders
+    i = torch.arange(2, 6, dtype=torch.float64)
+    shift = (factor - 1) / 2 if (d.kernel.numel() - factor) % 2 == 0 else \
+        (d.kernel.numel() - 1) / 2 - d.pad  # odd kernel, even factor: official padding
+    torch.testing.assert_close(inner, factor * i + shift, rtol=0, atol=1e-5)
+
+
+def test_sr_problem_handles_odd_factors():
+    torch.manual_seed(0)
+    hr = torch.rand(3, 48, 48)
+    problem = sr(hr=hr, factor=3)
+    assert problem.observation.shape == (1, 3, 16, 16)
+    assert problem.operator(hr[None]).shape == problem.observation.shape
+    with pytest.raises(ValueError, match="odd factor 3; use phase=0"):
+        Downsampler(3, 3, "lanczos2", phase=0.5)
 
 
 def test_bad_kernel_and_factor():
