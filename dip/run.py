@@ -223,7 +223,8 @@ def build_problem(cfg: DictConfig) -> Problem:
         mask = crop(mask.amin(0, keepdim=True), mask=True)
     image = crop(image)
     gt = None if gt is None else crop(gt)
-    check_size(image, cfg.net)
+    check_size(image, cfg.net, "image" if cfg.crop is None else
+               f"image (centre crop {cfg.crop}, cut to a multiple of {m})")
     if task == "fitting":
         kind = str(cfg.get("signal", "image"))
         if kind not in SIGNALS:

@@ -76,6 +76,8 @@ BAD = {
                             "SR factor 3 does not divide"),
     "image too small": (["image=tiny.png"], "smaller than"),
     "8x8 image with a 5-scale net": (["image=eight.png"], "8×8 is smaller than"),
+    "crop too small for the net": (["image=ok.png", "crop=50"],
+                                   "image (centre crop 50, cut to a multiple of 32) 32×32"),
     "corrupted registry file": (["image=set5/baby.png", "data.root=root"], "sha256 mismatch"),
     "too large for memory": (["image=big.png", "memory_limit_gb=0.05"],
                              "image 512×512 needs about"),
