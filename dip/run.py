@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import dip
-from dip import DipError, nets, tasks
+from dip import DipError, DipNote, nets, tasks
 from dip.checkpoint import Checkpoint, discard
 from dip.config import config_hash
 from dip.corrupt import SIGNALS, pil_resize, signal
@@ -43,9 +44,9 @@ from dip.metrics import psnr
 from dip.stopping import STOP_MODES
 from dip.tasks import Problem
 
-__all__ = ["run", "record_dir", "build_problem", "build_net", "build_input", "net_multiple",
-           "min_size", "check_size", "set_threads", "existing_record", "record_run",
-           "versions", "git_commit", "fit_seeds", "checkpoint_path", "check_writable",
+__all__ = ["run", "record_dir", "build_problem", "build_net", "unused_net_keys", "build_input",
+           "net_multiple", "min_size", "check_size", "set_threads", "existing_record",
+           "record_run", "versions", "git_commit", "fit_seeds", "checkpoint_path", "check_writable",
            "check_fit_memory"]
 
 
@@ -85,14 +86,28 @@ def check_size(image: torch.Tensor, net_cfg: DictConfig, what: str = "image") ->
                        f"size {n}×{n}; use a larger image or a net with fewer scales")
 
 
+def unused_net_keys(cfg: DictConfig) -> list[str]:
+    """Keys of ``cfg.net`` that its builder does not take: settings an experiment wrote
+    for its own net (e.g. ``num_channels_skip`` of the skip net) when another net is
+    chosen (``net=encdec``). :func:`build_net` leaves them out."""
+    return sorted(set(cfg.net) - {"name"} - nets.builder_keys(cfg.net.name))
+
+
 def build_net(cfg: DictConfig, num_input_channels: int, num_output_channels: int):
-    """Network of ``cfg.net``, widths scaled by ``cfg.profile.width_scale``."""
+    """Network of ``cfg.net``, widths scaled by ``cfg.profile.width_scale``; the keys of
+    :func:`unused_net_keys` are left out. Settings the builder refuses (a per-level list
+    of the wrong length, an unknown mode) end as a one-line :class:`~dip.DipError`."""
     kwargs = OmegaConf.to_container(cfg.net, resolve=True)
     name = kwargs.pop("name")
+    for key in unused_net_keys(cfg):
+        kwargs.pop(key)
     scale = float(cfg.profile.width_scale)
-    if scale != 1.0:
-        kwargs = nets.scale_width(kwargs, name, scale)
-    return nets.build(name, num_input_channels, num_output_channels, **kwargs)
+    try:
+        if scale != 1.0:
+            kwargs = nets.scale_width(kwargs, name, scale)
+        return nets.build(name, num_input_channels, num_output_channels, **kwargs)
+    except ValueError as err:
+        raise DipError(f"net={name}: {err}; fix it with net.<key>=... overrides") from None
 
 
 def _read(spec, root, what: str) -> torch.Tensor:
@@ -657,6 +672,10 @@ def run(cfg: DictConfig) -> dict:
     if done is not None:
         return done
     out = record_dir(cfg)
+    unused = unused_net_keys(cfg)
+    if unused:
+        warnings.warn(f"net={cfg.net.name} does not take {', '.join(unused)} (set for "
+                      "another net, e.g. by the experiment); left out", DipNote, stacklevel=2)
     problem = build_problem(cfg)
     set_threads(cfg.get("threads"))
     z = build_input(cfg, problem)

@@ -29,6 +29,36 @@ def _compose(*overrides):
         return compose("config", overrides=list(overrides))
 
 
+NETS = sorted(p.stem for p in (CONFIG_DIR / "net").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e != "fig_architectures"])
+@pytest.mark.parametrize("net", NETS)
+def test_every_experiment_builds_every_net(experiment, net):
+    """Swapping the net of an experiment (the README's `net=encdec` sweep) builds that net;
+    the experiment's settings for its own net that the other one does not take are left out
+    (fig_architectures picks its nets with arch=)."""
+    from dip import DipError, nets
+    from dip.run import build_net, unused_net_keys
+
+    cfg = _compose(f"experiment={experiment}", f"net={net}", "profile=smoke")
+    assert cfg.net.name == net
+    unused = unused_net_keys(cfg)
+    assert not set(unused) & nets.builder_keys(net)
+    if net == "skip":
+        assert unused == []
+    if (experiment, net) == ("table_inpainting", "encdec"):
+        assert unused == ["num_channels_skip"]
+    assert unused_net_keys(_compose(f"net={net}")) == []  # the group's keys reach the builder
+    try:
+        built = build_net(cfg, 4, 3)
+    except DipError as err:  # e.g. fig_flash's 5 per-level upsampling modes, encdec depth 6
+        assert str(err).startswith(f"net={net}: ") and "\n" not in str(err)
+        assert net != "skip"
+    else:
+        assert sum(p.numel() for p in built.parameters()) > 0
+
+
 def test_table_settings_are_the_official_ones():
     inp = _compose("experiment=table_inpainting", "profile=paper", "item=boat")
     assert (inp.fit.lr, inp.fit.num_iter, inp.fit.reg_noise_std) == (0.001, 11000, 0.03)
@@ -99,6 +129,20 @@ def test_table_sweep_end_to_end_and_resume(sweep_dir, experiment):
     expected = {f"{experiment}_smoke{block}{kind}.png" for block in FIGURE_BLOCKS[experiment]
                 for kind in ("", "_curves")}
     assert {p.name for p in figures.iterdir()} == expected
+
+
+@pytest.mark.slow
+def test_sweep_over_another_net_runs_with_a_note(tmp_path, data_root):
+    """The README's architecture sweep on a table: net=encdec with two depths."""
+    runs = tmp_path / "runs"
+    proc = dip("-m", "experiment=table_inpainting", "profile=smoke", "progress=false",
+               "item=barbara", "net=encdec", "net.depth=2,4", "fit.num_iter=5",
+               "baselines=false", f"records={runs}", f"data.root={data_root}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("note: net=encdec does not take num_channels_skip") == 2
+    cfgs = [(p / "config.yaml").read_text() for p in runs.iterdir()]
+    assert len(cfgs) == 2 and all("name: encdec" in c for c in cfgs)
+    assert sorted(c.count("depth: 4") for c in cfgs) == [0, 1]
 
 
 @pytest.mark.slow

@@ -15,10 +15,10 @@ from torch import nn
 
 from dip import DipError
 from dip.nets.resnet import resnet
-from dip.nets.skip import encdec, skip
+from dip.nets.skip import ENCDEC_FIXED, encdec, skip
 from dip.nets.unet import unet
 
-__all__ = ["NETS", "build", "scale_width", "skip", "encdec", "resnet", "unet"]
+__all__ = ["NETS", "build", "builder_keys", "scale_width", "skip", "encdec", "resnet", "unet"]
 
 NETS: dict[str, Callable[..., nn.Module]] = {
     "skip": skip,
@@ -60,6 +60,24 @@ def build(name: str, num_input_channels: int, num_output_channels: int, **kwargs
     """
     _check_name(name)
     return NETS[name](num_input_channels, num_output_channels, **kwargs)
+
+
+def builder_keys(name: str) -> frozenset[str]:
+    """Keyword arguments that the builder ``name`` takes, besides the channel counts of
+    its input and output (for 'encdec': its own and those it passes on to :func:`skip`).
+
+    Raises
+    ------
+    dip.DipError
+        Unknown ``name``.
+    """
+    _check_name(name)
+    params = inspect.signature(NETS[name]).parameters
+    keys = {k for k, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    keys -= {"num_input_channels", "num_output_channels"}
+    if name == "encdec":
+        keys |= builder_keys("skip") - set(ENCDEC_FIXED)
+    return frozenset(keys)
 
 
 def _scale(c: int, scale: float) -> int:

@@ -129,6 +129,10 @@ def skip(num_input_channels: int = 2, num_output_channels: int = 3,
     return model
 
 
+ENCDEC_FIXED = ("num_channels_down", "num_channels_up", "num_channels_skip")
+"""Keywords of :func:`skip` that :func:`encdec` sets itself (from ``depth``, ``channels``)."""
+
+
 def encdec(num_input_channels: int, num_output_channels: int, depth: int = 6,
            channels: Sequence[int] = (16, 32, 64, 128, 128, 128), **kwargs) -> nn.Sequential:
     """Encoder-decoder without skip connections: :func:`skip` with zero skip widths.
@@ -149,7 +153,7 @@ def encdec(num_input_channels: int, num_output_channels: int, depth: int = 6,
     if not 1 <= depth <= len(channels):
         raise ValueError(f"encdec depth {depth} must be between 1 and len(channels) = "
                          f"{len(channels)}")
-    given = sorted({"num_channels_down", "num_channels_up", "num_channels_skip"} & set(kwargs))
+    given = sorted(set(ENCDEC_FIXED) & set(kwargs))
     if given:
         raise ValueError(f"encdec takes depth and channels, not {', '.join(given)}; "
                          "use skip for explicit per-level widths")
