@@ -44,10 +44,10 @@ from dip.metrics import psnr
 from dip.stopping import STOP_MODES
 from dip.tasks import Problem
 
-__all__ = ["run", "record_dir", "build_problem", "build_net", "unused_net_keys", "build_input",
-           "net_multiple", "min_size", "check_size", "set_threads", "existing_record",
-           "record_run", "versions", "git_commit", "fit_seeds", "checkpoint_path", "check_writable",
-           "check_fit_memory"]
+__all__ = ["run", "record_dir", "build_problem", "build_net", "unused_net_keys",
+           "note_unused_net_keys", "build_input", "net_multiple", "min_size", "check_size",
+           "set_threads", "existing_record", "record_run", "versions", "git_commit",
+           "fit_seeds", "checkpoint_path", "check_writable", "check_fit_memory"]
 
 
 def net_multiple(net_cfg: DictConfig) -> int:
@@ -91,6 +91,14 @@ def unused_net_keys(cfg: DictConfig) -> list[str]:
     for its own net (e.g. ``num_channels_skip`` of the skip net) when another net is
     chosen (``net=encdec``). :func:`build_net` leaves them out."""
     return sorted(set(cfg.net) - {"name"} - nets.builder_keys(cfg.net.name))
+
+
+def note_unused_net_keys(cfg: DictConfig) -> None:
+    """A ``note:`` line naming the keys of :func:`unused_net_keys`, if any."""
+    unused = unused_net_keys(cfg)
+    if unused:
+        warnings.warn(f"net={cfg.net.name} does not take {', '.join(unused)} (set for "
+                      "another net, e.g. by the experiment); left out", DipNote, stacklevel=2)
 
 
 def build_net(cfg: DictConfig, num_input_channels: int, num_output_channels: int):
@@ -672,10 +680,7 @@ def run(cfg: DictConfig) -> dict:
     if done is not None:
         return done
     out = record_dir(cfg)
-    unused = unused_net_keys(cfg)
-    if unused:
-        warnings.warn(f"net={cfg.net.name} does not take {', '.join(unused)} (set for "
-                      "another net, e.g. by the experiment); left out", DipNote, stacklevel=2)
+    note_unused_net_keys(cfg)
     problem = build_problem(cfg)
     set_threads(cfg.get("threads"))
     z = build_input(cfg, problem)

@@ -25,6 +25,7 @@ from dip.run import (
     build_net,
     build_problem,
     existing_record,
+    note_unused_net_keys,
     record_run,
     run,
     set_threads,
@@ -73,6 +74,7 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
             settings = settings_from(cfg)
             pick_device(settings.device)
             seed_everything(int(cfg.seed))
+            note_unused_net_keys(cfg)
             net = build_net(cfg, code_channels(settings), problem.out_shape[0])
         except DipError as err:
             outcomes[i] = err
