@@ -1,5 +1,8 @@
 """dip: a reproduction harness for Deep Image Prior (Ulyanov, Vedaldi, Lempitsky, CVPR 2018)."""
 
+import sys
+import warnings
+
 __version__ = "0.1.0"
 
 
@@ -12,3 +15,21 @@ class DipNote(UserWarning):
 
     The ``dip`` command prints it as one ``note: ...`` line on stderr.
     """
+
+
+def show_notes() -> None:
+    """Print every :class:`DipNote` as one ``note: ...`` line on stderr (even with
+    ``PYTHONWARNINGS=ignore``); other warnings keep Python's format."""
+    warnings.simplefilter("always", DipNote)
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DipNote):
+            print(f"note: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    if getattr(default, "_dip_notes", False):
+        return
+    show._dip_notes = True
+    warnings.showwarning = show

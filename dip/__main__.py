@@ -18,13 +18,12 @@ Sweep learning rates and seeds::
 from __future__ import annotations
 
 import sys
-import warnings
 
 import hydra
 from omegaconf import DictConfig
 
 import dip.config  # noqa: F401  (registers the `pick` resolver)
-from dip import DipError, DipNote
+from dip import DipError, show_notes
 
 
 def _summary(m: dict) -> str:
@@ -53,20 +52,11 @@ def _summary(m: dict) -> str:
     return "; ".join(parts) + f"\nwrote {m['out_dir']}"
 
 
-def _show(message, category, filename, lineno, file=None, line=None):
-    """Notes as one ``note: ...`` line; other warnings as Python formats them."""
-    if issubclass(category, DipNote):
-        print(f"note: {message}", file=sys.stderr)
-    else:
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
-
-
 @hydra.main(config_path=str(dip.config.CONFIG_DIR), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> float:
     from dip.run import run
 
-    warnings.simplefilter("always", DipNote)  # notes show even with PYTHONWARNINGS=ignore
-    warnings.showwarning = _show
+    show_notes()
     try:
         metrics = run(cfg)
     except DipError as err:

@@ -51,8 +51,10 @@ class BatchedLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
+        from dip import show_notes
         from dip.run_batched import run_batch
 
+        show_notes()
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
