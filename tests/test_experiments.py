@@ -132,10 +132,12 @@ def test_table_sweep_end_to_end_and_resume(sweep_dir, experiment):
 
 
 @pytest.mark.slow
-def test_sweep_over_another_net_runs_with_a_note(tmp_path, data_root):
+@pytest.mark.parametrize("launcher", ["basic", "batched"])
+def test_sweep_over_another_net_runs_with_a_note(tmp_path, data_root, launcher):
     """The README's architecture sweep on a table: net=encdec with two depths."""
     runs = tmp_path / "runs"
-    proc = dip("-m", "experiment=table_inpainting", "profile=smoke", "progress=false",
+    proc = dip("-m", f"launcher={launcher}", "experiment=table_inpainting", "profile=smoke",
+               "progress=false",
                "item=barbara", "net=encdec", "net.depth=2,4", "fit.num_iter=5",
                "baselines=false", f"records={runs}", f"data.root={data_root}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
