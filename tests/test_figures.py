@@ -141,6 +141,27 @@ def test_figure_sweep_end_to_end(tmp_path, data_root, experiment):
     assert grid.is_file() == (experiment != "fig_prior_curves")
 
 
+@pytest.mark.parametrize("experiment,labels", [
+    ("fig_architectures", ["encdec6", "encdec4", "encdec2", "resnet8", "unet5"]),
+    ("fig_prior_curves", ["image", "noisy", "shuffled", "noise"])])
+def test_figure_panels_follow_the_declared_sweep_not_the_finishing_order(tmp_path, experiment,
+                                                                          labels):
+    from dip.report.grids import figure_records, sweep_order
+
+    order = sweep_order(experiment, "quick")
+    assert sorted(order.values()) == list(range(len(labels)))
+    by_rank = sorted(order, key=order.get)
+    # parallel jobs finished last-declared first, plus one run outside the declared sweep
+    for i, h in enumerate([*reversed(by_rank), "0123456789ab"]):
+        rec = tmp_path / h
+        rec.mkdir()
+        label = labels[by_rank.index(h)] if h in order else "extra"
+        (rec / "metrics.json").write_text(json.dumps({
+            "experiment": experiment, "profile": "quick", "config_hash": h, "label": label,
+            "finished": f"2026-01-01T00:00:{i:02d}+0000", "image": "x.png"}))
+    assert list(figure_records(experiment, "quick", tmp_path).label) == [*labels, "extra"]
+
+
 def test_figure_of_an_unrun_experiment_says_how_to_run_it(tmp_path):
     with pytest.raises(DipError, match="dip -m experiment=fig_kate profile=quick"):
         build_figure("fig_kate", "quick", root=tmp_path)

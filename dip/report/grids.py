@@ -20,21 +20,25 @@ and commit.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from dip import DipError
+from dip.config import CONFIG_DIR, config_hash
 from dip.data import load_image
 from dip.metrics import to_hwc
 from dip.report.figures import plt, save_figure
 from dip.report.tables import _int_or_none, load_records, with_datasets
 
-__all__ = ["figure_records", "build_figure", "build_table_figure", "image_grid", "curves",
-           "FIGURES", "TABLE_FIGURES"]
+__all__ = ["figure_records", "sweep_order", "build_figure", "build_table_figure",
+           "image_grid", "curves", "FIGURES", "TABLE_FIGURES"]
 
 FIGURES = ("fig_architectures", "fig_kate", "fig_lr", "fig_vase", "fig_restoration",
            "fig_jpeg", "fig_flash", "fig_prior_curves")
@@ -44,14 +48,42 @@ BASELINE_NAMES = {"biharmonic": "biharmonic (skimage)", "nlm": "NLM (skimage)",
                   "cbm3d": "CBM3D", "bicubic": "bicubic"}
 
 
+def sweep_order(experiment: str, profile: str) -> dict[str, int]:
+    """Config hash → position of each run of the sweep that ``experiment`` declares
+    (``hydra.sweeper.params``, values in their written order) under ``profile``.
+
+    Empty when the configs cannot be composed here (e.g. inside a running Hydra app).
+    """
+    spec = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml")
+    params = OmegaConf.select(spec, "hydra.sweeper.params") or {}
+    keys = list(params)
+    choices = [str(params[k]).split(",") for k in keys]
+    order = {}
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            for i, values in enumerate(itertools.product(*choices)):
+                cfg = compose("config", overrides=[
+                    f"experiment={experiment}", f"profile={profile}",
+                    *(f"{k}={v.strip()}" for k, v in zip(keys, values, strict=True))])
+                order[config_hash(cfg)] = i
+    except (ValueError, HydraException):
+        return {}
+    return order
+
+
 def figure_records(experiment: str, profile: str, root="results/runs") -> pd.DataFrame:
-    """Records of one figure experiment and profile, in the order they finished."""
+    """Records of one figure experiment and profile: the runs of its declared sweep in
+    the sweep's order (:func:`sweep_order`), then any others in the order they finished."""
     df = load_records(root, profile=profile)
     df = df[df["experiment"] == experiment]
     if df.empty:
         raise DipError(f"no records of {experiment} with profile {profile} under {root}; "
                        f"run `dip -m experiment={experiment} profile={profile}` first")
-    return df.sort_values("finished", kind="stable").reset_index(drop=True)
+    df = df.sort_values("finished", kind="stable")
+    order = sweep_order(experiment, profile)
+    rank = df["config_hash"].map(order).fillna(len(order)) if "config_hash" in df else 0
+    return df.assign(_rank=rank).sort_values("_rank", kind="stable").drop(
+        columns="_rank").reset_index(drop=True)
 
 
 def _spec(record: str) -> dict:
