@@ -574,7 +574,7 @@ def main(argv=None):
         return _measure_memory(int(size), int(n), dev)
 
     from dip.fit import pick_device
-    from dip.run import device_name, git_commit
+    from dip.records import device_name, git_commit
 
     device = pick_device(args.device)
     log = lambda msg: print(msg, flush=True)  # noqa: E731

@@ -21,12 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 from dip import DipError
 from dip.batched import batch_key, can_group, fit_batched
 from dip.fit import code_channels, pick_device, seed_everything
+from dip.records import existing_record, record_run
 from dip.run import (
     build_net,
     build_problem,
-    existing_record,
     note_unused_net_keys,
-    record_run,
     run,
     set_threads,
     settings_from,

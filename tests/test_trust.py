@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import dip.run
+import dip.records
 from dip import DipError
 from dip.config import config_hash
 from dip.memory import check_memory, fit_cost
@@ -88,7 +88,7 @@ def test_disk_full_while_writing_is_one_clear_error_and_leaves_no_trace(tmp_path
     def full(path, image):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(dip.run, "save_image", full)
+    monkeypatch.setattr(dip.records, "save_image", full)
     with pytest.raises(DipError, match="no space left on device"):
         run(make_cfg(*FAST, f"image={image}", f"out_dir={out}", "force=true"))
     assert (out / "metrics.json").read_bytes() == earlier

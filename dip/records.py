@@ -1,0 +1,325 @@
+"""Run records: what a finished run writes, how it is found again, how it was made.
+
+A record is a folder ``records/<config hash>/`` (or ``out_dir``) holding ``metrics.json``
+(every number with its provenance: profile, iterations, device, seed, commit, versions),
+``config.yaml`` (the resolved config), ``history.csv`` and the output images. It is written
+into a temporary folder that is renamed into place at the end, so a record that exists is
+a finished run, and a failed write leaves an earlier record as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import dip
+from dip import DipError
+from dip.config import config_hash
+from dip.data import image_id, save_image
+from dip.fit import FitResult
+from dip.metrics import psnr
+from dip.tasks import Problem
+
+__all__ = ["record_dir", "existing_record", "record_run", "write_record", "check_writable",
+           "metrics_of", "ensemble", "ensemble_metrics", "ENSEMBLE_IMAGES", "git_commit",
+           "versions", "device_name", "machine"]
+
+
+def check_writable(out_dir: Path) -> None:
+    """DipError unless the folder that will hold ``out_dir`` can be created and written."""
+    parent = Path(out_dir).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as err:
+        raise DipError(_os_message(err, f"cannot write records to {parent}")) from None
+
+
+def _os_message(err: OSError, what: str) -> str:
+    reason = err.strerror or str(err) or type(err).__name__
+    if err.errno in (errno.EEXIST, errno.ENOTDIR):
+        reason = "part of the path is a file, not a folder"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{what}: no space left on device; free some space or point records=/out_dir="
+                " at another disk, then rerun (earlier records are untouched)")
+    return (f"{what}: {reason}; choose a writable folder with out_dir=... or records=..., "
+            "or fix its permissions")
+
+
+def git_commit() -> str:
+    """Commit of the source tree ('+dirty' with local changes).
+
+    The environment variable ``DIP_COMMIT``, when set, names it instead (a copied
+    tree, whose .git may be missing or stale); outside git without it: 'unknown'.
+    """
+    if os.environ.get("DIP_COMMIT"):
+        return os.environ["DIP_COMMIT"]
+    here = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=here,
+                              capture_output=True, text=True, timeout=10)
+        sha = head.stdout.strip() if head.returncode == 0 else ""
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        sha, dirty = "", ""
+    if not sha:
+        return "unknown"
+    return sha + ("+dirty" if sha and dirty.strip() else "")
+
+
+def versions() -> dict:
+    """Versions of what produced a number."""
+    import hydra
+    import skimage
+
+    return {"dip": dip.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "hydra": hydra.__version__, "skimage": skimage.__version__,
+            "python": platform.python_version()}
+
+
+def device_name(device: str) -> str:
+    """Human-readable device: GPU model, or CPU with its thread count and, when pinned,
+    oneDNN's instruction set (``ONEDNN_MAX_CPU_ISA``)."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return (f"cpu ({platform.machine()}, {torch.get_num_threads()} threads"
+            + (f", oneDNN {isa}" if isa else "") + ")")
+
+
+def machine() -> dict:
+    """The CPU that ran a fit and the instruction sets its kernels used: float results of
+    long fits differ between kernels (e.g. oneDNN's AVX2 and AVX-512 convolutions)."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model or platform.processor() or platform.machine(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+
+
+def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
+    """The numbers of a run, each with how it was made.
+
+    ``psnr_stop`` / ``iter_stop`` are the output and step of the detected stopping point
+    (stop=wmv or emv), or the final output and the number of steps (stop=fixed);
+    ``steps`` counts the steps run (fewer than ``num_iter`` when a run stopped early).
+    """
+    scored = problem.gt is not None
+    corrupted_view = problem.corrupted_view().cpu()
+    nan = float("nan")
+    return {
+        "experiment": cfg.name,
+        "label": cfg.get("label"),
+        "task": cfg.task.name,
+        "image": str(cfg.image),
+        "image_id": image_id(str(cfg.gt if cfg.corrupted and cfg.gt else cfg.image)),
+        "dataset": cfg.dataset,
+        "sigma": cfg.sigma if cfg.task.name == "denoising" else None,
+        "factor": int(cfg.factor) if cfg.task.name == "sr" else None,
+        "metric": problem.metric,
+        "psnr_corrupted": problem.score(corrupted_view) if scored else nan,
+        "psnr_final": problem.score(result.final) if scored else nan,
+        "psnr_avg": problem.score(result.average) if scored else nan,
+        "psnr_oracle": problem.score(result.oracle) if result.oracle is not None else nan,
+        "iter_oracle": result.iter_oracle,
+        "stop": str(cfg.stop),
+        "psnr_stop": problem.score(result.stop) if scored else nan,
+        "iter_stop": result.iter_stop,
+        "psnr_obs_final": psnr(problem.observation.cpu(),
+                               problem.operator.cpu()(result.final).detach()),
+        "num_iter": int(cfg.fit.num_iter),
+        "steps": result.steps,
+        "seconds": round(result.seconds, 3),
+        "sec_per_iter": round(result.seconds / max(1, result.steps), 5),
+        "status": result.status,
+        "resumed_at": result.resumed_at,
+        "backtracks": result.backtracks,
+        "device": result.device,
+        "device_name": device_name(result.device), "machine": machine(),
+        "memory_format": result.memory_format,
+        "graph_steps": result.graph_steps,
+        "seed": int(cfg.seed),
+        "seeds": [int(cfg.seed)],
+        "profile": cfg.profile.name,
+        "net": cfg.net.name,
+        "size": list(problem.out_shape),
+        "config_hash": config_hash(cfg),
+        "commit": git_commit(),
+        "versions": versions(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+ENSEMBLE_IMAGES = {"restored_ensemble": "final", "restored_ensemble_avg": "average"}
+"""Record image of a seed ensemble → the outputs of each seed it is the mean of."""
+
+
+def ensemble_metrics(problem: Problem, results: list[FitResult], seeds: list[int],
+                     means: dict[str, torch.Tensor]) -> dict:
+    """Numbers of a seed ensemble: each seed's PSNR of its final output, their mean and
+    sample std (ddof 1), the PSNR of the mean of the final outputs (``psnr_ensemble``)
+    and of the averaged outputs (``psnr_ensemble_avg``), and the fitting time of all
+    seeds (``seconds_seeds``; ``seconds`` is seed ``seed``'s alone). ``means`` are the
+    mean outputs named as in :data:`ENSEMBLE_IMAGES`."""
+    scored = problem.gt is not None
+    nan = float("nan")
+    values = [problem.score(r.final) if scored else nan for r in results]
+    return {
+        "seeds": [int(s) for s in seeds],
+        "psnr_seeds": values,
+        "psnr_seeds_mean": float(np.mean(values)),
+        "psnr_seeds_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "psnr_ensemble": problem.score(means["restored_ensemble"]) if scored else nan,
+        "psnr_ensemble_avg": problem.score(means["restored_ensemble_avg"]) if scored else nan,
+        "status_seeds": [r.status for r in results],
+        "seconds_seeds": round(sum(r.seconds for r in results), 3),
+    }
+
+
+def ensemble(results: list[FitResult], which: str = "final") -> torch.Tensor:
+    """Pixel-wise mean of the results' ``final`` (or ``average``) outputs."""
+    return torch.stack([getattr(r, which) for r in results]).mean(0)
+
+
+def _clean(obj):
+    """Replace NaN/inf by None so metrics.json is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitResult,
+                 metrics: dict, images: dict | None = None) -> Path:
+    """Write a run's files into a temporary directory, then move it to ``out_dir``.
+
+    ``images`` (name → tensor: network input image, baseline outputs, a seed ensemble's
+    mean outputs) are saved as ``<name>.png``. An OSError
+    (no permission, disk full) becomes a one-line DipError; the temporary directory is
+    removed and an earlier record at ``out_dir`` is left as it was.
+    """
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        _write_files(tmp, cfg, problem, result, metrics, images)
+        _replace_dir(tmp, out_dir)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise DipError(_os_message(err, f"cannot write the record {out_dir}")) from None
+        raise
+    return out_dir
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Move ``tmp`` to ``out_dir``; an existing ``out_dir`` is replaced only on success."""
+    if not out_dir.exists():
+        tmp.rename(out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    out_dir.rename(old)
+    try:
+        tmp.rename(out_dir)
+    except BaseException:
+        old.rename(out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult,
+                 metrics: dict, images: dict | None = None) -> None:
+    from dip.report.figures import plot_history, side_by_side
+
+    save_image(tmp / "restored.png", result.final)
+    save_image(tmp / "restored_avg.png", result.average)
+    save_image(tmp / "corrupted.png", problem.observation.cpu())
+    for name, img in (images or {}).items():
+        save_image(tmp / f"{name}.png", img.cpu())
+    panels = [("corrupted", problem.corrupted_view().cpu(), metrics["psnr_corrupted"]),
+              ("DIP", result.final, metrics["psnr_final"]),
+              ("DIP (averaged)", result.average, metrics["psnr_avg"])]
+    if problem.gt is not None:
+        save_image(tmp / "gt.png", problem.gt.cpu())
+        panels.insert(0, ("ground truth", problem.gt.cpu(), None))
+    if cfg.stop != "fixed":
+        save_image(tmp / "restored_stop.png", result.stop)
+        panels.append((f"DIP ({cfg.stop} stop, step {result.iter_stop})", result.stop,
+                       metrics["psnr_stop"]))
+    side_by_side(panels, tmp / "comparison.png",
+                 title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name} · "
+                       f"{cfg.fit.num_iter} it · seed {cfg.seed}")
+    result.history.to_csv(tmp / "history.csv", index=False)
+    plot_history(result.history, tmp / "curves.png",
+                 title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name}")
+    (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (tmp / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
+
+
+def record_dir(cfg: DictConfig) -> Path:
+    """Where a run's record goes: ``out_dir`` if set, else ``records/<config hash>``."""
+    if cfg.out_dir is not None:
+        return Path(cfg.out_dir)
+    return Path(cfg.records) / config_hash(cfg)
+
+
+def existing_record(cfg: DictConfig) -> dict | None:
+    """The stored metrics (``skipped = True``) when the run's record exists and
+    ``force`` is off, else None."""
+    out = record_dir(cfg)
+    if not (out / "metrics.json").is_file() or cfg.force:
+        return None
+    return {**json.loads((out / "metrics.json").read_text()), "skipped": True,
+            "out_dir": str(out)}
+
+
+def record_run(cfg: DictConfig, problem: Problem, results: list[FitResult],
+               seeds: list[int], z: torch.Tensor | None = None, **extra) -> dict:
+    """Score the fits of a run (and its baselines), write its record, return the metrics.
+
+    ``results`` are the fits of ``seeds`` (more than one: an ensemble); ``z`` the network
+    input when it is an image; ``extra`` goes into metrics.json as is.
+    """
+    problem.to("cpu")
+    result = results[0]
+    metrics = metrics_of(problem, result, cfg)
+    images = {} if z is None else {"input": z}
+    if len(results) > 1:
+        means = {name: ensemble(results, which) for name, which in ENSEMBLE_IMAGES.items()}
+        metrics.update(ensemble_metrics(problem, results, seeds, means))
+        images.update(means)
+    metrics.update(extra)
+    if cfg.baselines and problem.gt is not None:
+        from dip.baselines import run_baselines
+
+        outputs: dict = {}
+        metrics["baselines"] = run_baselines(problem, images=outputs)
+        images.update({f"baseline_{k}": v for k, v in outputs.items()})
+    metrics["out_dir"] = str(write_record(record_dir(cfg), cfg, problem, result, metrics,
+                                          images))
+    return metrics
