@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 
 from dip import DipError
+from dip.data import image_id
 from dip.report import tables
 from dip.report.__main__ import main
-from dip.report.tables import image_id, load_records, match_image, table, write_table
+from dip.report.records import load_records
+from dip.report.tables import match_image, table, write_table
 
 PAPER_CSV = Path(os.environ.get(tables.PAPER_ENV) or tables._default_paper_path())
 needs_paper = pytest.mark.skipif(not PAPER_CSV.is_file(), reason=f"no {PAPER_CSV}")
@@ -106,7 +108,7 @@ def test_match_image():
 
 
 def test_load_records_skips_hidden_and_empty_dirs(runs):
-    df = load_records(runs, "inpainting")
+    df = load_records(runs, "table_inpainting")
     assert len(df) == 5 and 77.0 not in set(df["psnr_final"])
     assert "baseline_biharmonic" in df
     assert len(load_records(runs, "table_inpainting", "quick")) == 3

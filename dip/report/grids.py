@@ -35,7 +35,7 @@ from dip.config import CONFIG_DIR, config_hash
 from dip.data import load_image
 from dip.metrics import to_hwc
 from dip.report.figures import plt, save_figure
-from dip.report.tables import _int_or_none, load_records, with_datasets
+from dip.report.records import int_or_none, load_records, with_datasets
 
 __all__ = ["figure_records", "sweep_order", "build_figure", "build_table_figure",
            "image_grid", "curves", "FIGURES", "TABLE_FIGURES"]
@@ -294,7 +294,7 @@ _BLOCK_NAMES = {"sigma": "sigma{}", "factor": "x{}", "dataset": "{}"}
 
 def _block_suffix(block: list[str], key) -> str:
     key = key if isinstance(key, tuple) else (key,)
-    return "_".join(_BLOCK_NAMES[col].format(_int_or_none(value) if col != "dataset" else value)
+    return "_".join(_BLOCK_NAMES[col].format(int_or_none(value) if col != "dataset" else value)
                     for col, value in zip(block, key, strict=True))
 
 

@@ -1,10 +1,9 @@
 """The paper's tables, rebuilt from run records next to the paper's own numbers.
 
-A record is one finished run: a directory under the records root (default
-``results/runs/``) holding ``metrics.json`` and ``config.yaml``. :func:`load_records`
-gathers them into a DataFrame; :func:`table` averages the runs of each image (over
-seeds, within one profile) and puts them beside the paper's numbers read from
-``paper_numbers.csv``; :func:`write_table` writes markdown, CSV and LaTeX.
+:func:`~dip.report.records.load_records` gathers the run records into a DataFrame;
+:func:`table` averages the runs of each image (over seeds, within one profile) and puts
+them beside the paper's numbers read from ``paper_numbers.csv``; :func:`write_table`
+writes markdown, CSV and LaTeX.
 
 Paper numbers only ever fill the "(paper)" columns; "(this run, PROFILE)" columns come
 only from records.
@@ -12,21 +11,18 @@ only from records.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-import warnings
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dip import DipError
-from dip.data import image_id
+from dip.report.records import int_or_none, load_records, with_datasets
 
-__all__ = ["image_id", "paper_numbers", "load_records", "table", "write_table",
+__all__ = ["paper_numbers", "table", "write_table",
            "markdown", "latex", "experiment_name", "match_image", "compare_tables",
            "write_text", "TABLES"]
 
@@ -36,13 +32,6 @@ TABLES = {"table_inpainting": "inpainting50", "table_denoising": "denoising", "t
 PAPER_ENV = "DIP_PAPER_NUMBERS"
 PAPER_COLUMNS = ["experiment", "dataset", "factor", "image", "method", "psnr_recomputed",
                  "psnr_printed"]
-RECORD_COLUMNS = ["experiment", "task", "image", "image_id", "profile", "sigma", "factor",
-                  "dataset", "seed", "num_iter", "psnr_corrupted", "psnr_final", "psnr_avg",
-                  "psnr_oracle", "device", "commit", "finished", "record"]
-NUMERIC = ["sigma", "factor", "seed", "num_iter", "crop", "height", "width", "psnr_corrupted",
-           "psnr_final", "psnr_avg", "psnr_oracle", "iter_oracle", "seconds", "psnr_stop",
-           "iter_stop", "steps", "psnr_seeds_mean", "psnr_seeds_std", "psnr_ensemble",
-           "psnr_ensemble_avg", "n_seeds"]
 MEAN = "mean"
 
 
@@ -81,17 +70,6 @@ def _natural(value) -> tuple:
     """Sort key: case-insensitive, numbers by value (set5 < set14, kodim2 < kodim12)."""
     parts = re.split(r"(\d+)", str(value).casefold())
     return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
-
-
-def _int_or_none(value):
-    """25.0 → 25; NaN/None/'' → None (factor and sigma keys)."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(x):
-        return None
-    return int(x) if x == int(x) else x
 
 
 # --- paper numbers ------------------------------------------------------------------
@@ -151,7 +129,7 @@ class _Paper:
     def value(self, method: str, image: str, factor=None, dataset=None) -> tuple[float, str]:
         rows = self.rows[self.rows["method"] == method]
         if factor is not None:
-            rows = rows[rows["factor"].map(_int_or_none) == factor]
+            rows = rows[rows["factor"].map(int_or_none) == factor]
         if dataset is not None and (rows["dataset"] == dataset).any():
             rows = rows[rows["dataset"] == dataset]
         name = match_image(image, rows["image"])
@@ -181,93 +159,6 @@ class _Paper:
         return ("Paper columns: the number printed in the paper where paper_numbers.csv has "
                 "one (psnr_printed), otherwise the PSNR recomputed from the authors' released "
                 "results (psnr_recomputed). Used here: " + ("; ".join(parts) or "none") + ".")
-
-
-# --- records ------------------------------------------------------------------------
-
-def _record_files(root: Path):
-    for path in sorted(root.rglob("metrics.json")):
-        if any(part.startswith(".") for part in path.parent.relative_to(root).parts):
-            continue
-        yield path
-
-
-def _read_record(path: Path) -> dict | None:
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        warnings.warn(f"skipping unreadable record {path}: {err}", stacklevel=3)
-        return None
-    if not isinstance(metrics, dict):
-        return None
-    row = {k: v for k, v in metrics.items()
-           if k != "baselines" and not isinstance(v, (dict, list))}
-    for name, value in (metrics.get("baselines") or {}).items():
-        row[f"baseline_{name}"] = value
-    if isinstance(metrics.get("seeds"), list):
-        row["n_seeds"] = len(metrics["seeds"])
-    size = metrics.get("size")
-    if isinstance(size, list) and len(size) == 3:
-        row["height"], row["width"] = size[1], size[2]
-    if "crop" not in row:
-        row["crop"] = _config_value(path.parent / "config.yaml", "crop")
-    if not row.get("image_id"):
-        row["image_id"] = image_id(row.get("image") or path.parent.name)
-    if not row.get("finished"):
-        row["finished"] = datetime.fromtimestamp(path.stat().st_mtime).isoformat()
-    row["record"] = str(path.parent)
-    return row
-
-
-def _config_value(path: Path, key: str):
-    """A top-level value of a record's config.yaml (None when absent or unreadable)."""
-    import yaml
-
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    return config.get(key) if isinstance(config, dict) else None
-
-
-def load_records(root="results/runs", experiment=None, profile=None,
-                 stop=None) -> pd.DataFrame:
-    """All run records under ``root``, one row each.
-
-    Parameters
-    ----------
-    root : str or Path
-        Records root; every directory below it with a ``metrics.json`` is a record
-        (hidden directories, e.g. unfinished ``.NAME.tmp-PID``, are ignored).
-    experiment : str, optional
-        Keep only records of this experiment ('table_inpainting' or 'inpainting').
-    profile : str, optional
-        Keep only records of this profile.
-    stop : {'fixed', 'wmv', 'emv'}, optional
-        Keep only records of this stopping rule (records without one are 'fixed').
-
-    Returns
-    -------
-    pandas.DataFrame
-        The scalar fields of metrics.json plus ``baseline_<name>`` for each baseline,
-        ``image_id`` (derived from ``image`` when absent) and ``record`` (the directory).
-    """
-    root = Path(root)
-    rows = [] if not root.is_dir() else [_read_record(p) for p in _record_files(root)]
-    df = pd.DataFrame([r for r in rows if r is not None])
-    for col in RECORD_COLUMNS:
-        if col not in df:
-            df[col] = None
-    for col in [c for c in df if c in NUMERIC or c.startswith("baseline_")]:
-        df[col] = pd.to_numeric(df[col], errors="coerce")
-    if experiment is not None:
-        df = df[df["experiment"] == experiment_name(experiment)]
-    if profile is not None:
-        df = df[df["profile"] == profile]
-    if stop is not None:
-        modes = df["stop"].fillna("fixed") if "stop" in df else pd.Series("fixed", df.index)
-        df = df[modes == stop]
-    return df.reset_index(drop=True)
 
 
 # --- tables -------------------------------------------------------------------------
@@ -377,7 +268,7 @@ def _denoising(records, paper, profile):
     t = _this(profile)
     agg = _aggregate(records, ["sigma", "image_id"])
     ref = _Paper(paper, "denoising")
-    images, sigmas = list(agg["image_id"]), [_int_or_none(s) for s in agg["sigma"]]
+    images, sigmas = list(agg["image_id"]), [int_or_none(s) for s in agg["sigma"]]
     df = pd.DataFrame({"sigma": sigmas, "image": images, "runs": agg["runs"]})
     df[f"noisy ({t})"] = agg["psnr_corrupted"]
     df["noisy (paper)"] = ref.column("noisy (paper)", "noisy", images, sigmas)
@@ -405,7 +296,7 @@ def _sr(records, paper, profile):
     records = with_datasets(records)
     agg = _aggregate(records, ["dataset", "factor", "image_id"])
     ref = _Paper(paper, "sr")
-    images, factors = list(agg["image_id"]), [_int_or_none(f) for f in agg["factor"]]
+    images, factors = list(agg["image_id"]), [int_or_none(f) for f in agg["factor"]]
     datasets = list(agg["dataset"])
     df = pd.DataFrame({"dataset": datasets, "factor": factors, "image": images,
                        "runs": agg["runs"]})
@@ -433,20 +324,6 @@ def _sr(records, paper, profile):
     return _mean_std(_with_means(df, ["dataset", "factor"]), t), notes, ref
 
 
-def _dataset_of(spec) -> str:
-    """Dataset of an image spec when the record lacks one: its last folder but 'x4'-like."""
-    folders = [p for p in re.split(r"[/\\]", str(spec))[:-1] if not re.fullmatch(r"x\d+", p)]
-    return folders[-1] if folders else ""
-
-
-def with_datasets(records: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``records`` whose empty ``dataset`` fields name the image's folder."""
-    records = records.copy()
-    records["dataset"] = [d if isinstance(d, str) and d else _dataset_of(i)
-                          for d, i in zip(records["dataset"], records["image"], strict=True)]
-    return records
-
-
 BUILDERS = {"table_inpainting": _inpainting, "table_denoising": _denoising, "table_sr": _sr}
 
 
@@ -463,7 +340,7 @@ def _partial_blocks(df: pd.DataFrame, paper_rows: pd.DataFrame) -> list[str]:
         sub = paper_rows
         for col, value in zip(block, key, strict=True):
             col = BLOCK_TO_PAPER[col]
-            sub = sub[sub[col].map(_int_or_none if col == "factor" else str) == value]
+            sub = sub[sub[col].map(int_or_none if col == "factor" else str) == value]
         total = sub["image"].nunique()
         if len(part) < total:
             where = ", ".join(f"{c} {_fmt(v, c)}" for c, v in zip(block, key, strict=True))

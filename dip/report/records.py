@@ -1,0 +1,140 @@
+"""Run records read back for reports: one DataFrame row per finished run.
+
+A record is a directory under the records root (default ``results/runs/``) holding
+``metrics.json`` and ``config.yaml``, as :mod:`dip.records` writes it; hidden directories
+(unfinished ``.NAME.tmp-PID``, checkpoints) are not records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from dip.data import image_id
+
+__all__ = ["load_records", "with_datasets", "int_or_none", "RECORD_COLUMNS", "NUMERIC"]
+
+RECORD_COLUMNS = ["experiment", "task", "image", "image_id", "profile", "sigma", "factor",
+                  "dataset", "seed", "num_iter", "psnr_corrupted", "psnr_final", "psnr_avg",
+                  "psnr_oracle", "device", "commit", "finished", "record"]
+NUMERIC = ["sigma", "factor", "seed", "num_iter", "crop", "height", "width", "psnr_corrupted",
+           "psnr_final", "psnr_avg", "psnr_oracle", "iter_oracle", "seconds", "psnr_stop",
+           "iter_stop", "steps", "psnr_seeds_mean", "psnr_seeds_std", "psnr_ensemble",
+           "psnr_ensemble_avg", "n_seeds"]
+
+
+def _record_files(root: Path):
+    for path in sorted(root.rglob("metrics.json")):
+        if any(part.startswith(".") for part in path.parent.relative_to(root).parts):
+            continue
+        yield path
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        warnings.warn(f"skipping unreadable record {path}: {err}", stacklevel=3)
+        return None
+    if not isinstance(metrics, dict):
+        return None
+    row = {k: v for k, v in metrics.items()
+           if k != "baselines" and not isinstance(v, (dict, list))}
+    for name, value in (metrics.get("baselines") or {}).items():
+        row[f"baseline_{name}"] = value
+    if isinstance(metrics.get("seeds"), list):
+        row["n_seeds"] = len(metrics["seeds"])
+    size = metrics.get("size")
+    if isinstance(size, list) and len(size) == 3:
+        row["height"], row["width"] = size[1], size[2]
+    if "crop" not in row:
+        row["crop"] = _config_value(path.parent / "config.yaml", "crop")
+    if not row.get("image_id"):
+        row["image_id"] = image_id(row.get("image") or path.parent.name)
+    if not row.get("finished"):
+        row["finished"] = datetime.fromtimestamp(path.stat().st_mtime).isoformat()
+    row["record"] = str(path.parent)
+    return row
+
+
+def _config_value(path: Path, key: str):
+    """A top-level value of a record's config.yaml (None when absent or unreadable)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return config.get(key) if isinstance(config, dict) else None
+
+
+def load_records(root="results/runs", experiment=None, profile=None,
+                 stop=None) -> pd.DataFrame:
+    """All run records under ``root``, one row each.
+
+    Parameters
+    ----------
+    root : str or Path
+        Records root; every directory below it with a ``metrics.json`` is a record
+        (hidden directories, e.g. unfinished ``.NAME.tmp-PID``, are ignored).
+    experiment : str, optional
+        Keep only records of this experiment (its ``name``: 'table_inpainting',
+        'fig_kate', ...).
+    profile : str, optional
+        Keep only records of this profile.
+    stop : {'fixed', 'wmv', 'emv'}, optional
+        Keep only records of this stopping rule (records without one are 'fixed').
+
+    Returns
+    -------
+    pandas.DataFrame
+        The scalar fields of metrics.json plus ``baseline_<name>`` for each baseline,
+        ``image_id`` (derived from ``image`` when absent) and ``record`` (the directory).
+    """
+    root = Path(root)
+    rows = [] if not root.is_dir() else [_read_record(p) for p in _record_files(root)]
+    df = pd.DataFrame([r for r in rows if r is not None])
+    for col in RECORD_COLUMNS:
+        if col not in df:
+            df[col] = None
+    for col in [c for c in df if c in NUMERIC or c.startswith("baseline_")]:
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    if experiment is not None:
+        df = df[df["experiment"] == experiment]
+    if profile is not None:
+        df = df[df["profile"] == profile]
+    if stop is not None:
+        modes = df["stop"].fillna("fixed") if "stop" in df else pd.Series("fixed", df.index)
+        df = df[modes == stop]
+    return df.reset_index(drop=True)
+
+
+def _dataset_of(spec) -> str:
+    """Dataset of an image spec when the record lacks one: its last folder but 'x4'-like."""
+    folders = [p for p in re.split(r"[/\\]", str(spec))[:-1] if not re.fullmatch(r"x\d+", p)]
+    return folders[-1] if folders else ""
+
+
+def with_datasets(records: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``records`` whose empty ``dataset`` fields name the image's folder."""
+    records = records.copy()
+    records["dataset"] = [d if isinstance(d, str) and d else _dataset_of(i)
+                          for d, i in zip(records["dataset"], records["image"], strict=True)]
+    return records
+
+
+def int_or_none(value):
+    """25.0 → 25; NaN/None/'' → None (factor and sigma keys)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(x):
+        return None
+    return int(x) if x == int(x) else x
