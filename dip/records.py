@@ -78,7 +78,7 @@ def git_commit() -> str:
         sha, dirty = "", ""
     if not sha:
         return "unknown"
-    return sha + ("+dirty" if sha and dirty.strip() else "")
+    return sha + ("+dirty" if dirty.strip() else "")
 
 
 def versions() -> dict:
