@@ -41,6 +41,7 @@ def write_record(root: Path, name: str, crop=None, **metrics) -> Path:
               "factor": 4, "psnr_corrupted": 10.0, "psnr_final": 30.0, "psnr_avg": 30.5,
               "psnr_oracle": None, "iter_oracle": None, "num_iter": 1500, "seed": 0,
               "device": "cpu", "device_name": "cpu (x86_64, 2 threads)",
+              "machine": {"cpu": "Some CPU 9000", "cpu_capability": "AVX2"},
               "commit": "0123456789abcdef", "seconds": 1.0, "status": "ok",
               "config_hash": name, "finished": "2025-03-01T10:00:00+0000", "baselines": {}}
     record.update(metrics)
@@ -200,7 +201,7 @@ def test_write_table_files(runs, tmp_path):
     md = paths[0].read_text()
     first = md.splitlines()[0]
     for part in ("profile quick", "3 run(s)", "1500 iterations", "cpu (x86_64, 2 threads)",
-                 "0123456789ab", "2025-03-01", "paper_numbers.csv"):
+                 "CPU Some CPU 9000", "0123456789ab", "2025-03-01", "paper_numbers.csv"):
         assert part in first
     assert "| **mean** |" in md
     back = pd.read_csv(paths[1])

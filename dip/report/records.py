@@ -50,6 +50,9 @@ def _read_record(path: Path) -> dict | None:
         row[f"baseline_{name}"] = value
     if isinstance(metrics.get("seeds"), list):
         row["n_seeds"] = len(metrics["seeds"])
+    machine = metrics.get("machine")
+    if isinstance(machine, dict) and machine.get("cpu") and metrics.get("device") == "cpu":
+        row["cpu_model"] = str(machine["cpu"])  # CPU results depend on the CPU's kernels
     size = metrics.get("size")
     if isinstance(size, list) and len(size) == 3:
         row["height"], row["width"] = size[1], size[2]

@@ -365,6 +365,7 @@ def _provenance(records: pd.DataFrame) -> dict:
     crops = sorted({int(v) for v in records["crop"].dropna()}) if "crop" in records else []
     seeds = sorted({int(v) for v in records["n_seeds"].dropna()}) if "n_seeds" in records else []
     return {"runs": len(records), "iterations": iters, "devices": devices,
+            "cpus": values("cpu_model"),
             "commits": values("commit"), "dates": (dates[0], dates[-1]) if dates else None,
             "crops": crops, "seeds": seeds if any(k > 1 for k in seeds) else []}
 
@@ -441,6 +442,8 @@ def caption(df: pd.DataFrame) -> str:
         parts.append(f"{'/'.join(map(str, a['seeds']))} seeds a run")
     if a.get("devices"):
         parts.append("device " + ", ".join(a["devices"]))
+    if a.get("cpus"):
+        parts.append("CPU " + ", ".join(a["cpus"]))
     if a.get("commits"):
         parts.append("commit " + ", ".join(_short(c) for c in a["commits"]))
     if a.get("dates"):
