@@ -64,7 +64,8 @@ table-sr: $(STAMP)
 tables: table-inpainting table-denoising table-sr
 
 # Rerun the committed inpainting table from scratch (fresh records: earlier ones may come
-# from other kernels) and check that every value is the same.
+# from other kernels) and check that every value is the same; CPU numbers match only on
+# the CPU model that the table's caption names.
 reproduce-inpainting: $(STAMP)
 	rm -rf $(REPRO)/runs
 	$(DIP) experiment=table_inpainting $(ARGS) records=$(REPRO)/runs

@@ -321,3 +321,21 @@ def test_compare_tables_finds_every_changed_value(tmp_path):
         compare_tables(tmp_path / "a.csv", tmp_path / "short.csv")
     assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "same.csv")]) == 0
     assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]) == 1
+
+
+def test_compare_names_the_cpus_when_they_differ(tmp_path, capsys):
+    from dip.report.__main__ import main
+
+    for name, psnr, cpu in (("a", 31.0, "Xeon X"), ("b", 31.5, "EPYC Y"), ("c", 31.5, "Xeon X")):
+        pd.DataFrame({"image": ["boat"], "psnr": [psnr]}).to_csv(tmp_path / f"{name}.csv",
+                                                                 index=False)
+        (tmp_path / f"{name}.md").write_text(
+            f"table_inpainting · profile quick · device cpu (x86_64, 1 threads) · CPU {cpu} · "
+            "commit abc. PSNR in dB; ...\n\n| image |\n")
+    assert tables.table_cpus(tmp_path / "a.csv") == "Xeon X"
+    assert tables.table_cpus(tmp_path / "none.csv") is None
+    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "made on CPU Xeon X, the rerun on CPU EPYC Y" in err
+    assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "c.csv")]) == 1
+    assert "made on CPU" not in capsys.readouterr().err  # same CPU, so no such note

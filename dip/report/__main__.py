@@ -86,13 +86,18 @@ def _figure(args) -> int:
 
 
 def _compare(args) -> int:
-    from dip.report.tables import compare_tables
+    from dip.report.tables import compare_tables, table_cpus
 
     diffs = compare_tables(args.reference, args.candidate)
     if diffs.empty:
         print(f"identical: {args.candidate} reproduces {args.reference}")
         return 0
     print(diffs.to_string(index=False))
+    made, rerun = table_cpus(args.reference), table_cpus(args.candidate)
+    if made != rerun:  # CPU numbers match only on the CPU model that made them
+        print(f"note: the reference was made on CPU {made or '(not named)'}, the rerun on "
+              f"CPU {rerun or '(not named)'}; CPU runs reproduce to the digit only on the "
+              "same CPU model", file=sys.stderr)
     print(f"error: {len(diffs)} value(s) differ from {args.reference}", file=sys.stderr)
     return 1
 

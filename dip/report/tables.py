@@ -22,7 +22,7 @@ import pandas as pd
 from dip import DipError
 from dip.report.records import int_or_none, load_records, with_datasets
 
-__all__ = ["paper_numbers", "table", "write_table",
+__all__ = ["paper_numbers", "table", "write_table", "table_cpus",
            "markdown", "latex", "experiment_name", "match_image", "compare_tables",
            "write_text", "TABLES"]
 
@@ -576,3 +576,17 @@ def compare_tables(reference, candidate) -> pd.DataFrame:
             if not same:
                 diffs.append({"row": i, "column": col, "reference": x, "candidate": y})
     return pd.DataFrame(diffs, columns=["row", "column", "reference", "candidate"])
+
+
+def table_cpus(path) -> str | None:
+    """The CPU model(s) named in the caption of the Markdown table beside a table CSV
+    (``<name>.md`` next to ``<name>.csv``), or None when there is none or no such part."""
+    md = Path(path).with_suffix(".md")
+    try:
+        first = md.read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    for part in first.split(". PSNR in dB")[0].split(" · "):
+        if part.startswith("CPU "):
+            return part[len("CPU "):]
+    return None
