@@ -428,6 +428,10 @@ def table(experiment: str, profile: str = "quick", root="results/runs",
 
 # --- output -------------------------------------------------------------------------
 
+CAPTION_SEP = " · "  # between the caption's parts; table_cpus reads them back
+CPU_PART = "CPU "
+
+
 def caption(df: pd.DataFrame) -> str:
     """One line: experiment, profile, runs, iterations, devices, commits, dates, sources."""
     a = df.attrs
@@ -443,13 +447,13 @@ def caption(df: pd.DataFrame) -> str:
     if a.get("devices"):
         parts.append("device " + ", ".join(a["devices"]))
     if a.get("cpus"):
-        parts.append("CPU " + ", ".join(a["cpus"]))
+        parts.append(CPU_PART + ", ".join(a["cpus"]))
     if a.get("commits"):
         parts.append("commit " + ", ".join(_short(c) for c in a["commits"]))
     if a.get("dates"):
         first, last = a["dates"]
         parts.append(first if first == last else f"{first} to {last}")
-    return (" · ".join(parts) + ". PSNR in dB; (paper) columns come from paper_numbers.csv, "
+    return (CAPTION_SEP.join(parts) + ". PSNR in dB; (paper) columns come from paper_numbers.csv, "
             "(this run) columns from the run records.")
 
 
@@ -586,7 +590,7 @@ def table_cpus(path) -> str | None:
         first = md.read_text().splitlines()[0]
     except (OSError, IndexError):
         return None
-    for part in first.split(". PSNR in dB")[0].split(" · "):
-        if part.startswith("CPU "):
-            return part[len("CPU "):]
+    for part in first.split(CAPTION_SEP):  # the CPU part is never the last one
+        if part.startswith(CPU_PART):
+            return part[len(CPU_PART):]
     return None
