@@ -9,12 +9,19 @@ DIP_DATA_ROOT ?= $(if $(wildcard ../shared/data/MANIFEST.csv),$(abspath ../share
 export DIP_DATA_ROOT
 
 PROFILE ?= quick
-# CPU profiles pin oneDNN's convolutions to AVX2 (every x86-64 CPU of the last decade has
-# it): long fits are chaotic in float rounding, and oneDNN's AVX-512 kernels round
-# differently (measured: the quick Barbara run ends at 32.59 dB with AVX-512, 33.52 dB
-# with AVX2 on the same machine). Records and table captions name the pin.
+# CPU profiles pin the kernels' instruction set to AVX2 (every x86-64 CPU of the last
+# decade has it): long fits are chaotic in float rounding, and kernels of other widths
+# round differently (measured: the quick Barbara run ends at 32.59 dB with oneDNN's AVX-512
+# convolutions, 33.52 dB with its AVX2 ones, on the same machine). Three libraries choose
+# their code by the CPU: oneDNN (the large convolutions), PyTorch's own kernels
+# (ATEN_CPU_CAPABILITY) and MKL (the GEMM of small and 1x1 convolutions; MKL_CBWR is its
+# conditional-reproducibility branch, which also fixes its cache-size choices; on an AMD
+# EPYC, unpinned MKL rounded differently from its AVX2 branch). Records and captions name
+# the pins.
 ifneq ($(PROFILE),paper)
 export ONEDNN_MAX_CPU_ISA ?= AVX2
+export ATEN_CPU_CAPABILITY ?= avx2
+export MKL_CBWR ?= AVX2
 endif
 # CPU profiles pin one thread per run (reproducible numbers), so their sweeps run JOBS
 # processes side by side (launcher=joblib); the paper profile runs one job at a time.
@@ -95,9 +102,11 @@ lint: $(STAMP)
 
 # Fit step vs an eager reference, batched throughput, peak memory:
 # results/bench/<device>.{json,md}. QUICK=1: < 5 min on 2 CPU cores. It times the
-# machine's own oneDNN kernels: the AVX2 pin above is dropped unless you set it yourself.
+# machine's own kernels: the AVX2 pins above are dropped unless you set them yourself.
 QUICK ?=
-BENCH_ENV := $(if $(filter file,$(origin ONEDNN_MAX_CPU_ISA)),env -u ONEDNN_MAX_CPU_ISA)
+PINS := ONEDNN_MAX_CPU_ISA ATEN_CPU_CAPABILITY MKL_CBWR
+BENCH_ENV := $(strip $(foreach v,$(PINS),$(if $(filter file,$(origin $(v))),-u $(v))))
+BENCH_ENV := $(if $(BENCH_ENV),env $(BENCH_ENV))
 bench: $(STAMP)
 	$(BENCH_ENV) $(BIN)/python -m dip.bench $(if $(QUICK),--quick)
 

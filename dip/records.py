@@ -34,7 +34,7 @@ from dip.tasks import Problem
 
 __all__ = ["record_dir", "existing_record", "record_run", "write_record", "check_writable",
            "metrics_of", "ensemble", "ensemble_metrics", "ENSEMBLE_IMAGES", "git_commit",
-           "versions", "device_name", "machine"]
+           "versions", "device_name", "machine", "kernel_pins", "KERNEL_PINS"]
 
 
 def check_writable(out_dir: Path) -> None:
@@ -91,14 +91,26 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
+# Environment variables that pin a CPU library's kernels to one instruction set, with the
+# name a caption gives each (the Makefile sets all three for the CPU profiles).
+KERNEL_PINS = (("ONEDNN_MAX_CPU_ISA", "oneDNN"), ("ATEN_CPU_CAPABILITY", "ATen"),
+               ("MKL_CBWR", "MKL"))
+
+
+def kernel_pins() -> list[str]:
+    """The kernel pins set in this process, e.g. ``['oneDNN AVX2', 'ATen AVX2', 'MKL AVX2']``
+    (values upper-cased; unset pins are left out)."""
+    return [f"{name} {os.environ[var].strip().upper()}" for var, name in KERNEL_PINS
+            if os.environ.get(var, "").strip()]
+
+
 def device_name(device: str) -> str:
-    """Human-readable device: GPU model, or CPU with its thread count and, when pinned,
-    oneDNN's instruction set (``ONEDNN_MAX_CPU_ISA``)."""
+    """Human-readable device: GPU model, or CPU with its thread count and the kernel pins
+    (:func:`kernel_pins`) in effect."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    return (f"cpu ({platform.machine()}, {torch.get_num_threads()} threads"
-            + (f", oneDNN {isa}" if isa else "") + ")")
+    return ", ".join([f"cpu ({platform.machine()}", f"{torch.get_num_threads()} threads",
+                      *kernel_pins()]) + ")"
 
 
 def machine() -> dict:
@@ -114,7 +126,7 @@ def machine() -> dict:
         pass
     return {"cpu": model or platform.processor() or platform.machine(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+            **{var.lower(): os.environ.get(var) for var, _ in KERNEL_PINS}}
 
 
 def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:

@@ -120,3 +120,17 @@ def test_memory_estimate_scales_with_pixels_and_width():
     side = int(str(err.value).split("crop=")[1].split(")")[0])
     assert side % 32 == 0 and per_wide * side ** 2 + fixed_wide <= need * 4
     assert "profile=quick" in str(err.value)
+
+
+def test_device_name_and_machine_name_each_kernel_pin_that_is_set(monkeypatch):
+    for var, _ in dip.records.KERNEL_PINS:
+        monkeypatch.delenv(var, raising=False)
+    assert "oneDNN" not in dip.records.device_name("cpu")
+    assert dip.records.kernel_pins() == []
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("MKL_CBWR", "avx2")
+    name = dip.records.device_name("cpu")
+    assert name.endswith("threads, oneDNN AVX2, MKL AVX2)") and "ATen" not in name
+    info = dip.records.machine()
+    assert info["onednn_max_cpu_isa"] == "AVX2" and info["mkl_cbwr"] == "avx2"
+    assert info["aten_cpu_capability"] is None
