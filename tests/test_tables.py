@@ -193,6 +193,24 @@ def test_sr_table(runs):
 
 
 @needs_paper
+def test_sr_table_shows_tv_and_srresnet_only_where_the_paper_numbers_have_them(runs):
+    ref = tables.paper_numbers(PAPER_CSV)
+    df = table("sr", "quick", root=runs, paper=ref)
+    assert "TV prior (paper)" not in df and "SRResNet (paper)" not in df
+    assert any(n.startswith("No column for TV prior (method TV) or SRResNet")
+               for n in df.attrs["notes"])
+    extra = ref[(ref["method"] == "LapSRN") & (ref["image"] == "baby")].copy()
+    extra["method"], extra["psnr_paper"] = "SRResNet", [31.5 + i for i in range(len(extra))]
+    df = table("sr", "quick", root=runs, paper=pd.concat([ref, extra], ignore_index=True))
+    rows = body(df).set_index(["dataset", "factor", "image"])
+    expected = extra.set_index(extra["factor"].astype(int))["psnr_paper"]
+    assert rows.loc[("set5", 4, "baby"), "SRResNet (paper)"] == expected[4]
+    assert pd.isna(rows.loc[("set14", 4, "zebra"), "SRResNet (paper)"])
+    assert "TV prior (paper)" not in df
+    assert any("No column for TV prior (method TV):" in n for n in df.attrs["notes"])
+
+
+@needs_paper
 def test_write_table_files(runs, tmp_path):
     df = table("table_inpainting", "quick", root=runs, paper=PAPER_CSV)
     paths = write_table(df, "table_inpainting", "quick", out_dir=tmp_path / "tables")

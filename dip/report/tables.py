@@ -289,6 +289,9 @@ def _denoising(records, paper, profile):
 
 
 SR_DIP = {4: "deep_prior", 8: "deep_prior_005"}
+# Paper columns of the SR table shown only where paper_numbers.csv has rows for them
+# (label, method): the paper prints these methods, the released results may lack them.
+SR_OPTIONAL = (("TV prior (paper)", "TV"), ("SRResNet (paper)", "SRResNet"))
 
 
 def _sr(records, paper, profile):
@@ -303,9 +306,17 @@ def _sr(records, paper, profile):
     df[f"bicubic ({t})"] = _col(agg, "baseline_bicubic")
     df["Bicubic (paper)"] = ref.column("Bicubic (paper)", "bicubic", images, factors, datasets)
     df["LapSRN (paper)"] = ref.column("LapSRN (paper)", "LapSRN", images, factors, datasets)
+    notes, absent = [], []
+    for label, method in SR_OPTIONAL:
+        if (ref.rows["method"] == method).any():
+            df[label] = ref.column(label, method, images, factors, datasets)
+        else:
+            absent.append(f"{label.removesuffix(' (paper)')} (method {method})")
+    if absent:
+        notes.append(f"No column for {' or '.join(absent)}: paper_numbers.csv has no "
+                     "per-image numbers for it.")
     dip = [SR_DIP.get(f, "deep_prior") for f in factors]
     df["DIP (paper)"] = ref.column("DIP (paper)", dip, images, factors, datasets)
-    notes = []
     if 8 in factors:
         alt = ["deep_prior_003" if f == 8 else "" for f in factors]
         df["DIP 003 (paper)"] = ref.column("DIP 003 (paper)", alt, images, factors, datasets)
