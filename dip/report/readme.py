@@ -18,11 +18,11 @@ INTRO = """# Results
 Tables, figures and benchmarks produced by this harness, each labelled with the profile,
 iterations, device, seed and commit that made it. `quick` results come from the CPU
 profile (documented centre crops or downscaled images, narrower nets, shorter schedules,
-one thread per run and, where the captions say `oneDNN AVX2, ATen AVX2, MKL AVX2`, the
-CPU kernels pinned to AVX2, so that a rerun on the CPU model named in the caption matches
-them digit for digit; tables whose captions name only the oneDNN pin round differently on
-another CPU model, where single images drift apart by tenths of a dB); `paper` results use
-the official settings. The two are never mixed in one column.
+one thread per run and the CPU kernels pinned to AVX2, as the captions say, so that a rerun
+on the CPU model named in the caption matches them digit for digit; with oneDNN alone
+pinned, single images drifted apart by tenths of a dB on another CPU model, and whether
+the ATen and MKL pins as well remove that is not measured yet); `paper` results use the
+official settings. The two are never mixed in one column.
 
 Regenerate: `make tables figures PROFILE=quick` (sweeps resume: finished runs are skipped),
 then `make readme`. Check the inpainting table: `make reproduce-inpainting`.
