@@ -12,9 +12,12 @@ __all__ = ["CONFIG_DIR", "pick", "part", "config_hash", "IDENTITY_EXCLUDE", "NEU
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 
-# Keys that do not change what a run computes: left out of its identity hash.
+# Keys that do not change what a run computes: left out of its identity hash. An
+# experiment's ``schedule`` is a per-profile look-up table whose picked values already
+# sit in the keys they set (fit.num_iter, crop, ...), so editing another profile's entry
+# keeps this profile's records.
 IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force", "checkpoint_every",
-                    "memory_limit_gb")
+                    "memory_limit_gb", "schedule")
 
 # Keys at the value that computes what runs computed before the key existed: left out of
 # the hash at that value, so that earlier records keep their identity. ``stopping`` only

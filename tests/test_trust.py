@@ -106,6 +106,17 @@ def test_settings_that_do_not_change_results_keep_the_record_identity():
     assert config_hash(make_cfg("seeds=3")) != base
 
 
+def test_editing_another_profiles_schedule_keeps_the_record_identity():
+    base = make_cfg("experiment=table_inpainting", "profile=quick")
+    other = make_cfg("experiment=table_inpainting", "profile=quick",
+                     "schedule.num_iter.paper=12000")
+    same = make_cfg("experiment=table_inpainting", "profile=quick",
+                    "schedule.num_iter.quick=3000")
+    assert other.schedule != base.schedule
+    assert config_hash(other) == config_hash(base)
+    assert same.fit.num_iter == 3000 and config_hash(same) != config_hash(base)
+
+
 def test_memory_estimate_scales_with_pixels_and_width():
     narrow = build_net(make_cfg("profile=smoke"), 32, 3)
     wide = build_net(make_cfg("profile=quick"), 32, 3)
