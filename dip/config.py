@@ -8,7 +8,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["CONFIG_DIR", "pick", "part", "config_hash", "IDENTITY_EXCLUDE", "NEUTRAL"]
+__all__ = ["CONFIG_DIR", "pick", "part", "config_hash", "IDENTITY_EXCLUDE", "LEGACY_EXCLUDE",
+           "NEUTRAL"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -18,6 +19,8 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 # keeps this profile's records.
 IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force", "checkpoint_every",
                     "memory_limit_gb", "schedule")
+# The identity before ``schedule`` was left out: records made then are still found.
+LEGACY_EXCLUDE = tuple(k for k in IDENTITY_EXCLUDE if k != "schedule")
 
 # Keys at the value that computes what runs computed before the key existed: left out of
 # the hash at that value, so that earlier records keep their identity. ``stopping`` only

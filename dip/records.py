@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import dip
 from dip import DipError
-from dip.config import config_hash
+from dip.config import LEGACY_EXCLUDE, config_hash
 from dip.data import image_id, save_image
 from dip.fit import FitResult
 from dip.metrics import psnr
@@ -294,10 +294,20 @@ def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult
 
 
 def record_dir(cfg: DictConfig) -> Path:
-    """Where a run's record goes: ``out_dir`` if set, else ``records/<config hash>``."""
+    """Where a run's record goes: ``out_dir`` if set, else ``records/<config hash>``.
+
+    A record stored under the hash of the earlier identity
+    (:data:`dip.config.LEGACY_EXCLUDE`), and not under the current one, is used where it
+    is: a resumed sweep skips it, and a forced rerun replaces it rather than adding a
+    second record that a table would count twice.
+    """
     if cfg.out_dir is not None:
         return Path(cfg.out_dir)
-    return Path(cfg.records) / config_hash(cfg)
+    out = Path(cfg.records) / config_hash(cfg)
+    legacy = Path(cfg.records) / config_hash(cfg, exclude=LEGACY_EXCLUDE)
+    if not (out / "metrics.json").is_file() and (legacy / "metrics.json").is_file():
+        return legacy
+    return out
 
 
 def existing_record(cfg: DictConfig) -> dict | None:

@@ -12,7 +12,7 @@ from PIL import Image
 
 import dip.records
 from dip import DipError
-from dip.config import config_hash
+from dip.config import LEGACY_EXCLUDE, config_hash
 from dip.memory import check_memory, fit_cost
 from dip.run import build_net, run
 from tests.test_cli import make_cfg, smooth_png
@@ -115,6 +115,21 @@ def test_editing_another_profiles_schedule_keeps_the_record_identity():
     assert other.schedule != base.schedule
     assert config_hash(other) == config_hash(base)
     assert same.fit.num_iter == 3000 and config_hash(same) != config_hash(base)
+
+
+def test_a_record_under_the_earlier_identity_is_found_and_replaced_in_place(tmp_path):
+    cfg = make_cfg("experiment=table_inpainting", "profile=quick", f"records={tmp_path}")
+    legacy = tmp_path / config_hash(cfg, exclude=LEGACY_EXCLUDE)
+    assert legacy.name != config_hash(cfg)
+    assert dip.records.record_dir(cfg).name == config_hash(cfg)  # nothing stored yet
+    legacy.mkdir()
+    (legacy / "metrics.json").write_text(json.dumps({"psnr_final": 30.0}))
+    assert dip.records.record_dir(cfg) == legacy
+    assert dip.records.existing_record(cfg)["psnr_final"] == 30.0
+    current = tmp_path / config_hash(cfg)
+    current.mkdir()
+    (current / "metrics.json").write_text(json.dumps({"psnr_final": 31.0}))
+    assert dip.records.existing_record(cfg)["psnr_final"] == 31.0
 
 
 def test_memory_estimate_scales_with_pixels_and_width():

@@ -31,7 +31,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from dip import DipError
-from dip.config import CONFIG_DIR, config_hash
+from dip.config import CONFIG_DIR, LEGACY_EXCLUDE, config_hash
 from dip.data import load_image
 from dip.metrics import to_hwc
 from dip.report.figures import plt, save_figure
@@ -50,7 +50,8 @@ BASELINE_NAMES = {"biharmonic": "biharmonic (skimage)", "nlm": "NLM (skimage)",
 
 def sweep_order(experiment: str, profile: str) -> dict[str, int]:
     """Config hash → position of each run of the sweep that ``experiment`` declares
-    (``hydra.sweeper.params``, values in their written order) under ``profile``.
+    (``hydra.sweeper.params``, values in their written order) under ``profile``; the
+    hashes of the earlier identity (:data:`dip.config.LEGACY_EXCLUDE`) map too.
 
     Empty when the configs cannot be composed here (e.g. inside a running Hydra app).
     """
@@ -66,6 +67,7 @@ def sweep_order(experiment: str, profile: str) -> dict[str, int]:
                     f"experiment={experiment}", f"profile={profile}",
                     *(f"{k}={v.strip()}" for k, v in zip(keys, values, strict=True))])
                 order[config_hash(cfg)] = i
+                order.setdefault(config_hash(cfg, exclude=LEGACY_EXCLUDE), i)
     except (ValueError, HydraException):
         return {}
     return order
