@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from dip import DipError
-from dip.config import CONFIG_DIR
+from dip.config import CONFIG_DIR, LEGACY_EXCLUDE
 from dip.corrupt import signal
 from dip.report.grids import FIGURES, build_figure
 from dip.run import build_input, build_problem, min_size, run
@@ -160,6 +160,16 @@ def test_figure_panels_follow_the_declared_sweep_not_the_finishing_order(tmp_pat
             "experiment": experiment, "profile": "quick", "config_hash": h, "label": label,
             "finished": f"2026-01-01T00:00:{i:02d}+0000", "image": "x.png"}))
     assert list(figure_records(experiment, "quick", tmp_path).label) == [*labels, "extra"]
+    # records stored under the earlier identity (schedule hashed too) keep their places
+    legacy = sweep_order(experiment, "quick", LEGACY_EXCLUDE)
+    assert sorted(legacy.values()) == list(range(len(labels))) and not set(legacy) & set(order)
+    old = tmp_path / "legacy"
+    for h, rank in sorted(legacy.items(), key=lambda kv: -kv[1]):
+        (old / h).mkdir(parents=True)
+        (old / h / "metrics.json").write_text(json.dumps({
+            "experiment": experiment, "profile": "quick", "config_hash": h,
+            "label": labels[rank], "finished": "2026-01-01T00:00:00+0000", "image": "x.png"}))
+    assert list(figure_records(experiment, "quick", old).label) == labels
 
 
 def test_figure_of_an_unrun_experiment_says_how_to_run_it(tmp_path):

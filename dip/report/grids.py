@@ -31,7 +31,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from dip import DipError
-from dip.config import CONFIG_DIR, LEGACY_EXCLUDE, config_hash
+from dip.config import CONFIG_DIR, IDENTITY_EXCLUDE, LEGACY_EXCLUDE, config_hash
 from dip.data import load_image
 from dip.metrics import to_hwc
 from dip.report.figures import plt, save_figure
@@ -48,10 +48,11 @@ BASELINE_NAMES = {"biharmonic": "biharmonic (skimage)", "nlm": "NLM (skimage)",
                   "cbm3d": "CBM3D", "bicubic": "bicubic"}
 
 
-def sweep_order(experiment: str, profile: str) -> dict[str, int]:
+def sweep_order(experiment: str, profile: str,
+                exclude=IDENTITY_EXCLUDE) -> dict[str, int]:
     """Config hash → position of each run of the sweep that ``experiment`` declares
-    (``hydra.sweeper.params``, values in their written order) under ``profile``; the
-    hashes of the earlier identity (:data:`dip.config.LEGACY_EXCLUDE`) map too.
+    (``hydra.sweeper.params``, values in their written order) under ``profile``, hashed
+    without the keys ``exclude`` (:data:`dip.config.LEGACY_EXCLUDE`: the earlier identity).
 
     Empty when the configs cannot be composed here (e.g. inside a running Hydra app).
     """
@@ -66,8 +67,7 @@ def sweep_order(experiment: str, profile: str) -> dict[str, int]:
                 cfg = compose("config", overrides=[
                     f"experiment={experiment}", f"profile={profile}",
                     *(f"{k}={v.strip()}" for k, v in zip(keys, values, strict=True))])
-                order[config_hash(cfg)] = i
-                order.setdefault(config_hash(cfg, exclude=LEGACY_EXCLUDE), i)
+                order[config_hash(cfg, exclude=exclude)] = i
     except (ValueError, HydraException):
         return {}
     return order
@@ -83,7 +83,9 @@ def figure_records(experiment: str, profile: str, root="results/runs") -> pd.Dat
                        f"run `dip -m experiment={experiment} profile={profile}` first")
     df = df.sort_values("finished", kind="stable")
     order = sweep_order(experiment, profile)
-    rank = df["config_hash"].map(order).fillna(len(order)) if "config_hash" in df else 0
+    # records made under the earlier identity take the same places
+    ranks = {**sweep_order(experiment, profile, LEGACY_EXCLUDE), **order} if order else {}
+    rank = df["config_hash"].map(ranks).fillna(len(order)) if "config_hash" in df else 0
     return df.assign(_rank=rank).sort_values("_rank", kind="stable").drop(
         columns="_rank").reset_index(drop=True)
 
