@@ -28,7 +28,10 @@ from dip import DipError, show_notes
 
 def _summary(m: dict) -> str:
     if m.get("skipped"):
-        return f"skipped {m['image']}: record exists at {m['out_dir']} (force=true reruns it)"
+        pins = f", made with other CPU kernel pins ({m['other_pins']})" if m.get(
+            "other_pins") else ""
+        return (f"skipped {m['image']}: record exists at {m['out_dir']}{pins} "
+                "(force=true reruns it)")
     parts = [f"{m['task']} of {m['image']}"]
     if m["psnr_final"] == m["psnr_final"]:  # not NaN
         parts.append(f"corrupted {m['psnr_corrupted']:.2f} dB -> restored {m['psnr_final']:.2f}"

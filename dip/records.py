@@ -97,11 +97,17 @@ KERNEL_PINS = (("ONEDNN_MAX_CPU_ISA", "oneDNN"), ("ATEN_CPU_CAPABILITY", "ATen")
                ("MKL_CBWR", "MKL"))
 
 
-def kernel_pins() -> list[str]:
-    """The kernel pins set in this process, e.g. ``['oneDNN AVX2', 'ATen AVX2', 'MKL AVX2']``
-    (values upper-cased; unset pins are left out)."""
-    return [f"{name} {os.environ[var].strip().upper()}" for var, name in KERNEL_PINS
-            if os.environ.get(var, "").strip()]
+def kernel_pins(env=None) -> list[str]:
+    """The kernel pins set in ``env`` (default: this process's environment; a record's
+    ``machine`` dict, whose keys are the lower-cased variables, works too), e.g.
+    ``['oneDNN AVX2', 'ATen AVX2', 'MKL AVX2']`` (values upper-cased; unset pins are left
+    out)."""
+    if env is None:
+        env = os.environ
+    else:
+        env = {var: env.get(var.lower()) for var, _ in KERNEL_PINS}
+    return [f"{name} {env[var].strip().upper()}" for var, name in KERNEL_PINS
+            if (env.get(var) or "").strip()]
 
 
 def device_name(device: str) -> str:
@@ -312,12 +318,19 @@ def record_dir(cfg: DictConfig) -> Path:
 
 def existing_record(cfg: DictConfig) -> dict | None:
     """The stored metrics (``skipped = True``) when the run's record exists and
-    ``force`` is off, else None."""
+    ``force`` is off, else None. A CPU record made under other kernel pins than this
+    process's (:func:`kernel_pins`) gets ``other_pins`` saying which."""
     out = record_dir(cfg)
     if not (out / "metrics.json").is_file() or cfg.force:
         return None
-    return {**json.loads((out / "metrics.json").read_text()), "skipped": True,
+    done = {**json.loads((out / "metrics.json").read_text()), "skipped": True,
             "out_dir": str(out)}
+    if done.get("device") == "cpu" and isinstance(done.get("machine"), dict):
+        then, now = kernel_pins(done["machine"]), kernel_pins()
+        if then != now:  # the record's numbers would round differently in this process
+            done["other_pins"] = (f"{', '.join(then) or 'no kernel pins'}; this process: "
+                                  f"{', '.join(now) or 'no kernel pins'}")
+    return done
 
 
 def record_run(cfg: DictConfig, problem: Problem, results: list[FitResult],

@@ -160,3 +160,21 @@ def test_device_name_and_machine_name_each_kernel_pin_that_is_set(monkeypatch):
     info = dip.records.machine()
     assert info["onednn_max_cpu_isa"] == "AVX2" and info["mkl_cbwr"] == "avx2"
     assert info["aten_cpu_capability"] is None
+
+
+def test_skipping_a_cpu_record_made_under_other_kernel_pins_says_so(tmp_path, monkeypatch):
+    from dip.__main__ import _summary
+
+    cfg = make_cfg(*FAST, f"records={tmp_path}")
+    out = dip.records.record_dir(cfg)
+    out.mkdir()
+    stored = {"image": "x.png", "device": "cpu", "machine": {"onednn_max_cpu_isa": "AVX2"}}
+    (out / "metrics.json").write_text(json.dumps(stored))
+    for var, _ in dip.records.KERNEL_PINS:
+        monkeypatch.setenv(var, "AVX2")
+    done = dip.records.existing_record(cfg)
+    assert done["other_pins"] == "oneDNN AVX2; this process: oneDNN AVX2, ATen AVX2, MKL AVX2"
+    assert "made with other CPU kernel pins (oneDNN AVX2; this process:" in _summary(done)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
+    monkeypatch.delenv("MKL_CBWR")
+    assert "other_pins" not in dip.records.existing_record(cfg)
