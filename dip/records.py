@@ -97,17 +97,17 @@ KERNEL_PINS = (("ONEDNN_MAX_CPU_ISA", "oneDNN"), ("ATEN_CPU_CAPABILITY", "ATen")
                ("MKL_CBWR", "MKL"))
 
 
-def kernel_pins(env=None) -> list[str]:
-    """The kernel pins set in ``env`` (default: this process's environment; a record's
-    ``machine`` dict, whose keys are the lower-cased variables, works too), e.g.
+def kernel_pins(stored: dict | None = None) -> list[str]:
+    """The kernel pins set in this process's environment, or those a record stored
+    (``stored``: its ``machine`` dict, keyed by the lower-cased variables), e.g.
     ``['oneDNN AVX2', 'ATen AVX2', 'MKL AVX2']`` (values upper-cased; unset pins are left
     out)."""
-    if env is None:
-        env = os.environ
-    else:
-        env = {var: env.get(var.lower()) for var, _ in KERNEL_PINS}
-    return [f"{name} {env[var].strip().upper()}" for var, name in KERNEL_PINS
-            if (env.get(var) or "").strip()]
+    if stored is None:
+        values = {var: os.environ.get(var) for var, _ in KERNEL_PINS}
+    else:  # machine() stores each pin under its lower-cased variable
+        values = {var: stored.get(var.lower()) for var, _ in KERNEL_PINS}
+    return [f"{name} {values[var].strip().upper()}" for var, name in KERNEL_PINS
+            if (values[var] or "").strip()]
 
 
 def device_name(device: str) -> str:
@@ -310,10 +310,10 @@ def record_dir(cfg: DictConfig) -> Path:
     if cfg.out_dir is not None:
         return Path(cfg.out_dir)
     out = Path(cfg.records) / config_hash(cfg)
+    if (out / "metrics.json").is_file():
+        return out
     legacy = Path(cfg.records) / config_hash(cfg, exclude=LEGACY_EXCLUDE)
-    if not (out / "metrics.json").is_file() and (legacy / "metrics.json").is_file():
-        return legacy
-    return out
+    return legacy if (legacy / "metrics.json").is_file() else out
 
 
 def existing_record(cfg: DictConfig) -> dict | None:

@@ -48,6 +48,32 @@ BASELINE_NAMES = {"biharmonic": "biharmonic (skimage)", "nlm": "NLM (skimage)",
                   "cbm3d": "CBM3D", "bicubic": "bicubic"}
 
 
+_SWEEPS: dict[tuple[str, str], tuple] = {}  # composed once per process (sweep_order)
+
+
+def _sweep_configs(experiment: str, profile: str) -> tuple:
+    """The composed config of each run of the sweep that ``experiment`` declares
+    (``hydra.sweeper.params``, values in their written order) under ``profile``; empty
+    (and not kept) when the configs cannot be composed here (e.g. inside a running Hydra
+    app)."""
+    if (experiment, profile) in _SWEEPS:
+        return _SWEEPS[experiment, profile]
+    spec = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml")
+    params = OmegaConf.select(spec, "hydra.sweeper.params") or {}
+    keys = list(params)
+    choices = [str(params[k]).split(",") for k in keys]
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            configs = tuple(compose("config", overrides=[
+                f"experiment={experiment}", f"profile={profile}",
+                *(f"{k}={v.strip()}" for k, v in zip(keys, values, strict=True))])
+                for values in itertools.product(*choices))
+    except (ValueError, HydraException):
+        return ()
+    _SWEEPS[experiment, profile] = configs
+    return configs
+
+
 def sweep_order(experiment: str, profile: str,
                 exclude=IDENTITY_EXCLUDE) -> dict[str, int]:
     """Config hash → position of each run of the sweep that ``experiment`` declares
@@ -56,21 +82,8 @@ def sweep_order(experiment: str, profile: str,
 
     Empty when the configs cannot be composed here (e.g. inside a running Hydra app).
     """
-    spec = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml")
-    params = OmegaConf.select(spec, "hydra.sweeper.params") or {}
-    keys = list(params)
-    choices = [str(params[k]).split(",") for k in keys]
-    order = {}
-    try:
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            for i, values in enumerate(itertools.product(*choices)):
-                cfg = compose("config", overrides=[
-                    f"experiment={experiment}", f"profile={profile}",
-                    *(f"{k}={v.strip()}" for k, v in zip(keys, values, strict=True))])
-                order[config_hash(cfg, exclude=exclude)] = i
-    except (ValueError, HydraException):
-        return {}
-    return order
+    return {config_hash(cfg, exclude=exclude): i
+            for i, cfg in enumerate(_sweep_configs(experiment, profile))}
 
 
 def figure_records(experiment: str, profile: str, root="results/runs") -> pd.DataFrame:
