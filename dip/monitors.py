@@ -203,37 +203,50 @@ class Backtrack(Monitor):
         self._consecutive = 0
         self._saved: list[torch.Tensor] = []
         self._last_psnr = -math.inf
-        self._cache: tuple = (None, [])
+        self._cache: tuple = (None, [], [])
 
-    def _tensors(self, info: StepInfo) -> list[torch.Tensor]:
-        """Parameters, buffers and optimiser state. Listed again only when the net, the
-        optimiser's state dict or its number of entries changed (walking the modules at
-        every step cost 1.7 ms of Python a step for the paper net)."""
+    def _tensors(self, info: StepInfo) -> tuple[list[torch.Tensor], list[list[int]]]:
+        """Parameters, buffers and optimiser state, and their indices grouped by device
+        and dtype. Listed again only when the net, the optimiser's state dict or its
+        number of entries changed (walking the modules at every step cost 1.7 ms of
+        Python a step for the paper net)."""
         state = info.optimizer.state
         key = (id(info.net), id(info.optimizer), id(state), len(state))
         if self._cache[0] == key:
-            return self._cache[1]
+            return self._cache[1], self._cache[2]
         ts = [p.data for p in info.net.parameters()] + list(info.net.buffers())
         for group in info.optimizer.param_groups:
             for p in group["params"]:
                 ts.extend(v for v in state.get(p, {}).values() if isinstance(v, torch.Tensor))
-        self._cache = (key, ts)
-        return ts
+        groups: dict[tuple, list[int]] = {}
+        for i, t in enumerate(ts):
+            groups.setdefault((t.device, t.dtype), []).append(i)
+        self._cache = (key, ts, list(groups.values()))
+        return ts, self._cache[2]
+
+    @staticmethod
+    def _copy(dst: list[torch.Tensor], src: list[torch.Tensor], groups) -> None:
+        # one foreach copy per device and dtype: a mixed list (float32 parameters beside
+        # BatchNorm's int64 counters) takes foreach's slow path, a copy per tensor;
+        # measured on an H200, 3.5 ms of host time a step for the paper net (~500
+        # tensors), against the 4.7 ms of the whole CUDA-graph step at 256²
+        for idx in groups:
+            torch._foreach_copy_([dst[i] for i in idx], [src[i] for i in idx])
 
     def _save(self, info: StepInfo) -> None:
-        ts = self._tensors(info)
+        ts, groups = self._tensors(info)
         if len(ts) != len(self._saved):
             self._saved = [t.detach().clone() for t in ts]
         else:
-            torch._foreach_copy_(self._saved, ts)
+            self._copy(self._saved, ts, groups)
 
     def _restore(self, info: StepInfo) -> None:
-        ts = self._tensors(info)
+        ts, groups = self._tensors(info)
         if len(ts) != len(self._saved):  # snapshot predates the optimiser state
             info.optimizer.state = defaultdict(dict)
-            ts = self._tensors(info)
+            ts, groups = self._tensors(info)
         with torch.no_grad():
-            torch._foreach_copy_(ts, self._saved)
+            self._copy(ts, self._saved, groups)
 
     def on_start(self, info: StepInfo) -> None:
         self._save(info)
