@@ -35,10 +35,9 @@ false until the last one has run). Usage::
 On the CPU, ``single`` has a row for the default step (the automatic fast paths) and,
 except with ``--quick``, one with bf16 autocast (``bf16``). On CUDA, ``single`` has one
 row per variant of our step: ``fp32-graph`` (the automatic
-fast paths: channels_last, cudnn.benchmark, fused Adam, CUDA graphs), ``fp32-eager``
-(without graphs), ``fp32-nchw`` (eager, without channels_last), ``bf16`` (eager, bf16
-autocast) and the graph versions ``fp32-nchw-graph`` and ``bf16-graph``, each against the
-same eager fp32 NCHW reference; ``batched`` compares the grouped engine, the threads
+fast paths: NCHW, cudnn.benchmark, fused Adam, CUDA graphs), ``fp32-eager`` (without
+graphs), ``fp32-cl-graph`` and ``fp32-cl`` (the same in channels_last), ``bf16-graph`` and
+``bf16`` (bf16 autocast), each against the same eager fp32 NCHW reference; ``batched`` compares the grouped engine, the threads
 engine (one CUDA stream per run, eager steps) and the threads engine with each run's step
 replayed as CUDA graphs (``threads+graphs``) with N sequential default runs.
 """
@@ -220,6 +219,11 @@ class _Reference:
         return times
 
 
+# Steps between the short and the long fit of a batched row on CUDA. With 21 (the
+# CPU's count + 1) an H200 gave sequential baselines 2x apart between rows and, for
+# threads+graphs, long fits no longer than short ones.
+BATCHED_CUDA_STEPS = 200
+
 # Batched rows: label -> (dip.batched engine, fit settings of its runs).
 ENGINES = {"threads": ("threads", {}), "grouped": ("grouped", {})}
 CUDA_ENGINES = {"threads": ("threads", {"cuda_graph": False}), "grouped": ("grouped", {}),
@@ -262,7 +266,9 @@ def _step_cost(size, n, steps, device, engine=None, **kw):
     short = _short_steps(device)
     long_wall, replayed = _fit_wall(size, n, short + steps, device, engine, **kw)
     short_wall, _ = _fit_wall(size, n, short, device, engine, **kw)
-    return max(long_wall - short_wall, 1e-6) / steps, replayed
+    if long_wall <= short_wall:  # the steps cost less than the two fits' noise
+        return None, replayed
+    return (long_wall - short_wall) / steps, replayed
 
 
 def bench_single(size, repeats, steps, device, log, variant="default", **kw):
@@ -306,12 +312,19 @@ def bench_batched(size, ns, engines, repeats, steps, device, log):
                 t, g = _step_cost(size, n, steps, device, name, **kw)
                 times.append(t)
                 replayed += g
+            row = {"size": size, "n": n, "engine": label, "steps": steps,
+                   "sequential_s": None, "batched_s": None, "speedup": None,
+                   "run_iters_per_s": None, "graph_steps": replayed}
+            if None in times or None in single:  # a long fit was not the longer one
+                row["unmeasured"] = "a long fit took no longer than the short one"
+                rows.append(row)
+                log(f"batched {size}² N={n} ({label}): unmeasured ({row['unmeasured']})")
+                continue
             b = statistics.median(times)
             seq = n * statistics.median(single)
-            rows.append({"size": size, "n": n, "engine": label,
-                         "sequential_s": round(seq, 4), "batched_s": round(b, 4),
-                         "speedup": round(seq / b, 3), "run_iters_per_s": round(n / b, 3),
-                         "graph_steps": replayed})
+            row.update({"sequential_s": round(seq, 4), "batched_s": round(b, 4),
+                        "speedup": round(seq / b, 3), "run_iters_per_s": round(n / b, 3)})
+            rows.append(row)
             log(f"batched {size}² N={n} ({label}): {b:.3f} s per pass, {n / b:.2f} run-it/s, "
                 f"speedup {seq / b:.2f}× over {n} sequential")
     return rows
@@ -479,9 +492,16 @@ def _markdown(res):
               "| graph steps |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in res["batched"]:
-        lines.append(f"| {r['size']}² | {r['n']} | {r.get('engine', 'grouped')} | "
-                     f"{r['sequential_s']:.3f} | {r['batched_s']:.3f} | {r['speedup']:.2f} | "
-                     f"{r['run_iters_per_s']:.2f} | {r.get('graph_steps', 0)} |")
+        if r.get("batched_s") is None or r.get("sequential_s") is None:
+            cells = "— | — | — | —"
+        else:
+            cells = (f"{r['sequential_s']:.3f} | {r['batched_s']:.3f} | {r['speedup']:.2f} | "
+                     f"{r['run_iters_per_s']:.2f}")
+        lines.append(f"| {r['size']}² | {r['n']} | {r.get('engine', 'grouped')} | {cells} | "
+                     f"{r.get('graph_steps', 0)} |")
+    if any(r.get("unmeasured") for r in res["batched"]):
+        lines += ["", "—: unmeasured (a long fit took no longer than the short one, so the "
+                  "steps between cost less than the noise of the two fits)."]
     lines += ["", "## Peak memory of one fit (MB over the process before the fit)", "",
               "| size | N | MB |", "| --- | --- | --- |"]
     for key, mb in res["peak_mem_mb"].items():
@@ -556,8 +576,8 @@ def main(argv=None):
                     help="comma-separated image sides of the single section (e.g. 256,512)")
     ap.add_argument("--variants", default=None,
                     help="comma-separated variants of the single section (CPU: default, bf16; "
-                         "CUDA: fp32-eager, fp32-nchw, fp32-graph, bf16, fp32-nchw-graph, "
-                         "bf16-graph)")
+                         "CUDA: fp32-graph, fp32-eager, fp32-cl-graph, fp32-cl, bf16-graph, "
+                         "bf16)")
     ap.add_argument("--batched-sizes", type=_sides, default=None,
                     help="comma-separated image sides of the batched section (e.g. 256)")
     ap.add_argument("--engines", default=None,
@@ -596,11 +616,10 @@ def main(argv=None):
     if device.type == "cuda":  # steps cost milliseconds: more of them, all sizes, bf16 too
         sizes, big, repeats, steps = (64, 128, 256, 512), (), 3, 20
         batched_sizes, mem_batched = batched_sizes + (256,), mem_batched + ((256, 8),)
-        eager = {"cuda_graph": False}
-        variants = {"fp32-eager": eager, "fp32-nchw": {"channels_last": False, **eager},
-                    "fp32-graph": {"cuda_graph": True}, "bf16": {"amp": "bf16", **eager},
-                    "fp32-nchw-graph": {"channels_last": False, "cuda_graph": True},
-                    "bf16-graph": {"amp": "bf16", "cuda_graph": True}}
+        eager, cl = {"cuda_graph": False}, {"channels_last": True}
+        variants = {"fp32-graph": {}, "fp32-eager": eager,
+                    "fp32-cl-graph": cl, "fp32-cl": {**cl, **eager},
+                    "bf16-graph": {"amp": "bf16"}, "bf16": {"amp": "bf16", **eager}}
         engines = CUDA_ENGINES
     if args.sizes:
         sizes, big = args.sizes, ()
@@ -664,7 +683,10 @@ def main(argv=None):
     if "batched" not in skip:
         for s in batched_sizes:
             reps = repeats if s <= 64 and device.type != "cuda" else 1
-            res["batched"] += bench_batched(s, ns, engines, reps, steps + 1, device, log)
+            # CUDA steps cost milliseconds: many of them, so that the long fit outlasts
+            # the short one by far more than the spread of graph captures and set-up
+            b_steps = BATCHED_CUDA_STEPS if device.type == "cuda" else steps + 1
+            res["batched"] += bench_batched(s, ns, engines, reps, b_steps, device, log)
             save()
     if args.graph_check:
         res["graph_check"] = graph_check(device, log, args.graph_check, crop=args.check_crop)

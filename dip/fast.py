@@ -8,19 +8,23 @@ one step of the paper net in channels_last took 1.04× the NCHW time at 64² and
 0.89× at 256² and 0.76× at 512²; with oneDNN pinned to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``,
 as ``make`` does for CPU profiles) channels_last was slower at every size (1.13× at 256²).
 ``torch.compile`` was slower too (1.13× at 256², after 87 s of compilation). On CUDA the
-automatic choices are channels_last, ``cudnn.benchmark``, the fused Adam and CUDA graphs;
-bf16 autocast (``amp='bf16'``) and ``torch.compile`` (``compile=True``) are opt-in.
+automatic choices are NCHW, ``cudnn.benchmark``, the fused Adam and CUDA graphs; bf16
+autocast (``amp='bf16'``), channels_last and ``torch.compile`` (``compile=True``) are
+opt-in.
 
-On an H200 the eager step of the paper net took 20–28 ms at every size from 64² to 512²
-(1.25–1.34× the eager reference of :mod:`dip.bench`, which has no monitors): the GPU
+On an H200 the eager step of the paper net takes 16–19 ms at every size from 64² to 512²
+(1.00–1.06× the eager reference of :mod:`dip.bench`, which has no monitors): the GPU
 waits for the host to launch several hundred small kernels. A CUDA graph
 (:class:`StepGraph`) launches the recorded forward/backward pass and the Adam update as
-two replays: 9.0 / 9.6 / 11.7 / 19.9 ms at 64² / 128² / 256² / 512², 0.47 / 0.51 / 0.62 /
-0.98× the reference (at 512² both are bound by the GPU's work, not by launches). The
-same 500 steps of the paper's F16 σ 25 denoising, eager and as graphs, ended 0.03 dB
-apart (float sums in another order); an 11000-step paper inpainting run of House with
-graphs gave 38.90 dB (the paper's result image: 39.00). ``results/bench/nvidia-h200.md``
-has the numbers. A capture that fails falls back to the eager step with a warning; the
+two replays: 3.0 / 3.6 / 5.5 / 13.0 ms at 64² / 128² / 256² / 512² in NCHW, 0.19 / 0.21 /
+0.29 / 0.66× the reference (whose own time varied from 14 to 21 ms between rows). In
+channels_last the same steps took 3.2 / 3.9 / 5.8 / 14.1 ms: its convolutions convert
+layouts less, but its BatchNorm and padding cost more (12.6 against 11.4 ms of kernels a
+step at 512²). At 512² the step is bound by the GPU's work, not by launches. The same 500 steps of the paper's F16 σ 25 denoising, eager and as
+graphs, ended 0.03 dB apart (float sums in another order); an 11000-step paper inpainting
+run of House with graphs gave 38.90 dB (the paper's result image: 39.00).
+``results/bench/nvidia-h200.md`` has the numbers, ``results/profile/nvidia-h200.md``
+where the time goes. A capture that fails falls back to the eager step with a warning; the
 loop is tested on the CPU, where a stand-in replays the step eagerly (identical results).
 bf16 was not faster, with or without graphs.
 """
@@ -64,15 +68,15 @@ def configure(device: torch.device) -> None:
 def use_channels_last(settings, device: torch.device, shape=None) -> bool:
     """channels_last: the setting, or automatic when None.
 
-    Automatic: on CUDA always; on the CPU when oneDNN runs AVX-512 kernels and the image
-    (the last two entries of ``shape``, e.g. z's N×C×H×W) has at least
-    :data:`CPU_CHANNELS_LAST_PIXELS` pixels.
+    Automatic: never on CUDA (NCHW measured faster on an H200 from 256² up, as fast below);
+    on the CPU when oneDNN runs AVX-512 kernels and the image (the last two entries of
+    ``shape``, e.g. z's N×C×H×W) has at least :data:`CPU_CHANNELS_LAST_PIXELS` pixels.
     """
     value = getattr(settings, "channels_last", None)
     if value is not None:
         return bool(value)
     if device.type == "cuda":
-        return True
+        return False
     return (shape is not None and int(shape[-1]) * int(shape[-2]) >= CPU_CHANNELS_LAST_PIXELS
             and _onednn_avx512())
 

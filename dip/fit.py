@@ -72,8 +72,8 @@ class FitSettings:
     progress : bool
         Show a tqdm bar.
     channels_last : bool or None
-        Run the net in channels_last memory format; None = automatic: on CUDA, and on
-        AVX-512 CPUs for images of 256² pixels or more (see :mod:`dip.fast`).
+        Run the net in channels_last memory format; None = automatic: on AVX-512 CPUs
+        for images of 256² pixels or more, never on CUDA (see :mod:`dip.fast`).
     amp : {'off', 'bf16', 'fp16'}
         Autocast of the forward pass (the loss is computed in fp32).
     compile : bool

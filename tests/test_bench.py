@@ -154,6 +154,27 @@ def test_step_cost_subtracts_a_short_fit(monkeypatch):
     assert bench._short_steps(torch.device("cuda")) > GRAPH_WARMUP  # past the capture
 
 
+def test_a_long_fit_no_longer_than_the_short_one_leaves_the_row_unmeasured(monkeypatch):
+    """Noise larger than the steps measured gives no number (not a huge speedup)."""
+    from dip import bench
+
+    def wall(size, n, steps, device, engine=None, **kw):
+        # the batched long fit happens to take less time than its short fit
+        return (5.0 - 0.01 * steps if engine else 5.0 + 0.25 * steps), 0
+
+    monkeypatch.setattr(bench, "_fit_wall", wall)
+    assert bench._step_cost(64, 2, 8, torch.device("cpu"), "threads")[0] is None
+    rows = bench.bench_batched(64, (2,), {"threads": ("threads", {})}, 1, 8,
+                               torch.device("cpu"), lambda msg: None)
+    assert rows[0]["batched_s"] is None and rows[0]["speedup"] is None
+    assert "no longer" in rows[0]["unmeasured"]
+    res = {"device_name": "cpu", "torch": "2", "threads": 2, "commit": "abc", "date": "d",
+           "quick": True, "note": "n", "method": "m", "single": [], "batched": rows,
+           "peak_mem_mb": {}, "peak_mem_batched_mb": {}}
+    text = _markdown(res)
+    assert "| 64² | 2 | threads | — | — | — | — | 0 |" in text and "unmeasured" in text
+
+
 @pytest.mark.parametrize("args, message", [(["--variants", "fp33"], "unknown variant 'fp33'"),
                                            (["--engines", "vmap"], "unknown engine 'vmap'")])
 def test_unknown_choices_are_refused_in_one_line(args, message, capsys, tmp_path):

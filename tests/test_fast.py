@@ -26,8 +26,8 @@ def test_cpu_defaults_are_eager_fp32_nchw_below_256_squared(monkeypatch):
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     assert not fast.use_channels_last(s, cpu, (1, 32, 512, 512))
     assert s.amp == "off" and not s.compile
-    assert fast.use_channels_last(s, torch.device("cuda"))
-    assert fast.use_channels_last(s, torch.device("cuda"), (1, 32, 64, 64))
+    assert not fast.use_channels_last(s, torch.device("cuda"))  # NCHW: faster on an H200
+    assert not fast.use_channels_last(s, torch.device("cuda"), (1, 32, 512, 512))
     assert fast.use_fused_adam(s, torch.device("cuda"))
 
 

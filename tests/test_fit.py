@@ -159,6 +159,32 @@ def test_backtracking_restores_parameters_after_a_psnr_drop():
     assert result.history.psnr_obs.min() > 0  # the bad output was never recorded
 
 
+def test_backtrack_snapshot_groups_tensors_by_dtype_and_restores_all():
+    """Parameters, Adam state and BatchNorm's int64 counters are copied in groups of one
+    device and dtype each (one foreach call per group) and all come back on a rollback."""
+    from dip.monitors import StepInfo
+
+    net = small_net()
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    net(torch.rand(1, 8, 16, 16)).mean().backward()
+    opt.step()  # creates the optimiser state
+    info = StepInfo(problem=None, net=net, optimizer=opt)
+    guard = Backtrack()
+    guard._save(info)
+    ts, groups = guard._tensors(info)
+    assert sorted(i for g in groups for i in g) == list(range(len(ts)))
+    for g in groups:
+        assert len({(ts[i].device, ts[i].dtype) for i in g}) == 1
+    assert torch.int64 in {ts[g[0]].dtype for g in groups}  # the counters are there
+    before = [t.clone() for t in ts]
+    with torch.no_grad():
+        for t in ts:
+            t.add_(1)
+    guard._restore(info)
+    for a, b in zip(before, guard._tensors(info)[0], strict=True):
+        assert torch.equal(a, b)
+
+
 def test_make_input_kinds():
     z = make_input("noise", 4, (8, 6), scale=0.1, generator=torch.Generator().manual_seed(0))
     assert z.shape == (1, 4, 8, 6) and 0 <= float(z.min()) and float(z.max()) < 0.1
