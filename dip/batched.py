@@ -354,14 +354,23 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
         p.to(device)
     nets = [m.to(device).train() for m in nets]
     gnet = GroupedNet(nets).to(device).train()
-    zs, noise_gens, noises = [], [], []
+    zs, noise_gens = [], []
     for s in settings:
         gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
         zs.append(make_input(s.input_type, depth, shape, scale=s.input_scale,
-                             generator=gen).to(device))
+                             generator=gen))
         noise_gens.append(torch.Generator(device=device).manual_seed(int(s.seed) + 1))
-        noises.append(torch.empty_like(zs[-1]))
-    z_all = torch.cat(zs, 1)
+    z_all = torch.cat(zs, 1).to(device)
+    del zs
+    # One noise buffer for all runs (NCHW: each run's channels are a contiguous view, so
+    # a run draws exactly the numbers of a single fit); each step's input is
+    # z + noise · std in one tensor, as many N×C×H×W buffers as N single fits hold.
+    stds = [float(s.reg_noise_std) for s in settings]
+    noisy = [i for i, v in enumerate(stds) if v > 0]
+    noise_all = torch.zeros_like(z_all) if noisy else None
+    noise_views = [] if noise_all is None else list(noise_all.split(depth, 1))
+    std_all = torch.tensor(stds, dtype=z_all.dtype, device=device).repeat_interleave(
+        depth).view(1, -1, 1, 1)
     gnet_ = gnet
     gnet, z_all, cl = fast.prepare(gnet, z_all, s0, device)
     optimizers = [fast.adam(m.parameters(), s, device) for m, s in zip(nets, settings,
@@ -382,13 +391,12 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
     while any(active(i) for i in range(n)):
         for o in optimizers:
             o.zero_grad(set_to_none=True)
-        ins = []
-        for i, s in enumerate(settings):
-            if s.reg_noise_std > 0:
-                ins.append(zs[i] + noises[i].normal_(generator=noise_gens[i]) * s.reg_noise_std)
-            else:
-                ins.append(zs[i])
-        net_in = torch.cat(ins, 1)
+        if noisy:
+            for i in noisy:
+                noise_views[i].normal_(generator=noise_gens[i])
+            net_in = z_all + noise_all * std_all  # runs without noise: z + 0 · 0
+        else:
+            net_in = z_all
         if cl:
             net_in = net_in.contiguous(memory_format=torch.channels_last)
         with fast.autocast(s0, device):
