@@ -28,7 +28,10 @@ endif
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 LAUNCHER ?= $(if $(filter paper,$(PROFILE)),basic,joblib)
 # RECORDS: run records; TABLES, FIGS, REPRO: outputs; ARGS: extra overrides for every run.
-RECORDS ?= results/runs
+# Paper-profile records (GPU hours) go to results/paper-runs/, which is committed without
+# the images that restate the test data (.gitignore), so that sessions on lent GPUs add to
+# one table; quick records stay local (results/runs/).
+RECORDS ?= $(if $(filter paper,$(PROFILE)),results/paper-runs,results/runs)
 TABLES  ?= results/tables
 FIGS    ?= results/figures
 REPRO   ?= results/reproduce

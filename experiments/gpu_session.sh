@@ -3,22 +3,29 @@
 # reference, batched engines, eager vs CUDA-graph PSNR on the paper's F16 sigma-25
 # denoising, peak memory; at most BENCH_BUDGET_S seconds, its JSON/Markdown written after
 # every section), then paper-profile inpainting runs (official settings, 11000 iterations,
-# CUDA graphs) one image after the other, smallest first, until the budget is spent (build
-# their table with `python -m dip.report table table_inpainting --profile paper --root
-# WORKDIR/runs`).
+# CUDA graphs) one image after the other, smallest first, until the budget is spent.
 #
 #   bash experiments/gpu_session.sh WORKDIR [BUDGET_S]
 #
+# The paper table needs about 22 minutes of an H200 (11000 steps: ~65 s an image at 256²,
+# ~155 s at 512²), more than one lent session has, so sessions add to one set of records:
+# the committed ones (results/paper-runs/, run from the repository root) are copied into
+# WORKDIR/runs first and their runs are skipped, and WORKDIR/records.tgz holds only the
+# records this session added (unpack it into results/paper-runs/ and commit: .gitignore
+# leaves out the images that restate the test data). `make table-inpainting PROFILE=paper`
+# then builds the table from results/paper-runs/ (a partial one says which images it has).
+#
 # Environment: BENCH_ARGS (default: --quick --graph-check 500; add --amp-check 3000 for
-# the bf16 check), BENCH_BUDGET_S (default 330), RUN_ARGS (overrides of the paper runs,
-# e.g. fast.cuda_graph=false; graphs are the default on CUDA), DIP_COMMIT (the commit of a
-# copied tree).
+# the bf16 check), BENCH_BUDGET_S (default 330; 0 skips the benchmark), RUN_ARGS
+# (overrides of the paper runs, e.g. fast.cuda_graph=false; graphs are the default on
+# CUDA), ITEMS (the images to run, in order; default smallest first), DIP_COMMIT (the
+# commit of a copied tree).
 # Needs python3 with torch (CUDA) and this project's dependencies, and the registry images
-# under DIP_DATA_ROOT. Everything lands in WORKDIR: gpu.txt, bench/<gpu>.{json,md}, runs/
-# (one record per finished run; an interrupted run leaves only a hidden checkpoint), *.log.
-# The script ends within BUDGET_S (+ a few seconds) and packs the finished records into
-# WORKDIR/records.tgz (hidden entries left out: checkpoints, half-written records; a
-# 512² paper checkpoint alone is ~27 MB), small enough to bring back in one file.
+# under DIP_DATA_ROOT: experiments/gpu_prepare.sh puts the missing wheels and the images
+# into ignored folders of the checkout that a device call can carry, and prints the
+# command's preamble. Everything lands in WORKDIR: gpu.txt, bench/<gpu>.{json,md},
+# runs/ (one record per finished run; an interrupted run leaves only a hidden checkpoint),
+# *.log. The script ends within BUDGET_S (+ a few seconds).
 set -uo pipefail
 work=${1:?usage: gpu_session.sh WORKDIR [BUDGET_S]}
 budget=${2:-540}
@@ -33,13 +40,19 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
 
 bench_budget=${BENCH_BUDGET_S:-330}
 if (( bench_budget > $(left) )); then bench_budget=$(left); fi
-log "benchmark (at most ${bench_budget} s)"
-# shellcheck disable=SC2086
-timeout "$bench_budget" python3 -m dip.bench ${BENCH_ARGS:---quick --graph-check 500} \
-  --out "$work/bench" 2>&1 | tee "$work/bench.log"
+if (( bench_budget > 0 )); then
+  log "benchmark (at most ${bench_budget} s)"
+  # shellcheck disable=SC2086
+  timeout "$bench_budget" python3 -m dip.bench ${BENCH_ARGS:---quick --graph-check 500} \
+    --out "$work/bench" 2>&1 | tee "$work/bench.log"
+fi
 
+# Records of earlier sessions: their runs are skipped.
+mkdir -p "$work/runs"
+if [[ -d results/paper-runs ]]; then cp -r results/paper-runs/. "$work/runs/"; fi
+before=$(ls "$work/runs" | sort)
 # Smallest images first, so that the budget finishes as many runs as it can.
-items=(house peppers256 Cameraman256 montage barbara boat Lena512 couple fingerprint hill man)
+read -r -a items <<< "${ITEMS:-house peppers256 Cameraman256 montage barbara boat Lena512 couple fingerprint hill man}"
 for item in "${items[@]}"; do
   t=$(left)
   if (( t < 40 )); then log "budget spent before $item"; break; fi
@@ -49,8 +62,9 @@ for item in "${items[@]}"; do
     progress=false item="$item" records="$work/runs" ${RUN_ARGS:-} 2>&1 \
     | tail -n 4 | tee -a "$work/inpainting.log"
 done
-if [[ -d "$work/runs" ]]; then
-  tar czf "$work/records.tgz" --exclude='.*' -C "$work" runs
-  log "records.tgz: $(du -k "$work/records.tgz" | cut -f1) kB"
+mapfile -t added < <(comm -13 <(echo "$before") <(ls "$work/runs" | sort))
+if (( ${#added[@]} )); then
+  tar czf "$work/records.tgz" --exclude='.*' -C "$work/runs" "${added[@]}"
+  log "records.tgz: ${#added[@]} new record(s), $(du -k "$work/records.tgz" | cut -f1) kB"
 fi
 log "done"

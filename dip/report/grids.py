@@ -20,8 +20,11 @@ and commit.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -220,9 +223,46 @@ def _histories(labels, records) -> list:
             for label, r in zip(labels, records, strict=True)]
 
 
+# Images of a record that only restate the input data; records committed without them
+# (results/paper-runs/, see .gitignore: the test images stay out of the repository) get
+# them rebuilt from their config and this machine's data root.
+DATA_PANELS = ("gt.png", "corrupted.png")
+
+
 def _read(record: str, name: str):
     path = Path(record) / name
-    return load_image(path) if path.is_file() else None
+    if path.is_file():
+        return load_image(path)
+    if name in DATA_PANELS:
+        return _rebuilt(str(record)).get(name)
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _rebuilt(record: str) -> dict:
+    """``gt.png`` and ``corrupted.png`` of ``record`` rebuilt from its ``config.yaml``
+    (the problem as the run built it, with the data root of this machine), as 8-bit
+    images like the stored ones; {} with a warning when the data is not at hand."""
+    from dip.data import data_root, save_image
+    from dip.run import build_problem
+
+    try:
+        cfg = OmegaConf.load(Path(record) / "config.yaml")
+        cfg.data.root = str(data_root())
+        problem = build_problem(cfg)
+    except (DipError, OSError, ValueError) as err:
+        warnings.warn(f"{record}: ground truth and corrupted panels left out, they could not "
+                      f"be rebuilt from the data root: {str(err).splitlines()[0]}",
+                      stacklevel=3)
+        return {}
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, img in (("corrupted.png", problem.observation),
+                          ("gt.png", problem.gt)):
+            if img is not None:  # through a PNG: the same 8-bit values as a stored one
+                save_image(Path(tmp) / name, img.cpu())
+                out[name] = load_image(Path(tmp) / name)
+    return out
 
 
 def build_figure(experiment: str, profile: str = "quick", root="results/runs",
