@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import re
 import resource
 import statistics
@@ -450,10 +449,14 @@ def bench_memory(size, n, device, log):
 
 
 def device_slug(device):
+    """File name of a device's results: the GPU's name, or the CPU's model and threads
+    (e.g. ``cpu-amd-epyc-2t``: CPU models of one core count differ by 2x here)."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"cpu-{platform.machine()}-{torch.get_num_threads()}t"
+        from dip.records import machine
+
+        name = f"cpu-{machine()['cpu']}-{torch.get_num_threads()}t"
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
@@ -471,7 +474,9 @@ def _check_lines(title, key, check):
 
 def _markdown(res):
     lines = [f"# Benchmark on {res['device_name']}", "",
-             f"torch {res['torch']}, {res['threads']} threads, commit {res['commit']}, "
+             f"torch {res['torch']}, {res['threads']} threads"
+             + (f" (CPU {res['cpu']})" if res.get("cpu") else "")
+             + f", commit {res['commit']}, "
              f"{res['date']}{' (quick)' if res['quick'] else ''}."
              + ("" if res.get("complete", True) else
                 " **Incomplete: the run was cut off; the sections below are those it finished.**"),
@@ -594,7 +599,7 @@ def main(argv=None):
         return _measure_memory(int(size), int(n), dev)
 
     from dip.fit import pick_device
-    from dip.records import device_name, git_commit
+    from dip.records import device_name, git_commit, machine
 
     device = pick_device(args.device)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
@@ -644,6 +649,7 @@ def main(argv=None):
                          "a steady load, absolute times depend on the load.")
     res = {
         "device": device.type, "device_name": device_name(str(device)),
+        "cpu": machine()["cpu"],
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "commit": git_commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": bool(args.quick), "note": note,

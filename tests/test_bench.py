@@ -193,3 +193,11 @@ def test_size_lists_are_parsed_or_refused(capsys, tmp_path):
     with pytest.raises(SystemExit) as err:
         main(["--sizes", "big", "--device", "cpu", "--out", str(tmp_path)])
     assert err.value.code == 2 and "'big' is not a list of image sides" in capsys.readouterr().err
+
+
+def test_cpu_results_are_named_by_the_cpu_model(monkeypatch):
+    from dip import bench, records
+
+    monkeypatch.setattr(records, "machine", lambda: {"cpu": "Intel(R) Xeon(R) Gold 6430"})
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert bench.device_slug(torch.device("cpu")) == "cpu-intel-r-xeon-r-gold-6430-2t"
