@@ -208,6 +208,12 @@ def test_sr_table_shows_tv_and_srresnet_only_where_the_paper_numbers_have_them(r
     assert pd.isna(rows.loc[("set14", 4, "zebra"), "SRResNet (paper)"])
     assert "TV prior (paper)" not in df
     assert any("No column for TV prior (method TV):" in n for n in df.attrs["notes"])
+    tv = extra.assign(method="TV")
+    df = table("sr", "quick", root=runs, paper=pd.concat([ref, extra, tv], ignore_index=True))
+    cols = [c for c in df if c.endswith("(paper)") and not c.startswith(("DIP", "Δ"))]
+    # the paper's order, DIP's columns after them
+    assert cols == ["Bicubic (paper)", "TV prior (paper)", "LapSRN (paper)", "SRResNet (paper)"]
+    assert list(df).index("SRResNet (paper)") < list(df).index("DIP (paper)")
 
 
 @needs_paper

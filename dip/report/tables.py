@@ -289,9 +289,12 @@ def _denoising(records, paper, profile):
 
 
 SR_DIP = {4: "deep_prior", 8: "deep_prior_005"}
-# Paper columns of the SR table shown only where paper_numbers.csv has rows for them
-# (label, method): the paper prints these methods, the released results may lack them.
-SR_OPTIONAL = (("TV prior (paper)", "TV"), ("SRResNet (paper)", "SRResNet"))
+# Paper columns of the SR table before DIP's, in the paper's order: (label, method,
+# optional). An optional one is shown only where paper_numbers.csv has rows for it (the
+# paper prints these methods, the released results may lack them).
+SR_PAPER = (("Bicubic (paper)", "bicubic", False), ("TV prior (paper)", "TV", True),
+            ("LapSRN (paper)", "LapSRN", False), ("SRResNet (paper)", "SRResNet", True))
+SR_OPTIONAL = tuple((label, method) for label, method, optional in SR_PAPER if optional)
 
 
 def _sr(records, paper, profile):
@@ -304,11 +307,9 @@ def _sr(records, paper, profile):
     df = pd.DataFrame({"dataset": datasets, "factor": factors, "image": images,
                        "runs": agg["runs"]})
     df[f"bicubic ({t})"] = _col(agg, "baseline_bicubic")
-    df["Bicubic (paper)"] = ref.column("Bicubic (paper)", "bicubic", images, factors, datasets)
-    df["LapSRN (paper)"] = ref.column("LapSRN (paper)", "LapSRN", images, factors, datasets)
     notes, absent = [], []
-    for label, method in SR_OPTIONAL:
-        if (ref.rows["method"] == method).any():
+    for label, method, optional in SR_PAPER:
+        if not optional or (ref.rows["method"] == method).any():
             df[label] = ref.column(label, method, images, factors, datasets)
         else:
             absent.append(f"{label.removesuffix(' (paper)')} (method {method})")
