@@ -101,7 +101,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check dip tests hydra_plugins
+	$(BIN)/ruff check dip tests hydra_plugins experiments
 
 # Fit step vs an eager reference, batched throughput, peak memory:
 # results/bench/<device>.{json,md}. QUICK=1: < 5 min on 2 CPU cores. It times the

@@ -250,16 +250,20 @@ def part_ops(device, size=256, c=128):
         name = "CL" if fmt is torch.channels_last else "NCHW"
         g2 = torch.rand(1, c, 2 * size, 2 * size, device=device).contiguous(memory_format=fmt)
         g1 = torch.rand(1, c, size + 2, size + 2, device=device).contiguous(memory_format=fmt)
-        cases = {
-            "interpolate bilinear": lambda: torch.autograd.grad(F.interpolate(
-                x, scale_factor=2, mode="bilinear", align_corners=False), x, g2),
-            "pointwise bilinear": lambda: torch.autograd.grad(up2(x), x, g2),
-            "reflection pad 1": lambda: torch.autograd.grad(F.pad(x, (1, 1, 1, 1),
-                                                                  mode="reflect"), x, g1),
-            "zero pad 1": lambda: torch.autograd.grad(F.pad(x, (1, 1, 1, 1)), x, g1),
-        }
-        for label, fn in cases.items():
+        for label, fn in _op_cases(x, g1, g2).items():
             log(f"- {name} {label}: {_event_time(fn, device):.3f} ms")
+
+
+def _op_cases(x, g1, g2):
+    """Forward + backward of each op on ``x`` (gradients g1: padded, g2: upsampled)."""
+    return {
+        "interpolate bilinear": lambda: torch.autograd.grad(F.interpolate(
+            x, scale_factor=2, mode="bilinear", align_corners=False), x, g2),
+        "pointwise bilinear": lambda: torch.autograd.grad(up2(x), x, g2),
+        "reflection pad 1": lambda: torch.autograd.grad(F.pad(x, (1, 1, 1, 1),
+                                                              mode="reflect"), x, g1),
+        "zero pad 1": lambda: torch.autograd.grad(F.pad(x, (1, 1, 1, 1)), x, g1),
+    }
 
 
 COMPILE_CHILD = r"""

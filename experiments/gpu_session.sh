@@ -52,7 +52,9 @@ mkdir -p "$work/runs"
 if [[ -d results/paper-runs ]]; then cp -r results/paper-runs/. "$work/runs/"; fi
 before=$(ls "$work/runs" | sort)
 # Smallest images first, so that the budget finishes as many runs as it can.
-read -r -a items <<< "${ITEMS:-house peppers256 Cameraman256 montage barbara boat Lena512 couple fingerprint hill man}"
+default_items="house peppers256 Cameraman256 montage barbara boat Lena512 couple"
+default_items+=" fingerprint hill man"
+read -r -a items <<< "${ITEMS:-$default_items}"
 for item in "${items[@]}"; do
   t=$(left)
   if (( t < 40 )); then log "budget spent before $item"; break; fi
