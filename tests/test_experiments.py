@@ -184,3 +184,37 @@ def test_paper_noisy_inputs_carry_their_sigma_to_the_baselines(data_root):
     cfg = _compose("experiment=table_denoising", "profile=smoke", "sigma=50")
     problem = build_problem(cfg)
     assert problem.extras["sigma"] == 50.0  # NLM/CBM3D are told the real noise level
+
+
+@pytest.mark.slow
+def test_gpu_session_adds_only_the_records_that_the_committed_ones_lack(tmp_path, data_root):
+    """Two sessions of experiments/gpu_session.sh (on the CPU, runs shortened): the second
+    starts from the first one's records, skips its image and packs only its new record."""
+    import tarfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "BENCH_BUDGET_S": "0",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "RUN_ARGS": "fit.num_iter=2 crop=64 profile.width_scale=0.125 device=cpu"}
+    committed = tmp_path / "results" / "paper-runs"  # the script runs from a checkout's root
+
+    def session(name, items):
+        work = tmp_path / name
+        proc = subprocess.run(["bash", str(repo / "experiments" / "gpu_session.sh"),
+                               str(work), "300"], cwd=tmp_path, env={**env, "ITEMS": items},
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        with tarfile.open(work / "records.tgz") as tar:
+            added = {Path(m.name).parts[0] for m in tar.getmembers()}
+            tar.extractall(committed, filter="data")
+        return proc.stdout, added
+
+    out, first = session("one", "house")
+    assert len(first) == 1 and "wrote" in out
+    out, second = session("two", "house peppers256")
+    assert "skipped paper/inpainting50/house_GT.png" in out
+    assert len(second) == 1 and not second & first
+    images = {json.loads((committed / h / "metrics.json").read_text())["image_id"]
+              for h in first | second}
+    assert images == {"house", "peppers256"}
