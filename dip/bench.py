@@ -205,15 +205,19 @@ class _Reference:
         self.target = _problem(size).observation.to(device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=0.01)
 
+    def step(self):
+        """One step (not synchronised)."""
+        self.opt.zero_grad(set_to_none=True)
+        out = self.net(self.z + torch.randn_like(self.z) / 30)
+        F.mse_loss(out, self.target).backward()
+        self.opt.step()
+
     def block(self, steps):
         times = []
         for _ in range(steps):
             _sync(self.device)
             t = time.perf_counter()
-            self.opt.zero_grad(set_to_none=True)
-            out = self.net(self.z + torch.randn_like(self.z) / 30)
-            F.mse_loss(out, self.target).backward()
-            self.opt.step()
+            self.step()
             _sync(self.device)
             times.append(time.perf_counter() - t)
         return times

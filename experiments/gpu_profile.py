@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 
 from dip import bench
-from dip.monitors import Monitor
 
 OUT: Path | None = None
 
@@ -46,20 +45,6 @@ def log(text: str) -> None:
             fh.write(text + "\n")
 
 
-class Timer(Monitor):
-    def __init__(self, device):
-        self.device, self.stamps = device, []
-
-    def on_step(self, info):
-        if not info.rollback:
-            torch.cuda.synchronize(self.device) if self.device.type == "cuda" else None
-            self.stamps.append(time.perf_counter())
-
-    def median(self, skip=8):
-        d = [b - a for a, b in zip(self.stamps, self.stamps[1:], strict=False)][skip:]
-        return statistics.median(d) if d else float("nan")
-
-
 def fit_time(size, device, steps, monitors="timer", **kw):
     """Median step time of a fit with a timer and ``monitors``: 'timer' (none else),
     'default', or a callable (problem, settings) -> list of monitors."""
@@ -67,7 +52,7 @@ def fit_time(size, device, steps, monitors="timer", **kw):
 
     problem = bench._problem(size)
     s = bench._settings(steps, device, **kw)
-    timer = Timer(device)
+    timer = bench._Timer(device)
     if monitors == "timer":
         mons = []
     elif monitors == "default":
@@ -75,7 +60,8 @@ def fit_time(size, device, steps, monitors="timer", **kw):
     else:
         mons = monitors(problem, s)
     fit(bench._ours_net(), problem, s, monitors=mons + [timer])
-    return timer.median()
+    times = timer.diffs()[7:]  # past cudnn's trials and the graph capture
+    return statistics.median(times) if times else float("nan")
 
 
 def part_monitors(device, sizes=(64, 256), steps=80):
@@ -159,6 +145,7 @@ def _profile(step, device, steps=5, rows=18, title=""):
 
 
 def _ref_step(size, device, channels_last=False, net=None):
+    """The step of the benchmark's eager reference loop, with another net or layout."""
     ref = bench._Reference(size, device)
     if net is not None:
         ref.net = net
@@ -166,13 +153,7 @@ def _ref_step(size, device, channels_last=False, net=None):
         ref.net = ref.net.to(memory_format=torch.channels_last)
         ref.z = ref.z.contiguous(memory_format=torch.channels_last)
     ref.opt = torch.optim.Adam(ref.net.parameters(), lr=0.01)
-
-    def step():
-        ref.opt.zero_grad(set_to_none=True)
-        out = ref.net(ref.z + torch.randn_like(ref.z) / 30)
-        F.mse_loss(out, ref.target).backward()
-        ref.opt.step()
-    return step
+    return ref.step
 
 
 def part_kernels(sizes, device, n=8):
@@ -267,27 +248,18 @@ def _op_cases(x, g1, g2):
 
 
 COMPILE_CHILD = r"""
-import statistics, sys, time, torch, torch.nn.functional as F
+import statistics, sys, time, torch
 from dip import bench
 size, mode = int(sys.argv[1]), sys.argv[2]
 dev = torch.device('cuda')
 torch.backends.cudnn.benchmark = True
 ref = bench._Reference(size, dev)
-net = torch.compile(ref.net, mode=None if mode == 'default' else mode)
+ref.net = torch.compile(ref.net, mode=None if mode == 'default' else mode)
 t0 = time.perf_counter()
-def step():
-    ref.opt.zero_grad(set_to_none=True)
-    out = net(ref.z + torch.randn_like(ref.z) / 30)
-    F.mse_loss(out, ref.target).backward()
-    ref.opt.step()
-for _ in range(3): step()
-torch.cuda.synchronize()
+ref.block(3)
 print(f'compile+3 steps {time.perf_counter() - t0:.1f} s', flush=True)
-ts = []
-for _ in range(30):
-    torch.cuda.synchronize(); t = time.perf_counter(); step(); torch.cuda.synchronize()
-    ts.append(time.perf_counter() - t)
-print(f'compiled ({mode}) {size}: {statistics.median(ts) * 1e3:.2f} ms/step', flush=True)
+ms = statistics.median(ref.block(30)) * 1e3
+print(f'compiled ({mode}) {size}: {ms:.2f} ms/step', flush=True)
 """
 
 
