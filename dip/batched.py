@@ -346,7 +346,7 @@ def _fit_on_own_stream(net, problem, settings, monitors) -> FitResult:
 def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
     """One forward/backward pass of the grouped network per step for all runs."""
     n, s0 = len(nets), settings[0]
-    fast.configure(device)
+    fast.configure(device, s0)
     shape = problems[0].out_shape[1:]
     depth = code_channels(s0)
 

@@ -6,10 +6,15 @@ Measures, on the CPU or the GPU of this machine:
   loop with its default monitors: history, oracle, backtracking guard) against a
   plain eager reference implementation of the official skip network written in this
   file (same architecture, 2,217,831 parameters, fp32 NCHW, ``torch.optim.Adam``, no
-  monitors), run in the same process and alternating step by step (one reference
-  step between two of ours), so that a load that changes over time hits both alike.
-  Medians over all timed steps; ``ratio`` = median ours / median reference,
-  ``ratio_paired`` the median of the step-by-step ratios.
+  monitors), alternating step by step (one reference step between two of ours), so
+  that a load that changes over time hits both alike. On the CPU the reference runs
+  in a process of its own (:class:`_RemoteReference`, driven through a pipe) so that it
+  keeps the C library's default allocator, as a plain script does, while ours keeps
+  its freed memory (:func:`dip.fast.keep_freed_memory`, process-wide, so one process
+  could not hold both); the ``same-malloc`` row gives that process the kept memory
+  too, which leaves the loop's own cost. On CUDA it runs in our process. Medians over
+  all timed steps; ``ratio`` = median ours / median reference, ``ratio_paired`` the
+  median of the step-by-step ratios.
 * **batched**: throughput of :func:`dip.batched.fit_batched` for N runs, per engine
   (CPU: threads and grouped; CUDA: also threads with CUDA graphs), against N
   sequential single runs with all the process's threads: ``sequential_s`` = N × the
@@ -32,8 +37,9 @@ false until the last one has run). Usage::
     python -m dip.bench --quick --amp-check 3000   # + fp32 vs bf16 PSNR (GPU)
     python -m dip.bench --skip single,batched,memory --amp-check 1000 --check-crop 128
 
-On the CPU, ``single`` has a row for the default step (the automatic fast paths) and,
-except with ``--quick``, one with bf16 autocast (``bf16``). On CUDA, ``single`` has one
+On the CPU, ``single`` has a row for the default step (the automatic fast paths), one
+for the default step against a reference with kept memory (``same-malloc``) and, except
+with ``--quick``, one with bf16 autocast (``bf16``). On CUDA, ``single`` has one
 row per variant of our step: ``fp32-graph`` (the automatic fast paths: NCHW,
 cudnn.benchmark, fused Adam, CUDA graphs), ``fp32-eager`` (without graphs),
 ``fp32-cl-graph`` and ``fp32-cl`` (the same in channels_last), ``bf16-graph`` and ``bf16``
@@ -223,6 +229,59 @@ class _Reference:
         return times
 
 
+class _RemoteReference:
+    """:class:`_Reference` in a child process (``python -m dip.bench --_reference``),
+    stepped through a pipe; the same :meth:`block`. ``keep``: the child keeps its freed
+    memory (:func:`dip.fast.keep_freed_memory`) as our fits do; otherwise it runs with
+    the C library's defaults, as a plain script."""
+
+    def __init__(self, size, device, keep=False):
+        cmd = [sys.executable, "-m", "dip.bench", "--_reference", str(size), str(device),
+               "keep" if keep else "plain", "--threads", str(torch.get_num_threads())]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        self._reply()  # set up and warmed up
+
+    def _reply(self):
+        for line in self.proc.stdout:  # anything else the child prints is not ours
+            if line.startswith(_REPLY):
+                return json.loads(line[len(_REPLY):])
+        code = self.proc.wait()
+        raise RuntimeError(f"the reference process ended (exit code {code}); its error "
+                           "is above")
+
+    def block(self, steps):
+        self.proc.stdin.write(f"{steps}\n")
+        self.proc.stdin.flush()
+        return self._reply()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+_REPLY = "dip-bench-reference: "
+
+
+def _serve_reference(size, device_str, mode):
+    """Child process of :class:`_RemoteReference`: one warm-up step, then for each line
+    ``N`` of stdin the times of N steps as one JSON line on stdout."""
+    from dip import fast
+
+    if mode == "keep":
+        fast.keep_freed_memory()
+    ref = _Reference(size, torch.device(device_str))
+    ref.block(1)
+    print(_REPLY + "null", flush=True)
+    for line in sys.stdin:
+        print(_REPLY + json.dumps(ref.block(int(line))), flush=True)
+
+
 # Steps between the short and the long fit of a batched row on CUDA. With 21 (the
 # CPU's count + 1) an H200 gave sequential baselines 2x apart between rows and, for
 # threads+graphs, long fits no longer than short ones.
@@ -275,27 +334,44 @@ def _step_cost(size, n, steps, device, engine=None, **kw):
     return (long_wall - short_wall) / steps, replayed
 
 
-def bench_single(size, repeats, steps, device, log, variant="default", **kw):
-    """Ours (with the fit settings ``kw``, e.g. ``amp='bf16'``) vs the fp32 reference."""
-    ref = _Reference(size, device)
-    ref.block(1)  # warm-up
+# Where the reference of a single row runs (the row's "reference" entry).
+REFERENCES = {"plain": "own process, default allocator",
+              "kept": "own process, freed memory kept",
+              "in-process": "our process"}
+
+
+def bench_single(size, repeats, steps, device, log, variant="default", reference="plain",
+                 **kw):
+    """Ours (with the fit settings ``kw``, e.g. ``amp='bf16'``) vs the fp32 reference,
+    which runs where ``reference`` (a key of :data:`REFERENCES`) says; 'plain' and
+    'kept' are CPU only."""
+    if reference == "in-process":
+        ref = _Reference(size, device)
+        ref.block(1)  # warm-up
+    else:
+        ref = _RemoteReference(size, device, keep=reference == "kept")
     ours, theirs, graph_steps = [], [], 0
-    for _ in range(repeats):
-        # one reference step between two of ours (the first one is not timed)
-        theirs_block: list[float] = []
-        ours_block, replayed = _ours_block(
-            size, steps, device, between=lambda b=theirs_block: b.extend(ref.block(1)), **kw)
-        ours += ours_block
-        theirs += theirs_block[1:]
-        graph_steps += replayed
+    try:
+        for _ in range(repeats):
+            # one reference step between two of ours (the first one is not timed)
+            theirs_block: list[float] = []
+            ours_block, replayed = _ours_block(
+                size, steps, device, between=lambda b=theirs_block: b.extend(ref.block(1)),
+                **kw)
+            ours += ours_block
+            theirs += theirs_block[1:]
+            graph_steps += replayed
+    finally:
+        if reference != "in-process":
+            ref.close()
     o, r = statistics.median(ours), statistics.median(theirs)
     paired = statistics.median(a / b for a, b in zip(ours, theirs, strict=False))
-    row = {"size": size, "variant": variant, "ours_s_per_iter": round(o, 4),
-           "reference_s_per_iter": round(r, 4), "ratio": round(o / r, 3),
-           "ratio_paired": round(paired, 3), "steps_timed": [len(ours), len(theirs)],
-           "graph_steps": graph_steps}
-    log(f"single {size}² ({variant}): ours {o:.4f} s/it, reference {r:.4f} s/it, "
-        f"ratio {o / r:.2f}")
+    row = {"size": size, "variant": variant, "reference": REFERENCES[reference],
+           "ours_s_per_iter": round(o, 4), "reference_s_per_iter": round(r, 4),
+           "ratio": round(o / r, 3), "ratio_paired": round(paired, 3),
+           "steps_timed": [len(ours), len(theirs)], "graph_steps": graph_steps}
+    log(f"single {size}² ({variant}; reference: {row['reference']}): ours {o:.4f} s/it, "
+        f"reference {r:.4f} s/it, ratio {o / r:.2f}")
     return row
 
 
@@ -491,10 +567,12 @@ def _markdown(res):
                  f"commit {p['commit']}, {p['date']}" for p in res["parts"]) + "."), ""]
                if res.get("parts") else []),
              "## Single run: this project's fit step vs an eager reference", "",
-             "| size | ours | ours s/it | reference s/it | ratio | graph steps |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| size | ours | reference runs in | ours s/it | reference s/it | ratio "
+             "| graph steps |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in res["single"]:
         lines.append(f"| {r['size']}² | {r.get('variant', 'default')} | "
+                     f"{r.get('reference', REFERENCES['in-process'])} | "
                      f"{r['ours_s_per_iter']:.4f} | {r['reference_s_per_iter']:.4f} | "
                      f"{r['ratio']:.2f} | {r.get('graph_steps', 0)} |")
     lines += ["", "## Batched runs (dip.batched engines) vs N sequential runs", "",
@@ -596,12 +674,16 @@ def main(argv=None):
                     help="add to an existing JSON of this device: rows measured now replace "
                          "those of the same size/variant/engine, the others stay")
     ap.add_argument("--_memory", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--_reference", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args._memory:
         size, n, dev = args._memory
         return _measure_memory(int(size), int(n), dev)
+    if args._reference:
+        size, dev, mode = args._reference
+        return _serve_reference(int(size), dev, mode)
 
     from dip.fit import pick_device
     from dip.records import device_name, git_commit, machine
@@ -619,9 +701,10 @@ def main(argv=None):
     engines = ENGINES
     # CPU: the automatic fast paths, and bf16 autocast (oneDNN's AMX / AVX-512 bf16
     # kernels where the CPU has them; left out of --quick unless asked for)
-    variants = {"default": {}, "bf16": {"amp": "bf16"}}
+    # (same-malloc: against a reference process that keeps its freed memory as ours does)
+    variants = {"default": {}, "same-malloc": {}, "bf16": {"amp": "bf16"}}
     if args.quick and not args.variants:
-        variants = {"default": {}}
+        variants = {"default": {}, "same-malloc": {}}
     big_repeats, big_steps = 1, 2
     if device.type == "cuda":  # steps cost milliseconds: more of them, all sizes, bf16 too
         sizes, big, repeats, steps = (64, 128, 256, 512), (), 3, 20
@@ -648,10 +731,15 @@ def main(argv=None):
     batched_sizes = args.batched_sizes or batched_sizes
     skip = {x.strip() for x in args.skip.split(",") if x.strip()}
     t0 = time.perf_counter()
-    note = args.note or ("Single runs alternate ours/reference step by step in one process "
-                         "(the reference step runs while our step's graph is alive), batched "
-                         "and sequential blocks alternate block by block; ratios hold under "
-                         "a steady load, absolute times depend on the load.")
+    note = args.note or (
+        "Single runs alternate ours/reference step by step ("
+        + ("in one process; the reference step runs while our step's graph is alive"
+           if device.type == "cuda" else
+           "the reference in a process of its own: with the C library's default allocator "
+           "as a plain script, or keeping its freed memory as our fits do in the "
+           "same-malloc rows")
+        + "), batched and sequential blocks alternate block by block; ratios hold under "
+        "a steady load, absolute times depend on the load.")
     res = {
         "device": device.type, "device_name": device_name(str(device)),
         "cpu": machine()["cpu"],
@@ -663,7 +751,8 @@ def main(argv=None):
         "method": ("median step times; ours = dip.fit.fit with its default monitors, "
                    "reference = eager loop in dip/bench.py; memory = "
                    + ("torch.cuda.max_memory_allocated" if device.type == "cuda" else
-                      "peak RSS (VmHWM) minus RSS before a 2-step fit, in a fresh subprocess")),
+                      "peak RSS (VmHWM) minus RSS before a 2-step fit, in a fresh subprocess "
+                      "(keeping freed memory, as every CPU fit does by default)")),
         "seconds": 0.0, "complete": False,
     }
     out = Path(args.out)
@@ -686,10 +775,12 @@ def main(argv=None):
 
     if "single" not in skip:
         for name, kw in variants.items():
-            res["single"] += [bench_single(s, repeats, steps, device, log, name, **kw)
+            where = "in-process" if device.type == "cuda" else \
+                "kept" if name == "same-malloc" else "plain"
+            res["single"] += [bench_single(s, repeats, steps, device, log, name, where, **kw)
                               for s in sizes]
-            res["single"] += [bench_single(s, big_repeats, big_steps, device, log, name, **kw)
-                              for s in big]
+            res["single"] += [bench_single(s, big_repeats, big_steps, device, log, name, where,
+                                           **kw) for s in big]
             save()
     if "batched" not in skip:
         for s in batched_sizes:

@@ -16,9 +16,9 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 # Keys that do not change what a run computes: left out of its identity hash. An
 # experiment's ``schedule`` is a per-profile look-up table whose picked values already
 # sit in the keys they set (fit.num_iter, crop, ...), so editing another profile's entry
-# keeps this profile's records.
+# keeps this profile's records. A dotted key names a key inside a group.
 IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force", "checkpoint_every",
-                    "memory_limit_gb", "schedule")
+                    "memory_limit_gb", "fast.keep_memory", "schedule")
 # The identity before ``schedule`` was left out: records made then are still found.
 LEGACY_EXCLUDE = tuple(k for k in IDENTITY_EXCLUDE if k != "schedule")
 
@@ -65,7 +65,12 @@ def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
     """Short sha256 of the resolved config without the keys that do not change results."""
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in exclude:
-        data.pop(key, None)
+        *groups, last = key.split(".")
+        parent = data
+        for group in groups:
+            parent = parent.get(group) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            parent.pop(last, None)
     if data.get("stop", "fixed") == "fixed":
         data.pop("stopping", None)
     for key, value in NEUTRAL.items():

@@ -28,12 +28,26 @@ gave 38.90 dB (the paper's result image: 39.00).
 where the time goes. A capture that fails falls back to the eager step with a warning; the
 loop is tested on the CPU, where a stand-in replays the step eagerly (identical results).
 bf16 was not faster, with or without graphs.
+
+On the CPU a fit also keeps the memory it frees (:func:`keep_freed_memory`). glibc's
+malloc hands blocks of 128 KiB and more (up to 32 MiB as it adapts) back to the system
+when they are freed, and the next step's activations of the same size come back as fresh
+pages that the kernel must fault in and zero: measured on 2 cores of an AMD EPYC, a step
+of the plain eager reference at 256² took 2.12 s of wall time, 1.03 s of it (CPU time of
+both threads) in the kernel, with 297,000 page faults. With freed memory kept it took
+1.48 s (0.70×), at 128² 0.51 → 0.38 s, and the quick inpainting net (32 wide, 128², one
+thread) 0.143 → 0.109 s. Results are bit-identical (only where the bytes live changes);
+the price is memory: the heap keeps freed blocks of every size it has seen, so the peak
+resident memory of a paper-net fit grew from 657 to 818 MB at 256² and from 2057 to
+2834 MB at 512² (64² × 8 runs: 376 → 382 MB).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Iterable
@@ -42,8 +56,9 @@ import torch
 from torch import nn
 
 __all__ = ["AMP_MODES", "CPU_CHANNELS_LAST_PIXELS", "configure", "use_channels_last",
-           "use_fused_adam", "use_cuda_graph", "prepare", "adam", "autocast", "StepGraph",
-           "StepLock", "STEP_LOCK", "GRAPH_WARMUP"]
+           "use_fused_adam", "use_cuda_graph", "use_keep_memory", "keep_freed_memory",
+           "freed_memory_kept", "prepare", "adam", "autocast", "StepGraph", "StepLock", "STEP_LOCK",
+           "GRAPH_WARMUP"]
 
 AMP_MODES = ("off", "bf16", "fp16")
 # Image area (H·W) from which an AVX-512 CPU runs the net in channels_last when the
@@ -60,10 +75,75 @@ def _onednn_avx512() -> bool:
     return cap in ("", "ALL", "DEFAULT") or "AVX512" in cap or "AMX" in cap
 
 
-def configure(device: torch.device) -> None:
-    """Process-wide settings for ``device``: ``cudnn.benchmark`` on CUDA (fixed shapes)."""
+def configure(device: torch.device, settings=None) -> None:
+    """Process-wide settings for ``device``: ``cudnn.benchmark`` on CUDA (fixed shapes);
+    freed memory kept in the process (:func:`keep_freed_memory`) when
+    :func:`use_keep_memory` says so for ``settings``."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if use_keep_memory(settings, device):
+        keep_freed_memory()
+
+
+def use_keep_memory(settings, device: torch.device) -> bool:
+    """Keep freed memory in the process: the setting, or automatic (on the CPU, where
+    activations live in the C library's heap; not on CUDA, whose caching allocator keeps
+    them already) when None."""
+    value = getattr(settings, "keep_memory", None)
+    return device.type == "cpu" if value is None else bool(value)
+
+
+# glibc's mallopt parameters (malloc.h) and the largest value they take (an int): blocks
+# below it come from the heap, which is trimmed only when this much is free at its top.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+KEEP_BYTES = 2**31 - 1
+_keep_lock = threading.Lock()
+_kept: bool | None = None
+
+
+def _mallopt_keep() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return False
+    # the parameter codes are glibc's: another C library's mallopt may read them otherwise
+    if not (hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt")):
+        return False
+    mallopt = libc.mallopt
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    heap = mallopt(_M_MMAP_THRESHOLD, KEEP_BYTES)
+    kept = mallopt(_M_TRIM_THRESHOLD, KEEP_BYTES)
+    return bool(heap and kept)
+
+
+def keep_freed_memory() -> bool:
+    """Let this process keep the memory it frees instead of returning it to the system.
+
+    Sets glibc's malloc thresholds (``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``) to
+    :data:`KEEP_BYTES`: blocks up to 2 GiB come from the heap, and freed ones stay there
+    for the next step, which then finds its pages already mapped instead of faulting in
+    fresh zeroed ones. Process-wide and for the rest of the process (the same effect as
+    starting it with ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set);
+    called once by the first fit that uses it, a no-op afterwards.
+
+    Returns
+    -------
+    bool
+        Whether the thresholds are set: False where the C library is not glibc
+        (macOS, Windows, musl), which keeps its own behaviour.
+    """
+    global _kept
+    with _keep_lock:
+        if _kept is None:
+            _kept = _mallopt_keep()
+        return _kept
+
+
+def freed_memory_kept() -> bool:
+    """Whether :func:`keep_freed_memory` has set the allocator of this process."""
+    return bool(_kept)
 
 
 def use_channels_last(settings, device: torch.device, shape=None) -> bool:
@@ -113,7 +193,7 @@ def prepare(net: nn.Module, z: torch.Tensor, settings, device: torch.device):
         with ``net``.
     """
     _check_amp(settings)
-    configure(device)
+    configure(device, settings)
     channels_last = use_channels_last(settings, device, z.shape)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -125,11 +205,20 @@ def prepare(net: nn.Module, z: torch.Tensor, settings, device: torch.device):
 
 def adam(params: Iterable[torch.Tensor], settings, device: torch.device) -> torch.optim.Adam:
     """``torch.optim.Adam`` with the run's learning rate (fused when chosen; capturable
-    by a CUDA graph when the run uses one)."""
+    by a CUDA graph when the run uses one; for-each on the CPU otherwise).
+
+    PyTorch picks the for-each implementation by itself on CUDA only; on the CPU it
+    loops over the parameters in Python. For-each gives the same bits there (each
+    tensor goes through the same kernels) in half the time: measured on an AMD EPYC,
+    one thread, a 16-wide skip net, 6.4 → 3.1 ms a step (the fused CPU kernel, 1.9 ms,
+    rounds differently, so it stays opt-in).
+    """
     kw = {"capturable": True} if device.type == "cuda" and use_cuda_graph(settings, device) \
         else {}
     if use_fused_adam(settings, device):
         kw["fused"] = True
+    elif device.type == "cpu":
+        kw["foreach"] = True
     return torch.optim.Adam(params, lr=settings.lr, **kw)
 
 

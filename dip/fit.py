@@ -83,6 +83,10 @@ class FitSettings:
     cuda_graph : bool or None
         Replay the step as CUDA graphs after :data:`dip.fast.GRAPH_WARMUP` eager steps;
         None = on CUDA only (True on the CPU runs the same loop without graphs).
+    keep_memory : bool or None
+        Keep freed memory in the process (:func:`dip.fast.keep_freed_memory`: faster CPU
+        steps, bit-identical results, a larger peak memory); None = on the CPU only.
+        Process-wide: once a fit has turned it on, False does not turn it off.
     """
 
     num_iter: int = 3000
@@ -108,6 +112,7 @@ class FitSettings:
     compile: bool = False
     fused_adam: bool | None = None
     cuda_graph: bool | None = None
+    keep_memory: bool | None = None
 
 
 @dataclass

@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import dip
-from dip import DipError
+from dip import DipError, fast
 from dip.config import LEGACY_EXCLUDE, config_hash
 from dip.data import image_id, save_image
 from dip.fit import FitResult
@@ -121,7 +121,9 @@ def device_name(device: str) -> str:
 
 def machine() -> dict:
     """The CPU that ran a fit and the instruction sets its kernels used: float results of
-    long fits differ between kernels (e.g. oneDNN's AVX2 and AVX-512 convolutions)."""
+    long fits differ between kernels (e.g. oneDNN's AVX2 and AVX-512 convolutions); and
+    whether the process kept its freed memory (:func:`dip.fast.keep_freed_memory`),
+    which changes its speed and peak memory, not its results."""
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -132,7 +134,8 @@ def machine() -> dict:
         pass
     return {"cpu": model or platform.processor() or platform.machine(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            **{var.lower(): os.environ.get(var) for var, _ in KERNEL_PINS}}
+            **{var.lower(): os.environ.get(var) for var, _ in KERNEL_PINS},
+            "freed_memory_kept": fast.freed_memory_kept()}
 
 
 def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:

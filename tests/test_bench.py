@@ -26,12 +26,19 @@ def test_markdown_summary():
     res = {"device_name": "cpu", "torch": "2", "threads": 2, "commit": "abc", "date": "d",
            "quick": True, "note": "n", "method": "m",
            "single": [{"size": 64, "ours_s_per_iter": 0.1, "reference_s_per_iter": 0.1,
-                       "ratio": 1.0}],
+                       "ratio": 1.0},
+                      {"size": 64, "variant": "same-malloc", "ours_s_per_iter": 0.1,
+                       "reference": "own process, freed memory kept",
+                       "reference_s_per_iter": 0.2, "ratio": 0.5}],
            "batched": [{"size": 64, "n": 2, "sequential_s": 0.2, "batched_s": 0.1,
                         "speedup": 2.0, "run_iters_per_s": 20.0}],
            "peak_mem_mb": {"64": 10.0}, "peak_mem_batched_mb": {"64x8": 70.0}}
     text = _markdown(res)
-    assert "| 64² | default | 0.1000 | 0.1000 | 1.00 |" in text and "| 64² | 8 | 70.0 |" in text
+    # rows from before the reference had a process of its own say where it ran
+    assert "| 64² | default | our process | 0.1000 | 0.1000 | 1.00 |" in text
+    assert "| 64² | same-malloc | own process, freed memory kept | 0.1000 | 0.2000 | 0.50 |" \
+        in text
+    assert "| 64² | 8 | 70.0 |" in text
 
 
 def test_batched_rows_per_engine():
@@ -87,9 +94,26 @@ def test_single_row_times_ours_against_the_reference():
 
     row = bench_single(64, 1, 2, torch.device("cpu"), lambda msg: None, "bf16", amp="bf16")
     assert row["variant"] == "bf16" and row["steps_timed"] == [2, 2]
+    assert row["reference"] == "own process, default allocator"
     assert row["ours_s_per_iter"] > 0 and row["reference_s_per_iter"] > 0
     assert row["ratio"] == pytest.approx(row["ours_s_per_iter"] / row["reference_s_per_iter"],
                                          rel=5e-3, abs=2e-3)
+
+
+@pytest.mark.parametrize("where, said", [("kept", "own process, freed memory kept"),
+                                         ("in-process", "our process")])
+def test_the_reference_runs_where_the_row_says(where, said):
+    from dip.bench import bench_single
+
+    row = bench_single(64, 1, 1, torch.device("cpu"), lambda msg: None, "x", where)
+    assert row["reference"] == said and row["steps_timed"] == [1, 1]
+
+
+def test_a_reference_process_that_fails_is_reported():
+    from dip.bench import _RemoteReference
+
+    with pytest.raises(RuntimeError, match="the reference process ended"):
+        _RemoteReference(3, torch.device("cpu"))  # too small for five halvings
 
 
 def test_graph_engine_rows_run_the_threads_engine_with_cuda_graphs(monkeypatch):

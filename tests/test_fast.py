@@ -1,5 +1,8 @@
 """Fast-path code paths of the fit step, exercised on the CPU (a few steps each)."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from test_fit import settings, small_net, smooth_image
@@ -182,3 +185,100 @@ def test_step_lock_lets_a_capture_run_alone():
     for t in (a, b, c):
         t.join(5)
     assert events == ["a+", "a-", "capture", "b+", "b-"]
+
+
+def test_freed_memory_is_kept_on_the_cpu_only_by_default():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert fast.use_keep_memory(FitSettings(), cpu) and not fast.use_keep_memory(None, cuda)
+    assert not fast.use_keep_memory(FitSettings(keep_memory=False), cpu)
+    assert fast.use_keep_memory(FitSettings(keep_memory=True), cuda)
+
+
+def test_runner_passes_keep_memory_to_the_fit():
+    from dip.run import settings_from
+    from tests.test_cli import make_cfg
+
+    assert settings_from(make_cfg()).keep_memory is None
+    assert settings_from(make_cfg("fast.keep_memory=false")).keep_memory is False
+
+
+GLIBC = sys.platform.startswith("linux") and "glibc" in " ".join(
+    __import__("platform").libc_ver())
+
+_HEAP = """
+import torch
+from dip import fast
+
+def in_heap():  # whether a fresh 64 MiB tensor lies in the heap (brk), not in an mmap
+    t = torch.empty(16 * 2**20)
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if lo <= t.data_ptr() < hi:
+                return True
+    return False
+
+print(in_heap(), fast.keep_freed_memory(), in_heap(), fast.keep_freed_memory())
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
+def test_kept_memory_comes_from_the_heap():
+    out = subprocess.run([sys.executable, "-c", _HEAP], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    # by default a block this large is mapped for itself and unmapped when freed (the
+    # next one comes back as fresh pages); kept, it comes from the heap, which keeps
+    # what is freed
+    assert out == ["False", "True", "True", "True"]
+
+
+_FIT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from test_fit import settings, small_net, smooth_image
+from dip import fast, tasks
+from dip.fit import fit
+problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+torch.manual_seed(0)
+res = fit(small_net(), problem, settings(num_iter=15, keep_memory=False))
+torch.save([res.final, res.average], {out!r})
+print(fast._kept)
+"""
+
+
+def test_keeping_freed_memory_changes_no_result(tmp_path):
+    # a process that never keeps its freed memory, and this one (CPU fits keep it)
+    from pathlib import Path
+
+    out = tmp_path / "plain.pt"
+    code = _FIT.format(tests=str(Path(__file__).parent), out=str(out))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)
+    assert proc.stdout.split()[-1] == "None"  # keep_memory=False: never set
+    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    torch.manual_seed(0)
+    res = fit(small_net(), problem, settings(num_iter=15))
+    if GLIBC:
+        assert fast.keep_freed_memory()
+    plain_final, plain_avg = torch.load(out)
+    assert torch.equal(res.final, plain_final) and torch.equal(res.average, plain_avg)
+
+
+def test_cpu_adam_is_for_each_and_gives_the_for_loops_bits():
+    cpu = torch.device("cpu")
+    opts = []
+    for kw in ({}, {"foreach": False}):
+        torch.manual_seed(0)
+        net = small_net()
+        opt = fast.adam(net.parameters(), settings(), cpu) if not kw else \
+            torch.optim.Adam(net.parameters(), lr=settings().lr, **kw)
+        x = torch.rand(1, 8, 32, 32, generator=torch.Generator().manual_seed(1))
+        for _ in range(5):
+            opt.zero_grad(set_to_none=True)
+            net(x).square().mean().backward()
+            opt.step()
+        opts.append((opt, torch.cat([p.detach().flatten() for p in net.parameters()])))
+    assert opts[0][0].defaults["foreach"] is True
+    assert torch.equal(opts[0][1], opts[1][1])
+    fused = fast.adam([torch.zeros(2, requires_grad=True)], settings(fused_adam=True), cpu)
+    assert fused.defaults["fused"] and not fused.defaults["foreach"]

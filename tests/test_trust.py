@@ -100,6 +100,10 @@ def test_settings_that_do_not_change_results_keep_the_record_identity():
     assert config_hash(make_cfg("checkpoint_every=7", "memory_limit_gb=3")) == base
     assert config_hash(make_cfg("stop=fixed", "stopping.window=7")) == base
     assert config_hash(make_cfg("seeds=1")) == base
+    # where freed memory lives changes speed and peak memory, not a single bit
+    assert config_hash(make_cfg("fast.keep_memory=false")) == base
+    assert config_hash(make_cfg("fast.keep_memory=true")) == base
+    assert config_hash(make_cfg("fast.amp=bf16")) != base
     assert config_hash(make_cfg("stop=wmv")) != base
     assert config_hash(make_cfg("stop=wmv", "stopping.window=7")) != config_hash(
         make_cfg("stop=wmv"))
@@ -160,6 +164,7 @@ def test_device_name_and_machine_name_each_kernel_pin_that_is_set(monkeypatch):
     info = dip.records.machine()
     assert info["onednn_max_cpu_isa"] == "AVX2" and info["mkl_cbwr"] == "avx2"
     assert info["aten_cpu_capability"] is None
+    assert info["freed_memory_kept"] is dip.fast.freed_memory_kept()
 
 
 def test_skipping_a_cpu_record_made_under_other_kernel_pins_says_so(tmp_path, monkeypatch):
