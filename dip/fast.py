@@ -32,14 +32,14 @@ bf16 was not faster, with or without graphs.
 On the CPU a fit also keeps the memory it frees (:func:`keep_freed_memory`). glibc's
 malloc hands blocks of 128 KiB and more (up to 32 MiB as it adapts) back to the system
 when they are freed, and the next step's activations of the same size come back as fresh
-pages that the kernel must fault in and zero: measured on 2 cores of an AMD EPYC, a step
-of the plain eager reference at 256² took 2.12 s of wall time, 1.03 s of it (CPU time of
-both threads) in the kernel, with 297,000 page faults. With freed memory kept it took
-1.48 s (0.70×), at 128² 0.51 → 0.38 s, and the quick inpainting net (32 wide, 128², one
+pages that the kernel must fault in and zero. Measured on 2 cores of an AMD EPYC, one
+step of the plain eager reference took 0.50 / 2.12 / 10.8 s at 128² / 256² / 512², with
+0.10 / 1.03 / 6.9 s of CPU time in the kernel (1.6 million page faults at 512²); with
+freed memory kept 0.45 / 1.48 / 5.9 s, and the quick inpainting net (32 wide, 128², one
 thread) 0.143 → 0.109 s. Results are bit-identical (only where the bytes live changes);
 the price is memory: the heap keeps freed blocks of every size it has seen, so the peak
-resident memory of a paper-net fit grew from 657 to 818 MB at 256² and from 2057 to
-2834 MB at 512² (64² × 8 runs: 376 → 382 MB).
+resident memory of a paper-net fit grew from 657 to 773 MB at 256² and from 2060 to
+3186 MB at 512² (``results/bench/cpu-amd-epyc-2t.md``).
 """
 
 from __future__ import annotations
