@@ -57,8 +57,8 @@ from torch import nn
 
 __all__ = ["AMP_MODES", "CPU_CHANNELS_LAST_PIXELS", "configure", "use_channels_last",
            "use_fused_adam", "use_cuda_graph", "use_keep_memory", "keep_freed_memory",
-           "freed_memory_kept", "prepare", "adam", "autocast", "StepGraph", "StepLock", "STEP_LOCK",
-           "GRAPH_WARMUP"]
+           "freed_memory_kept", "prepare", "adam", "autocast", "StepGraph", "StepLock",
+           "STEP_LOCK", "GRAPH_WARMUP"]
 
 AMP_MODES = ("off", "bf16", "fp16")
 # Image area (H·W) from which an AVX-512 CPU runs the net in channels_last when the
