@@ -228,16 +228,19 @@ class _Reference:
             times.append(time.perf_counter() - t)
         return times
 
+    def close(self):
+        """Nothing to release (as :meth:`_RemoteReference.close` for a child process)."""
+
 
 class _RemoteReference:
     """:class:`_Reference` in a child process (``python -m dip.bench --_reference``),
-    stepped through a pipe; the same :meth:`block`. ``keep``: the child keeps its freed
-    memory (:func:`dip.fast.keep_freed_memory`) as our fits do; otherwise it runs with
-    the C library's defaults, as a plain script."""
+    stepped through a pipe; the same :meth:`block` and :meth:`close`. ``where='kept'``:
+    the child keeps its freed memory (:func:`dip.fast.keep_freed_memory`) as our fits
+    do; 'plain': it runs with the C library's defaults, as a plain script."""
 
-    def __init__(self, size, device, keep=False):
+    def __init__(self, size, device, where="plain"):
         cmd = [sys.executable, "-m", "dip.bench", "--_reference", str(size), str(device),
-               "keep" if keep else "plain", "--threads", str(torch.get_num_threads())]
+               where, "--threads", str(torch.get_num_threads())]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
         self._reply()  # set up and warmed up
@@ -268,12 +271,12 @@ class _RemoteReference:
 _REPLY = "dip-bench-reference: "
 
 
-def _serve_reference(size, device_str, mode):
+def _serve_reference(size, device_str, where):
     """Child process of :class:`_RemoteReference`: one warm-up step, then for each line
     ``N`` of stdin the times of N steps as one JSON line on stdout."""
     from dip import fast
 
-    if mode == "keep":
+    if where == "kept":
         fast.keep_freed_memory()
     ref = _Reference(size, torch.device(device_str))
     ref.block(1)
@@ -349,7 +352,7 @@ def bench_single(size, repeats, steps, device, log, variant="default", reference
         ref = _Reference(size, device)
         ref.block(1)  # warm-up
     else:
-        ref = _RemoteReference(size, device, keep=reference == "kept")
+        ref = _RemoteReference(size, device, reference)
     ours, theirs, graph_steps = [], [], 0
     try:
         for _ in range(repeats):
@@ -362,8 +365,7 @@ def bench_single(size, repeats, steps, device, log, variant="default", reference
             theirs += theirs_block[1:]
             graph_steps += replayed
     finally:
-        if reference != "in-process":
-            ref.close()
+        ref.close()
     o, r = statistics.median(ours), statistics.median(theirs)
     paired = statistics.median(a / b for a, b in zip(ours, theirs, strict=False))
     row = {"size": size, "variant": variant, "reference": REFERENCES[reference],
@@ -682,8 +684,8 @@ def main(argv=None):
         size, n, dev = args._memory
         return _measure_memory(int(size), int(n), dev)
     if args._reference:
-        size, dev, mode = args._reference
-        return _serve_reference(int(size), dev, mode)
+        size, dev, where = args._reference
+        return _serve_reference(int(size), dev, where)
 
     from dip.fit import pick_device
     from dip.records import device_name, git_commit, machine
