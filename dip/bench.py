@@ -23,6 +23,12 @@ Measures, on the CPU or the GPU of this machine:
   over the steps between (so set-up, warm-up steps, graph captures and the final
   output cancel); medians, single and batched calls alternating; on CUDA one discarded
   short fit first per shape (cudnn.benchmark's trials).
+* **compute rate**: the convolution arithmetic of a paper-net step per size
+  (:func:`dip.flops.step_gflop`: forward and backward, from shapes alone) turns each
+  row's time into GFLOP/s, set beside the fp32 rate of a large matrix product on this
+  machine (:func:`dip.flops.gemm_gflop_s`; on the CPU with one thread and with all of
+  the process's), the most a step of convolutions could sustain; a batched speedup s
+  needs s times the sequential rate.
 * **peak memory**: of one paper-net fit per size, in a fresh subprocess. On the CPU
   the increase of the process's peak resident set size (``VmHWM`` of
   /proc/self/status) over its resident set just before the fit (after imports and
@@ -67,6 +73,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dip.fast import GRAPH_WARMUP
+from dip.flops import gemm_gflop_s, step_gflop
 from dip.monitors import Monitor
 
 __all__ = ["reference_skip", "main", "PAPER_KWARGS", "PAPER_PARAMS"]
@@ -555,6 +562,57 @@ def _check_lines(title, key, check):
     return lines
 
 
+def with_rates(res: dict) -> dict:
+    """``res`` with each row's GFLOP/s from its time and ``gflop_per_iter`` (rows of
+    sizes without a count are left as they are)."""
+    gflop = {int(k): v for k, v in res.get("gflop_per_iter", {}).items()}
+    for r in res["single"]:
+        g = gflop.get(r["size"])
+        if g:
+            r["ours_gflop_s"] = round(g / r["ours_s_per_iter"], 1)
+            r["reference_gflop_s"] = round(g / r["reference_s_per_iter"], 1)
+    for r in res["batched"]:
+        g = gflop.get(r["size"])
+        if g and r.get("batched_s") and r.get("sequential_s"):
+            r["sequential_gflop_s"] = round(r["n"] * g / r["sequential_s"], 1)
+            r["batched_gflop_s"] = round(r["n"] * g / r["batched_s"], 1)
+    return res
+
+
+def _rate_cell(value):
+    return "—" if value is None else f"{value:.0f}"
+
+
+def _rate_lines(res):
+    """The compute-rate section: FLOP per step, the matrix-product rate, and what the
+    batched speedups would need."""
+    gflop, gemm = res.get("gflop_per_iter"), res.get("gemm_gflop_s")
+    if not gflop:
+        return []
+    lines = ["", "## Compute rate", "",
+             "Convolution arithmetic of one paper-net step (forward and backward, "
+             "`dip.flops.step_gflop`): "
+             + ", ".join(f"{k}² {v:.2f}" for k, v in sorted(gflop.items(), key=lambda kv:
+                                                            int(kv[0]))) + " GFLOP."]
+    if gemm:
+        rates = [f"{v:.0f} GFLOP/s on {k} thread{'s' if k != '1' else ''}"
+                 if k.isdigit() else f"{v:.0f} GFLOP/s" for k, v in gemm.items()]
+        lines += ["", f"fp32 matrix product ({res.get('gemm_side')}³) on this machine: "
+                  + ", ".join(rates) + ": about the most a step of convolutions can "
+                  "sustain."]
+        top = max(gemm.values())
+        for size in sorted({r["size"] for r in res["batched"]}):
+            seq = [r["sequential_gflop_s"] for r in res["batched"]
+                   if r["size"] == size and r.get("sequential_gflop_s")]
+            if seq:
+                s = statistics.median(seq)
+                lines += ["", f"Batched at {size}²: N sequential runs reach {s:.0f} GFLOP/s, so "
+                          f"a 2× speedup needs {2 * s:.0f} GFLOP/s ({2 * s / top:.0%} of the "
+                          f"matrix product's {top:.0f}) and 3× needs {3 * s:.0f} "
+                          f"({3 * s / top:.0%})."]
+    return lines
+
+
 def _markdown(res):
     lines = [f"# Benchmark on {res['device_name']}", "",
              f"torch {res['torch']}, {res['threads']} threads"
@@ -570,28 +628,31 @@ def _markdown(res):
                if res.get("parts") else []),
              "## Single run: this project's fit step vs an eager reference", "",
              "| size | ours | reference runs in | ours s/it | reference s/it | ratio "
-             "| graph steps |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| ours GFLOP/s | graph steps |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in res["single"]:
         lines.append(f"| {r['size']}² | {r.get('variant', 'default')} | "
                      f"{r.get('reference', REFERENCES['in-process'])} | "
                      f"{r['ours_s_per_iter']:.4f} | {r['reference_s_per_iter']:.4f} | "
-                     f"{r['ratio']:.2f} | {r.get('graph_steps', 0)} |")
+                     f"{r['ratio']:.2f} | {_rate_cell(r.get('ours_gflop_s'))} | "
+                     f"{r.get('graph_steps', 0)} |")
     lines += ["", "## Batched runs (dip.batched engines) vs N sequential runs", "",
               "| size | N | engine | N sequential s/it | batched s/it | speedup | run-it/s "
-              "| graph steps |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| sequential GFLOP/s | batched GFLOP/s | graph steps |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in res["batched"]:
         if r.get("batched_s") is None or r.get("sequential_s") is None:
-            cells = "— | — | — | —"
+            cells = "— | — | — | — | — | —"
         else:
             cells = (f"{r['sequential_s']:.3f} | {r['batched_s']:.3f} | {r['speedup']:.2f} | "
-                     f"{r['run_iters_per_s']:.2f}")
+                     f"{r['run_iters_per_s']:.2f} | {_rate_cell(r.get('sequential_gflop_s'))} | "
+                     f"{_rate_cell(r.get('batched_gflop_s'))}")
         lines.append(f"| {r['size']}² | {r['n']} | {r.get('engine', 'grouped')} | {cells} | "
                      f"{r.get('graph_steps', 0)} |")
     if any(r.get("unmeasured") for r in res["batched"]):
         lines += ["", "—: unmeasured (a long fit took no longer than the short one, so the "
                   "steps between cost less than the noise of the two fits)."]
+    lines += _rate_lines(res)
     lines += ["", "## Peak memory of one fit (MB over the process before the fit)", "",
               "| size | N | MB |", "| --- | --- | --- |"]
     for key, mb in res["peak_mem_mb"].items():
@@ -623,8 +684,10 @@ def merge(old: dict, new: dict, part: dict) -> dict:
 
     rows("single", lambda r: (r["size"], r.get("variant", "default")))
     rows("batched", lambda r: (r["size"], r["n"], r.get("engine", "grouped")))
-    for key in ("peak_mem_mb", "peak_mem_batched_mb"):
-        res[key] = {**old.get(key, {}), **new[key]}
+    for key in ("peak_mem_mb", "peak_mem_batched_mb", "gflop_per_iter"):
+        res[key] = {**old.get(key, {}), **new.get(key, {})}
+    for key in ("gemm_gflop_s", "gemm_side"):
+        res[key] = new.get(key) or old.get(key)
     for key in ("amp_check", "graph_check"):
         if new.get(key) is not None:
             res[key] = new[key]
@@ -749,6 +812,7 @@ def main(argv=None):
         "commit": git_commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": bool(args.quick), "note": note,
         "single": [], "batched": [], "peak_mem_mb": {}, "peak_mem_batched_mb": {},
+        "gflop_per_iter": {}, "gemm_gflop_s": None, "gemm_side": None,
         "amp_check": None, "graph_check": None,
         "method": ("median step times; ours = dip.fit.fit with its default monitors, "
                    "reference = eager loop in dip/bench.py; memory = "
@@ -768,13 +832,25 @@ def main(argv=None):
     def save():  # after every section: a cut-off run keeps what it measured
         res["seconds"] = round(time.perf_counter() - t0, 1)
         part["seconds"] = res["seconds"]
-        merged = res if old is None else merge(old, res, part)
+        merged = with_rates(res if old is None else merge(old, res, part))
         for path, text in ((out / f"{slug}.json", json.dumps(merged, indent=2) + "\n"),
                            (out / f"{slug}.md", _markdown(merged))):
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(text)
             tmp.replace(path)
 
+    # the arithmetic of a step per size, and the machine's matrix-product rate
+    res["gflop_per_iter"] = {str(s): round(step_gflop(reference_skip, s), 3)
+                             for s in sorted({*sizes, *big, *batched_sizes})}
+    if device.type == "cuda":
+        res["gemm_side"], res["gemm_gflop_s"] = 8192, {"gpu": round(gemm_gflop_s(device), 1)}
+    else:
+        res["gemm_side"] = 1024
+        res["gemm_gflop_s"] = {str(t): round(gemm_gflop_s(device, t), 1)
+                               for t in sorted({1, res["threads"]})}
+    log("compute rate: " + ", ".join(f"{k}² {v} GFLOP a step"
+                                     for k, v in res["gflop_per_iter"].items())
+        + f"; matrix product {res['gemm_gflop_s']} GFLOP/s")
     if "single" not in skip:
         for name, kw in variants.items():
             where = "in-process" if device.type == "cuda" else \

@@ -158,6 +158,40 @@ def test_merge_replaces_the_rows_measured_again():
                       "device_name": "x", "threads": 1,
                       "quick": False, "method": "m"})
     assert "Measured in 2 runs: commit a, d1; commit b, d2." in text
+    # an earlier file without compute rates takes the new run's
+    res = merge(old, {**new, "gflop_per_iter": {"256": 115.0}, "gemm_gflop_s": {"1": 80.0},
+                      "gemm_side": 1024}, {"commit": "c", "date": "d3"})
+    assert res["gflop_per_iter"] == {"256": 115.0} and res["gemm_gflop_s"] == {"1": 80.0}
+
+
+def test_rows_get_compute_rates_and_the_summary_says_what_a_speedup_needs():
+    from dip.bench import with_rates
+
+    res = {"device_name": "cpu", "torch": "2", "threads": 2, "commit": "abc", "date": "d",
+           "quick": True, "note": "n", "method": "m",
+           "single": [{"size": 64, "ours_s_per_iter": 0.1, "reference_s_per_iter": 0.2,
+                       "ratio": 0.5},
+                      {"size": 32, "ours_s_per_iter": 0.1, "reference_s_per_iter": 0.2,
+                       "ratio": 0.5}],
+           "batched": [{"size": 64, "n": 8, "sequential_s": 0.8, "batched_s": 0.5,
+                        "speedup": 1.6, "run_iters_per_s": 16.0},
+                       {"size": 64, "n": 4, "sequential_s": None, "batched_s": None,
+                        "speedup": None, "run_iters_per_s": None, "unmeasured": "x"}],
+           "peak_mem_mb": {}, "gflop_per_iter": {"64": 7.0},
+           "gemm_gflop_s": {"1": 80.0, "2": 150.0}, "gemm_side": 1024}
+    with_rates(res)
+    assert res["single"][0]["ours_gflop_s"] == 70.0
+    assert res["single"][0]["reference_gflop_s"] == 35.0
+    assert "ours_gflop_s" not in res["single"][1]  # no count for 32²
+    assert res["batched"][0]["sequential_gflop_s"] == 70.0
+    assert res["batched"][0]["batched_gflop_s"] == 112.0
+    assert "batched_gflop_s" not in res["batched"][1]
+    text = _markdown(res)
+    assert "| 64² | default | our process | 0.1000 | 0.2000 | 0.50 | 70 | 0 |" in text
+    assert "| 64² | 8 | grouped | 0.800 | 0.500 | 1.60 | 16.00 | 70 | 112 | 0 |" in text
+    assert "64² 7.00 GFLOP" in text
+    assert "80 GFLOP/s on 1 thread, 150 GFLOP/s on 2 threads" in text
+    assert "a 2× speedup needs 140 GFLOP/s (93% of the matrix product's 150)" in text
 
 
 def test_step_cost_subtracts_a_short_fit(monkeypatch):
@@ -196,7 +230,7 @@ def test_a_long_fit_no_longer_than_the_short_one_leaves_the_row_unmeasured(monke
            "quick": True, "note": "n", "method": "m", "single": [], "batched": rows,
            "peak_mem_mb": {}, "peak_mem_batched_mb": {}}
     text = _markdown(res)
-    assert "| 64² | 2 | threads | — | — | — | — | 0 |" in text and "unmeasured" in text
+    assert "| 64² | 2 | threads | — | — | — | — | — | — | 0 |" in text and "unmeasured" in text
 
 
 @pytest.mark.parametrize("args, message", [(["--variants", "fp33"], "unknown variant 'fp33'"),
@@ -208,6 +242,18 @@ def test_unknown_choices_are_refused_in_one_line(args, message, capsys, tmp_path
         main(args + ["--device", "cpu", "--out", str(tmp_path)])
     assert err.value.code == 2 and message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_run_of_no_section_still_writes_the_compute_rates(tmp_path, monkeypatch):
+    from dip import bench
+
+    monkeypatch.setattr(bench, "gemm_gflop_s", lambda device, threads=None: 50.0)
+    res = bench.main(["--quick", "--device", "cpu", "--out", str(tmp_path), "--name", "x",
+                      "--skip", "single,batched,memory"])
+    assert res["gflop_per_iter"] == {"64": 7.189, "128": 28.754, "256": 115.018}
+    assert res["gemm_gflop_s"] == {"1": 50.0, str(torch.get_num_threads()): 50.0}
+    assert res["gemm_side"] == 1024
+    assert "## Compute rate" in (tmp_path / "x.md").read_text()
 
 
 def test_size_lists_are_parsed_or_refused(capsys, tmp_path):
