@@ -599,7 +599,8 @@ def _rate_lines(res):
                  if k.isdigit() else f"{v:.0f} GFLOP/s" for k, v in gemm.items()]
         lines += ["", f"fp32 matrix product ({res.get('gemm_side')}³) on this machine: "
                   + ", ".join(rates) + ": about the most a step of convolutions can "
-                  "sustain."]
+                  "sustain" + (" in fp32 (cuDNN's convolutions may run TF32 and exceed it)"
+                               if "gpu" in gemm else "") + "."]
         top = max(gemm.values())
         for size in sorted({r["size"] for r in res["batched"]}):
             seq = [r["sequential_gflop_s"] for r in res["batched"]
