@@ -842,7 +842,7 @@ def main(argv=None):
 
     # the arithmetic of a step per size, and the machine's matrix-product rate
     res["gflop_per_iter"] = {str(s): round(step_gflop(reference_skip, s), 3)
-                             for s in sorted({*sizes, *big, *batched_sizes})}
+                             for s in sorted({*sizes, *big, *batched_sizes, *mem_sizes})}
     if device.type == "cuda":
         res["gemm_side"], res["gemm_gflop_s"] = 8192, {"gpu": round(gemm_gflop_s(device), 1)}
     else:

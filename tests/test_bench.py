@@ -250,7 +250,8 @@ def test_a_run_of_no_section_still_writes_the_compute_rates(tmp_path, monkeypatc
     monkeypatch.setattr(bench, "gemm_gflop_s", lambda device, threads=None: 50.0)
     res = bench.main(["--quick", "--device", "cpu", "--out", str(tmp_path), "--name", "x",
                       "--skip", "single,batched,memory"])
-    assert res["gflop_per_iter"] == {"64": 7.189, "128": 28.754, "256": 115.018}
+    assert res["gflop_per_iter"] == {"64": 7.189, "128": 28.754, "256": 115.018,
+                                     "512": 460.071}
     assert res["gemm_gflop_s"] == {"1": 50.0, str(torch.get_num_threads()): 50.0}
     assert res["gemm_side"] == 1024
     assert "## Compute rate" in (tmp_path / "x.md").read_text()
