@@ -44,10 +44,16 @@ def test_markdown_summary():
 def test_batched_rows_per_engine():
     from dip.bench import ENGINES, bench_batched
 
-    rows = bench_batched(64, (2,), ENGINES, 1, 2, torch.device("cpu"),
+    rows = bench_batched(64, (2,), ENGINES, 1, 4, torch.device("cpu"),
                          lambda msg: None)
     assert [(r["n"], r["engine"]) for r in rows] == [(2, "threads"), (2, "grouped")]
     for r in rows:
+        # real fits of a few steps: on a busy machine the long fit may take no longer
+        # than the short one, and the row says so instead of timing noise
+        if r.get("unmeasured"):
+            assert r["sequential_s"] is None and r["batched_s"] is None
+            assert r["speedup"] is None
+            continue
         assert r["sequential_s"] > 0 and r["batched_s"] > 0
         # the times are rounded to 4 digits, the speedup computed before rounding
         assert r["speedup"] == pytest.approx(r["sequential_s"] / r["batched_s"], rel=2e-3)
