@@ -589,11 +589,11 @@ def _rate_lines(res):
     gflop, gemm = res.get("gflop_per_iter"), res.get("gemm_gflop_s")
     if not gflop:
         return []
+    counts = sorted(gflop.items(), key=lambda kv: int(kv[0]))  # a merged file's are unsorted
     lines = ["", "## Compute rate", "",
              "Convolution arithmetic of one paper-net step (forward and backward, "
              "`dip.flops.step_gflop`): "
-             + ", ".join(f"{k}² {v:.2f}" for k, v in sorted(gflop.items(), key=lambda kv:
-                                                            int(kv[0]))) + " GFLOP."]
+             + ", ".join(f"{k}² {v:.2f}" for k, v in counts) + " GFLOP."]
     if gemm:
         rates = [f"{v:.0f} GFLOP/s on {k} thread{'s' if k != '1' else ''}"
                  if k.isdigit() else f"{v:.0f} GFLOP/s" for k, v in gemm.items()]
