@@ -49,7 +49,7 @@ with ``--quick``, one with bf16 autocast (``bf16``). On CUDA, ``single`` has one
 row per variant of our step: ``fp32-graph`` (the automatic fast paths: NCHW,
 cudnn.benchmark, fused Adam, CUDA graphs), ``fp32-eager`` (without graphs),
 ``fp32-cl-graph`` and ``fp32-cl`` (the same in channels_last), ``bf16-graph`` and ``bf16``
-(bf16 autocast), each against the same eager fp32 NCHW reference; ``batched`` compares
+(bf16 autocast), ``bf16-cl-graph`` (bf16 in channels_last), each against the same eager fp32 NCHW reference; ``batched`` compares
 the grouped engine, the threads engine (one CUDA stream per run, eager steps) and the
 threads engine with each run's step replayed as CUDA graphs (``threads+graphs``) with N
 sequential default runs, 200 steps apart on CUDA (:data:`BATCHED_CUDA_STEPS`).
@@ -615,8 +615,16 @@ def _rate_lines(res):
 
 
 def _markdown(res):
+    # a merged file's rows come from several runs: a column names each row's commit
+    parts = bool(res.get("parts"))
+    head, rule = (" commit |", " --- |") if parts else ("", "")
+
+    def commit(r):
+        return f" {str(r.get('commit') or '—')[:7]} |" if parts else ""
+
     lines = [f"# Benchmark on {res['device_name']}", "",
-             f"torch {res['torch']}, {res['threads']} threads"
+             ("Newest run: " if res.get("parts") else "")
+             + f"torch {res['torch']}, {res['threads']} threads"
              + (f" (CPU {res['cpu']})" if res.get("cpu") else "")
              + f", commit {res['commit']}, "
              f"{res['date']}{' (quick)' if res['quick'] else ''}."
@@ -625,22 +633,23 @@ def _markdown(res):
              "",
              res["note"], "",
              *([("Measured in " + str(len(res["parts"])) + " runs: " + "; ".join(
-                 f"commit {p['commit']}, {p['date']}" for p in res["parts"]) + "."), ""]
+                 f"commit {p['commit']}, {p['date']}" for p in res["parts"])
+                 + "; each row names its commit."), ""]
                if res.get("parts") else []),
              "## Single run: this project's fit step vs an eager reference", "",
              "| size | ours | reference runs in | ours s/it | reference s/it | ratio "
-             "| ours GFLOP/s | graph steps |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| ours GFLOP/s | graph steps |" + head,
+             "| --- | --- | --- | --- | --- | --- | --- | --- |" + rule]
     for r in res["single"]:
         lines.append(f"| {r['size']}² | {r.get('variant', 'default')} | "
                      f"{r.get('reference', REFERENCES['in-process'])} | "
                      f"{r['ours_s_per_iter']:.4f} | {r['reference_s_per_iter']:.4f} | "
                      f"{r['ratio']:.2f} | {_rate_cell(r.get('ours_gflop_s'))} | "
-                     f"{r.get('graph_steps', 0)} |")
+                     f"{r.get('graph_steps', 0)} |" + commit(r))
     lines += ["", "## Batched runs (dip.batched engines) vs N sequential runs", "",
               "| size | N | engine | N sequential s/it | batched s/it | speedup | run-it/s "
-              "| sequential GFLOP/s | batched GFLOP/s | graph steps |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| sequential GFLOP/s | batched GFLOP/s | graph steps |" + head,
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" + rule]
     for r in res["batched"]:
         if r.get("batched_s") is None or r.get("sequential_s") is None:
             cells = "— | — | — | — | — | —"
@@ -649,7 +658,7 @@ def _markdown(res):
                      f"{r['run_iters_per_s']:.2f} | {_rate_cell(r.get('sequential_gflop_s'))} | "
                      f"{_rate_cell(r.get('batched_gflop_s'))}")
         lines.append(f"| {r['size']}² | {r['n']} | {r.get('engine', 'grouped')} | {cells} | "
-                     f"{r.get('graph_steps', 0)} |")
+                     f"{r.get('graph_steps', 0)} |" + commit(r))
     if any(r.get("unmeasured") for r in res["batched"]):
         lines += ["", "—: unmeasured (a long fit took no longer than the short one, so the "
                   "steps between cost less than the noise of the two fits)."]
@@ -676,12 +685,16 @@ def _markdown(res):
 def merge(old: dict, new: dict, part: dict) -> dict:
     """``old`` results updated with the rows of ``new``: single rows by (size, variant),
     batched rows by (size, n, engine), memory by key, checks when run; ``parts`` lists
-    the runs that contributed (``part``: commit, date, torch, seconds of this one)."""
+    the runs that contributed (``part``: commit, date, torch, seconds of this one), each
+    row keeps the commit that measured it, and the header fields (commit, date, torch,
+    threads) are the newest run's."""
     res = dict(old)
 
     def rows(key, ident):
         fresh = {ident(r) for r in new[key]}
-        res[key] = [r for r in old.get(key, []) if ident(r) not in fresh] + new[key]
+        kept = [{"commit": old.get("commit"), **r} for r in old.get(key, [])
+                if ident(r) not in fresh]
+        res[key] = kept + [{**r, "commit": part.get("commit")} for r in new[key]]
 
     rows("single", lambda r: (r["size"], r.get("variant", "default")))
     rows("batched", lambda r: (r["size"], r["n"], r.get("engine", "grouped")))
@@ -691,6 +704,9 @@ def merge(old: dict, new: dict, part: dict) -> dict:
         res[key] = new.get(key) or old.get(key)
     for key in ("amp_check", "graph_check"):
         if new.get(key) is not None:
+            res[key] = new[key]
+    for key in ("commit", "date", "torch", "threads", "quick", "device_name", "cpu"):
+        if key in new:
             res[key] = new[key]
     parts = old.get("parts") or [{k: old.get(k) for k in ("commit", "date", "torch",
                                                            "seconds")}]
@@ -731,7 +747,7 @@ def main(argv=None):
     ap.add_argument("--variants", default=None,
                     help="comma-separated variants of the single section (CPU: default, bf16; "
                          "CUDA: fp32-graph, fp32-eager, fp32-cl-graph, fp32-cl, bf16-graph, "
-                         "bf16)")
+                         "bf16, bf16-cl-graph)")
     ap.add_argument("--batched-sizes", type=_sides, default=None,
                     help="comma-separated image sides of the batched section (e.g. 256)")
     ap.add_argument("--engines", default=None,
@@ -778,7 +794,8 @@ def main(argv=None):
         eager, cl = {"cuda_graph": False}, {"channels_last": True}
         variants = {"fp32-graph": {}, "fp32-eager": eager,
                     "fp32-cl-graph": cl, "fp32-cl": {**cl, **eager},
-                    "bf16-graph": {"amp": "bf16"}, "bf16": {"amp": "bf16", **eager}}
+                    "bf16-graph": {"amp": "bf16"}, "bf16": {"amp": "bf16", **eager},
+                    "bf16-cl-graph": {"amp": "bf16", **cl}}
         engines = CUDA_ENGINES
     if args.sizes:
         sizes, big = args.sizes, ()

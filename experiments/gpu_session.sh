@@ -15,8 +15,13 @@
 # leaves out the images that restate the test data). `make table-inpainting PROFILE=paper`
 # then builds the table from results/paper-runs/ (a partial one says which images it has).
 #
-# Environment: BENCH_ARGS (default: --quick --graph-check 500; add --amp-check 3000 for
-# the bf16 check), BENCH_BUDGET_S (default 330; 0 skips the benchmark), RUN_ARGS
+# The benchmark adds to the committed file of this GPU (results/bench/<gpu>.json, copied
+# into WORKDIR/bench first): rows measured now replace those of the same size, variant or
+# engine, and each row names the commit that measured it.
+#
+# Environment: BENCH_ARGS (default: the NCHW and channels_last graph variants in fp32 and
+# bf16 channels_last, the grouped and threads+graphs engines, and the graph check; add
+# --amp-check 3000 for the bf16 PSNR check), BENCH_BUDGET_S (default 330; 0 skips the benchmark), RUN_ARGS
 # (overrides of the paper runs, e.g. fast.cuda_graph=false; graphs are the default on
 # CUDA), ITEMS (the images to run, in order; default smallest first), DIP_COMMIT (the
 # commit of a copied tree).
@@ -42,8 +47,12 @@ bench_budget=${BENCH_BUDGET_S:-330}
 if (( bench_budget > $(left) )); then bench_budget=$(left); fi
 if (( bench_budget > 0 )); then
   log "benchmark (at most ${bench_budget} s)"
+  mkdir -p "$work/bench"
+  cp results/bench/nvidia-*.json "$work/bench/" 2>/dev/null || true
+  default_bench="--quick --variants fp32-graph,fp32-cl-graph,bf16-cl-graph"
+  default_bench+=" --engines grouped,threads+graphs --graph-check 500"
   # shellcheck disable=SC2086
-  timeout "$bench_budget" python3 -m dip.bench ${BENCH_ARGS:---quick --graph-check 500} \
+  timeout "$bench_budget" python3 -m dip.bench ${BENCH_ARGS:-$default_bench} --merge \
     --out "$work/bench" 2>&1 | tee "$work/bench.log"
 fi
 

@@ -160,10 +160,21 @@ def test_merge_replaces_the_rows_measured_again():
     assert res["peak_mem_mb"] == {"64": 10.0, "256": 20.0}
     assert res["graph_check"] == {"num_iter": 5} and res["complete"]
     assert [p["commit"] for p in res["parts"]] == ["a", "b"]
-    text = _markdown({**res, "single": [], "batched": [], "graph_check": None,
-                      "device_name": "x", "threads": 1,
-                      "quick": False, "method": "m"})
-    assert "Measured in 2 runs: commit a, d1; commit b, d2." in text
+    # each row names the run that measured it; the header is the newest run's
+    assert [r["commit"] for r in res["single"]] == ["a", "b"]
+    assert [r["commit"] for r in res["batched"]] == ["a", "b"]
+    res2 = merge(res, {**new, "commit": "c", "date": "d3", "batched": []},
+                 {"commit": "c", "date": "d3"})
+    assert [r["commit"] for r in res2["single"]] == ["a", "c"]
+    assert res2["commit"] == "c" and res2["date"] == "d3" and res["commit"] == "a"
+    text = _markdown({**res2, "batched": [], "graph_check": None, "device_name": "x",
+                      "threads": 1, "quick": False, "method": "m",
+                      "single": [{**r, "ours_s_per_iter": 0.1, "reference_s_per_iter": 0.2}
+                                 for r in res2["single"]]})
+    assert text.splitlines()[2].startswith("Newest run: torch 2, 1 threads, commit c, d3")
+    assert ("Measured in 3 runs: commit a, d1; commit b, d2; commit c, d3; each row names "
+            "its commit.") in text
+    assert "| 64² | bf16 | our process | 0.1000 | 0.2000 | 1.20 | — | 0 | c |" in text
     # an earlier file without compute rates takes the new run's
     res = merge(old, {**new, "gflop_per_iter": {"256": 115.0}, "gemm_gflop_s": {"1": 80.0},
                       "gemm_side": 1024}, {"commit": "c", "date": "d3"})

@@ -2,10 +2,13 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dip import DipError
 from dip.nets import NETS, build, encdec, resnet, scale_width, skip, unet
+from dip.nets import pad as pad_module
+from dip.nets.pad import ReflectionPad2d, reflect_pad
 
 
 def n_params(net: nn.Module) -> int:
@@ -184,3 +187,46 @@ def test_scale_width():
     assert scale_width({}, "unet", 2)["feature_scale"] == 2
     with pytest.raises(DipError):
         scale_width({}, "vgg", 0.5)
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("p, n, h, w", [(1, 1, 5, 7), (1, 2, 2, 2), (2, 1, 5, 6), (3, 2, 4, 9)])
+def test_reflect_pad_equals_torch_and_keeps_the_layout(fmt, p, n, h, w):
+    g = torch.Generator().manual_seed(p * 100 + h)
+    x = torch.randn(n, 3, h, w, dtype=torch.float64, generator=g)
+    x = x.contiguous(memory_format=fmt).requires_grad_()
+    ours, theirs = reflect_pad(x, p), F.pad(x, (p,) * 4, mode="reflect")
+    assert torch.equal(ours, theirs)
+    assert ours.is_contiguous(memory_format=fmt)
+    up = torch.randn(theirs.shape, dtype=torch.float64, generator=g)
+    (g_ours,) = torch.autograd.grad(ours, x, up)
+    (g_theirs,) = torch.autograd.grad(theirs, x, up)
+    torch.testing.assert_close(g_ours, g_theirs, rtol=0, atol=1e-12)
+    assert g_ours.is_contiguous(memory_format=fmt)
+    assert torch.autograd.gradcheck(lambda t: reflect_pad(t, p), (x,))
+
+
+def test_reflect_pad_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="larger than 2 pixels"):
+        reflect_pad(torch.zeros(1, 1, 2, 8), 2)
+    with pytest.raises(ValueError, match="N×C×H×W"):
+        reflect_pad(torch.zeros(1, 4, 4), 1)
+    assert reflect_pad(torch.zeros(1, 1, 3, 3), 0).shape == (1, 1, 3, 3)
+
+
+def test_reflection_pad_module_uses_torch_kernel_on_cpu():
+    """On the CPU (and for NCHW on CUDA) the net's pad is PyTorch's own kernel, so CPU
+    results stay bit-identical; the slice version is only for channels_last on CUDA."""
+    net = skip(8, 3, [8] * 2, [8] * 2, [2] * 2, pad="reflection")
+    pads = [m for m in net.modules() if isinstance(m, nn.ReflectionPad2d)]
+    assert pads and all(isinstance(m, ReflectionPad2d) for m in pads)
+    x = torch.randn(1, 4, 6, 6).contiguous(memory_format=torch.channels_last)
+    calls = []
+    original = pad_module.reflect_pad
+    pad_module.reflect_pad = lambda *a: calls.append(a) or original(*a)
+    try:
+        out = pads[0](x)
+    finally:
+        pad_module.reflect_pad = original
+    assert not calls and torch.equal(out, F.pad(x, (1,) * 4, mode="reflect"))
+    assert out.is_contiguous(memory_format=torch.channels_last)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dip.nets.pad import ReflectionPad2d
 from dip.operators import Downsampler
 
 __all__ = [
@@ -117,7 +118,8 @@ def conv(in_f: int, out_f: int, kernel_size: int, stride: int = 1, bias: bool = 
     bias : bool
         Whether the convolution has a bias.
     pad : {'zero', 'reflection'}
-        Zero padding inside the convolution, or a separate ``nn.ReflectionPad2d``.
+        Zero padding inside the convolution, or a separate reflection pad
+        (:class:`dip.nets.pad.ReflectionPad2d`, which keeps channels_last on CUDA).
     downsample_mode : {'stride', 'avg', 'max', 'lanczos2', 'lanczos3'}
         How to reduce resolution when ``stride > 1``.
     """
@@ -126,7 +128,7 @@ def conv(in_f: int, out_f: int, kernel_size: int, stride: int = 1, bias: bool = 
     layers: list[nn.Module] = []
     to_pad = (kernel_size - 1) // 2
     if pad == "reflection" and to_pad > 0:
-        layers.append(nn.ReflectionPad2d(to_pad))
+        layers.append(ReflectionPad2d(to_pad))
     conv_pad = to_pad if pad == "zero" else 0
     downsampler = None
     if stride != 1 and downsample_mode != "stride":
