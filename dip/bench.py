@@ -49,10 +49,11 @@ with ``--quick``, one with bf16 autocast (``bf16``). On CUDA, ``single`` has one
 row per variant of our step: ``fp32-graph`` (the automatic fast paths: NCHW,
 cudnn.benchmark, fused Adam, CUDA graphs), ``fp32-eager`` (without graphs),
 ``fp32-cl-graph`` and ``fp32-cl`` (the same in channels_last), ``bf16-graph`` and ``bf16``
-(bf16 autocast), ``bf16-cl-graph`` (bf16 in channels_last), each against the same eager fp32 NCHW reference; ``batched`` compares
-the grouped engine, the threads engine (one CUDA stream per run, eager steps) and the
-threads engine with each run's step replayed as CUDA graphs (``threads+graphs``) with N
-sequential default runs, 200 steps apart on CUDA (:data:`BATCHED_CUDA_STEPS`).
+(bf16 autocast), ``bf16-cl-graph`` (bf16 in channels_last), each against the same eager
+fp32 NCHW reference; ``batched`` compares the grouped engine, the threads engine (one
+CUDA stream per run, eager steps) and the threads engine with each run's step replayed
+as CUDA graphs (``threads+graphs``) with N sequential default runs, 200 steps apart on
+CUDA (:data:`BATCHED_CUDA_STEPS`).
 """
 
 from __future__ import annotations
