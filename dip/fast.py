@@ -20,7 +20,9 @@ two replays: 3.0 / 3.6 / 5.5 / 13.0 ms at 64² / 128² / 256² / 512² in NCHW, 
 0.29 / 0.66× the reference (whose own time varied from 14 to 21 ms between rows). In
 channels_last the same steps took 3.2 / 3.9 / 5.8 / 14.1 ms: its convolutions convert
 layouts less, but its BatchNorm and padding cost more (12.6 against 11.4 ms of kernels a
-step at 512²). At 512² the step is bound by the GPU's work, not by launches. The same
+step at 512²); most of that was PyTorch's NCHW-only CUDA reflection padding, which the
+nets now replace for channels_last tensors on CUDA (:mod:`dip.nets.pad`; not yet
+measured on a GPU). At 512² the step is bound by the GPU's work, not by launches. The same
 500 steps of the paper's F16 σ 25 denoising, eager and as graphs, ended 0.03 dB apart
 (float sums in another order); an 11000-step paper inpainting run of House with graphs
 gave 38.90 dB (the paper's result image: 39.00).
