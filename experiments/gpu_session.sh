@@ -21,9 +21,9 @@
 #
 # Environment: BENCH_ARGS (default: the NCHW and channels_last graph variants in fp32 and
 # bf16 channels_last, the grouped and threads+graphs engines, and the graph check; add
-# --amp-check 3000 for the bf16 PSNR check), BENCH_BUDGET_S (default 330; 0 skips the benchmark), RUN_ARGS
-# (overrides of the paper runs, e.g. fast.cuda_graph=false; graphs are the default on
-# CUDA), ITEMS (the images to run, in order; default smallest first), DIP_COMMIT (the
+# --amp-check 3000 for the bf16 PSNR check), BENCH_BUDGET_S (default 330; 0 skips the
+# benchmark), RUN_ARGS (overrides of the paper runs, e.g. fast.cuda_graph=false; graphs
+# are the default on CUDA), ITEMS (the images to run, in order; default smallest first), DIP_COMMIT (the
 # commit of a copied tree).
 # Needs python3 with torch (CUDA) and this project's dependencies, and the registry images
 # under DIP_DATA_ROOT: experiments/gpu_prepare.sh puts the missing wheels and the images
