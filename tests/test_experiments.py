@@ -72,6 +72,7 @@ def test_table_settings_are_the_official_ones():
     assert sr.image == "paper/sr/set14/x8/zebra_GT.png"
     quick = _compose("experiment=table_sr")
     assert quick.crop == 128 and quick.profile.width_scale == 0.25 and quick.fit.num_iter == 1200
+    assert _compose("experiment=table_sr", "factor=8").fit.num_iter == 2400  # x8: twice x4
     assert _compose("experiment=table_sr", "profile=paper").profile.width_scale == 1.0
     assert (den.seeds, den.profile.width_scale) == (1, 1.0)
     quick = {s: _compose("experiment=table_denoising", f"sigma={s}") for s in (25, 50)}
