@@ -624,7 +624,7 @@ def _markdown(res):
         return f" {str(r.get('commit') or '—')[:7]} |" if parts else ""
 
     lines = [f"# Benchmark on {res['device_name']}", "",
-             ("Newest run: " if res.get("parts") else "")
+             ("Newest run: " if parts else "")
              + f"torch {res['torch']}, {res['threads']} threads"
              + (f" (CPU {res['cpu']})" if res.get("cpu") else "")
              + f", commit {res['commit']}, "
@@ -636,7 +636,7 @@ def _markdown(res):
              *([("Measured in " + str(len(res["parts"])) + " runs: " + "; ".join(
                  f"commit {p['commit']}, {p['date']}" for p in res["parts"])
                  + "; each row names its commit."), ""]
-               if res.get("parts") else []),
+               if parts else []),
              "## Single run: this project's fit step vs an eager reference", "",
              "| size | ours | reference runs in | ours s/it | reference s/it | ratio "
              "| ours GFLOP/s | graph steps |" + head,
