@@ -72,6 +72,9 @@ for item in "${items[@]}"; do
   timeout "$(( t - 5 ))" python3 -m dip experiment=table_inpainting profile=paper \
     progress=false item="$item" records="$work/runs" ${RUN_ARGS:-} 2>&1 \
     | tail -n 4 | tee -a "$work/inpainting.log"
+  status=${PIPESTATUS[0]}
+  if (( status == 124 )); then log "$item: stopped at the budget" | tee -a "$work/inpainting.log"
+  elif (( status )); then log "$item: exit $status" | tee -a "$work/inpainting.log"; fi
 done
 mapfile -t added < <(comm -13 <(echo "$before") <(ls "$work/runs" | sort))
 if (( ${#added[@]} )); then
