@@ -23,8 +23,8 @@
 # bf16 channels_last, the grouped and threads+graphs engines, and the graph check; add
 # --amp-check 3000 for the bf16 PSNR check), BENCH_BUDGET_S (default 330; 0 skips the
 # benchmark), RUN_ARGS (overrides of the paper runs, e.g. fast.cuda_graph=false; graphs
-# are the default on CUDA), ITEMS (the images to run, in order; default smallest first), DIP_COMMIT (the
-# commit of a copied tree).
+# are the default on CUDA), ITEMS (the images to run, in order; default smallest first),
+# DIP_COMMIT (the commit of a copied tree).
 # Needs python3 with torch (CUDA) and this project's dependencies, and the registry images
 # under DIP_DATA_ROOT: experiments/gpu_prepare.sh puts the missing wheels and the images
 # into ignored folders of the checkout that a device call can carry, and prints the
@@ -73,8 +73,10 @@ for item in "${items[@]}"; do
     progress=false item="$item" records="$work/runs" ${RUN_ARGS:-} 2>&1 \
     | tail -n 4 | tee -a "$work/inpainting.log"
   status=${PIPESTATUS[0]}
-  if (( status == 124 )); then log "$item: stopped at the budget" | tee -a "$work/inpainting.log"
-  elif (( status )); then log "$item: exit $status" | tee -a "$work/inpainting.log"; fi
+  if (( status )); then
+    if (( status == 124 )); then why="stopped at the budget"; else why="exit $status"; fi
+    log "$item: $why" | tee -a "$work/inpainting.log"
+  fi
 done
 mapfile -t added < <(comm -13 <(echo "$before") <(ls "$work/runs" | sort))
 if (( ${#added[@]} )); then

@@ -214,7 +214,7 @@ def test_reflect_pad_rejects_bad_shapes():
     assert reflect_pad(torch.zeros(1, 1, 3, 3), 0).shape == (1, 1, 3, 3)
 
 
-def test_reflection_pad_module_uses_torch_kernel_on_cpu():
+def test_reflection_pad_module_uses_torch_kernel_on_cpu(monkeypatch):
     """On the CPU (and for NCHW on CUDA) the net's pad is PyTorch's own kernel, so CPU
     results stay bit-identical; the slice version is only for channels_last on CUDA."""
     net = skip(8, 3, [8] * 2, [8] * 2, [2] * 2, pad="reflection")
@@ -223,10 +223,7 @@ def test_reflection_pad_module_uses_torch_kernel_on_cpu():
     x = torch.randn(1, 4, 6, 6).contiguous(memory_format=torch.channels_last)
     calls = []
     original = pad_module.reflect_pad
-    pad_module.reflect_pad = lambda *a: calls.append(a) or original(*a)
-    try:
-        out = pads[0](x)
-    finally:
-        pad_module.reflect_pad = original
+    monkeypatch.setattr(pad_module, "reflect_pad", lambda *a: calls.append(a) or original(*a))
+    out = pads[0](x)
     assert not calls and torch.equal(out, F.pad(x, (1,) * 4, mode="reflect"))
     assert out.is_contiguous(memory_format=torch.channels_last)
