@@ -40,7 +40,7 @@ DIP    := $(BIN)/dip --multirun progress=false profile=$(PROFILE) launcher=$(LAU
           $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS)) records=$(RECORDS)
 REPORT := $(BIN)/python -m dip.report
 
-.PHONY: setup demo test lint bench clean table-inpainting table-denoising table-sr tables \
+.PHONY: setup demo test test-all lint bench clean table-inpainting table-denoising table-sr tables \
         figures reproduce-inpainting readme
 
 setup: $(STAMP)
@@ -97,7 +97,12 @@ figures: $(STAMP)
 readme: $(STAMP)
 	$(REPORT) readme
 
+# test: the fast suite (about a minute on 2 cores); test-all adds the `slow` end-to-end
+# runs through subprocesses (about 12 minutes; CI runs it).
 test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
