@@ -55,21 +55,23 @@ demo: $(STAMP)
 
 # Paper tables: sweep (resumes: finished runs are skipped), then the table files under
 # results/tables/ and their image grids and curves under results/figures/. PROFILE=paper
-# for the official settings (GPU), quick for the CPU.
+# for the official settings (GPU), quick for the CPU. A sweep of which some runs failed
+# still writes the table of the finished ones; make then exits with the sweep's status.
+define sweep_and_report
+	$(DIP) experiment=$(1) $(ARGS); status=$$?; \
+	$(REPORT) table $(1) --profile $(PROFILE) --root $(RECORDS) --out $(TABLES) && \
+	$(REPORT) figure $(1) --profile $(PROFILE) --root $(RECORDS) --out $(FIGS) && \
+	exit $$status
+endef
+
 table-inpainting: $(STAMP)
-	$(DIP) experiment=table_inpainting $(ARGS)
-	$(REPORT) table table_inpainting --profile $(PROFILE) --root $(RECORDS) --out $(TABLES)
-	$(REPORT) figure table_inpainting --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
+	$(call sweep_and_report,table_inpainting)
 
 table-denoising: $(STAMP)
-	$(DIP) experiment=table_denoising $(ARGS)
-	$(REPORT) table table_denoising --profile $(PROFILE) --root $(RECORDS) --out $(TABLES)
-	$(REPORT) figure table_denoising --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
+	$(call sweep_and_report,table_denoising)
 
 table-sr: $(STAMP)
-	$(DIP) experiment=table_sr $(ARGS)
-	$(REPORT) table table_sr --profile $(PROFILE) --root $(RECORDS) --out $(TABLES)
-	$(REPORT) figure table_sr --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
+	$(call sweep_and_report,table_sr)
 
 tables: table-inpainting table-denoising table-sr
 

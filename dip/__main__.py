@@ -17,16 +17,20 @@ Sweep learning rates and seeds::
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
 import dip.config  # noqa: F401  (registers the `pick` resolver)
-from dip import DipError, show_notes
+from dip import show_notes
+from dip.signals import checkpoint_on_signals
+from dip.sweep import execute, report
 
 
-def _summary(m: dict) -> str:
+def summary(m: dict) -> str:
+    """The console lines of a finished (or skipped, or taken) run."""
+    if m.get("taken"):
+        return (f"skipped {m['image']}: another process is fitting it ({m['taken']}); "
+                f"its record goes to {m['out_dir']}")
     if m.get("skipped"):
         pins = f", made with other CPU kernel pins ({m['other_pins']})" if m.get(
             "other_pins") else ""
@@ -60,13 +64,9 @@ def app(cfg: DictConfig) -> float:
     from dip.run import run
 
     show_notes()
-    try:
-        metrics = run(cfg)
-    except DipError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(_summary(metrics))
-    return metrics["psnr_final"]
+    with checkpoint_on_signals():
+        outcome = execute(run, cfg)
+    return report(outcome, summary)
 
 
 def main() -> None:

@@ -7,9 +7,11 @@ states, the status and the state of every other monitor (history rows, oracle be
 backtracking snapshot, early-stopping state). The file is written to a temporary name
 and moved into place (``os.replace``), so it is always complete.
 
-At the start of a fit, an existing checkpoint is loaded and the loop continues from its
-step; on the CPU the result is bit-identical to an uninterrupted run. The caller
-deletes the file once the result is safely stored (:func:`discard`).
+A fit interrupted by SIGINT or SIGTERM saves it at the step it was at
+(:meth:`Checkpoint.on_interrupt`). At the start of a fit, an existing checkpoint is
+loaded and the loop continues from its step; on the CPU the result is bit-identical to
+an uninterrupted run. The caller deletes the file once the result is safely stored
+(:func:`discard`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class Checkpoint(Monitor):
     path : str or path-like
         Checkpoint file (``torch.save`` format). Its folder must exist.
     every : int
-        Parameter updates between saves (>= 1).
+        Parameter updates between saves; 0 saves only when the fit is interrupted
+        (:meth:`on_interrupt`, a SIGINT or SIGTERM: :mod:`dip.signals`).
     key : str
         Identity of the run (e.g. config hash and seed); a file with another key is
         refused rather than resumed.
@@ -54,20 +57,26 @@ class Checkpoint(Monitor):
     """
 
     def __init__(self, path: str | os.PathLike, every: int, key: str = ""):
-        if int(every) < 1:
-            raise ValueError(f"checkpoint interval must be >= 1, got {every}")
+        if int(every) < 0:
+            raise ValueError(f"checkpoint interval must be >= 0, got {every}")
         self.path, self.every, self.key = Path(path), int(every), str(key)
         self.resumed_at: int | None = None
+        self.saved_at: int | None = None  # the step an interrupted fit was saved at
         self._failed = False
 
     # --- saving -------------------------------------------------------------------------
 
     def after_step(self, info: StepInfo) -> None:
-        if info.completed % self.every == 0:
+        if self.every and info.completed % self.every == 0:
             self.save(info, info.average())
 
     def on_end(self, info: StepInfo) -> None:
-        self.save(info, info.prev_avg)  # after the loop: the final running average
+        if self.every:
+            self.save(info, info.prev_avg)  # after the loop: the final running average
+
+    def on_interrupt(self, info: StepInfo) -> None:
+        self.save(info, info.prev_avg)
+        self.saved_at = info.completed
 
     def save(self, info: StepInfo, average: torch.Tensor | None) -> None:
         if self._failed:

@@ -114,6 +114,9 @@ class Monitor:
     def on_end(self, info: StepInfo) -> None:
         pass
 
+    def on_interrupt(self, info: StepInfo) -> None:
+        """The fit stops at ``info.completed`` steps on a signal (instead of ``on_end``)."""
+
     def state_dict(self) -> dict:
         """What a checkpoint must store to resume this monitor ({} when stateless)."""
         return {}
@@ -309,3 +312,5 @@ class Progress(Monitor):
     def on_end(self, info: StepInfo) -> None:
         if self.bar is not None:
             self.bar.close()
+
+    on_interrupt = on_end

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import dip
-from dip import DipError, fast
+from dip import DipError, DipNote, fast
 from dip.config import LEGACY_EXCLUDE, config_hash
 from dip.data import image_id, save_image
 from dip.fit import FitResult
@@ -33,8 +34,49 @@ from dip.metrics import psnr
 from dip.tasks import Problem
 
 __all__ = ["record_dir", "existing_record", "record_run", "write_record", "check_writable",
+           "read_metrics", "foreign_files", "check_not_foreign", "RECORD_FILES",
+           "RECORD_IMAGES",
            "metrics_of", "ensemble", "ensemble_metrics", "ENSEMBLE_IMAGES", "git_commit",
            "versions", "device_name", "machine", "kernel_pins", "KERNEL_PINS"]
+
+
+# What a record folder may hold: the files :func:`write_record` writes. A folder with
+# anything else belongs to someone else and is never replaced.
+RECORD_FILES = frozenset({"metrics.json", "config.yaml", "history.csv"})
+RECORD_IMAGES = frozenset({"restored", "restored_avg", "restored_stop", "corrupted", "gt",
+                           "input", "comparison", "curves", "restored_ensemble",
+                           "restored_ensemble_avg"})
+
+
+def _written_by_dip(name: str) -> bool:
+    stem, dot, ext = name.rpartition(".")
+    return name in RECORD_FILES or (dot == "." and ext == "png" and (
+        stem in RECORD_IMAGES or stem.startswith("baseline_")))
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """Names in ``folder`` that no dip run wrote (empty: absent, empty, or a record).
+
+    A folder counts as a record when it holds ``metrics.json`` or ``config.yaml`` and
+    nothing but record files; only such a folder is ever replaced.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [folder.name] if folder.exists() else []
+    names = sorted(p.name for p in folder.iterdir())
+    if names and not RECORD_FILES & set(names):
+        return names
+    return [n for n in names if not _written_by_dip(n)]
+
+
+def check_not_foreign(out_dir: Path) -> None:
+    """DipError when ``out_dir`` holds files that no dip run wrote (they are never deleted)."""
+    foreign = foreign_files(out_dir)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
+                                          else "")
+        raise DipError(f"{out_dir} already holds files that no dip run wrote ({shown}); "
+                       "they are never replaced: choose a new or empty folder with out_dir=...")
 
 
 def check_writable(out_dir: Path) -> None:
@@ -249,7 +291,7 @@ def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitRe
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         _write_files(tmp, cfg, problem, result, metrics, images)
-        _replace_dir(tmp, out_dir)
+        out_dir = _replace_dir(tmp, out_dir)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, OSError):
@@ -258,11 +300,27 @@ def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitRe
     return out_dir
 
 
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move ``tmp`` to ``out_dir``; an existing ``out_dir`` is replaced only on success."""
+def _free_name(out_dir: Path) -> Path:
+    """The first of ``<name>-2``, ``<name>-3``, ... beside ``out_dir`` that does not exist."""
+    k = 2
+    while out_dir.with_name(f"{out_dir.name}-{k}").exists():
+        k += 1
+    return out_dir.with_name(f"{out_dir.name}-{k}")
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> Path:
+    """Move ``tmp`` to ``out_dir`` and return where it went. An earlier record at
+    ``out_dir`` is replaced only on success; a folder holding anything else
+    (:func:`foreign_files`) is never touched: the new record goes beside it."""
     if not out_dir.exists():
         tmp.rename(out_dir)
-        return
+        return out_dir
+    if foreign_files(out_dir):  # appeared since the run's checks: keep both
+        beside = _free_name(out_dir)
+        tmp.rename(beside)
+        warnings.warn(f"{out_dir} now holds files that no dip run wrote; the record was "
+                      f"written to {beside} instead", DipNote, stacklevel=3)
+        return beside
     old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
     out_dir.rename(old)
     try:
@@ -271,6 +329,7 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
         old.rename(out_dir)
         raise
     shutil.rmtree(old, ignore_errors=True)
+    return out_dir
 
 
 def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult,
@@ -319,15 +378,37 @@ def record_dir(cfg: DictConfig) -> Path:
     return legacy if (legacy / "metrics.json").is_file() else out
 
 
+def read_metrics(out_dir: Path) -> dict | None:
+    """A record's ``metrics.json`` as a dict; None when absent. A file that cannot be
+    read (empty, truncated, not JSON, not an object) is a missing record: a ``note:``
+    says so and None is returned, so the run is redone and the folder replaced."""
+    path = Path(out_dir) / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError(f"holds a {type(metrics).__name__}, not an object")
+    except (OSError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        warnings.warn(f"record {out_dir} cannot be read ({path.name}: {reason}); "
+                      "treated as missing", DipNote, stacklevel=2)
+        return None
+    return metrics
+
+
 def existing_record(cfg: DictConfig) -> dict | None:
     """The stored metrics (``skipped = True``) when the run's record exists and
-    ``force`` is off, else None. A CPU record made under other kernel pins than this
+    ``force`` is off, else None (also for a record that cannot be read:
+    :func:`read_metrics`). A CPU record made under other kernel pins than this
     process's (:func:`kernel_pins`) gets ``other_pins`` saying which."""
     out = record_dir(cfg)
-    if not (out / "metrics.json").is_file() or cfg.force:
+    if cfg.force:
         return None
-    done = {**json.loads((out / "metrics.json").read_text()), "skipped": True,
-            "out_dir": str(out)}
+    stored = read_metrics(out)
+    if stored is None:
+        return None
+    done = {**stored, "skipped": True, "out_dir": str(out)}
     if done.get("device") == "cpu" and isinstance(done.get("machine"), dict):
         then, now = kernel_pins(done["machine"]), kernel_pins()
         if then != now:  # the record's numbers would round differently in this process

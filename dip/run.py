@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dip import DipError, DipNote, nets, tasks
 from dip.checkpoint import Checkpoint, discard
+from dip.claims import claim
 from dip.config import config_hash
 from dip.corrupt import SIGNALS, pil_resize, signal
 from dip.data import center_crop, crop_to_multiple, read
@@ -31,13 +32,19 @@ from dip.fit import (
     seed_everything,
 )
 from dip.memory import ENV_LIMIT, GB, available_bytes, check_memory, fit_cost
-from dip.records import check_writable, existing_record, record_dir, record_run
+from dip.records import (
+    check_not_foreign,
+    check_writable,
+    existing_record,
+    record_dir,
+    record_run,
+)
 from dip.stopping import STOP_MODES
 from dip.tasks import Problem
 
 __all__ = ["run", "build_problem", "build_net", "unused_net_keys", "note_unused_net_keys",
            "build_input", "net_multiple", "min_size", "check_size", "set_threads",
-           "settings_from", "fit_seeds", "checkpoint_path", "check_fit_memory"]
+           "settings_from", "fit_seeds", "checkpoint_path", "check_fit_memory", "taken"]
 
 
 def net_multiple(net_cfg: DictConfig) -> int:
@@ -309,14 +316,14 @@ def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
                        progress=bool(cfg.progress))
 
 
-def checkpoint_path(cfg: DictConfig, seed: int) -> Path | None:
-    """Checkpoint file of one seed of a run, beside its record (None when disabled).
+def checkpoint_path(cfg: DictConfig, seed: int) -> Path:
+    """Checkpoint file of one seed of a run, beside its record.
 
     ``<parent of the record>/.<config hash>.s<seed>.ckpt.pt``: hidden, so record readers
-    skip it, and keyed by the config hash, so only the same run resumes from it.
+    skip it, and keyed by the config hash, so only the same run resumes from it. It is
+    written every ``checkpoint_every`` steps (0: never) and when the run is interrupted
+    (SIGINT, SIGTERM: :mod:`dip.signals`).
     """
-    if not int(cfg.checkpoint_every):
-        return None
     return record_dir(cfg).parent / f".{config_hash(cfg)}.s{int(seed)}.ckpt.pt"
 
 
@@ -326,8 +333,8 @@ def fit_seeds(cfg: DictConfig, problem: Problem, seeds: list[int],
 
     This is the one place where a run's fits happen; a batched implementation (several
     seeds per forward pass) can replace it as long as it returns one
-    :class:`~dip.fit.FitResult` per seed, in order. With ``checkpoint_every`` > 0 each
-    fit saves and resumes its checkpoint (:func:`checkpoint_path`).
+    :class:`~dip.fit.FitResult` per seed, in order. Each fit resumes its checkpoint
+    (:func:`checkpoint_path`) when there is one and saves it as described there.
     """
     results = []
     for seed in seeds:
@@ -336,10 +343,8 @@ def fit_seeds(cfg: DictConfig, problem: Problem, seeds: list[int],
         n_in = code_channels(settings) if z is None else z.shape[1]
         net = build_net(cfg, n_in, problem.out_shape[0])
         monitors = default_monitors(problem, settings)
-        path = checkpoint_path(cfg, seed)
-        if path is not None:
-            monitors.append(Checkpoint(path, int(cfg.checkpoint_every),
-                                       key=f"{config_hash(cfg)}/{seed}"))
+        monitors.append(Checkpoint(checkpoint_path(cfg, seed), int(cfg.checkpoint_every),
+                                   key=f"{config_hash(cfg)}/{seed}"))
         results.append(fit(net, problem, settings, monitors, z=z))
         problem.to("cpu")
     return results
@@ -376,12 +381,16 @@ def run(cfg: DictConfig) -> dict:
     """Fit DIP as ``cfg`` describes, write the record and return its metrics.
 
     A run whose record already exists is not repeated (unless ``force=true``): its
-    stored metrics are returned with ``skipped = True``.
+    stored metrics are returned with ``skipped = True``. A run that another process is
+    fitting (:mod:`dip.claims`) is left to it: ``taken`` names the holder. A folder
+    holding anything but an earlier record is refused, never replaced.
     """
+    out = record_dir(cfg)
+    check_not_foreign(out)
+    had_record = (out / "metrics.json").is_file()
     done = existing_record(cfg)
     if done is not None:
         return done
-    out = record_dir(cfg)
     note_unused_net_keys(cfg)
     problem = build_problem(cfg)
     set_threads(cfg.get("threads"))
@@ -389,11 +398,20 @@ def run(cfg: DictConfig) -> dict:
     pick_device(str(cfg.device))  # fail early on an unknown device string
     check_writable(out)
     check_fit_memory(cfg, problem)
+    held = claim(out)
+    if isinstance(held, str):
+        return taken(cfg, held)
     seeds = [int(cfg.seed) + k for k in range(int(cfg.seeds))]
-    results = fit_seeds(cfg, problem, seeds, z=z)
-    metrics = record_run(cfg, problem, results, seeds, z)
+    with held:
+        if not had_record and (done := existing_record(cfg)) is not None:
+            return done  # finished by another process since the first look
+        results = fit_seeds(cfg, problem, seeds, z=z)
+        metrics = record_run(cfg, problem, results, seeds, z)
     for seed in seeds:  # the record is safe: the checkpoints are no longer needed
-        path = checkpoint_path(cfg, seed)
-        if path is not None:
-            discard(path)
+        discard(checkpoint_path(cfg, seed))
     return metrics
+
+
+def taken(cfg: DictConfig, holder: str) -> dict:
+    """What a run that another process holds returns (``taken`` names the holder)."""
+    return {"taken": holder, "image": str(cfg.image), "out_dir": str(record_dir(cfg))}

@@ -2,7 +2,8 @@
 
 :func:`run_batch` is what the batched Hydra launcher (``launcher=batched``) calls with
 all the jobs of a sweep. Runs whose record exists are skipped as :func:`dip.run.run`
-skips them; the others are grouped by image size, network config and input code
+skips them (and leaves runs that another process holds to it: :mod:`dip.claims`); the
+others are grouped by image size, network config and input code
 (:func:`dip.batched.batch_key`), fitted ``batch_runs`` at a time by
 :func:`dip.batched.fit_batched`, and written one record per run exactly as
 :func:`dip.run.run` writes it (plus ``batched``: how many runs shared the fit, whose
@@ -18,10 +19,16 @@ from collections import defaultdict
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from dip import DipError
 from dip.batched import batch_key, can_group, fit_batched
+from dip.claims import claim
 from dip.fit import code_channels, pick_device, seed_everything
-from dip.records import existing_record, record_run
+from dip.records import (
+    check_not_foreign,
+    check_writable,
+    existing_record,
+    record_dir,
+    record_run,
+)
 from dip.run import (
     build_net,
     build_problem,
@@ -29,6 +36,7 @@ from dip.run import (
     run,
     set_threads,
     settings_from,
+    taken,
 )
 
 __all__ = ["run_batch"]
@@ -53,54 +61,98 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
 
     Returns
     -------
-    list of (dict or DipError)
+    list of (dict or Exception)
         Per config, in order: its metrics (``skipped = True`` when the record
-        existed), or the :class:`~dip.DipError` that stopped it.
+        existed, ``taken`` when another process fits it), or the exception that stopped
+        it (a :class:`~dip.DipError`, out of memory, ...): one run's failure, or its
+        batch's, never stops the others.
     """
     outcomes: list[dict | Exception | None] = [None] * len(cfgs)
     groups: dict[tuple, list] = defaultdict(list)
-    for i, cfg in enumerate(cfgs):
-        done = existing_record(cfg)
-        if done is not None:
-            outcomes[i] = done
-            continue
-        if cfg.stop != "fixed" or int(cfg.seeds) > 1 or cfg.fit.input_type == "image":
-            outcomes[i] = run(cfg)  # early stopping, ensembles, image inputs: one at a time
-            continue
-        try:
-            set_threads(cfg.get("threads"))
-            problem = build_problem(cfg)
-            settings = settings_from(cfg)
-            pick_device(settings.device)
-            seed_everything(int(cfg.seed))
-            note_unused_net_keys(cfg)
-            net = build_net(cfg, code_channels(settings), problem.out_shape[0])
-        except DipError as err:
-            outcomes[i] = err
-            continue
-        eng = engine
-        if eng == "auto":
-            eng = "grouped" if pick_device(settings.device).type == "cuda" else "threads"
-        if batch_runs <= 1 or (eng == "grouped" and not can_group(net)):
-            outcomes[i] = run(cfg)
-            continue
-        net_key = json.dumps([OmegaConf.to_container(cfg.net, resolve=True),
-                              float(cfg.profile.width_scale)], sort_keys=True, default=str)
-        per_run = int(cfg.get("threads") or 0) or None
-        key = (batch_key(problem, settings, net_key), eng, per_run)
-        groups[key].append((i, cfg, problem, settings, net))
+    claims = []
+    try:
+        for i, cfg in enumerate(cfgs):
+            try:
+                prepared = _prepare(cfg, engine, batch_runs)
+            except Exception as err:
+                outcomes[i] = err
+                continue
+            if isinstance(prepared, dict):
+                outcomes[i] = prepared
+            elif prepared is None:  # one at a time
+                outcomes[i] = _attempt(run, cfg)
+            else:
+                key, member = prepared
+                claims.append(member[-1])
+                groups[key].append((i, cfg, *member))
+        for (_, eng, per_run), members in groups.items():
+            _fit_groups(members, eng, per_run, batch_runs, workers, outcomes)
+    finally:
+        for held in claims:
+            held.release()
+    return outcomes
 
+
+def _attempt(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except Exception as err:
+        return err
+
+
+def _prepare(cfg: DictConfig, engine: str, batch_runs: int):
+    """Everything a run of a batch needs, checked as :func:`dip.run.run` checks it:
+    its stored metrics (skipped or taken), None (fit it on its own), or its group key
+    and (problem, settings, net, claim)."""
+    out = record_dir(cfg)
+    check_not_foreign(out)
+    done = existing_record(cfg)
+    if done is not None:
+        return done
+    if cfg.stop != "fixed" or int(cfg.seeds) > 1 or cfg.fit.input_type == "image":
+        return None  # early stopping, ensembles, image inputs: one at a time
+    set_threads(cfg.get("threads"))
+    problem = build_problem(cfg)
+    settings = settings_from(cfg)
+    pick_device(settings.device)
+    seed_everything(int(cfg.seed))
+    note_unused_net_keys(cfg)
+    net = build_net(cfg, code_channels(settings), problem.out_shape[0])
+    eng = engine
+    if eng == "auto":
+        eng = "grouped" if pick_device(settings.device).type == "cuda" else "threads"
+    if batch_runs <= 1 or (eng == "grouped" and not can_group(net)):
+        return None
+    check_writable(out)
+    held = claim(out)
+    if isinstance(held, str):
+        return taken(cfg, held)
+    net_key = json.dumps([OmegaConf.to_container(cfg.net, resolve=True),
+                          float(cfg.profile.width_scale)], sort_keys=True, default=str)
+    per_run = int(cfg.get("threads") or 0) or None
+    return (batch_key(problem, settings, net_key), eng, per_run), (problem, settings, net,
+                                                                   held)
+
+
+def _fit_groups(members: list, eng: str, per_run: int | None, batch_runs: int,
+                workers: int | None, outcomes: list) -> None:
+    """Fit one group's runs ``batch_runs`` at a time and write each record; a batch that
+    fails fails each of its runs."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    for (_, eng, per_run), members in groups.items():
-        n_workers = workers or max(1, (cores or 1) // (per_run or cores or 1))
-        if per_run and eng == "threads":  # room for every worker's own `threads`
-            torch.set_num_threads(per_run * n_workers)
-        for start in range(0, len(members), batch_runs):
-            chunk = members[start:start + batch_runs]
+    n_workers = workers or max(1, (cores or 1) // (per_run or cores or 1))
+    if per_run and eng == "threads":  # room for every worker's own `threads`
+        torch.set_num_threads(per_run * n_workers)
+    for start in range(0, len(members), batch_runs):
+        chunk = members[start:start + batch_runs]
+        try:
             results = fit_batched([m[4] for m in chunk], [m[2] for m in chunk],
                                   [m[3] for m in chunk], engine=eng,
                                   workers=n_workers, threads_per_run=per_run)
-            for (i, cfg, problem, _, _), result in zip(chunk, results, strict=True):
-                outcomes[i] = record_run(cfg, problem, [result], [int(cfg.seed)],
-                                         batched=len(chunk))
-    return outcomes
+        except Exception as err:
+            for m in chunk:
+                outcomes[m[0]] = err
+            continue
+        for (i, cfg, problem, _, _, held), result in zip(chunk, results, strict=True):
+            outcomes[i] = _attempt(record_run, cfg, problem, [result], [int(cfg.seed)],
+                                   batched=len(chunk))
+            held.release()

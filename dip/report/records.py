@@ -7,16 +7,15 @@ A record is a directory under the records root (default ``results/runs/``) holdi
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import warnings
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
 from dip.data import image_id
+from dip.records import read_metrics
 
 __all__ = ["load_records", "with_datasets", "int_or_none", "RECORD_COLUMNS", "NUMERIC"]
 
@@ -37,12 +36,8 @@ def _record_files(root: Path):
 
 
 def _read_record(path: Path) -> dict | None:
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        warnings.warn(f"skipping unreadable record {path}: {err}", stacklevel=3)
-        return None
-    if not isinstance(metrics, dict):
+    metrics = read_metrics(path.parent)  # None, with a note, when it cannot be read
+    if metrics is None:
         return None
     row = {k: v for k, v in metrics.items()
            if k != "baselines" and not isinstance(v, (dict, list))}

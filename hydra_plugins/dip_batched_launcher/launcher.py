@@ -6,7 +6,8 @@ grouped) and ``hydra.launcher.workers`` the runs fitted at a time by the threads
 Jobs whose problems share the image size, the network and the input code are fitted
 by one :func:`dip.batched.fit_batched` call (see :func:`dip.run_batched.run_batch`);
 each job still gets its own record, exactly as with the basic launcher, and finished
-records are skipped.
+records are skipped. A job that fails is reported on its own line and the others go on
+(:mod:`dip.sweep`).
 """
 
 import logging
@@ -53,6 +54,7 @@ class BatchedLauncher(Launcher):
     def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
         from dip import show_notes
         from dip.run_batched import run_batch
+        from dip.signals import Interrupted, checkpoint_on_signals, exit_status
 
         show_notes()
         setup_globals()
@@ -76,8 +78,13 @@ class BatchedLauncher(Launcher):
             with open_dict(task):
                 del task["hydra"]
             tasks.append(task)
-        outcomes = run_batch(tasks, batch_runs=self.batch_runs, engine=self.engine,
-                             workers=self.workers)
+        with checkpoint_on_signals():
+            try:
+                outcomes = run_batch(tasks, batch_runs=self.batch_runs, engine=self.engine,
+                                     workers=self.workers)
+            except Interrupted as err:
+                print(f"error: {err}", file=sys.stderr)
+                sys.exit(exit_status(err.signum))
 
         runs = []
         for cfg, outcome in zip(configs, outcomes, strict=True):
@@ -90,15 +97,12 @@ class BatchedLauncher(Launcher):
 
 
 def _report(outcome: Any):
-    """Task function of one job whose fit is done: print its summary as `dip` does."""
+    """Task function of one job whose fit is done: print its outcome as `dip` does."""
 
     def task(_cfg: DictConfig) -> float:
-        from dip.__main__ import _summary
+        from dip.__main__ import summary
+        from dip.sweep import report
 
-        if isinstance(outcome, Exception):
-            print(f"error: {outcome}", file=sys.stderr)
-            sys.exit(2)
-        print(_summary(outcome))
-        return outcome["psnr_final"]
+        return report(outcome, summary)
 
     return task

@@ -1,0 +1,230 @@
+"""Safe outputs: nothing a user owns is deleted, unreadable records are redone, a sweep
+outlives its failures, and a run is fitted once.
+
+The `dip` command runs in this process (``dip_main``); subprocesses only where a process
+of its own is the point (a claim left by a dead process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import dip.run
+from dip import DipError, DipNote
+from dip.__main__ import main
+from dip.claims import claim, lock_path
+from dip.config import config_hash
+from dip.records import foreign_files
+from dip.report.records import load_records
+from dip.run import run
+from tests.test_cli import make_cfg, smooth_png
+
+FAST = ["profile=smoke", "progress=false", "baselines=false", "fit.num_iter=3"]
+
+
+def dip_main(monkeypatch, *args) -> int:
+    """``dip ARGS`` in this process; its exit status."""
+    monkeypatch.setattr(sys, "argv", ["dip", *args])
+    try:
+        main()
+    except SystemExit as done:
+        return done.code or 0
+    return 0
+
+
+@pytest.fixture
+def images(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    smooth_png(tmp_path / "a.png")
+    smooth_png(tmp_path / "b.png", channels=1)
+    return tmp_path
+
+
+# ------------------------------------------------------------ never delete a user's files
+
+def test_out_dir_holding_user_files_is_refused_and_left_alone(images, monkeypatch, capsys):
+    mine = images / "mydir"
+    mine.mkdir()
+    (mine / "photo.jpg").write_bytes(b"precious")
+    (mine / "notes.txt").write_text("mine")
+    status = dip_main(monkeypatch, *FAST, "image=a.png", "out_dir=mydir")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert err[0].startswith("error: mydir already holds files that no dip run wrote")
+    assert "notes.txt, photo.jpg" in err[0]
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "photo.jpg"]
+    assert (mine / "photo.jpg").read_bytes() == b"precious"
+    with pytest.raises(DipError, match="no dip run wrote"):  # force=true changes nothing
+        run(make_cfg(*FAST, "image=a.png", "out_dir=mydir", "force=true"))
+
+
+def test_an_earlier_record_is_replaced_only_with_force(images):
+    cfg = [*FAST, "image=a.png", "out_dir=run"]
+    first = run(make_cfg(*cfg))
+    again = run(make_cfg(*cfg))
+    assert again["skipped"] and again["finished"] == first["finished"]
+    (images / "run" / "metrics.json").write_text(json.dumps({**first, "finished": "earlier"}))
+    forced = run(make_cfg(*cfg, "force=true"))
+    stored = json.loads((images / "run" / "metrics.json").read_text())
+    assert not forced.get("skipped") and stored["finished"] != "earlier"
+    assert foreign_files(images / "run") == []
+    (images / "run" / "mine.txt").write_text("mine")  # now it is not only a record
+    with pytest.raises(DipError, match=r"run already holds files .*\(mine.txt\)"):
+        run(make_cfg(*cfg, "force=true"))
+    assert (images / "run" / "mine.txt").read_text() == "mine"
+
+
+def test_an_empty_folder_is_used(images):
+    (images / "empty").mkdir()
+    run(make_cfg(*FAST, "image=a.png", "out_dir=empty"))
+    assert (images / "empty" / "metrics.json").is_file()
+
+
+# ----------------------------------------------------- an unreadable record is a missing one
+
+@pytest.mark.parametrize("content", ["", '{"psnr_final": 3', "[1, 2]", "\x00\x01 not json"])
+def test_an_unreadable_record_is_redone_with_a_note(images, content):
+    cfg = [*FAST, "image=a.png", "out_dir=run"]
+    run(make_cfg(*cfg))
+    (images / "run" / "metrics.json").write_text(content)
+    with pytest.warns(DipNote, match="record run cannot be read .*treated as missing"):
+        again = run(make_cfg(*cfg))
+    assert not again.get("skipped")
+    assert json.loads((images / "run" / "metrics.json").read_text())["status"] == "ok"
+    assert not [p for p in images.iterdir() if p.name.startswith(".")]
+
+
+def test_a_sweep_over_an_unreadable_record_redoes_it_and_goes_on(images, monkeypatch, capsys):
+    sweep = ["-m", *FAST, "image=a.png,b.png", "records=recs"]
+    assert dip_main(monkeypatch, *sweep) == 0
+    broken = next(p for p in (images / "recs").iterdir())
+    (broken / "metrics.json").write_text("")
+    capsys.readouterr()
+    assert dip_main(monkeypatch, *sweep) == 0
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err and out.err.count("cannot be read") == 1
+    assert out.out.count("skipped") == 1 and out.out.count("wrote recs/") == 1
+    assert len(load_records(images / "recs")) == 2
+
+
+def test_reports_skip_unreadable_records_with_a_note(images):
+    run(make_cfg(*FAST, "image=a.png", "records=recs"))
+    run(make_cfg(*FAST, "image=b.png", "records=recs"))
+    broken = sorted((images / "recs").iterdir())[0]
+    (broken / "metrics.json").write_text('{"truncated": ')
+    with pytest.warns(DipNote, match=f"record {broken} cannot be read"):
+        records = load_records(images / "recs")
+    assert len(records) == 1
+
+
+# ------------------------------------------------------------ a sweep outlives its failures
+
+def _failing_fit(monkeypatch, image: str, error: Exception):
+    real = dip.run.fit_seeds
+
+    def fit_seeds(cfg, *args, **kwargs):
+        if cfg.image == image:
+            raise error
+        return real(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(dip.run, "fit_seeds", fit_seeds)
+
+
+@pytest.mark.parametrize("launcher", ["basic", "batched"])
+def test_a_missing_image_fails_alone_and_the_sweep_says_so(images, monkeypatch, capsys,
+                                                          launcher):
+    status = dip_main(monkeypatch, "-m", *FAST, "image=a.png,missing.png,b.png",
+                      "records=recs", f"launcher={launcher}")
+    out = capsys.readouterr()
+    assert status == 2, out.err
+    assert "Traceback" not in out.err
+    assert len(load_records(images / "recs")) == 2  # b.png ran after the failure
+    errors = [line for line in out.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "image=missing.png" in errors[0]
+    assert errors[0].startswith("error: [") and "no such file: missing.png" in errors[0]
+    summary = out.err[out.err.index("1 of 3 runs failed"):].splitlines()
+    assert len(summary) == 2 and "image=missing.png" in summary[1]
+    assert "[" in out.out and "image=a.png" in out.out  # each run's line names its job
+
+
+@pytest.mark.parametrize("error,reason", [
+    (RuntimeError("CUDA error: an illegal memory access"), "unexpected RuntimeError: CUDA"),
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
+     "out of memory (CUDA out of memory. Tried to allocate 2 GiB); use a smaller crop="),
+])
+def test_an_unexpected_failure_fails_one_job_only(images, monkeypatch, capsys, error, reason):
+    _failing_fit(monkeypatch, "a.png", error)
+    status = dip_main(monkeypatch, "-m", *FAST, "image=a.png,b.png", "records=recs")
+    out = capsys.readouterr()
+    assert status == 2 and "Traceback" not in out.err
+    assert f"image=a.png records=recs] {reason}" in out.err  # with the job's overrides
+    assert "1 of 2 runs failed" in out.err
+    assert len(load_records(images / "recs")) == 1
+    ledger = next((images / "outputs").rglob("runs.jsonl")).read_text().splitlines()
+    entries = [json.loads(line) for line in ledger]
+    assert sorted(e["outcome"] for e in entries) == ["failed", "ok"]
+    failed = next(e for e in entries if e["outcome"] == "failed")
+    assert type(error).__name__ in failed["traceback"]  # the whole story is kept
+
+
+def test_out_of_memory_in_a_single_run_is_one_line(images, monkeypatch, capsys):
+    _failing_fit(monkeypatch, "a.png", torch.OutOfMemoryError("CUDA out of memory."))
+    assert dip_main(monkeypatch, *FAST, "image=a.png", "out_dir=run") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: out of memory")
+    assert not (images / "run").exists() and not list(images.glob(".*"))
+
+
+# ------------------------------------------------------------------ a run is fitted once
+
+def test_a_claimed_run_is_left_to_its_holder(images, monkeypatch, capsys):
+    cfg = make_cfg(*FAST, "image=a.png", "records=recs")
+    out = images / "recs" / config_hash(cfg)
+    held = claim(out)
+    try:
+        outcome = run(cfg)
+        assert "pid" in outcome["taken"] and not out.exists()
+        assert dip_main(monkeypatch, *FAST, "image=a.png", "records=recs") == 0
+        assert "another process is fitting it" in capsys.readouterr().out
+        status = dip_main(monkeypatch, "-m", *FAST, "image=a.png,b.png", "records=recs",
+                          "launcher=batched")
+        assert status == 0 and not out.exists()
+        assert len(load_records(images / "recs")) == 1  # b.png alone
+    finally:
+        held.release()
+    assert not lock_path(out).exists()
+    run(cfg)
+    assert (out / "metrics.json").is_file() and not lock_path(out).exists()
+
+
+def test_the_claim_of_a_dead_process_is_taken_over(images):
+    cfg = make_cfg(*FAST, "image=a.png", "out_dir=run")
+    script = textwrap.dedent("""
+        import os, sys
+        from dip.claims import claim
+        held = claim(sys.argv[1])
+        os._exit(0)  # dies holding it: the lock file stays
+    """)
+    subprocess.run([sys.executable, "-c", script, str(images / "run")], check=True,
+                   cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert lock_path(images / "run").is_file()
+    with pytest.warns(DipNote, match="taking over the claim on run of a process"):
+        outcome = run(cfg)
+    assert outcome["status"] == "ok" and not lock_path(images / "run").exists()
+
+
+def test_two_claims_on_one_run_exclude_each_other(tmp_path):
+    first = claim(tmp_path / "run")
+    second = claim(tmp_path / "run")
+    assert not isinstance(first, str) and isinstance(second, str)
+    first.release()
+    third = claim(tmp_path / "run")
+    assert not isinstance(third, str)
+    third.release()
