@@ -41,10 +41,12 @@ from dip.fit import (
     FitSettings,
     code_channels,
     default_monitors,
+    first_fit_db,
     fit,
     make_input,
     pick_device,
     tv_loss,
+    worse_than_flat,
 )
 from dip.monitors import Backtrack, History, Monitor, Oracle, StepInfo
 from dip.nets.common import Concat, center_crop
@@ -442,11 +444,15 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
                        pd.DataFrame())
         backtrack = next((m for m in monitors[i] if isinstance(m, Backtrack)), None)
         average = avgs[i] if avgs[i] is not None else final
+        status = infos[i].status  # as fit's: a final output worse than flat is diverged
+        if status == "ok" and worse_than_flat(problems[i], final,
+                                              start_db=first_fit_db(history)):
+            status = "diverged"
         results.append(FitResult(
             final=final.cpu(), average=average.contiguous().cpu(),
             oracle=None if oracle is None or oracle.best is None else oracle.best.cpu(),
             iter_oracle=None if oracle is None else oracle.best_step,
-            history=history, seconds=seconds, device=str(device), status=infos[i].status,
+            history=history, seconds=seconds, device=str(device), status=status,
             backtracks=0 if backtrack is None else backtrack.total,
             stop=final.cpu(), iter_stop=steps[i], steps=steps[i],
             memory_format="channels_last" if cl else "nchw",

@@ -16,13 +16,20 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dip import fast
+from dip import DipError, fast, signals
+from dip.checkpoint import Checkpoint
+from dip.metrics import psnr
 from dip.monitors import Backtrack, History, Monitor, Oracle, Progress, StepInfo
+from dip.signals import Interrupted
 from dip.stopping import Stopper, make_stopper
 from dip.tasks import Problem
 
 __all__ = ["FitSettings", "FitResult", "fit", "make_input", "code_channels", "pick_device",
-           "seed_everything"]
+           "seed_everything", "worse_than_flat", "first_fit_db", "FLAT_MARGIN_DB"]
+
+FLAT_MARGIN_DB = 3.0
+"""dB by which a final output may fit the observation worse than the best flat image
+before its run counts as diverged (:func:`worse_than_flat`)."""
 
 
 @dataclass
@@ -128,6 +135,11 @@ class FitResult:
     ``memory_format`` ('nchw' or 'channels_last') is the layout the net ran in;
     ``graph_steps`` counts the steps run as graph replays (``cuda_graph``; on the CPU by
     the graph's eager stand-in), 0 when every step ran eagerly.
+
+    ``status`` is 'ok', 'stopped' (early stopping ended the run) or 'diverged': the
+    backtracking guard gave up, the parameters blew up (non-finite output; ``final`` is
+    then the running average), or the final output fits the observation worse than the
+    best flat image by more than :data:`FLAT_MARGIN_DB` (:func:`worse_than_flat`).
     """
 
     final: torch.Tensor
@@ -149,9 +161,23 @@ class FitResult:
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """Resolve 'auto' to CUDA when available, else CPU."""
+    """Resolve 'auto' to CUDA when available, else CPU; check that a named device is
+    there ('cpu', 'cuda' or 'cuda:K'; a one-line :class:`~dip.DipError` otherwise)."""
+    device = str(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (index and not index.isdigit()):
+        raise DipError(f"device={device} is unknown; choose auto, cpu, cuda or cuda:K")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise DipError(f"device={device} but this torch sees no CUDA GPU (a CPU-only "
+                           "build, or no driver); use device=cpu or device=auto")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise DipError(f"device={device} but only {count} CUDA GPU"
+                           f"{'s are' if count > 1 else ' is'} visible (cuda:0 to "
+                           f"cuda:{count - 1}); choose one of them")
     return torch.device(device)
 
 
@@ -186,6 +212,81 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
     """Anisotropic total variation, mean absolute difference of neighbours."""
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + \
         (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+
+def worse_than_flat(problem: Problem, output: torch.Tensor,
+                    margin_db: float = FLAT_MARGIN_DB, start_db: float | None = None) -> bool:
+    """Whether ``output`` fits the observation worse than the best flat image (and worse
+    than the fit started): the test of a diverged run.
+
+    Needs no ground truth, so it holds for every task. With A the (linear) operator,
+    y the observation and 1 the all-ones image of the output's shape, the best flat
+    image c has in each channel k the least-squares constant
+
+        c_k = ⟨(A1)_k, y_k⟩ / ⟨(A1)_k, (A1)_k⟩
+
+    (the mean over the known pixels for inpainting, the plain mean for denoising and SR),
+    and the output is worse than flat when
+
+        PSNR(A f, y) < PSNR(A c, y) − margin_db  and  PSNR(A f, y) < start_db.
+
+    The second condition keeps a short fit of a dark, low-contrast image, whose flat
+    image is close to the observation and whose output has not yet gone far from its
+    start, from counting as diverged; a run that blows up ends below where it started.
+
+    Parameters
+    ----------
+    problem : Problem
+        Observation and operator (``output`` is moved to their device).
+    output : torch.Tensor
+        The network output f, 1×C×H×W.
+    margin_db : float
+        Tolerance in dB (:data:`FLAT_MARGIN_DB`).
+    start_db : float, optional
+        PSNR(A f₀, y) of the first output (the history's first ``psnr_obs``); None
+        leaves the second condition out.
+
+    Returns
+    -------
+    bool
+        True when the output is worse than flat by more than ``margin_db`` and worse than
+        ``start_db``, or is not finite.
+    """
+    if not bool(torch.isfinite(output).all()):
+        return True
+    fit_db, flat_db = _fit_and_flat_db(problem, output)
+    return fit_db < flat_db - margin_db and (start_db is None or fit_db < start_db)
+
+
+def first_fit_db(history: pd.DataFrame) -> float | None:
+    """The first recorded PSNR(A f, y) of a fit's history (None without one)."""
+    if "psnr_obs" not in history or history.empty:
+        return None
+    return float(history["psnr_obs"].iloc[0])
+
+
+def _fit_and_flat_db(problem: Problem, output: torch.Tensor) -> tuple[float, float]:
+    """PSNR(A f, y) and PSNR(A c, y) of :func:`worse_than_flat`."""
+    y, op = problem.observation, problem.operator
+    with torch.no_grad():
+        out = output.detach().to(y.device)
+        a1 = op(torch.ones_like(out)).double()
+        norm = (a1 * a1).sum(dim=(0, 2, 3))
+        c = (a1 * y.double()).sum(dim=(0, 2, 3)) / norm.where(norm > 0, 1.0)  # 0 if A1 = 0
+        flat = op(c.to(out.dtype).view(1, -1, 1, 1).expand_as(out).contiguous())
+        return psnr(y, op(out)), psnr(y, flat)
+
+
+def _interrupt(info: StepInfo, out_avg, monitors: list[Monitor]) -> None:
+    """Stop on a signal after ``info.completed`` steps: the monitors save what they need
+    (the checkpoint), then :class:`~dip.signals.Interrupted` is raised."""
+    info.prev_avg = out_avg
+    with fast.STEP_LOCK.shared():
+        for m in monitors:
+            m.on_interrupt(info)
+    saved = next((m.path for m in monitors if isinstance(m, Checkpoint)
+                  and m.saved_at is not None), None)
+    raise Interrupted(signals.requested(), info.completed, saved)
 
 
 def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
@@ -274,7 +375,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         out_avg, step = info.prev_avg, info.completed  # None and 0 unless resumed
         eager_steps = 0  # in this process (a resumed run warms up again)
         graph_steps = 0
-        while step < s.num_iter and info.status == "ok":
+        while step < s.num_iter and info.status == "ok" and not signals.requested():
             if graph is not None and not graph.captured and eager_steps >= fast.GRAPH_WARMUP:
                 if not graph.capture(forward_backward, optimizer.step, optimizer):
                     graph = None  # the capture failed (with a warning): go on eagerly
@@ -309,6 +410,8 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
                     m.after_step(info)
     if side is not None:
         torch.cuda.current_stream(device).wait_stream(side)
+    if signals.requested() and step < s.num_iter and info.status == "ok":
+        _interrupt(info, out_avg, monitors)
 
     with fast.STEP_LOCK.shared():
         with torch.no_grad(), fast.autocast(s, device):
@@ -327,6 +430,10 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     if not bool(torch.isfinite(final).all()):  # parameters blew up without a NaN loss
         info.status = "diverged"
         final = average
+    if info.status == "ok":  # fits the observation worse than a flat image: diverged too
+        with fast.STEP_LOCK.shared():
+            if worse_than_flat(problem, final, start_db=first_fit_db(history)):
+                info.status = "diverged"
     if stopper is not None and stopper.best is not None:
         stop, iter_stop = stopper.best.cpu(), stopper.best_step
     else:  # fixed schedule (or too few steps to detect anything): the final output

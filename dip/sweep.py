@@ -105,7 +105,7 @@ def report(outcome: dict | BaseException, summary) -> float:
     print(label + summary(outcome))
     status = outcome.get("status", "ok")
     kind = ("taken" if outcome.get("taken") else "skipped" if outcome.get("skipped")
-            else "ok" if status == "ok" else "diverged")
+            else "diverged" if status == "diverged" else "ok")
     reason = None if kind != "diverged" else f"status {status} (record {outcome['out_dir']})"
     if kind == "diverged" and label:
         print(f"error: {label}{reason}", file=sys.stderr)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -21,6 +23,8 @@ from dip import DipError, DipNote
 from dip.__main__ import main
 from dip.claims import claim, lock_path
 from dip.config import config_hash
+from dip.fit import pick_device
+from dip.monitors import Monitor
 from dip.records import foreign_files
 from dip.report.records import load_records
 from dip.run import run
@@ -228,3 +232,98 @@ def test_two_claims_on_one_run_exclude_each_other(tmp_path):
     third = claim(tmp_path / "run")
     assert not isinstance(third, str)
     third.release()
+
+
+# --------------------------------------------------------------------------------- devices
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="for machines without CUDA")
+@pytest.mark.parametrize("device,needle", [
+    ("cuda", "device=cuda but this torch sees no CUDA GPU"),
+    ("cuda:7", "device=cuda:7 but this torch sees no CUDA GPU"),
+    ("tpu", "device=tpu is unknown; choose auto, cpu, cuda or cuda:K"),
+    ("cuda:x", "device=cuda:x is unknown"),
+])
+def test_a_device_that_is_not_there_is_one_line(images, monkeypatch, capsys, device, needle):
+    status = dip_main(monkeypatch, *FAST, "image=a.png", "out_dir=run", f"device={device}")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    assert needle in err[0]
+    assert not (images / "run").exists()
+
+
+def test_a_gpu_index_past_the_visible_ones_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(DipError, match=r"device=cuda:7 but only 2 CUDA GPUs are visible "
+                                       r"\(cuda:0 to cuda:1\)"):
+        pick_device("cuda:7")
+    assert pick_device("cuda:1") == torch.device("cuda:1")
+
+
+# ------------------------------------------------------------------------ interrupted runs
+
+class SignalAt(Monitor):
+    """Sends this process ``signum`` once ``step`` updates are done (a pre-emption)."""
+
+    def __init__(self, step: int, signum: int):
+        self.step, self.signum = step, signum
+
+    def after_step(self, info) -> None:
+        if info.completed == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_the_step_and_the_rerun_resumes_there(images, monkeypatch, capsys,
+                                                             signum):
+    args = [*FAST, "image=a.png", "fit.num_iter=20", "checkpoint_every=0", "seed=2"]
+    assert dip_main(monkeypatch, *args, "out_dir=full") == 0
+    real = dip.run.default_monitors
+    monkeypatch.setattr(dip.run, "default_monitors",
+                        lambda *a: [*real(*a), SignalAt(7, signum)])
+    capsys.readouterr()
+    status = dip_main(monkeypatch, *args, "out_dir=run")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 128 + signum and len(err) == 1, err
+    name = signal.Signals(signum).name
+    assert err[0].startswith(f"error: interrupted by {name} at step 7: its state is saved in")
+    assert not (images / "run").exists()  # no half-written record
+    assert [p.name.endswith(".s2.ckpt.pt") for p in images.glob(".*")] == [True]
+
+    monkeypatch.setattr(dip.run, "default_monitors", real)
+    assert dip_main(monkeypatch, *args, "out_dir=run") == 0
+    assert "resumed from step 7" in capsys.readouterr().out
+    full, resumed = (json.loads((images / d / "metrics.json").read_text())
+                     for d in ("full", "run"))
+    for key in ("psnr_final", "psnr_avg", "psnr_oracle", "steps", "status"):
+        assert full[key] == resumed[key], key
+    assert (images / "full" / "restored.png").read_bytes() == \
+        (images / "run" / "restored.png").read_bytes()
+    assert not list(images.glob(".*"))  # checkpoint and claim gone with the record
+
+
+@pytest.mark.slow
+def test_sigint_to_a_dip_process_checkpoints_and_exits_130(tmp_path):
+    image = smooth_png(tmp_path / "img.png", size=(32, 32))
+    args = [sys.executable, "-m", "dip", "profile=smoke", f"image={image}",
+            "fit.num_iter=400", "checkpoint_every=25", "baselines=false", "progress=false",
+            f"out_dir={tmp_path / 'run'}"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list(tmp_path.glob(".*.ckpt.pt")):  # the fit is under way
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted by SIGINT at step ")
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".*.lock"))
+    step = int(lines[0].split("at step ")[1].split(":")[0])
+    resumed = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from step {step}" in resumed.stdout

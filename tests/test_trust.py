@@ -168,7 +168,7 @@ def test_device_name_and_machine_name_each_kernel_pin_that_is_set(monkeypatch):
 
 
 def test_skipping_a_cpu_record_made_under_other_kernel_pins_says_so(tmp_path, monkeypatch):
-    from dip.__main__ import _summary
+    from dip.__main__ import summary
 
     cfg = make_cfg(*FAST, f"records={tmp_path}")
     out = dip.records.record_dir(cfg)
@@ -179,7 +179,7 @@ def test_skipping_a_cpu_record_made_under_other_kernel_pins_says_so(tmp_path, mo
         monkeypatch.setenv(var, "AVX2")
     done = dip.records.existing_record(cfg)
     assert done["other_pins"] == "oneDNN AVX2; this process: oneDNN AVX2, ATen AVX2, MKL AVX2"
-    assert "made with other CPU kernel pins (oneDNN AVX2; this process:" in _summary(done)
+    assert "made with other CPU kernel pins (oneDNN AVX2; this process:" in summary(done)
     monkeypatch.delenv("ATEN_CPU_CAPABILITY")
     monkeypatch.delenv("MKL_CBWR")
     assert "other_pins" not in dip.records.existing_record(cfg)

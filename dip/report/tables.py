@@ -360,6 +360,36 @@ def _partial_blocks(df: pd.DataFrame, paper_rows: pd.DataFrame) -> list[str]:
     return out
 
 
+DAGGER = "†"  # after the DIP values of table rows that include a diverged run
+GOOD_STATUS = ("ok", "stopped")  # 'stopped': early stopping ended the run, as it should
+
+
+def _bad_runs(records: pd.DataFrame) -> pd.DataFrame:
+    """Records whose status is other than ok (records without one count as ok)."""
+    if "status" not in records:
+        return records.iloc[:0]
+    return records[~records["status"].fillna("ok").isin(GOOD_STATUS)]
+
+
+def _block_key(row, block: list[str]) -> tuple:
+    """A record's or table row's dataset, factor and sigma (those in ``block``), comparable."""
+    return tuple((row[c] if isinstance(row[c], str) else None) if c == "dataset"
+                 else int_or_none(row[c]) for c in block)
+
+
+def _flagged(df: pd.DataFrame, bad: pd.DataFrame) -> list[int]:
+    """Per table row, how many of ``bad`` it averages (a mean row: those of its block)."""
+    block = [c for c in ("dataset", "factor", "sigma") if c in df]
+    runs = [(_block_key(r, block), r["image_id"]) for _, r in bad.iterrows()]
+    return [sum(key == _block_key(row, block) and row["image"] in (MEAN, image)
+                for key, image in runs) for _, row in df.iterrows()]
+
+
+def _marked(column: str) -> bool:
+    """Columns that show DIP results of the records (the ones a diverged run spoils)."""
+    return "(this run" in column and column.startswith(("DIP ", "Δ ", "gap "))
+
+
 def no_records_message(experiment: str, profile: str, root) -> str:
     """The one-line error for an empty selection of records."""
     target = experiment.replace("_", "-")
@@ -428,13 +458,20 @@ def table(experiment: str, profile: str = "quick", root="results/runs",
     if partial:
         notes.append("Mean rows average only the images shown (" + "; ".join(partial)
                      + "), so they are not the paper's dataset means.")
+    bad = _bad_runs(with_datasets(records) if "dataset" in df else records)
+    if not bad.empty:
+        statuses = ", ".join(sorted(set(bad["status"])))
+        notes.append(f"{DAGGER} diverged: {len(bad)} run(s) (status {statuses}: the final "
+                     "output fits the observation worse than a flat image, or the fit blew "
+                     f"up); the DIP values marked {DAGGER} include them.")
     provenance = _provenance(records)
     if provenance["crops"]:
         sides = "/".join(f"{c}×{c}" for c in provenance["crops"])
         notes.append(f"This run's images are centre {sides} crops (profile {profile}); the "
                      "paper's numbers are for whole images, so Δ compares different images.")
     df.attrs.update(provenance, experiment=name, profile=profile, notes=notes,
-                    paper_path=ref.attrs.get("path", "paper_numbers.csv"))
+                    paper_path=ref.attrs.get("path", "paper_numbers.csv"),
+                    diverged=_flagged(df, bad))
     return df
 
 
@@ -486,8 +523,11 @@ def _fmt(value, column: str) -> str:
 
 
 def _cells(df: pd.DataFrame) -> list[list[str]]:
-    return [[_fmt(v, c) for c, v in zip(df.columns, row, strict=True)]
-            for row in df.itertuples(index=False)]
+    """Formatted values; DIP values of rows with diverged runs get a dagger."""
+    flags = df.attrs.get("diverged") or [0] * len(df)
+    return [[_fmt(v, c) + (DAGGER if n and _marked(c) and _fmt(v, c) != "–" else "")
+             for c, v in zip(df.columns, row, strict=True)]
+            for row, n in zip(df.itertuples(index=False), flags, strict=True)]
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -509,7 +549,8 @@ def _text_columns(df: pd.DataFrame) -> int:
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
         "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
-        "Δ": r"$\Delta$", "×": r"$\times$", "−": "--", "–": "--", "·": r"$\cdot$"}
+        "Δ": r"$\Delta$", "×": r"$\times$", "−": "--", "–": "--", "·": r"$\cdot$",
+        "†": r"$^\dagger$"}
 
 
 def _tex(text: str) -> str:
