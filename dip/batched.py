@@ -36,17 +36,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from dip import fast
+from dip.divergence import first_fit_db, worse_than_flat
 from dip.fit import (
     FitResult,
     FitSettings,
     code_channels,
     default_monitors,
-    first_fit_db,
     fit,
     make_input,
     pick_device,
     tv_loss,
-    worse_than_flat,
 )
 from dip.monitors import Backtrack, History, Monitor, Oracle, StepInfo
 from dip.nets.common import Concat, center_crop

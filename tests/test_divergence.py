@@ -13,7 +13,8 @@ from PIL import Image
 
 from dip import tasks
 from dip.batched import fit_batched
-from dip.fit import FLAT_MARGIN_DB, fit, worse_than_flat
+from dip.divergence import FLAT_MARGIN_DB, worse_than_flat
+from dip.fit import fit
 from dip.report import tables
 from dip.run import run
 from tests.test_cli import make_cfg, smooth_png
