@@ -21,6 +21,7 @@ import functools
 import hashlib
 import os
 import re
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -58,10 +59,10 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
 
     Grey images (modes 1, L) keep one channel. Other modes are converted with a
     one-line ``UserWarning``: alpha (RGBA, LA, PA) is dropped, palette images (P)
-    become RGB (or grey when every palette colour is grey), 16-bit images (I;16, I)
-    are divided by 65535, and CMYK/YCbCr/LAB/HSV become RGB (a
-    :class:`~dip.DipNote`, a ``UserWarning``). EXIF orientation is
-    ignored, as in the official code.
+    become RGB (or grey when every palette colour is grey), 16-bit images (I;16, I,
+    and 16-bit RGB/RGBA, which Pillow alone would cut to 8 bits) are divided by 65535,
+    and CMYK/YCbCr/LAB/HSV become RGB (a :class:`~dip.DipNote`, a ``UserWarning``).
+    EXIF orientation is ignored, as in the official code.
 
     Parameters
     ----------
@@ -82,8 +83,9 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
     _check_file(path)
     try:
         with Image.open(path) as img:
+            wide = _colour16_rawmode(img)
             img.load()
-            array, note = _to_array(img)
+            array, note = _to_array(img) if wide is None else _colour16(path, img, wide)
     except _READ_ERRORS as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DipError(f"cannot read image {path}: {reason}; "
@@ -126,6 +128,67 @@ def _to_array(img: Image.Image) -> tuple[np.ndarray, str | None]:
     if mode == "F":
         raise ValueError("floating-point (mode F) images are not supported; save it as 8-bit")
     return np.asarray(img.convert("RGB")), f"{mode} image converted to RGB"
+
+
+def _colour16_rawmode(img: Image.Image) -> str | None:
+    """Pillow's raw mode (e.g. ``'RGB;16B'``) of a 16-bit-per-channel RGB/RGBA image, else None.
+
+    Pillow has no 16-bit colour mode: it reads such a file (a 48-bit PNG, a 16-bit TIFF)
+    as 8-bit RGB(A), keeping each sample's high byte. Call before ``load()`` (which
+    empties ``img.tile``).
+    """
+    if img.mode not in ("RGB", "RGBA") or not img.tile:
+        return None
+    args = img.tile[0].args if hasattr(img.tile[0], "args") else img.tile[0][3]
+    raw = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else None
+    return raw if isinstance(raw, str) and ";16" in raw else None
+
+
+def _colour16(path: Path, img: Image.Image, raw: str) -> tuple[np.ndarray, str]:
+    """Full-precision pixels (float in [0, 1]) of a loaded 16-bit RGB(A) image, and a note.
+
+    Pillow's 8-bit read holds the high bytes; the low bytes are read by decoding the file
+    again with the raw mode of the other byte order (Pillow's own decoder, so PNG filters
+    and interlacing are handled as usual). Where that is not possible the 8-bit read is
+    kept and the note says the image was reduced to 8 bits per channel.
+    """
+    high = np.asarray(img)[..., :3]
+    alpha = " alpha channel dropped (not composited);" if img.mode == "RGBA" else ""
+    low = _low_bytes(path, raw)
+    if low is None or low.shape[:2] != high.shape[:2]:
+        return high, (f"16-bit {img.mode} image:{alpha} reduced to 8 bits per channel "
+                      "(its low bytes could not be read)")
+    values = (high.astype(np.float64) * 256 + low[..., :3]) / 65535.0
+    return values, f"16-bit {img.mode} image:{alpha} 16-bit values divided by 65535"
+
+
+def _low_bytes(path: Path, raw: str) -> np.ndarray | None:
+    """The low byte of each sample of a 16-bit RGB(A) file read as ``raw`` (None if unreadable).
+
+    Pillow's ``…;16B`` unpacker keeps byte 0 of each big-endian sample and ``…;16L`` byte
+    1 of each little-endian one, i.e. both the high byte; the other order's unpacker thus
+    reads the low byte.
+    """
+    match = re.fullmatch(r"(RGBA?);16([BLN])", raw)
+    if match is None:
+        return None
+    order = match.group(2) if match.group(2) != "N" else sys.byteorder[0].upper()
+    other = f"{match.group(1)};16{'L' if order == 'B' else 'B'}"
+
+    def swapped(tile):
+        args = tile.args if hasattr(tile, "args") else tile[3]
+        if args != raw and not (isinstance(args, tuple) and args and args[0] == raw):
+            raise ValueError(f"mixed raw modes {args!r}")
+        args = other if isinstance(args, str) else (other, *args[1:])
+        return tile._replace(args=args) if hasattr(tile, "_replace") else (*tile[:3], args)
+
+    try:
+        with Image.open(path) as img:
+            img.tile = [swapped(tile) for tile in img.tile]
+            img.load()
+            return np.asarray(img)
+    except _READ_ERRORS:
+        return None
 
 
 def _drop_alpha(img: Image.Image) -> np.ndarray:

@@ -179,6 +179,9 @@ def _crops(cfg: DictConfig, multiple: int):
 
     ``cfg.scale`` (optional) resizes first (PIL Lanczos; nearest for masks), then
     ``cfg.crop`` takes the centre square and the sides are cut to ``multiple``.
+    ``apply(img, what=...)`` (the image itself, described as ``what``) first refuses an
+    image too small for the net and notes a cut that changes its size (see
+    :func:`_check_cut`; ``upscale``: the net's output is the image upscaled by it).
     """
     size = None if cfg.crop is None else \
         tuple(int(v) for v in cfg.crop) if OmegaConf.is_list(cfg.crop) else int(cfg.crop)
@@ -186,7 +189,8 @@ def _crops(cfg: DictConfig, multiple: int):
     if factor is not None and not (isinstance(factor, (int, float)) and 0 < factor <= 1):
         raise DipError(f"scale={factor} is invalid; give a downscaling factor in (0, 1]")
 
-    def apply(img: torch.Tensor, scale: int = 1, mask: bool = False) -> torch.Tensor:
+    def apply(img: torch.Tensor, scale: int = 1, mask: bool = False, *,
+              what: str | None = None, upscale: int = 1) -> torch.Tensor:
         if factor is not None and factor != 1:
             h, w = img.shape[-2:]
             new = (max(1, round(h * factor)), max(1, round(w * factor)))
@@ -194,14 +198,96 @@ def _crops(cfg: DictConfig, multiple: int):
         if size is not None:
             img = center_crop(img, tuple(v * scale for v in size) if isinstance(size, tuple)
                               else size * scale)
+        if what is not None:
+            _check_cut(cfg, img, multiple * scale, what, upscale)
         return crop_to_multiple(img, multiple * scale)
 
     return apply
 
 
+def _described(cfg: DictConfig) -> str:
+    """``image SPEC``, with the resizing and centre crop applied to it (for messages)."""
+    done = [f"scaled by {cfg.scale}"] if cfg.get("scale") not in (None, 1) else []
+    done += [] if cfg.crop is None else [f"centre crop {cfg.crop}"]
+    return f"image {cfg.image}" + (f" ({', '.join(done)})" if done else "")
+
+
+def _check_cut(cfg: DictConfig, img: torch.Tensor, multiple: int, what: str,
+               upscale: int = 1) -> None:
+    """Refuse ``img`` (resized and centre-cropped, not yet cut to ``multiple``) when the
+    net cannot take it; note the cut when it changes the size.
+
+    ``upscale`` > 1: ``img`` is an SR input, the net's output is ``upscale`` times larger.
+    """
+    net, m, n = cfg.net, net_multiple(cfg.net), min_size(cfg.net)
+    h, w = img.shape[-2:]
+    ch, cw = h - h % multiple, w - w % multiple
+    if min(ch, cw) * upscale < n:
+        cut = f" (cut to {ch}×{cw}, a multiple of {multiple})" if min(ch, cw) and \
+            (ch, cw) != (h, w) else ""
+        up = f", {ch * upscale}×{cw * upscale} once upscaled ×{upscale}" \
+            if upscale > 1 and min(ch, cw) else ""
+        need = math.ceil(math.ceil(n / upscale) / multiple) * multiple  # fits the net
+        fix = f"use crop={need} or larger, or" if cfg.crop is not None else \
+            "use a larger image or"
+        raise DipError(f"{what} is {h}×{w}{cut}{up}, smaller than the {net.name} net's "
+                       f"minimum size {n}×{n}; {fix} a net with fewer scales")
+    if (ch, cw) == (h, w):
+        return
+    if upscale > 1:
+        why = (f"a multiple of {multiple}, so that ×{upscale} it is a multiple of {m}, "
+               f"the {net.name} net's size multiple")
+    elif multiple != m:
+        why = (f"a multiple of {multiple}, for the {net.name} net's size multiple {m} and "
+               f"the SR factor {cfg.factor}")
+    else:
+        why = f"a multiple of {m}, the {net.name} net's size multiple"
+    head = f"crop={cfg.crop} cut to" if cfg.crop is not None else f"{what} is {h}×{w}, cut to"
+    warnings.warn(f"{head} {ch}×{cw} ({why})", DipNote, stacklevel=4)
+
+
+def _mask_threshold(cfg: DictConfig) -> float | None:
+    """``cfg.mask_threshold`` checked: a level in (0, 1), or None."""
+    level = cfg.get("mask_threshold")
+    if level is None:
+        return None
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise DipError(f"mask_threshold={level} is invalid; give a level in (0, 1) (mask "
+                       "pixels at or above it are known), e.g. mask_threshold=0.5")
+    return float(level)
+
+
+def _note_unused_mask(cfg: DictConfig, level: float | None) -> None:
+    """A note when ``mask=`` or ``mask_threshold=`` is given but not used."""
+    given = cfg.mask is not None and str(cfg.mask).strip() != ""
+    if given and cfg.task.name != "inpainting":
+        warnings.warn(f"mask= is ignored by task={cfg.task.name} (only inpainting uses it)",
+                      DipNote, stacklevel=3)
+    elif level is not None and not given:
+        warnings.warn(f"mask_threshold={cfg.mask_threshold} is ignored: no mask= is given",
+                      DipNote, stacklevel=3)
+
+
+def _binary_mask(mask: torch.Tensor, level: float | None, spec) -> torch.Tensor:
+    """``mask`` (values in [0, 1]) as 0/1: rounded at ``level`` (with a note counting the
+    grey pixels), or refused when it has grey pixels and no level is given."""
+    grey = int(((mask != 0) & (mask != 1)).sum())
+    if not grey:
+        return mask
+    if level is None:
+        raise DipError(f"mask {spec} is not binary: {grey} of {mask.numel()} pixels are grey "
+                       "(neither black nor white); set mask_threshold=0.5 to round them, or "
+                       "give a black-and-white mask (white = known pixel)")
+    warnings.warn(f"{spec}: binarised at {level:g}; {grey} of {mask.numel()} pixels were grey "
+                  "and were rounded", DipNote, stacklevel=3)
+    return (mask >= level).to(mask.dtype)
+
+
 def build_problem(cfg: DictConfig) -> Problem:
     """The :class:`~dip.tasks.Problem` described by ``cfg`` (image, task, corruption)."""
     _check_numbers(cfg)
+    level = _mask_threshold(cfg)
+    _note_unused_mask(cfg, level)
     root = cfg.data.root
     task = cfg.task.name
     m = net_multiple(cfg.net)
@@ -219,13 +305,10 @@ def build_problem(cfg: DictConfig) -> Problem:
                            "(2, 4, 8) or a larger image")
         if cfg.corrupted:  # image is the LR input: the HR output must fit the net
             m_lr = max(1, m // math.gcd(m, factor))
-            lr = _crops(cfg, m_lr)(image)
-            check_size(lr.repeat_interleave(factor, -1).repeat_interleave(factor, -2),
-                       cfg.net, f"upscaled image (factor {factor})")
+            lr = _crops(cfg, m_lr)(image, what=_described(cfg), upscale=factor)
             hr = None if gt is None else _crops(cfg, m_lr)(gt, factor)
             return tasks.sr(lr=lr, hr=hr, factor=factor, kernel_type=cfg.task.kernel_type)
-        hr = _crops(cfg, _lcm(m, factor))(image)
-        check_size(hr, cfg.net)
+        hr = _crops(cfg, _lcm(m, factor))(image, what=_described(cfg))
         return tasks.sr(hr=hr, factor=factor, kernel_type=cfg.task.kernel_type)
 
     crop = _crops(cfg, m)
@@ -233,18 +316,16 @@ def build_problem(cfg: DictConfig) -> Problem:
         raise DipError(f"gt is {gt.shape[-2]}×{gt.shape[-1]} but the image is "
                        f"{image.shape[-2]}×{image.shape[-1]}; give the clean version of the "
                        "same image")
+    h, w = image.shape[-2:]
+    image = crop(image, what=_described(cfg))
+    gt = None if gt is None else crop(gt)
     mask = None
     if task == "inpainting" and cfg.mask is not None:
         mask = _read(cfg.mask, root, "mask")
-        if mask.shape[-2:] != image.shape[-2:]:
+        if mask.shape[-2:] != (h, w):
             raise DipError(f"mask is {mask.shape[-2]}×{mask.shape[-1]} but the image is "
-                           f"{image.shape[-2]}×{image.shape[-1]}; give a mask of the image's "
-                           "size")
-        mask = crop(mask.amin(0, keepdim=True), mask=True)
-    image = crop(image)
-    gt = None if gt is None else crop(gt)
-    check_size(image, cfg.net, "image" if cfg.crop is None else
-               f"image (centre crop {cfg.crop}, cut to a multiple of {m})")
+                           f"{h}×{w}; give a mask of the image's size")
+        mask = crop(_binary_mask(mask.amin(0, keepdim=True), level, cfg.mask), mask=True)
     if task == "fitting":
         kind = str(cfg.get("signal", "image"))
         if kind not in SIGNALS:

@@ -118,10 +118,11 @@ def inpainting(*, image: torch.Tensor, mask: torch.Tensor | None = None,
     if tuple(mask.shape[-2:]) != (h, w):
         raise DipError(f"mask is {mask.shape[-2]}×{mask.shape[-1]} but the image is {h}×{w}; "
                        "give a mask of the image's size")
-    values = torch.unique(mask)
-    if not bool(((values == 0) | (values == 1)).all()):
-        raise DipError("mask is not binary (values other than 0 and 1/255); "
-                       "give a black-and-white mask, white = known pixel")
+    grey = int(((mask != 0) & (mask != 1)).sum())
+    if grey:
+        raise DipError(f"mask is not binary: {grey} of {mask.numel()} values are neither 0 nor "
+                       "1; give a black-and-white mask (white = known pixel), or round it at "
+                       "0.5 ((mask >= 0.5).float(); the dip command: mask_threshold=0.5)")
     if not bool(mask.any()):
         raise DipError("mask has no known pixel (all zero); white marks the pixels to keep")
     if mask.shape[0] not in (1, c):

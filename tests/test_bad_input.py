@@ -61,7 +61,11 @@ BAD = {
     "unreadable": (["image=garbage.png"], "garbage.png"),
     "truncated png": (["image=truncated.png"], "cannot read image truncated.png"),
     "mask size": (["task=inpainting", "image=ok.png", "mask=mask48.png"], "mask is 48×48"),
-    "mask not binary": (["task=inpainting", "image=ok.png", "mask=grey_mask.png"], "binary"),
+    "mask not binary": (["task=inpainting", "image=ok.png", "mask=grey_mask.png"],
+                        "binary: 2048 of 4096 pixels are grey (neither black nor white); "
+                        "set mask_threshold=0.5"),
+    "mask threshold out of range": (["task=inpainting", "image=ok.png", "mask=grey_mask.png",
+                                     "mask_threshold=2"], "mask_threshold=2 is invalid"),
     "mask all zero": (["task=inpainting", "image=ok.png", "mask=mask_zero.png"],
                       "no known pixel"),
     "sigma zero": (["image=ok.png", "sigma=0"], "sigma=0"),
@@ -74,10 +78,13 @@ BAD = {
     "factor one": (["task=sr", "image=ok.png", "factor=1"], "factor=1"),
     "factor not dividing": (["task=sr", "image=ok.png", "factor=3"],
                             "SR factor 3 does not divide"),
-    "image too small": (["image=tiny.png"], "smaller than"),
-    "8x8 image with a 5-scale net": (["image=eight.png"], "8×8 is smaller than"),
+    "image too small": (["image=tiny.png"], "image tiny.png is 40×48 (cut to 32×32, a "
+                        "multiple of 32), smaller than the skip net's minimum size 64×64"),
+    "8x8 image with a 5-scale net": (["image=eight.png"], "image eight.png is 8×8, smaller than "
+                                     "the skip net's minimum size 64×64"),
     "crop too small for the net": (["image=ok.png", "crop=50"],
-                                   "image (centre crop 50, cut to a multiple of 32) 32×32"),
+                                   "image ok.png (centre crop 50) is 50×50 (cut to 32×32, a "
+                                   "multiple of 32), smaller than"),
     "corrupted registry file": (["image=set5/baby.png", "data.root=root"], "sha256 mismatch"),
     "too large for memory": (["image=big.png", "memory_limit_gb=0.05"],
                              "image 512×512 needs about"),

@@ -158,6 +158,20 @@ def test_a_missing_image_fails_alone_and_the_sweep_says_so(images, monkeypatch, 
     assert "[" in out.out and "image=a.png" in out.out  # each run's line names its job
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "local"])  # worker processes, submitit jobs
+def test_a_failed_job_in_another_process_is_counted_at_the_end(images, launcher):
+    proc = subprocess.run([sys.executable, "-m", "dip", "-m", *FAST, f"launcher={launcher}",
+                           "image=a.png,missing.png,b.png", "records=recs"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    summary = proc.stderr[proc.stderr.index("1 of 3 runs failed"):].splitlines()
+    assert len(summary) == 2 and "image=missing.png" in summary[1]
+    assert len(load_records(images / "recs")) == 2
+
+
 @pytest.mark.parametrize("error,reason", [
     (RuntimeError("CUDA error: an illegal memory access"), "unexpected RuntimeError: CUDA"),
     (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
@@ -304,9 +318,9 @@ def test_a_signal_saves_the_step_and_the_rerun_resumes_there(images, monkeypatch
 
 @pytest.mark.slow
 def test_sigint_to_a_dip_process_checkpoints_and_exits_130(tmp_path):
-    image = smooth_png(tmp_path / "img.png", size=(32, 32))
+    image = smooth_png(tmp_path / "img.png")
     args = [sys.executable, "-m", "dip", "profile=smoke", f"image={image}",
-            "fit.num_iter=400", "checkpoint_every=25", "baselines=false", "progress=false",
+            "fit.num_iter=1000", "checkpoint_every=25", "baselines=false", "progress=false",
             f"out_dir={tmp_path / 'run'}"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
