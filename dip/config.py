@@ -26,9 +26,13 @@ LEGACY_EXCLUDE = tuple(k for k in IDENTITY_EXCLUDE if k != "schedule")
 # the hash at that value, so that earlier records keep their identity. ``stopping`` only
 # matters when ``stop`` is not 'fixed'. ``fast`` at its defaults picks per device what the
 # code did before it existed.
+# The paper-era switches (docs/faithfulness.md) at today's behaviour are neutral too; a
+# dotted key names a key inside a group.
 NEUTRAL = {"stop": "fixed", "seeds": 1,
            "fast": {"amp": "off", "channels_last": None, "fused_adam": None, "compile": False,
-                    "cuda_graph": None}}
+                    "cuda_graph": None},
+           "net.bn_init": "ones", "net.align_corners": False, "fit.final_input": "clean",
+           "fit.backtrack": "guard", "pad_image": 0}
 
 
 def pick(table, *keys):
@@ -61,21 +65,27 @@ def part(text: str, index: int, sep: str = "/") -> str:
     return str(text).split(sep)[int(index)]
 
 
+def _parent(data: dict, key: str) -> tuple[dict | None, str]:
+    """The dict that holds dotted ``key`` in ``data`` (None when absent), and its last part."""
+    *groups, last = key.split(".")
+    for group in groups:
+        data = data.get(group) if isinstance(data, dict) else None
+    return (data if isinstance(data, dict) else None), last
+
+
 def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
     """Short sha256 of the resolved config without the keys that do not change results."""
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in exclude:
-        *groups, last = key.split(".")
-        parent = data
-        for group in groups:
-            parent = parent.get(group) if isinstance(parent, dict) else None
-        if isinstance(parent, dict):
+        parent, last = _parent(data, key)
+        if parent is not None:
             parent.pop(last, None)
     if data.get("stop", "fixed") == "fixed":
         data.pop("stopping", None)
     for key, value in NEUTRAL.items():
-        if key in data and data[key] == value:
-            data.pop(key)
+        parent, last = _parent(data, key)
+        if parent is not None and last in parent and parent[last] == value:
+            parent.pop(last)
     data.pop("hydra", None)
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -158,6 +158,20 @@ def test_a_missing_image_fails_alone_and_the_sweep_says_so(images, monkeypatch, 
     assert "[" in out.out and "image=a.png" in out.out  # each run's line names its job
 
 
+def test_a_diverged_run_is_reported_as_failed_and_keeps_its_record(images, monkeypatch,
+                                                                    capsys):
+    status = dip_main(monkeypatch, "-m", *FAST, "fit.num_iter=20", "image=a.png",
+                      "fit.lr=1e6,0.01", "records=recs")
+    out = capsys.readouterr()
+    assert status == 2 and "Traceback" not in out.err
+    errors = [line for line in out.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "fit.lr=1000000.0" in errors[0]
+    assert "status diverged (record recs/" in errors[0]
+    assert "1 of 2 runs failed" in out.err
+    records = load_records(images / "recs")
+    assert sorted(records["status"]) == ["diverged", "ok"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["joblib", "local"])  # worker processes, submitit jobs
 def test_a_failed_job_in_another_process_is_counted_at_the_end(images, launcher):
