@@ -34,7 +34,7 @@ def summary(m: dict) -> str:
     if m.get("skipped"):
         pins = f", made with other CPU kernel pins ({m['other_pins']})" if m.get(
             "other_pins") else ""
-        return (f"skipped {m['image']}: record exists at {m['out_dir']}{pins} "
+        return (f"skipped {m.get('image', 'a run')}: record exists at {m['out_dir']}{pins} "
                 "(force=true reruns it)")
     parts = [f"{m['task']} of {m['image']}"]
     if m["psnr_final"] == m["psnr_final"]:  # not NaN

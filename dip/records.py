@@ -408,6 +408,10 @@ def existing_record(cfg: DictConfig) -> dict | None:
     stored = read_metrics(out)
     if stored is None:
         return None
+    if "config_hash" not in stored:  # parsable, but not what a finished run writes
+        warnings.warn(f"record {out} cannot be read (metrics.json has no config_hash); "
+                      "treated as missing", DipNote, stacklevel=2)
+        return None
     done = {**stored, "skipped": True, "out_dir": str(out)}
     if done.get("device") == "cpu" and isinstance(done.get("machine"), dict):
         then, now = kernel_pins(done["machine"]), kernel_pins()

@@ -93,7 +93,8 @@ def test_an_empty_folder_is_used(images):
 
 # ----------------------------------------------------- an unreadable record is a missing one
 
-@pytest.mark.parametrize("content", ["", '{"psnr_final": 3', "[1, 2]", "\x00\x01 not json"])
+@pytest.mark.parametrize("content", ["", '{"psnr_final": 3', "[1, 2]", "\x00\x01 not json",
+                                     "{}"])
 def test_an_unreadable_record_is_redone_with_a_note(images, content):
     cfg = [*FAST, "image=a.png", "out_dir=run"]
     run(make_cfg(*cfg))
