@@ -1,6 +1,6 @@
 """Building blocks shared by the Deep Image Prior networks.
 
-Small factories (:func:`act`, :func:`conv`, :func:`bn`, :func:`norm`) and
+Small factories (:func:`act`, :func:`conv`, :func:`bn`, :func:`norm`, :func:`upsample`) and
 :class:`Concat`, the module that joins a skip branch and a deeper branch along
 channels, cropping to the smaller spatial size as the official code does.
 """
@@ -18,9 +18,9 @@ from dip.nets.pad import ReflectionPad2d
 from dip.operators import Downsampler
 
 __all__ = [
-    "PADS", "DOWNSAMPLE_MODES", "UPSAMPLE_MODES", "ACTIVATIONS",
+    "PADS", "DOWNSAMPLE_MODES", "UPSAMPLE_MODES", "ACTIVATIONS", "BN_INITS",
     "Concat", "act", "bn", "conv", "norm", "upsample", "center_crop", "check_choice",
-    "per_level",
+    "check_align_corners", "init_norm", "per_level",
 ]
 
 PADS = ("zero", "reflection")
@@ -28,6 +28,7 @@ DOWNSAMPLE_MODES = ("stride", "avg", "max", "lanczos2", "lanczos3")
 UPSAMPLE_MODES = ("nearest", "bilinear")
 ACTIVATIONS = ("LeakyReLU", "ELU", "Swish", "none")
 NORMS = ("batch", "instance", "none")
+BN_INITS = ("ones", "uniform")
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
@@ -78,12 +79,49 @@ def act(act_fun: str | Callable[[], nn.Module] | nn.Module = "LeakyReLU") -> nn.
                      "or pass an nn.Module class")
 
 
-def bn(num_features: int) -> nn.BatchNorm2d:
-    """``nn.BatchNorm2d`` with PyTorch defaults (affine, running statistics)."""
-    return nn.BatchNorm2d(num_features)
+def init_norm(module: nn.Module, bn_init: str = "ones") -> nn.Module:
+    """Initialise the affine weight γ of a normalisation layer as PyTorch 1.0+ or 0.4 did.
+
+    Parameters
+    ----------
+    module : nn.Module
+        A freshly built layer; anything that is not an affine BatchNorm or InstanceNorm
+        is returned unchanged.
+    bn_init : {'ones', 'uniform'}
+        'ones': γ = 1 (PyTorch ≥ 1.0; nothing is done). 'uniform': γ ~ U[0, 1), drawn in
+        place from torch's global RNG, as PyTorch 0.4 (the official code's) did in the
+        layer's constructor, so the draw is seeded like the rest of the net. β stays 0.
+        InstanceNorm derived from BatchNorm in PyTorch 0.4 and was drawn alike.
+
+    Returns
+    -------
+    nn.Module
+        ``module`` itself.
+    """
+    check_choice("bn_init", bn_init, BN_INITS)
+    if (bn_init == "uniform" and isinstance(module, nn.modules.batchnorm._NormBase)
+            and module.affine):
+        with torch.no_grad():
+            module.weight.uniform_(0.0, 1.0)
+    return module
 
 
-def norm(norm_layer: str | Callable[..., nn.Module] | None) -> Callable[..., nn.Module] | None:
+def bn(num_features: int, bn_init: str = "ones") -> nn.BatchNorm2d:
+    """``nn.BatchNorm2d`` (affine, running statistics) with γ initialised by ``bn_init``.
+
+    Parameters
+    ----------
+    num_features : int
+        Channels.
+    bn_init : {'ones', 'uniform'}
+        γ = 1 (PyTorch ≥ 1.0 default) or γ ~ U[0, 1) from torch's global RNG (PyTorch
+        0.4, on which the official code ran; see :func:`init_norm`). β = 0 either way.
+    """
+    return init_norm(nn.BatchNorm2d(num_features), bn_init)
+
+
+def norm(norm_layer: str | Callable[..., nn.Module] | None,
+         bn_init: str = "ones") -> Callable[..., nn.Module] | None:
     """Resolve a normalisation spec to a layer factory (``None`` for no normalisation).
 
     Parameters
@@ -91,15 +129,29 @@ def norm(norm_layer: str | Callable[..., nn.Module] | None) -> Callable[..., nn.
     norm_layer : {'batch', 'instance', 'none'} or callable or None
         'instance' is ``nn.InstanceNorm2d`` (affine=False by default), 'batch' is
         ``nn.BatchNorm2d``; a class such as ``nn.InstanceNorm2d`` is returned as is.
+    bn_init : {'ones', 'uniform'}
+        With 'uniform' the factory is wrapped so that every affine BatchNorm (or
+        InstanceNorm) it builds gets γ ~ U[0, 1) (:func:`init_norm`); 'ones' returns
+        the factory unchanged.
     """
+    check_choice("bn_init", bn_init, BN_INITS)
     if norm_layer is None:
         return None
     if isinstance(norm_layer, str):
         check_choice("norm_layer", norm_layer, NORMS)
-        return {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d, "none": None}[norm_layer]
-    if callable(norm_layer):
-        return norm_layer
-    raise ValueError(f"unknown norm_layer {norm_layer!r}; choose one of {', '.join(NORMS)}")
+        factory = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d,
+                   "none": None}[norm_layer]
+    elif callable(norm_layer):
+        factory = norm_layer
+    else:
+        raise ValueError(f"unknown norm_layer {norm_layer!r}; choose one of {', '.join(NORMS)}")
+    if factory is None or bn_init == "ones":
+        return factory
+
+    def make(*args, **kwargs) -> nn.Module:
+        return init_norm(factory(*args, **kwargs), bn_init)
+
+    return make
 
 
 def conv(in_f: int, out_f: int, kernel_size: int, stride: int = 1, bias: bool = True,
@@ -146,18 +198,32 @@ def conv(in_f: int, out_f: int, kernel_size: int, stride: int = 1, bias: bool = 
     return nn.Sequential(*layers)
 
 
-def upsample(mode: str, scale_factor: int = 2) -> nn.Upsample:
+def check_align_corners(align_corners) -> None:
+    """Raise ``ValueError`` unless ``align_corners`` is a bool."""
+    if not isinstance(align_corners, bool):
+        raise ValueError(f"align_corners must be true or false, got {align_corners!r}")
+
+
+def upsample(mode: str, scale_factor: int = 2, align_corners: bool = False) -> nn.Upsample:
     """``nn.Upsample`` by ``scale_factor``.
 
-    Notes
-    -----
-    Bilinear upsampling uses ``align_corners=False``, the current PyTorch default.
-    PyTorch before 0.4 (on which the official code was written) behaved as
-    ``align_corners=True``; outputs differ slightly near the borders.
+    Parameters
+    ----------
+    mode : {'nearest', 'bilinear'}
+        Interpolation.
+    scale_factor : int
+        Upscaling factor s.
+    align_corners : bool
+        Bilinear only (ignored for 'nearest'). False (current PyTorch default): output
+        pixel x samples the input at (x + 0.5) / s - 0.5. True: the corner pixels of
+        input and output coincide, x samples x · (n_in - 1) / (n_out - 1); PyTorch
+        before 0.4 (on which the official code ran) behaved so. The two differ most
+        near the borders.
     """
     check_choice("upsample_mode", mode, UPSAMPLE_MODES)
+    check_align_corners(align_corners)
     if mode == "bilinear":
-        return nn.Upsample(scale_factor=scale_factor, mode="bilinear", align_corners=False)
+        return nn.Upsample(scale_factor=scale_factor, mode=mode, align_corners=align_corners)
     return nn.Upsample(scale_factor=scale_factor, mode=mode)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dip.nets.common import act, conv, norm
+from dip.nets.common import act, check_align_corners, conv, norm
 
 __all__ = ["resnet", "ResidualBlock"]
 
@@ -50,7 +50,8 @@ def _norm(norm_layer, c: int) -> nn.Module:
 def resnet(num_input_channels: int, num_output_channels: int, num_blocks: int,
            num_channels: int, need_residual: bool = True, act_fun="LeakyReLU",
            need_sigmoid: bool = True, norm_layer=nn.BatchNorm2d,
-           pad: str = "reflection") -> nn.Sequential:
+           pad: str = "reflection", bn_init: str = "ones",
+           align_corners: bool = False) -> nn.Sequential:
     """ResNet generator: head conv -> act, residual blocks, conv -> norm, conv -> sigmoid.
 
     Parameters
@@ -71,12 +72,19 @@ def resnet(num_input_channels: int, num_output_channels: int, num_blocks: int,
         Normalisation, called with ``affine=True`` as in the official code.
     pad : {'zero', 'reflection'}
         Padding of the first and last convolutions (inner ones zero-pad).
+    bn_init : {'ones', 'uniform'}
+        Initial weight γ of the normalisation layers: 1 (PyTorch ≥ 1.0) or γ ~ U[0, 1)
+        from torch's global RNG as the net is built (PyTorch 0.4, on which the official
+        code ran). β = 0.
+    align_corners : bool
+        Accepted for a uniform interface and checked; the net does not upsample.
 
     Returns
     -------
     torch.nn.Sequential
     """
-    factory = norm(norm_layer)
+    check_align_corners(align_corners)
+    factory = norm(norm_layer, bn_init)
     c = num_channels
     layers: list[nn.Module] = [
         conv(num_input_channels, c, 3, bias=True, pad=pad), act(act_fun),

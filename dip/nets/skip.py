@@ -10,7 +10,17 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from dip.nets.common import Concat, act, bn, conv, per_level, upsample
+from dip.nets.common import (
+    BN_INITS,
+    Concat,
+    act,
+    bn,
+    check_align_corners,
+    check_choice,
+    conv,
+    per_level,
+    upsample,
+)
 
 __all__ = ["skip", "encdec"]
 
@@ -23,7 +33,8 @@ def skip(num_input_channels: int = 2, num_output_channels: int = 3,
          filter_skip_size: int = 1, need_sigmoid: bool = True, need_bias: bool = True,
          pad: str = "zero", upsample_mode: str | Sequence[str] = "nearest",
          downsample_mode: str | Sequence[str] = "stride", act_fun="LeakyReLU",
-         need1x1_up: bool = True) -> nn.Sequential:
+         need1x1_up: bool = True, bn_init: str = "ones",
+         align_corners: bool = False) -> nn.Sequential:
     """Encoder-decoder with skip connections (the paper's default architecture).
 
     Level ``i`` (``i = 0`` is the full resolution) is::
@@ -56,9 +67,7 @@ def skip(num_input_channels: int = 2, num_output_channels: int = 3,
     pad : {'zero', 'reflection'}
         Padding of the convolutions.
     upsample_mode : {'nearest', 'bilinear'} or sequence
-        Decoder upsampling, per level or scalar. Bilinear uses
-        ``align_corners=False`` (current PyTorch default; PyTorch < 0.4, on which
-        the official code ran, behaved as ``align_corners=True``).
+        Decoder upsampling, per level or scalar.
     downsample_mode : {'stride', 'avg', 'max', 'lanczos2', 'lanczos3'} or sequence
         Encoder downsampling, per level or scalar: a strided convolution, or a
         stride-1 convolution followed by pooling or a fixed Lanczos downsampler.
@@ -66,6 +75,13 @@ def skip(num_input_channels: int = 2, num_output_channels: int = 3,
         Activation (LeakyReLU has slope 0.2).
     need1x1_up : bool
         Add a 1×1 convolution -> BN -> act after each decoder convolution.
+    bn_init : {'ones', 'uniform'}
+        Initial BN weight γ: 1 (PyTorch ≥ 1.0) or γ ~ U[0, 1) drawn from torch's global
+        RNG as the net is built (PyTorch 0.4, on which the official code ran). β = 0.
+    align_corners : bool
+        Of the bilinear upsampling (ignored for nearest): False is PyTorch's current
+        default, True what PyTorch < 0.4 (the official code's) computed; see
+        :func:`dip.nets.common.upsample`.
 
     Returns
     -------
@@ -74,7 +90,8 @@ def skip(num_input_channels: int = 2, num_output_channels: int = 3,
     Raises
     ------
     ValueError
-        Unknown ``pad``, mode or activation, or per-level lists of different lengths.
+        Unknown ``pad``, mode, activation or ``bn_init``, ``align_corners`` not a bool,
+        or per-level lists of different lengths.
     """
     down, up, skips = list(num_channels_down), list(num_channels_up), list(num_channels_skip)
     n = len(down)
@@ -87,37 +104,40 @@ def skip(num_input_channels: int = 2, num_output_channels: int = 3,
     k_down = per_level(filter_size_down, n, "filter_size_down")
     k_up = per_level(filter_size_up, n, "filter_size_up")
     act(act_fun)  # validate once, before building
+    check_choice("bn_init", bn_init, BN_INITS)
+    check_align_corners(align_corners)
 
     def level(i: int, in_ch: int) -> nn.Sequential:
         deeper = nn.Sequential(
             conv(in_ch, down[i], k_down[i], 2, bias=need_bias, pad=pad,
                  downsample_mode=down_modes[i]),
-            bn(down[i]), act(act_fun),
+            bn(down[i], bn_init), act(act_fun),
             conv(down[i], down[i], k_down[i], bias=need_bias, pad=pad),
-            bn(down[i]), act(act_fun),
+            bn(down[i], bn_init), act(act_fun),
         )
         if i < n - 1:
             deeper.append(level(i + 1, down[i]))
             k = up[i + 1]
         else:
             k = down[i]
-        deeper.append(upsample(up_modes[i]))
+        deeper.append(upsample(up_modes[i], align_corners=align_corners))
 
         if skips[i] != 0:
             branch = nn.Sequential(
                 conv(in_ch, skips[i], filter_skip_size, bias=need_bias, pad=pad),
-                bn(skips[i]), act(act_fun),
+                bn(skips[i], bn_init), act(act_fun),
             )
             layers: list[nn.Module] = [Concat(1, branch, deeper)]
         else:
             layers = [deeper]
         layers += [
-            bn(skips[i] + k),
+            bn(skips[i] + k, bn_init),
             conv(skips[i] + k, up[i], k_up[i], 1, bias=need_bias, pad=pad),
-            bn(up[i]), act(act_fun),
+            bn(up[i], bn_init), act(act_fun),
         ]
         if need1x1_up:
-            layers += [conv(up[i], up[i], 1, bias=need_bias, pad=pad), bn(up[i]), act(act_fun)]
+            layers += [conv(up[i], up[i], 1, bias=need_bias, pad=pad), bn(up[i], bn_init),
+                       act(act_fun)]
         return nn.Sequential(*layers)
 
     model = nn.Sequential(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dip.nets.common import center_crop, check_choice, conv, norm
+from dip.nets.common import center_crop, check_align_corners, check_choice, conv, norm
 
 __all__ = ["unet", "UNet"]
 
@@ -36,13 +36,13 @@ class _Up(nn.Module):
     """
 
     def __init__(self, out_ch: int, upsample_mode: str, need_bias: bool, pad: str,
-                 same_num_filt: bool = False):
+                 same_num_filt: bool = False, align_corners: bool = False):
         super().__init__()
         num_filt = out_ch if same_num_filt else out_ch * 2
         if upsample_mode == "deconv":
             self.up = nn.ConvTranspose2d(num_filt, out_ch, 4, stride=2, padding=1)
         else:
-            kw = {"align_corners": False} if upsample_mode == "bilinear" else {}
+            kw = {"align_corners": align_corners} if upsample_mode == "bilinear" else {}
             self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode=upsample_mode, **kw),
                                     conv(num_filt, out_ch, 3, bias=need_bias, pad=pad))
         self.conv = _double_conv(out_ch * 2, out_ch, None, need_bias, pad)
@@ -58,10 +58,12 @@ class UNet(nn.Module):
 
     def __init__(self, num_input_channels=3, num_output_channels=3, feature_scale=4,
                  more_layers=0, concat_x=False, upsample_mode="deconv", pad="zero",
-                 norm_layer=nn.InstanceNorm2d, need_sigmoid=True, need_bias=True):
+                 norm_layer=nn.InstanceNorm2d, need_sigmoid=True, need_bias=True,
+                 bn_init="ones", align_corners=False):
         super().__init__()
         check_choice("upsample_mode", upsample_mode, UNET_UPSAMPLE_MODES)
-        factory = norm(norm_layer)
+        check_align_corners(align_corners)
+        factory = norm(norm_layer, bn_init)
         self.concat_x = concat_x
         self.more_layers = int(more_layers)
         f = [max(1, int(x // feature_scale)) for x in (64, 128, 256, 512, 1024)]
@@ -75,9 +77,10 @@ class UNet(nn.Module):
             [_down(f[i], f[i + 1] - extra, *args) for i in range(4)]
             + [_down(f[4], f[4] - extra, *args) for _ in range(self.more_layers)])
         self.more_ups = nn.ModuleList(
-            [_Up(f[4], upsample_mode, need_bias, pad, same_num_filt=True)
-             for _ in range(self.more_layers)])
-        self.ups = nn.ModuleList([_Up(f[i], upsample_mode, need_bias, pad) for i in range(4)])
+            [_Up(f[4], upsample_mode, need_bias, pad, same_num_filt=True,
+                 align_corners=align_corners) for _ in range(self.more_layers)])
+        self.ups = nn.ModuleList([_Up(f[i], upsample_mode, need_bias, pad,
+                                      align_corners=align_corners) for i in range(4)])
         final: list[nn.Module] = [conv(f[0], num_output_channels, 1, bias=need_bias, pad=pad)]
         if need_sigmoid:
             final.append(nn.Sigmoid())
@@ -107,7 +110,7 @@ class UNet(nn.Module):
 def unet(num_input_channels: int = 3, num_output_channels: int = 3, feature_scale: float = 4,
          more_layers: int = 0, concat_x: bool = False, upsample_mode: str = "deconv",
          pad: str = "zero", norm_layer=nn.InstanceNorm2d, need_sigmoid: bool = True,
-         need_bias: bool = True) -> UNet:
+         need_bias: bool = True, bn_init: str = "ones", align_corners: bool = False) -> UNet:
     """U-Net with max-pool encoder and concatenating decoder (official ``UNet``).
 
     Parameters
@@ -122,7 +125,6 @@ def unet(num_input_channels: int = 3, num_output_channels: int = 3, feature_scal
         Concatenate the (average-pooled) input to every encoder output.
     upsample_mode : {'deconv', 'bilinear', 'nearest'}
         Transposed 4×4 convolution, or resize followed by a 3×3 convolution.
-        Bilinear uses ``align_corners=False`` (current PyTorch default).
     pad : {'zero', 'reflection'}
         Padding of the convolutions.
     norm_layer : callable or {'instance', 'batch', 'none'} or None
@@ -132,6 +134,15 @@ def unet(num_input_channels: int = 3, num_output_channels: int = 3, feature_scal
         Final sigmoid.
     need_bias : bool
         Biases in the (non-transposed) convolutions.
+    bn_init : {'ones', 'uniform'}
+        Initial weight γ of affine normalisation layers (``norm_layer='batch'``): 1
+        (PyTorch ≥ 1.0) or γ ~ U[0, 1) from torch's global RNG as the net is built
+        (PyTorch 0.4, on which the official code ran). No effect on the default
+        instance norm, which has no weights.
+    align_corners : bool
+        Of ``upsample_mode='bilinear'`` (ignored otherwise): False is PyTorch's current
+        default, True what PyTorch < 0.4 (the official code's) computed; see
+        :func:`dip.nets.common.upsample`.
 
     Returns
     -------
@@ -144,4 +155,4 @@ def unet(num_input_channels: int = 3, num_output_channels: int = 3, feature_scal
     official decoder loop fails for ``more_layers > 1``; here it works as intended.
     """
     return UNet(num_input_channels, num_output_channels, feature_scale, more_layers, concat_x,
-                upsample_mode, pad, norm_layer, need_sigmoid, need_bias)
+                upsample_mode, pad, norm_layer, need_sigmoid, need_bias, bn_init, align_corners)
