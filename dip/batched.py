@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dip import fast
+from dip import fast, official
 from dip.divergence import first_fit_db, worse_than_flat
 from dip.fit import (
     FitResult,
@@ -272,8 +272,9 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
     Each run draws its code z and its per-step input noise from its own generators,
     seeded as in :func:`dip.fit.fit`, and has its own Adam. A run that is rolled back
     by its backtracking guard redoes its step at the next pass while the others go
-    on; a run that has finished (or diverged) is carried along without updates until
-    the last one ends.
+    on (``backtrack='official'`` restores before the run's update, as a fit does); a
+    run that has finished (or diverged) is carried along without updates or input-noise
+    draws until the last one ends, and ``final_input`` is honoured per run.
     """
     n = len(nets)
     if n != len(problems):
@@ -289,6 +290,7 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
         raise ValueError(f"batched runs need one output shape, got {sorted(shapes)}")
     s0 = settings[0]
     for s in settings:
+        official.check(s)
         if (s.input_type, s.input_depth, s.device) != (s0.input_type, s0.input_depth,
                                                        s0.device):
             raise ValueError("batched runs need the same input_type, input_depth and device")
@@ -344,6 +346,18 @@ def _fit_on_own_stream(net, problem, settings, monitors) -> FitResult:
     return result
 
 
+def _final_inputs(z_all, noise_all, settings, depth: int, cl: bool) -> torch.Tensor:
+    """Each run's input of its final output (``final_input``): z, or z + σ·n with its
+    last draw n (a run that reports the clean output gets σ = 0 here)."""
+    stds = [float(s.reg_noise_std) if s.final_input == "perturbed" else 0.0 for s in settings]
+    if noise_all is None or not any(v > 0 for v in stds):
+        return z_all
+    std = torch.tensor(stds, dtype=z_all.dtype, device=z_all.device).repeat_interleave(
+        depth).view(1, -1, 1, 1)
+    net_in = z_all + noise_all * std
+    return net_in.contiguous(memory_format=torch.channels_last) if cl else net_in
+
+
 def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
     """One forward/backward pass of the grouped network per step for all runs."""
     n, s0 = len(nets), settings[0]
@@ -394,7 +408,8 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
             o.zero_grad(set_to_none=True)
         if noisy:
             for i in noisy:
-                noise_views[i].normal_(generator=noise_gens[i])
+                if active(i):  # a finished run keeps its last draw (final_input='perturbed')
+                    noise_views[i].normal_(generator=noise_gens[i])
             net_in = z_all + noise_all * std_all  # runs without noise: z + 0 · 0
         else:
             net_in = z_all
@@ -423,6 +438,8 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
             continue
         torch.stack([loss for _, loss in losses]).sum().backward()
         for i, _ in losses:
+            for m in monitors[i]:
+                m.before_update(infos[i])
             optimizers[i].step()
             steps[i] += 1
             infos[i].completed = steps[i]
@@ -431,7 +448,7 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
 
     gnet_.set_active(None)
     with torch.no_grad(), fast.autocast(s0, device):
-        finals = gnet(z_all).float()
+        finals = gnet(_final_inputs(z_all, noise_all, settings, depth, cl)).float()
     seconds = (time.perf_counter() - t0) / n
     results = []
     for i in range(n):

@@ -7,7 +7,8 @@ The benchmark images are never part of the project. ``registry.csv`` (shipped wi
 the package) lists each file by registry name ``DATASET/FILE`` (for example
 ``set5/baby.png`` or ``paper/inpainting50/barbara_GT.png``) with its source URL and
 SHA-256; the files themselves live under a data root (see :func:`data_root`) laid out
-as ``ROOT/DATASET/FILE`` and are downloaded there by ``dip-fetch``.
+as ``ROOT/DATASET/FILE`` and are downloaded there by ``dip-fetch``. Derived files (masks
+made from downloaded images, see :class:`Entry`) are written there by ``dip-fetch`` too.
 
 One entry point reads any image spec: :func:`read`.
 """
@@ -20,6 +21,7 @@ import difflib
 import functools
 import hashlib
 import os
+import posixpath
 import re
 import sys
 import tempfile
@@ -356,9 +358,17 @@ def _crop(image: torch.Tensor, new_h: int, new_w: int) -> torch.Tensor:
 class Entry:
     """One registered image file.
 
-    ``derived_from`` is the registry name of the source of a derived file (a mask made
-    as 255 where the source pixel is non-zero, else 0), or None for a downloaded file.
-    Sizes are in pixels, ``bytes`` is the file size.
+    ``derived_from`` is the registry name of the source of a derived file, or None for a
+    downloaded file. A derived file is a mask (255 = known pixel, 0 = missing) made by
+    ``dip-fetch`` with one of two rules, written in the registry's ``source_path``:
+
+    - ``SOURCE != 0``: 255 where the source pixel is non-zero (any channel), else 0.
+    - ``SOURCE != 0 or half(GT == 0)``: as above, and a pixel where the source is 0 and
+      the ground truth ``gt_from`` is 0 too (its value cannot tell known from missing) is
+      known with probability 1/2, drawn with a fixed seed (:func:`dip.fetch.half_mask`).
+
+    Source names are relative to the entry's dataset (``../`` climbs one level). Sizes
+    are in pixels, ``bytes`` is the file size.
     """
 
     dataset: str
@@ -373,6 +383,7 @@ class Entry:
     mode: str
     bytes: int
     derived_from: str | None = None
+    gt_from: str | None = None
 
     @property
     def name(self) -> str:
@@ -391,20 +402,33 @@ def _load_registry() -> tuple[Entry, ...]:
         return tuple(_entry(row) for row in csv.DictReader(f))
 
 
+# Derivation rules of the registry's ``source_path`` (see :class:`Entry`).
+_NONZERO = re.compile(r"(\S+) != 0")
+_HALF = re.compile(r"(\S+) != 0 or half\((\S+) == 0\)")
+
+
 def _entry(row: dict[str, str]) -> Entry:
-    derived_from = None
+    derived_from = gt_from = None
     if row["source_repo"] == "derived":
-        match = re.fullmatch(r"(\S+) != 0", row["source_path"])
+        rule = row["source_path"]
+        match = _NONZERO.fullmatch(rule) or _HALF.fullmatch(rule)
         if match is None:
             raise DipError(f"registry row {row['dataset']}/{row['file']} has an unknown "
-                           f"derivation {row['source_path']!r}; update dip")
-        derived_from = f"{row['dataset']}/{match.group(1)}"
+                           f"derivation {rule!r}; update dip")
+        derived_from = _relative(row["dataset"], match.group(1))
+        if match.re is _HALF:
+            gt_from = _relative(row["dataset"], match.group(2))
     return Entry(
         dataset=row["dataset"], file=row["file"], sha256=row["sha256"], url=row["url"],
         source_repo=row["source_repo"], source_path=row["source_path"],
         source_commit=row["source_commit"], width=int(row["width"]),
         height=int(row["height"]), mode=row["mode"], bytes=int(row["bytes"]),
-        derived_from=derived_from)
+        derived_from=derived_from, gt_from=gt_from)
+
+
+def _relative(dataset: str, file: str) -> str:
+    """Registry name of ``file`` (relative to ``dataset``; ``../`` climbs one level)."""
+    return posixpath.normpath(f"{dataset}/{file}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -503,8 +527,10 @@ def resolve(name: str, root: str | os.PathLike | None = None, verify: bool = Tru
     root = data_root(root)
     path = root / entry.dataset / entry.file
     if not path.is_file():
-        raise DipError(f"{name} not found under {root}; run `dip-fetch {entry.dataset}` "
-                       f"or set {ENV_ROOT}")
+        made = [n for n in (entry.derived_from, entry.gt_from) if n]
+        how = f" (it makes the file from {' and '.join(made)})" if made else ""
+        raise DipError(f"{name} not found under {root}; run `dip-fetch {entry.dataset}`"
+                       f"{how} or set {ENV_ROOT}")
     if verify and file_sha256(path) != entry.sha256:
         raise DipError(f"{path}: sha256 mismatch (corrupted or modified file); "
                        f"delete it and run `dip-fetch {entry.dataset}`")
@@ -567,7 +593,9 @@ def read(spec: str | os.PathLike, root: str | os.PathLike | None = None) -> torc
     spec : str or path-like
         ``'skimage:NAME'`` → :func:`bundled` (e.g. ``'skimage:astronaut'``);
         a registry name ``'DATASET/FILE'`` (e.g. ``'set5/baby.png'``) → the verified
-        file under the data root; anything else → a file path for :func:`load_image`.
+        file under the data root (a derived file that is not there is made in memory from
+        its verified sources, as ``dip-fetch`` would make it); anything else → a file
+        path for :func:`load_image`.
         A missing path that starts with a dataset name is reported as an unknown
         registry name, with suggestions.
     root : str or path-like, optional
@@ -581,6 +609,11 @@ def read(spec: str | os.PathLike, root: str | os.PathLike | None = None) -> torc
     if isinstance(spec, str) and spec.startswith("skimage:"):
         return bundled(spec.removeprefix("skimage:"))
     if isinstance(spec, str) and spec in _by_name():
+        entry = lookup(spec)
+        if entry.derived_from and not (data_root(root) / entry.dataset / entry.file).exists():
+            from dip.fetch import derived_image  # not fetched: made from its sources
+
+            return _to_tensor(derived_image(entry, root))
         return load_image(resolve(spec, root))
     if isinstance(spec, str) and not Path(spec).exists() and _looks_registered(spec):
         lookup(spec)  # raises with close matches
@@ -590,12 +623,12 @@ def read(spec: str | os.PathLike, root: str | os.PathLike | None = None) -> torc
 def image_id(spec: str | os.PathLike) -> str:
     """Short name of an image spec, as the paper's tables name images.
 
-    Drops folders, the extension and the suffixes ``_GT``, ``_noisy``, ``_mask`` and
-    ``_masked``: ``'paper/inpainting50/Cameraman256_GT.png'`` → ``'Cameraman256'``,
-    ``'skimage:coffee'`` → ``'coffee'``.
+    Drops folders, the extension and the suffixes ``_GT``, ``_noisy``, ``_mask``,
+    ``_mask_half`` and ``_masked``: ``'paper/inpainting50/Cameraman256_GT.png'`` →
+    ``'Cameraman256'``, ``'skimage:coffee'`` → ``'coffee'``.
     """
     stem = Path(str(spec).removeprefix("skimage:")).stem
-    return re.sub(r"_(GT|noisy|masked|mask)$", "", stem)
+    return re.sub(r"_(GT|noisy|masked|mask|mask_half)$", "", stem)
 
 
 def _looks_registered(spec: str) -> bool:

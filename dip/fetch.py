@@ -8,8 +8,9 @@ Usage::
 
 Each file goes to ``ROOT/DATASET/FILE`` (ROOT as in :func:`dip.data.data_root`),
 is checked against its SHA-256 and moved into place atomically. Files already there
-with the right hash are skipped. Derived files (masks) are made from their source
-once it is present, and checked too. ``--mirror`` replaces
+with the right hash are skipped. Derived files (masks: :func:`derive_mask`,
+:func:`half_mask`) are made from their sources once these are present (a derived file's
+sources are fetched with it), and checked too. ``--mirror`` replaces
 ``https://raw.githubusercontent.com`` by another base URL or by a local folder laid out
 as ``REPO_OWNER/REPO/COMMIT/PATH``.
 """
@@ -22,6 +23,7 @@ import http.client
 import os
 import sys
 import urllib.request
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +39,8 @@ from dip.data import (
     datasets,
     entries_in,
     file_sha256,
+    image_id,
+    lookup,
     registry,
     resolve,
 )
@@ -51,6 +55,10 @@ MANIFEST_COLUMNS = ["dataset", "file", "source_repo", "source_path", "source_com
 
 def write_registry(manifest: str | os.PathLike, out: str | os.PathLike = REGISTRY_CSV) -> int:
     """Write the registry CSV from a data ``MANIFEST.csv``, adding the ``url`` column.
+
+    The package's own derived files (rows of the shipped registry whose ``source_repo``
+    is ``derived`` and that the manifest lacks, such as the half masks of
+    ``paper/inpainting50/mask_half``) are kept, after the manifest's rows.
 
     Parameters
     ----------
@@ -71,11 +79,21 @@ def write_registry(manifest: str | os.PathLike, out: str | os.PathLike = REGISTR
             raise DipError(f"{manifest} lacks the columns {', '.join(missing)}; "
                            "give the MANIFEST.csv of the data folder")
         rows = [{**{k: row[k] for k in MANIFEST_COLUMNS}, "url": raw_url(row)} for row in reader]
+    rows += _package_derivations({(row["dataset"], row["file"]) for row in rows})
     with atomic_target(out) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*MANIFEST_COLUMNS, "url"], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     return len(rows)
+
+
+def _package_derivations(listed: set[tuple[str, str]]) -> list[dict[str, str]]:
+    """Derived rows of the shipped registry whose (dataset, file) is not in ``listed``."""
+    if not Path(REGISTRY_CSV).is_file():
+        return []
+    with open(REGISTRY_CSV, newline="") as f:
+        return [{k: row[k] for k in [*MANIFEST_COLUMNS, "url"]} for row in csv.DictReader(f)
+                if row["source_repo"] == "derived" and (row["dataset"], row["file"]) not in listed]
 
 
 def raw_url(row: dict[str, str]) -> str:
@@ -100,8 +118,8 @@ def mirror_url(url: str, mirror: str | None) -> str:
 def plan(names: Sequence[str], only: Sequence[str] | None = None) -> list[Entry]:
     """Entries to fetch for dataset names or prefixes, downloads first, then derived files.
 
-    ``only`` keeps the files with these names (``FILE`` or ``DATASET/FILE``), plus the
-    sources that their derived files need.
+    ``only`` keeps the files with these names (``FILE`` or ``DATASET/FILE``). The sources
+    that derived files need are added (from whichever dataset holds them).
     """
     entries = {e.name: e for name in names for e in entries_in(name)}
     if only:
@@ -110,13 +128,17 @@ def plan(names: Sequence[str], only: Sequence[str] | None = None) -> list[Entry]
         if unknown:
             raise DipError(f"--only: {', '.join(sorted(unknown))} not in the datasets "
                            f"{', '.join(names)}")
-        wanted |= {entries[w].derived_from for w in wanted if entries[w].derived_from}
         entries = {n: e for n, e in entries.items() if n in wanted}
-    for e in entries.values():
-        if e.derived_from and e.derived_from not in entries:
-            raise DipError(f"{e.name} is derived from {e.derived_from}, which is not being "
-                           "fetched; add its dataset")
-    return sorted(entries.values(), key=lambda e: e.derived_from is not None)
+    for e in list(entries.values()):
+        for source in _sources(e):
+            entries.setdefault(source, lookup(source))
+    order = {e.name: k for k, e in enumerate(registry())}
+    return sorted(entries.values(), key=lambda e: (e.derived_from is not None, order[e.name]))
+
+
+def _sources(entry: Entry) -> list[str]:
+    """Registry names a derived entry is made from ([] for a downloaded one)."""
+    return [n for n in (entry.derived_from, entry.gt_from) if n]
 
 
 def fetch_one(entry: Entry, root: Path, mirror: str | None, timeout: float) -> str:
@@ -151,13 +173,22 @@ def _download(url: str, dest: Path, timeout: float) -> None:
                        ) from None
 
 
-def _derive(entry: Entry, root: Path, dest: Path) -> None:
-    """Write the mask of ``entry``: 255 where its source's pixel is non-zero, else 0."""
+def derived_image(entry: Entry, root: str | os.PathLike | None = None) -> np.ndarray:
+    """The mask of a derived registry ``entry``, made from its verified sources under
+    ``root``: :func:`derive_mask` of its source, or :func:`half_mask` of its source and
+    ground truth (the rule its registry row names)."""
     try:
-        source = resolve(entry.derived_from, root)
+        sources = [resolve(name, root) for name in _sources(entry)]
     except DipError as err:
         raise DipError(f"cannot make {entry.name}: {err}") from None
-    Image.fromarray(derive_mask(source)).save(dest, format="PNG")
+    if entry.gt_from is None:
+        return derive_mask(sources[0])
+    return half_mask(sources[0], sources[1], image_id(entry.derived_from))
+
+
+def _derive(entry: Entry, root: Path, dest: Path) -> None:
+    """Write the mask of ``entry`` (:func:`derived_image`) to ``dest``."""
+    Image.fromarray(derived_image(entry, root)).save(dest, format="PNG")
 
 
 def derive_mask(source: str | os.PathLike) -> np.ndarray:
@@ -168,6 +199,46 @@ def derive_mask(source: str | os.PathLike) -> np.ndarray:
     if nonzero.ndim == 3:
         nonzero = nonzero.any(axis=2)
     return np.where(nonzero, 255, 0).astype(np.uint8)
+
+
+HALF_SEED = 2018
+"""Seed of :func:`half_mask` (with a key per image)."""
+
+
+def half_mask(masked: str | os.PathLike, gt: str | os.PathLike, image: str) -> np.ndarray:
+    """uint8 H×W mask of a released masked image: 255 = known, 0 = missing.
+
+    A pixel is known where ``masked`` is non-zero (any channel), missing where it is 0
+    and ``gt`` is not. Where both are 0 the released image cannot tell: such a pixel is
+    known with probability 1/2, independently, drawn as follows (the same on every
+    platform and NumPy version, since a bit generator's raw stream is fixed):
+    ``numpy.random.default_rng([HALF_SEED, zlib.crc32(image.encode())])`` (PCG64 seeded
+    through SeedSequence) gives one raw 64-bit word per pixel, in row-major order
+    (``bit_generator.random_raw(H * W)``); the pixel is known when the word's top bit
+    is 1. Every pixel gets a word, so a pixel's draw does not depend on the others.
+
+    Parameters
+    ----------
+    masked, gt : str or path-like
+        The released masked image and its ground truth (same size).
+    image : str
+        The image's name, the key of its draws (e.g. ``'peppers256'``, its
+        :func:`~dip.data.image_id`).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 H×W, values 0 and 255.
+    """
+    known = derive_mask(masked) != 0
+    dark = derive_mask(gt) == 0
+    if dark.shape != known.shape:
+        raise DipError(f"{gt} is {dark.shape[1]}×{dark.shape[0]} but {masked} is "
+                       f"{known.shape[1]}×{known.shape[0]}; give the ground truth of the image")
+    rng = np.random.default_rng([HALF_SEED, zlib.crc32(image.encode())])
+    heads = (rng.bit_generator.random_raw(known.size) >> np.uint64(63)).astype(bool)
+    known |= ~known & dark & heads.reshape(known.shape)
+    return np.where(known, 255, 0).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- command line

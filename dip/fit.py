@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dip import DipError, fast, signals
+from dip import DipError, fast, official, signals
 from dip.checkpoint import Checkpoint
 from dip.divergence import first_fit_db, worse_than_flat
 from dip.monitors import Backtrack, History, Monitor, Oracle, Progress, StepInfo
@@ -56,7 +56,16 @@ class FitSettings:
     backtrack_drop_db : float
         PSNR drop against the observation (dB) that triggers a rollback; ``inf`` disables.
     max_backtracks : int
-        Consecutive rollbacks after which the run is declared diverged.
+        Consecutive rollbacks after which the run is declared diverged ('guard' only).
+    backtrack : {'guard', 'official'}
+        'guard' (default): every step; a drop or a NaN restores parameters, buffers and
+        Adam state and the step is redone (:class:`~dip.monitors.Backtrack`). 'official':
+        the guard of the task's notebook where it has one (denoising.ipynb: parameters
+        only, the bad step's gradient still applied; :mod:`dip.official`), else none.
+    final_input : {'clean', 'perturbed'}
+        Input of ``final``: 'clean' (default) z, as inpainting.ipynb; 'perturbed' the last
+        step's z + ``reg_noise_std``·n, as the denoising, super-resolution and restoration
+        notebooks' ``net(net_input)``. The same when ``reg_noise_std`` is 0.
     stop : {'fixed', 'wmv', 'emv'}
         'fixed' runs ``num_iter`` steps; 'wmv' / 'emv' also detect the stopping point
         without ground truth (:mod:`dip.stopping`) and end the run ``stop_patience``
@@ -102,6 +111,8 @@ class FitSettings:
     record_every: int = 10
     backtrack_drop_db: float = 5.0
     max_backtracks: int = 10
+    backtrack: str = "guard"
+    final_input: str = "clean"
     stop: str = "fixed"
     stop_window: int = 100
     stop_patience: int = 1000
@@ -121,8 +132,10 @@ class FitSettings:
 class FitResult:
     """What a fit returns. Images are 1×C×H×W float32 tensors on the CPU in [0, 1].
 
-    ``final`` is f_θ(z) after the last step (clean input, as the official notebooks
-    evaluate it), ``average`` the exponential average of the outputs, ``oracle`` the
+    ``final`` is the net's output after the last step for the input ``final_input``
+    names: f_θ(z) ('clean', as inpainting.ipynb) or f_θ(z + σ·n) with the last step's
+    noise draw n ('perturbed', as the denoising, super-resolution and restoration
+    notebooks); ``average`` the exponential average of the outputs, ``oracle`` the
     output of the step with the best ground-truth metric (None without ground truth),
     ``stop`` the output at the detected stopping point ``iter_stop`` (with
     ``stop='fixed'``: ``final`` and the number of steps). ``steps`` counts the parameter
@@ -222,10 +235,14 @@ def _interrupt(info: StepInfo, out_avg, monitors: list[Monitor]) -> None:
 
 
 def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
-    """Backtracking guard, history, oracle (with ground truth), early stopping (unless
-    ``stop='fixed'``) and an optional progress bar."""
+    """Backtracking guard (``settings.backtrack``), history, oracle (with ground truth),
+    early stopping (unless ``stop='fixed'``), the last input noise (for checkpoints of
+    ``final_input='perturbed'``) and an optional progress bar."""
+    official.check(settings)
     monitors: list[Monitor] = []
-    if settings.backtrack_drop_db is not None:  # first: the others skip rolled-back steps
+    if settings.backtrack == "official":
+        monitors += official.backtracking(problem.task, settings.backtrack_drop_db)
+    elif settings.backtrack_drop_db is not None:  # first: the others skip rolled-back steps
         monitors.append(Backtrack(settings.backtrack_drop_db, settings.max_backtracks))
     monitors.append(History(settings.record_every))
     if problem.gt is not None:
@@ -234,6 +251,8 @@ def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
                            settings.stop_alpha)
     if stopper is not None:
         monitors.append(stopper)
+    if settings.final_input == "perturbed" and settings.reg_noise_std > 0:
+        monitors.append(official.InputNoise())
     if settings.progress:
         monitors.append(Progress(settings.num_iter, settings.record_every))
     return monitors
@@ -264,6 +283,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     FitResult
     """
     s = settings or FitSettings()
+    official.check(s)
     device = pick_device(s.device)
     monitors = default_monitors(problem, s) if monitors is None else monitors
     with fast.STEP_LOCK.shared():  # GPU work of threads beside a capture: dip.fast
@@ -278,13 +298,13 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
                            scale=s.input_scale, generator=gen)
         z = z.to(device)
         noise_gen = torch.Generator(device=device).manual_seed(int(s.seed) + 1)
-        noise = torch.empty_like(z)
+        noise = torch.full_like(z, float("nan"))  # each step draws into it; NaN: none yet
         target = problem.observation
         optimizer = fast.adam(net.parameters(), s, device)
         step_net, z, channels_last = fast.prepare(net, z, s, device)
 
         info = StepInfo(problem=problem, net=net, optimizer=optimizer, exp_weight=s.exp_weight,
-                        generator=noise_gen, monitors=monitors)
+                        generator=noise_gen, noise=noise, monitors=monitors)
         for m in monitors:
             m.on_start(info)
 
@@ -331,10 +351,14 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
                     continue  # parameters were restored; redo this step with fresh input noise
                 out_avg = info.average()
                 if replaying:
+                    for m in monitors:
+                        m.before_update(info)
                     graph.update()
                     graph_steps += 1
                 else:
                     loss.backward()
+                    for m in monitors:
+                        m.before_update(info)
                     optimizer.step()
                     eager_steps += 1
                 step = info.completed = step + 1
@@ -347,7 +371,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
 
     with fast.STEP_LOCK.shared():
         with torch.no_grad(), fast.autocast(s, device):
-            final = step_net(z).float().detach()
+            final = step_net(official.final_input(z, noise, s)).float().detach()
         seconds = info.elapsed()
         info.prev_avg = out_avg  # the final running average, for on_end
         for m in monitors:

@@ -1,12 +1,14 @@
 """Monitors: everything that watches a DIP fit without being the optimisation step.
 
-A monitor has ``on_start(info)``, ``on_step(info)``, ``after_step(info)`` and
-``on_end(info)``. The loop calls ``on_step`` after the forward pass of every step, before
-the parameter update, with a :class:`StepInfo` that holds the step's output (computed
-from the perturbed input, as the official code reports it), the running average and the
-loss. A monitor may ask for a rollback (``info.rollback = True``) or end the run
-(``info.status``). ``after_step`` runs after the update, when ``info.completed`` steps
-are done: the one point where the whole loop state is consistent (checkpoints).
+A monitor has ``on_start(info)``, ``on_step(info)``, ``before_update(info)``,
+``after_step(info)`` and ``on_end(info)``. The loop calls ``on_step`` after the forward
+pass of every step, before the parameter update, with a :class:`StepInfo` that holds the
+step's output (computed from the perturbed input, as the official code reports it), the
+running average and the loss. A monitor may ask for a rollback (``info.rollback = True``)
+or end the run (``info.status``). ``before_update`` runs when the step's gradients are in
+place, just before the optimiser step (the official backtracking restores parameters
+there). ``after_step`` runs after the update, when ``info.completed`` steps are done: the
+one point where the whole loop state is consistent (checkpoints).
 
 Monitors with state implement ``state_dict()`` / ``load_state_dict(state)`` so that a
 checkpoint (:mod:`dip.checkpoint`) can resume them.
@@ -45,6 +47,7 @@ class StepInfo:
     status: str = "ok"
     completed: int = 0  # parameter updates done so far
     generator: torch.Generator | None = None  # the loop's input-noise generator
+    noise: torch.Tensor | None = None  # the loop's input-noise buffer (the last draw)
     monitors: list = field(default_factory=list)
     seconds_before: float = 0.0  # fitting time of an earlier, resumed process
     started: float = field(default_factory=time.perf_counter)
@@ -107,6 +110,9 @@ class Monitor:
 
     def on_step(self, info: StepInfo) -> None:
         pass
+
+    def before_update(self, info: StepInfo) -> None:
+        """The step's gradients are computed; the optimiser step comes next."""
 
     def after_step(self, info: StepInfo) -> None:
         pass
@@ -195,7 +201,8 @@ class Backtrack(Monitor):
     ``drop_db`` since the last good step, the parameters, buffers and optimiser state
     are restored to the last good step and the step is redone with fresh input noise.
     (The official notebooks restore parameters only and still apply the bad step's
-    gradient; restoring the optimiser state too is what makes NaN recoverable.)
+    gradient: ``backtrack='official'``, :mod:`dip.official`; restoring the optimiser
+    state too is what makes NaN recoverable.)
     After ``max_tries`` consecutive rollbacks the run ends with status 'diverged'.
     """
 
@@ -222,10 +229,7 @@ class Backtrack(Monitor):
         for group in info.optimizer.param_groups:
             for p in group["params"]:
                 ts.extend(v for v in state.get(p, {}).values() if isinstance(v, torch.Tensor))
-        groups: dict[tuple, list[int]] = {}
-        for i, t in enumerate(ts):
-            groups.setdefault((t.device, t.dtype), []).append(i)
-        self._cache = (key, ts, list(groups.values()))
+        self._cache = (key, ts, group_by_device_dtype(ts))
         return ts, self._cache[2]
 
     def _copy(self, way: str, dst: list[torch.Tensor], src: list[torch.Tensor],
@@ -285,6 +289,14 @@ class Backtrack(Monitor):
     def load_state_dict(self, state: dict) -> None:
         self.total, self._consecutive = state["total"], state["consecutive"]
         self._saved, self._last_psnr = state["saved"], state["last_psnr"]
+
+
+def group_by_device_dtype(ts: list[torch.Tensor]) -> list[list[int]]:
+    """Indices of ``ts`` grouped by device and dtype (one foreach copy per group)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(ts):
+        groups.setdefault((t.device, t.dtype), []).append(i)
+    return list(groups.values())
 
 
 class Progress(Monitor):

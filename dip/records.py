@@ -225,7 +225,7 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
         "seeds": [int(cfg.seed)],
         "profile": cfg.profile.name,
         "net": cfg.net.name,
-        "size": list(problem.out_shape),
+        "size": list(problem.image_shape),
         "config_hash": config_hash(cfg),
         "commit": git_commit(),
         "versions": versions(),
@@ -336,20 +336,22 @@ def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult
                  metrics: dict, images: dict | None = None) -> None:
     from dip.report.figures import plot_history, side_by_side
 
-    save_image(tmp / "restored.png", result.final)
-    save_image(tmp / "restored_avg.png", result.average)
-    save_image(tmp / "corrupted.png", problem.observation.cpu())
+    view = problem.unpad  # the original image: a padded border (pad_image) cut off
+    final, average = view(result.final), view(result.average)
+    save_image(tmp / "restored.png", final)
+    save_image(tmp / "restored_avg.png", average)
+    save_image(tmp / "corrupted.png", view(problem.observation).cpu())
     for name, img in (images or {}).items():
-        save_image(tmp / f"{name}.png", img.cpu())
+        save_image(tmp / f"{name}.png", view(img).cpu())
     panels = [("corrupted", problem.corrupted_view().cpu(), metrics["psnr_corrupted"]),
-              ("DIP", result.final, metrics["psnr_final"]),
-              ("DIP (averaged)", result.average, metrics["psnr_avg"])]
+              ("DIP", final, metrics["psnr_final"]),
+              ("DIP (averaged)", average, metrics["psnr_avg"])]
     if problem.gt is not None:
-        save_image(tmp / "gt.png", problem.gt.cpu())
-        panels.insert(0, ("ground truth", problem.gt.cpu(), None))
+        save_image(tmp / "gt.png", view(problem.gt).cpu())
+        panels.insert(0, ("ground truth", view(problem.gt).cpu(), None))
     if cfg.stop != "fixed":
-        save_image(tmp / "restored_stop.png", result.stop)
-        panels.append((f"DIP ({cfg.stop} stop, step {result.iter_stop})", result.stop,
+        save_image(tmp / "restored_stop.png", view(result.stop))
+        panels.append((f"DIP ({cfg.stop} stop, step {result.iter_stop})", view(result.stop),
                        metrics["psnr_stop"]))
     side_by_side(panels, tmp / "comparison.png",
                  title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name} · "

@@ -32,6 +32,7 @@ from dip.fit import (
     seed_everything,
 )
 from dip.memory import ENV_LIMIT, GB, available_bytes, check_memory, fit_cost
+from dip.official import BACKTRACKS, FINAL_INPUTS
 from dip.records import (
     check_not_foreign,
     check_writable,
@@ -283,8 +284,59 @@ def _binary_mask(mask: torch.Tensor, level: float | None, spec) -> torch.Tensor:
     return (mask >= level).to(mask.dtype)
 
 
+def _pad_width(cfg: DictConfig) -> int:
+    """``cfg.pad_image`` checked: pixels of reflection padding (0 when the key is absent)."""
+    b = cfg.get("pad_image", 0)
+    b = 0 if b is None else b
+    if isinstance(b, bool) or not isinstance(b, int) or b < 0:
+        raise DipError(f"pad_image={b} is invalid; give the pixels of reflection padding "
+                       "(an integer >= 0, e.g. pad_image=1; 0 = none)")
+    if b and cfg.task.name == "sr":
+        raise DipError("pad_image is for denoising, inpainting and fitting, not task=sr; "
+                       "set pad_image=0")
+    if b and cfg.fit.input_type == "image":
+        raise DipError("pad_image cannot be used with fit.input_type=image (the input image "
+                       "is not padded); set pad_image=0")
+    return b
+
+
+def _check_padded_net(cfg: DictConfig, problem: Problem) -> Problem:
+    """``problem``; DipError when it is padded and the net does not map its size to itself.
+
+    A padded image's sides need not be multiples of the net's (514 = 512 + 2): the skip
+    net with a skip branch at every scale and strided downsampling gives back its input's
+    size (each Concat crops the upsampled branch to the skip branch's size, as the
+    official code), other nets and modes may not. The net is run on the meta device
+    (shapes only); a net that cannot run there is not checked.
+    """
+    if not problem.border:
+        return problem
+    c, h, w = problem.out_shape
+    n_in = code_channels(settings_from(cfg))
+    with torch.random.fork_rng(devices=[]):  # a throw-away net: the global RNG is kept
+        net = build_net(cfg, n_in, c)
+    try:
+        with torch.no_grad():
+            out = tuple(net.to("meta")(torch.empty(1, n_in, h, w, device="meta")).shape[-2:])
+    except (NotImplementedError, RuntimeError):
+        return problem
+    if out != (h, w):
+        raise DipError(f"pad_image={problem.border}: the {cfg.net.name} net maps the padded "
+                       f"{h}×{w} image to {out[0]}×{out[1]}; use net=skip with skip "
+                       "connections at every scale and net.downsample_mode=stride (the "
+                       "official restoration.ipynb net), or pad_image=0")
+    return problem
+
+
 def build_problem(cfg: DictConfig) -> Problem:
-    """The :class:`~dip.tasks.Problem` described by ``cfg`` (image, task, corruption)."""
+    """The :class:`~dip.tasks.Problem` described by ``cfg`` (image, task, corruption).
+
+    ``pad_image`` = b > 0 reflection-pads the problem (image, mask, ground truth) by b
+    pixels after the resizing and crops (:func:`dip.tasks.pad`): a 512² image cut to the
+    net's multiple stays 512² and is fitted as 514² (b = 1), as the official
+    ``restoration.ipynb`` does; the problem scores and shows the original 512².
+    """
+    border = _pad_width(cfg)
     _check_numbers(cfg)
     level = _mask_threshold(cfg)
     _note_unused_mask(cfg, level)
@@ -331,12 +383,15 @@ def build_problem(cfg: DictConfig) -> Problem:
         if kind not in SIGNALS:
             raise DipError(f"signal={kind} is invalid; choose one of {', '.join(SIGNALS)}")
         sigma = float(cfg.sigma) if kind == "noisy" else 25.0
-        return tasks.fitting(target=signal(image, kind, sigma=sigma, seed=int(cfg.seed)),
-                             gt=gt)
+        problem = tasks.fitting(target=signal(image, kind, sigma=sigma, seed=int(cfg.seed)),
+                                gt=gt)
+        return _check_padded_net(cfg, tasks.pad(problem, border))
     if task == "denoising":
         if cfg.corrupted:
-            return tasks.denoising(noisy=image, gt=gt, sigma=float(cfg.sigma))
-        return tasks.denoising(gt=image, sigma=float(cfg.sigma), seed=int(cfg.seed))
+            problem = tasks.denoising(noisy=image, gt=gt, sigma=float(cfg.sigma))
+        else:
+            problem = tasks.denoising(gt=image, sigma=float(cfg.sigma), seed=int(cfg.seed))
+        return _check_padded_net(cfg, tasks.pad(problem, border))
     if task == "inpainting":
         if mask is None and cfg.corrupted:
             raise DipError("inpainting a damaged image needs its mask; set mask=PATH "
@@ -345,7 +400,7 @@ def build_problem(cfg: DictConfig) -> Problem:
                                    seed=int(cfg.seed), image_is_gt=not cfg.corrupted)
         if gt is not None:
             problem.gt = gt[None]
-        return problem
+        return _check_padded_net(cfg, tasks.pad(problem, border))
     raise DipError(f"unknown task {task!r}; choose denoising, inpainting or sr")
 
 
@@ -390,6 +445,9 @@ def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
     if values.get("amp", "off") not in AMP_MODES:
         raise DipError(f"fast.amp={values['amp']} is unknown; choose one of "
                        f"{', '.join(AMP_MODES)}")
+    for key, known in (("final_input", FINAL_INPUTS), ("backtrack", BACKTRACKS)):
+        if values.get(key, known[0]) not in known:
+            raise DipError(f"fit.{key}={values[key]} is unknown; choose {' or '.join(known)}")
     stopping = cfg.stopping
     return FitSettings(**values, stop=str(cfg.stop), stop_window=int(stopping.window),
                        stop_patience=int(stopping.patience), stop_alpha=float(stopping.alpha),

@@ -62,7 +62,10 @@ def test_every_experiment_builds_every_net(experiment, net):
 def test_table_settings_are_the_official_ones():
     inp = _compose("experiment=table_inpainting", "profile=paper", "item=boat")
     assert (inp.fit.lr, inp.fit.num_iter, inp.fit.reg_noise_std) == (0.001, 11000, 0.03)
-    assert inp.mask == "paper/inpainting50/boat_mask.png" and inp.crop is None
+    assert inp.mask == "paper/inpainting50/mask_half/boat_mask_half.png" and inp.crop is None
+    assert inp.pad_image == 1
+    assert _compose("experiment=table_inpainting", "item=boat").mask == \
+        "paper/inpainting50/boat_mask.png"  # quick: the masks of its committed table
     assert _compose("experiment=table_inpainting", "mask_source=random").mask is None
     den = _compose("experiment=table_denoising", "profile=paper", "sigma=50")
     assert (den.fit.num_iter, den.fit.reg_noise_std) == (3000, 0.05)

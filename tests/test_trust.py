@@ -127,12 +127,12 @@ def test_a_record_under_the_earlier_identity_is_found_and_replaced_in_place(tmp_
     assert legacy.name != config_hash(cfg)
     assert dip.records.record_dir(cfg).name == config_hash(cfg)  # nothing stored yet
     legacy.mkdir()
-    (legacy / "metrics.json").write_text(json.dumps({"psnr_final": 30.0}))
+    (legacy / "metrics.json").write_text(json.dumps({"psnr_final": 30.0, "config_hash": "a"}))
     assert dip.records.record_dir(cfg) == legacy
     assert dip.records.existing_record(cfg)["psnr_final"] == 30.0
     current = tmp_path / config_hash(cfg)
     current.mkdir()
-    (current / "metrics.json").write_text(json.dumps({"psnr_final": 31.0}))
+    (current / "metrics.json").write_text(json.dumps({"psnr_final": 31.0, "config_hash": "b"}))
     assert dip.records.existing_record(cfg)["psnr_final"] == 31.0
 
 
@@ -173,7 +173,8 @@ def test_skipping_a_cpu_record_made_under_other_kernel_pins_says_so(tmp_path, mo
     cfg = make_cfg(*FAST, f"records={tmp_path}")
     out = dip.records.record_dir(cfg)
     out.mkdir()
-    stored = {"image": "x.png", "device": "cpu", "machine": {"onednn_max_cpu_isa": "AVX2"}}
+    stored = {"image": "x.png", "device": "cpu", "machine": {"onednn_max_cpu_isa": "AVX2"},
+              "config_hash": config_hash(cfg)}
     (out / "metrics.json").write_text(json.dumps(stored))
     for var, _ in dip.records.KERNEL_PINS:
         monkeypatch.setenv(var, "AVX2")

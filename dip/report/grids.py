@@ -260,7 +260,7 @@ def _rebuilt(record: str) -> dict:
         for name, img in (("corrupted.png", problem.observation),
                           ("gt.png", problem.gt)):
             if img is not None:  # through a PNG: the same 8-bit values as a stored one
-                save_image(Path(tmp) / name, img.cpu())
+                save_image(Path(tmp) / name, problem.unpad(img).cpu())
                 out[name] = load_image(Path(tmp) / name)
     return out
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dip import DipError
+from dip.official import OFFICIAL_BACKTRACK
 from dip.report.records import int_or_none, load_records, with_datasets
 
 __all__ = ["paper_numbers", "table", "write_table", "table_cpus",
@@ -464,6 +465,7 @@ def table(experiment: str, profile: str = "quick", root="results/runs",
         notes.append(f"{DAGGER} diverged: {len(bad)} run(s) (status {statuses}: the final "
                      "output fits the observation worse than a flat image, or the fit blew "
                      f"up); the DIP values marked {DAGGER} include them.")
+    notes.append(backtrack_note(records))
     provenance = _provenance(records)
     if provenance["crops"]:
         sides = "/".join(f"{c}×{c}" for c in provenance["crops"])
@@ -473,6 +475,48 @@ def table(experiment: str, profile: str = "quick", root="results/runs",
                     paper_path=ref.attrs.get("path", "paper_numbers.csv"),
                     diverged=_flagged(df, bad))
     return df
+
+
+def _fit_setting(record, key: str, default: str) -> str:
+    """``fit.<key>`` of a record's config.yaml; ``default`` when the record predates it."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((Path(str(record)) / "config.yaml").read_text())
+    except (OSError, TypeError, yaml.YAMLError):
+        config = None
+    fit = config.get("fit") if isinstance(config, dict) else None
+    value = fit.get(key) if isinstance(fit, dict) else None
+    return default if value is None else str(value)
+
+
+def backtrack_note(records: pd.DataFrame) -> str:
+    """How often the backtracking rolled a fit back, per mode (``fit.backtrack``; records
+    made before the setting existed ran the guard), from the records' ``backtracks``."""
+    counts = pd.to_numeric(records["backtracks"], errors="coerce") if "backtracks" in records \
+        else pd.Series(math.nan, index=records.index)
+    modes = pd.Series([_fit_setting(r, "backtrack", "guard") for r in records["record"]],
+                      index=records.index)
+    parts = []
+    for mode in sorted(set(modes)):
+        mine = modes == mode
+        known, n = counts[mine].dropna(), int(mine.sum())
+        label = f"Backtracking guard ({mode})"
+        if mode == "official" and not set(records.loc[mine, "task"]) & set(OFFICIAL_BACKTRACK):
+            label = "Backtracking (official: none in this task's notebook)"
+        if known.empty:
+            parts.append(f"{label}: rollbacks unknown ({n} run(s) recorded without a count)")
+            continue
+        total, fired = int(known.sum()), int((known > 0).sum())
+        text = (f"{total} rollback{'s' * (total != 1)} over {fired} of {len(known)} run(s)"
+                if total else f"no rollbacks in {len(known)} run(s)")
+        if len(known) < n:
+            text += f", unknown for {n - len(known)} run(s) recorded without a count"
+        parts.append(f"{label}: {text}")
+    note = "; ".join(parts) + "."
+    if _ensembles(records):
+        note += " For seed ensembles the count is the first seed's."
+    return note
 
 
 # --- output -------------------------------------------------------------------------
