@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The quick-profile runs behind docs/faithfulness.md: Set5 x4 and the nine denoising
+# images (sigma 25), seeds 0 and 1, at today's defaults and with each paper-era switch on
+# (one at a time), into RECORDS (default results/faithfulness/runs; finished runs are
+# skipped, so the script resumes). Then the table of effects:
+#   python experiments/faithfulness.py results/faithfulness/runs
+# Runs JOBS processes of one thread each, with the CPU profiles' kernel pins (Makefile).
+set -uo pipefail
+records=${RECORDS:-results/faithfulness/runs}
+jobs=${JOBS:-$(nproc)}
+export ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-AVX2} ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-avx2}
+export MKL_CBWR=${MKL_CBWR:-AVX2}
+dip=${DIP:-.venv/bin/dip}
+common=(--multirun progress=false baselines=false launcher=joblib "hydra.launcher.n_jobs=$jobs"
+        "records=$records" seed=0,1)
+sr=(experiment=table_sr factor=4 item=set5/baby,set5/bird,set5/butterfly,set5/head,set5/woman)
+den=(experiment=table_denoising sigma=25 seeds=1)
+status=0
+for switch in "" net.bn_init=uniform net.align_corners=true fit.final_input=perturbed; do
+  "$dip" "${common[@]}" "${sr[@]}" $switch || status=$?
+  "$dip" "${common[@]}" "${den[@]}" $switch || status=$?
+done
+"$dip" "${common[@]}" "${den[@]}" fit.backtrack=official || status=$?
+exit $status
