@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dip import fast, official
+from dip import fast, official, signals
 from dip.divergence import first_fit_db, worse_than_flat
 from dip.fit import (
     FitResult,
@@ -49,6 +49,7 @@ from dip.fit import (
 )
 from dip.monitors import Backtrack, History, Monitor, Oracle, StepInfo
 from dip.nets.common import Concat, center_crop
+from dip.signals import Interrupted
 from dip.tasks import Problem
 
 __all__ = ["GroupedNet", "group", "can_group", "fit_batched", "batch_key", "ENGINES"]
@@ -404,6 +405,8 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
     c_out = problems[0].out_shape[0]
     t0 = time.perf_counter()
     while any(active(i) for i in range(n)):
+        if signals.requested():  # no checkpoints here: the runs start afresh when rerun
+            raise Interrupted(signals.requested(), min(steps))
         for o in optimizers:
             o.zero_grad(set_to_none=True)
         if noisy:

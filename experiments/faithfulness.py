@@ -43,17 +43,17 @@ def effects(root) -> pd.DataFrame:
     df = df[df["switch"].notna()]
     for col in ("sigma", "factor"):
         df[col] = df[col].fillna(0)
-    base = df[df["switch"] == "defaults"].set_index(KEYS)
+    base = df[df["switch"] == "defaults"][[*KEYS, "psnr_final", "psnr_avg"]]
     rows = []
     for switch, runs in df[df["switch"] != "defaults"].groupby("switch"):
-        paired = runs.set_index(KEYS).join(base[["psnr_final", "psnr_avg"]], rsuffix="_0",
-                                           how="inner")
-        for (exp, sigma, factor), part in paired.groupby(level=[0, 2, 3]):
+        paired = runs.merge(base, on=KEYS, suffixes=("", "_0"))
+        for (exp, sigma, factor), part in paired.groupby(["experiment", "sigma", "factor"]):
             d_final = part["psnr_final"] - part["psnr_final_0"]
             d_avg = part["psnr_avg"] - part["psnr_avg_0"]
-            per_image = d_avg.groupby(level="image_id").mean()
-            ref = base.xs((exp, sigma, factor), level=[0, 2, 3])["psnr_avg"]
-            seeds = ref.groupby(level="seed").mean()
+            per_image = d_avg.groupby(part["image_id"]).mean()
+            ref = base[(base["experiment"] == exp) & (base["sigma"] == sigma)
+                       & (base["factor"] == factor)]
+            seeds = ref.groupby("seed")["psnr_avg"].mean()
             spread = seeds.get(1, float("nan")) - seeds.get(0, float("nan"))
             rows.append({"switch": switch, "table": exp.removeprefix("table_"),
                          "setting": f"σ {sigma:g}" if sigma else f"×{factor:g}" if factor

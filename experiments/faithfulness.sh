@@ -16,9 +16,11 @@ common=(--multirun progress=false baselines=false launcher=joblib "hydra.launche
 sr=(experiment=table_sr factor=4 item=set5/baby,set5/bird,set5/butterfly,set5/head,set5/woman)
 den=(experiment=table_denoising sigma=25 seeds=1)
 status=0
-for switch in "" net.bn_init=uniform net.align_corners=true fit.final_input=perturbed; do
+switches=("" net.bn_init=uniform net.align_corners=true fit.final_input=perturbed)
+for switch in "${switches[@]}"; do  # Set5 first: its runs are the shortest
   "$dip" "${common[@]}" "${sr[@]}" $switch || status=$?
+done
+for switch in "${switches[@]}" fit.backtrack=official; do
   "$dip" "${common[@]}" "${den[@]}" $switch || status=$?
 done
-"$dip" "${common[@]}" "${den[@]}" fit.backtrack=official || status=$?
 exit $status

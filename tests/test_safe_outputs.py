@@ -356,3 +356,15 @@ def test_sigint_to_a_dip_process_checkpoints_and_exits_130(tmp_path):
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from step {step}" in resumed.stdout
+
+
+@pytest.mark.parametrize("engine", ["threads", "grouped"])
+def test_a_signal_stops_a_batched_fit(engine):
+    from dip.batched import fit_batched
+    from dip.signals import Interrupted, checkpoint_on_signals
+    from tests.test_batched import RUNS, _nets, _problems, _settings
+
+    sets = [_settings(**r) for r in RUNS]
+    with checkpoint_on_signals(), pytest.raises(Interrupted, match="SIGTERM at step 0"):
+        os.kill(os.getpid(), signal.SIGTERM)
+        fit_batched(_nets(), _problems(), sets, engine=engine)
