@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -50,3 +51,12 @@ def _random_pixels(rng: np.random.Generator, mode: str, shape: tuple[int, int]) 
     channels = {"RGB": 3, "RGBA": 4, "P": 3, "CMYK": 3}.get(mode)
     size = shape if channels is None else (*shape, channels)
     return rng.integers(0, 256, size, dtype=np.uint8)
+
+
+@pytest.fixture
+def float64():
+    """Tensors default to float64 for the test (equivalence checks without rounding)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

@@ -37,14 +37,6 @@ def _nets(make=small_net):
     return out
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def test_grouped_forward_and_gradients_match_the_separate_nets():
     nets = _nets()
     g = GroupedNet(nets)

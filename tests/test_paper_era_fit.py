@@ -280,14 +280,6 @@ def test_grouped_engine_honours_both_switches(float64):
         torch.testing.assert_close(a.average, b.average, atol=1e-9, rtol=0)
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 # --- configs ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("experiment", ["table_denoising", "table_sr", "table_inpainting"])
