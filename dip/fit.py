@@ -16,8 +16,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dip import DipError, fast, official, signals
+from dip import fast, official, signals
 from dip.checkpoint import Checkpoint
+from dip.device import pick_device
 from dip.divergence import first_fit_db, worse_than_flat
 from dip.monitors import Backtrack, History, Monitor, Oracle, Progress, StepInfo
 from dip.signals import Interrupted
@@ -166,27 +167,6 @@ class FitResult:
     resumed_at: int | None = None
     memory_format: str = "nchw"
     graph_steps: int = 0
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """Resolve 'auto' to CUDA when available, else CPU; check that a named device is
-    there ('cpu', 'cuda' or 'cuda:K'; a one-line :class:`~dip.DipError` otherwise)."""
-    device = str(device)
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    kind, _, index = device.partition(":")
-    if kind not in ("cpu", "cuda") or (index and not index.isdigit()):
-        raise DipError(f"device={device} is unknown; choose auto, cpu, cuda or cuda:K")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise DipError(f"device={device} but this torch sees no CUDA GPU (a CPU-only "
-                           "build, or no driver); use device=cpu or device=auto")
-        count = torch.cuda.device_count()
-        if index and int(index) >= count:
-            raise DipError(f"device={device} but only {count} CUDA GPU"
-                           f"{'s are' if count > 1 else ' is'} visible (cuda:0 to "
-                           f"cuda:{count - 1}); choose one of them")
-    return torch.device(device)
 
 
 def seed_everything(seed: int) -> None:
