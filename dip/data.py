@@ -15,7 +15,6 @@ One entry point reads any image spec: :func:`read`.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import difflib
 import functools
@@ -24,9 +23,7 @@ import os
 import posixpath
 import re
 import sys
-import tempfile
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +32,7 @@ import torch
 from PIL import Image
 
 from dip import DipError, DipNote
+from dip.atomic import atomic_target
 
 __all__ = [
     "Entry", "BUNDLED", "load_image", "save_image", "crop_to_multiple", "center_crop",
@@ -269,27 +267,6 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
         raise DipError("cannot save an image with NaN or infinite values; "
                        "check the computation that produced it")
     return np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-@contextlib.contextmanager
-def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it onto ``path`` when the block ends.
-
-    On an exception the temporary file is deleted and ``path`` is left untouched.
-    Missing parent folders are created.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- cropping
