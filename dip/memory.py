@@ -55,7 +55,7 @@ def fit_cost(net: nn.Module, in_channels: int, multiple: int = 1, out_channels: 
     multiple : int
         The net's size multiple (the probe is 2·multiple pixels wide, at least 32).
     min_side : int
-        Smallest side the net accepts (:func:`dip.run.min_size`), when larger.
+        Smallest side the net accepts (:func:`dip.nets.min_size`), when larger.
     out_channels : int
         Output channels (for the early-stopping window).
     window : int

@@ -20,30 +20,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dip.batched import batch_key, can_group, fit_batched
-from dip.claims import claim
-from dip.fit import code_channels, pick_device, seed_everything
-from dip.records import (
-    check_not_foreign,
-    check_writable,
-    existing_record,
-    record_dir,
-    record_run,
-)
-from dip.run import (
-    build_net,
-    build_problem,
-    note_unused_net_keys,
-    run,
-    set_threads,
-    settings_from,
-    taken,
-)
+from dip.fit import pick_device
+from dip.run import RunPlan, execute, prepare
 
 __all__ = ["run_batch"]
 
 
 def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
-              workers: int | None = None) -> list[dict | Exception]:
+              workers: int | None = None,
+              overrides: list[list[str]] | None = None) -> list[dict | Exception]:
     """Run every config, fitting compatible runs ``batch_runs`` at a time.
 
     Parameters
@@ -58,6 +43,8 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
         Runs fitted at a time by the 'threads' engine; default: the usable cores
         divided by the runs' ``threads`` setting (each run keeps its thread count, so
         its numbers equal those of a run on its own).
+    overrides : list of list of str, optional
+        Per config, the overrides that made it (stored in its record).
 
     Returns
     -------
@@ -69,27 +56,33 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
     """
     outcomes: list[dict | Exception | None] = [None] * len(cfgs)
     groups: dict[tuple, list] = defaultdict(list)
-    claims = []
+    plans = []
     try:
         for i, cfg in enumerate(cfgs):
             try:
-                prepared = _prepare(cfg, engine, batch_runs)
+                plan = prepare(cfg, overrides[i] if overrides is not None else [])
             except Exception as err:
                 outcomes[i] = err
                 continue
-            if isinstance(prepared, dict):
-                outcomes[i] = prepared
-            elif prepared is None:  # one at a time
-                outcomes[i] = _attempt(run, cfg)
+            if isinstance(plan, dict):  # skipped or taken
+                outcomes[i] = plan
+                continue
+            plans.append(plan)
+            try:
+                key, net = _group_of(plan, engine, batch_runs)
+            except Exception as err:
+                plan.release()
+                outcomes[i] = err
+                continue
+            if key is None:  # one at a time
+                outcomes[i] = _attempt(execute, plan)
             else:
-                key, member = prepared
-                claims.append(member[-1])
-                groups[key].append((i, cfg, *member))
+                groups[key].append((i, plan, net))
         for (_, eng, per_run), members in groups.items():
             _fit_groups(members, eng, per_run, batch_runs, workers, outcomes)
     finally:
-        for held in claims:
-            held.release()
+        for plan in plans:
+            plan.release()
     return outcomes
 
 
@@ -100,38 +93,23 @@ def _attempt(fn, *args, **kwargs):
         return err
 
 
-def _prepare(cfg: DictConfig, engine: str, batch_runs: int):
-    """Everything a run of a batch needs, checked as :func:`dip.run.run` checks it:
-    its stored metrics (skipped or taken), None (fit it on its own), or its group key
-    and (problem, settings, net, claim)."""
-    out = record_dir(cfg)
-    check_not_foreign(out)
-    done = existing_record(cfg)
-    if done is not None:
-        return done
-    if cfg.stop != "fixed" or int(cfg.seeds) > 1 or cfg.fit.input_type == "image":
-        return None  # early stopping, ensembles, image inputs: one at a time
-    set_threads(cfg.get("threads"))
-    problem = build_problem(cfg)
-    settings = settings_from(cfg)
-    pick_device(settings.device)
-    seed_everything(int(cfg.seed))
-    note_unused_net_keys(cfg)
-    net = build_net(cfg, code_channels(settings), problem.out_shape[0])
+def _group_of(plan: RunPlan, engine: str, batch_runs: int):
+    """The group key of a plan and its seeded net, or (None, None) when it is fitted on
+    its own (early stopping, ensembles, image inputs, a net the engine cannot group)."""
+    cfg = plan.cfg
+    if cfg.stop != "fixed" or len(plan.seeds) > 1 or plan.z is not None or batch_runs <= 1:
+        return None, None
+    settings = plan.settings()
+    net = plan.build_net()
     eng = engine
     if eng == "auto":
         eng = "grouped" if pick_device(settings.device).type == "cuda" else "threads"
-    if batch_runs <= 1 or (eng == "grouped" and not can_group(net)):
-        return None
-    check_writable(out)
-    held = claim(out)
-    if isinstance(held, str):
-        return taken(cfg, held)
+    if eng == "grouped" and not can_group(net):
+        return None, None
     net_key = json.dumps([OmegaConf.to_container(cfg.net, resolve=True),
                           float(cfg.profile.width_scale)], sort_keys=True, default=str)
     per_run = int(cfg.get("threads") or 0) or None
-    return (batch_key(problem, settings, net_key), eng, per_run), (problem, settings, net,
-                                                                   held)
+    return (batch_key(plan.problem, settings, net_key), eng, per_run), net
 
 
 def _fit_groups(members: list, eng: str, per_run: int | None, batch_runs: int,
@@ -145,14 +123,12 @@ def _fit_groups(members: list, eng: str, per_run: int | None, batch_runs: int,
     for start in range(0, len(members), batch_runs):
         chunk = members[start:start + batch_runs]
         try:
-            results = fit_batched([m[4] for m in chunk], [m[2] for m in chunk],
-                                  [m[3] for m in chunk], engine=eng,
+            results = fit_batched([m[2] for m in chunk], [m[1].problem for m in chunk],
+                                  [m[1].settings() for m in chunk], engine=eng,
                                   workers=n_workers, threads_per_run=per_run)
         except Exception as err:
             for m in chunk:
                 outcomes[m[0]] = err
             continue
-        for (i, cfg, problem, _, _, held), result in zip(chunk, results, strict=True):
-            outcomes[i] = _attempt(record_run, cfg, problem, [result], [int(cfg.seed)],
-                                   batched=len(chunk))
-            held.release()
+        for (i, plan, _), result in zip(chunk, results, strict=True):
+            outcomes[i] = _attempt(execute, plan, [result], batched=len(chunk))

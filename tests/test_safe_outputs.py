@@ -134,10 +134,10 @@ def test_reports_skip_unreadable_records_with_a_note(images):
 def _failing_fit(monkeypatch, image: str, error: Exception):
     real = dip.run.fit_seeds
 
-    def fit_seeds(cfg, *args, **kwargs):
-        if cfg.image == image:
+    def fit_seeds(plan, *args, **kwargs):
+        if plan.cfg.image == image:
             raise error
-        return real(cfg, *args, **kwargs)
+        return real(plan, *args, **kwargs)
 
     monkeypatch.setattr(dip.run, "fit_seeds", fit_seeds)
 

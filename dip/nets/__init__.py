@@ -18,7 +18,8 @@ from dip.nets.resnet import resnet
 from dip.nets.skip import ENCDEC_FIXED, encdec, skip
 from dip.nets.unet import unet
 
-__all__ = ["NETS", "build", "builder_keys", "scale_width", "skip", "encdec", "resnet", "unet"]
+__all__ = ["NETS", "build", "builder_keys", "scale_width", "size_multiple", "min_size",
+           "skip", "encdec", "resnet", "unet"]
 
 NETS: dict[str, Callable[..., nn.Module]] = {
     "skip": skip,
@@ -78,6 +79,45 @@ def builder_keys(name: str) -> frozenset[str]:
     if name == "encdec":
         keys |= builder_keys("skip") - set(ENCDEC_FIXED)
     return frozenset(keys)
+
+
+def size_multiple(name: str, **kwargs) -> int:
+    """Side length the net's input must be a multiple of: 2^(number of scales).
+
+    Parameters
+    ----------
+    name : {'skip', 'encdec', 'resnet', 'unet'}
+        The net.
+    **kwargs
+        Its builder keywords (those that set the depth: ``num_channels_down`` for
+        'skip', ``depth`` for 'encdec', ``more_layers`` for 'unet'; defaults otherwise).
+    """
+    _check_name(name)
+    if name == "resnet":
+        return 1
+    defaults = {k: p.default for k, p in inspect.signature(NETS[name]).parameters.items()}
+    if name == "skip":
+        return 2 ** len(kwargs.get("num_channels_down", defaults["num_channels_down"]))
+    if name == "encdec":
+        return 2 ** int(kwargs.get("depth", defaults["depth"]))
+    return 2 ** (4 + int(kwargs.get("more_layers", defaults["more_layers"])))
+
+
+def min_size(name: str, **kwargs) -> int:
+    """Smallest side the net accepts: its deepest scale must stay wider than the padding.
+
+    A k×k convolution with reflection padding needs more than k // 2 pixels, and
+    BatchNorm needs more than one, so the deepest scale keeps at least
+    max(2, k // 2 + 1) pixels: 2·2^depth for the paper's 3×3 net (64 for 5 scales).
+    ``kwargs`` as for :func:`size_multiple`, plus ``filter_size_down`` (k; an int or
+    one per scale).
+    """
+    m = size_multiple(name, **kwargs)
+    if m <= 1:
+        return 1
+    k = kwargs.get("filter_size_down", 3)
+    k = max(k) if isinstance(k, Iterable) and not isinstance(k, str) else int(k)
+    return m * max(2, k // 2 + 1)
 
 
 def _scale(c: int, scale: float) -> int:

@@ -81,7 +81,8 @@ class BatchedLauncher(Launcher):
         with checkpoint_on_signals():
             try:
                 outcomes = run_batch(tasks, batch_runs=self.batch_runs, engine=self.engine,
-                                     workers=self.workers)
+                                     workers=self.workers,
+                                     overrides=[list(c.hydra.overrides.task) for c in configs])
             except Interrupted as err:
                 print(f"error: {err}", file=sys.stderr)
                 sys.exit(exit_status(err.signum))

@@ -1,0 +1,91 @@
+"""A config's network and fit settings as objects, for every path that fits.
+
+:func:`build_net` builds ``cfg.net`` at the profile's width, :func:`settings_from` turns
+``cfg.fit`` (with stopping, seed, device and the fast paths) into
+:class:`~dip.fit.FitSettings`, and :func:`net_multiple` / :func:`min_size` are the nets
+registry's size rules (:func:`dip.nets.size_multiple`) for ``cfg.net``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from omegaconf import DictConfig, OmegaConf
+
+from dip import DipError, DipNote, nets
+from dip.fast import AMP_MODES
+from dip.fit import FitSettings
+from dip.official import BACKTRACKS, FINAL_INPUTS
+
+__all__ = ["build_net", "unused_net_keys", "note_unused_net_keys", "settings_from",
+           "net_multiple", "min_size"]
+
+
+def _net_kwargs(net_cfg: DictConfig) -> dict:
+    kwargs = OmegaConf.to_container(net_cfg, resolve=True)
+    kwargs.pop("name", None)
+    return kwargs
+
+
+def net_multiple(net_cfg: DictConfig) -> int:
+    """Side length the network's input must be a multiple of (2^number of scales):
+    :func:`dip.nets.size_multiple` for ``net_cfg``."""
+    return nets.size_multiple(net_cfg.name, **_net_kwargs(net_cfg))
+
+
+def min_size(net_cfg: DictConfig) -> int:
+    """Smallest side the net of ``net_cfg`` accepts (:func:`dip.nets.min_size`)."""
+    return nets.min_size(net_cfg.name, **_net_kwargs(net_cfg))
+
+
+def unused_net_keys(cfg: DictConfig) -> list[str]:
+    """Keys of ``cfg.net`` that its builder does not take: settings an experiment wrote
+    for its own net (e.g. ``num_channels_skip`` of the skip net) when another net is
+    chosen (``net=encdec``). :func:`build_net` leaves them out."""
+    return sorted(set(cfg.net) - {"name"} - nets.builder_keys(cfg.net.name))
+
+
+def note_unused_net_keys(cfg: DictConfig) -> None:
+    """A ``note:`` line naming the keys of :func:`unused_net_keys`, if any."""
+    unused = unused_net_keys(cfg)
+    if unused:
+        warnings.warn(f"net={cfg.net.name} does not take {', '.join(unused)} (set for "
+                      "another net, e.g. by the experiment); left out", DipNote, stacklevel=2)
+
+
+def build_net(cfg: DictConfig, num_input_channels: int, num_output_channels: int):
+    """Network of ``cfg.net``, widths scaled by ``cfg.profile.width_scale``; the keys of
+    :func:`unused_net_keys` are left out. Settings the builder refuses (a per-level list
+    of the wrong length, an unknown mode) end as a one-line :class:`~dip.DipError`."""
+    kwargs = OmegaConf.to_container(cfg.net, resolve=True)
+    name = kwargs.pop("name")
+    for key in unused_net_keys(cfg):
+        kwargs.pop(key)
+    scale = float(cfg.profile.width_scale)
+    try:
+        if scale != 1.0:
+            kwargs = nets.scale_width(kwargs, name, scale)
+        return nets.build(name, num_input_channels, num_output_channels, **kwargs)
+    except ValueError as err:
+        raise DipError(f"net={name}: {err}; fix it with net.<key>=... overrides") from None
+
+
+def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
+    """:class:`~dip.fit.FitSettings` from ``cfg.fit`` plus stopping, seed, device, progress
+    and the fast paths (``cfg.fast``).
+
+    ``seed`` overrides ``cfg.seed`` (the members of a seed ensemble).
+    """
+    values = OmegaConf.to_container(cfg.fit, resolve=True)
+    values.update(OmegaConf.to_container(cfg.fast, resolve=True) if "fast" in cfg else {})
+    if values.get("amp", "off") not in AMP_MODES:
+        raise DipError(f"fast.amp={values['amp']} is unknown; choose one of "
+                       f"{', '.join(AMP_MODES)}")
+    for key, known in (("final_input", FINAL_INPUTS), ("backtrack", BACKTRACKS)):
+        if values.get(key, known[0]) not in known:
+            raise DipError(f"fit.{key}={values[key]} is unknown; choose {' or '.join(known)}")
+    stopping = cfg.stopping
+    return FitSettings(**values, stop=str(cfg.stop), stop_window=int(stopping.window),
+                       stop_patience=int(stopping.patience), stop_alpha=float(stopping.alpha),
+                       seed=int(cfg.seed if seed is None else seed), device=str(cfg.device),
+                       progress=bool(cfg.progress))

@@ -1,0 +1,120 @@
+"""The run spine: config → ``prepare`` → RunPlan → ``execute`` → record, on every path.
+
+Records keep the overrides that made them (single runs, Hydra multiruns, the batched
+launcher); ``prepare`` refuses bad settings before any fit; a task is one entry of
+:data:`dip.inputs.TASK_BUILDERS`; the nets registry owns the size rules.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dip import DipError, nets, tasks
+from dip.builders import min_size, net_multiple
+from dip.inputs import TASK_BUILDERS, TaskEntry
+from dip.run import RunPlan, execute, prepare, run
+from tests.test_cli import make_cfg, smooth_png
+from tests.test_safe_outputs import FAST, dip_main
+
+
+@pytest.fixture
+def images(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    smooth_png(tmp_path / "a.png")
+    return tmp_path
+
+
+def _metrics(folder) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_a_run_records_its_command_line_overrides(images, monkeypatch):
+    assert dip_main(monkeypatch, *FAST, "image=a.png", "out_dir=one", "fit.lr=0.02") == 0
+    assert _metrics(images / "one")["overrides"] == [*FAST, "image=a.png", "out_dir=one",
+                                                     "fit.lr=0.02"]
+
+
+@pytest.mark.parametrize("launcher", ["basic", "batched"])
+def test_each_job_of_a_sweep_records_its_own_overrides(images, monkeypatch, launcher):
+    status = dip_main(monkeypatch, "-m", *FAST, "image=a.png", "records=recs",
+                      "fit.lr=0.01,0.02", f"launcher={launcher}")
+    assert status == 0
+    stored = sorted(tuple(_metrics(p)["overrides"]) for p in (images / "recs").iterdir()
+                    if p.is_dir())
+    assert len(stored) == 2
+    assert [s[-2:] if launcher == "basic" else s for s in stored][0] != stored[1]
+    for lr, overrides in zip(("0.01", "0.02"), stored, strict=True):
+        assert f"fit.lr={lr}" in overrides and "image=a.png" in overrides
+
+
+def test_prepare_checks_everything_before_a_fit_and_execute_writes_the_record(images):
+    cfg = make_cfg(*FAST, "image=a.png", "out_dir=run")
+    plan = prepare(cfg, ["image=a.png"])
+    assert isinstance(plan, RunPlan) and plan.seeds == [0] and plan.z is None
+    assert not (images / "run").exists()  # nothing written before the fit
+    metrics = execute(plan)
+    assert metrics["overrides"] == ["image=a.png"] and (images / "run" / "restored.png").is_file()
+    again = prepare(cfg)
+    assert isinstance(again, dict) and again["skipped"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("fit.lr=-1", "fit.lr=-1"), ("fit.num_iter=0", "fit.num_iter=0"),
+    ("stop=sometimes", "stop=sometimes"), ("seeds=0", "seeds=0"),
+    ("sigma=-3", "sigma=-3"),
+])
+def test_prepare_refuses_bad_values_without_writing(images, bad, message):
+    with pytest.raises(DipError, match=message):
+        prepare(make_cfg(*FAST, "image=a.png", "out_dir=run", bad))
+    assert not (images / "run").exists() and not list(images.glob(".run*"))
+
+
+def test_the_seeded_net_of_a_plan_is_the_same_every_time(images):
+    plan = prepare(make_cfg(*FAST, "image=a.png", "out_dir=run"))
+    try:
+        first, second = plan.build_net(3), plan.build_net(3)
+        other = plan.build_net(4)
+    finally:
+        plan.release()
+    a, b, c = (torch.cat([p.flatten() for p in n.parameters()]) for n in (first, second, other))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_a_new_task_is_one_entry_of_the_table(images, monkeypatch):
+    """A task registered in TASK_BUILDERS runs end to end: nothing else knows task names."""
+    seen = []
+
+    def build(cfg, image, gt):
+        seen.append(tuple(image.shape))
+        return tasks.fitting(target=image.flip(-1), gt=None)
+
+    monkeypatch.setitem(TASK_BUILDERS, "mirror", TaskEntry(lambda cfg: None, build))
+    metrics = run(make_cfg(*FAST, "image=a.png", "task=fitting", "task.name=mirror",
+                           "out_dir=mirror"))
+    assert seen == [(3, 64, 64)] and metrics["task"] == "mirror"
+    assert metrics["size"] == [3, 64, 64]
+    with pytest.raises(DipError, match="unknown task 'nowhere'; choose one of denoising"):
+        run(make_cfg(*FAST, "image=a.png", "task=fitting", "task.name=nowhere"))
+
+
+@pytest.mark.parametrize("net, extra, multiple, smallest", [
+    ("skip", [], 32, 64), ("encdec", ["net.depth=6"], 64, 192),
+    ("encdec", ["net.depth=2"], 4, 12), ("resnet", [], 1, 1), ("unet", [], 32, 64),
+])
+def test_the_nets_registry_owns_the_size_rules(net, extra, multiple, smallest):
+    cfg = make_cfg(f"net={net}", *extra).net
+    assert (net_multiple(cfg), min_size(cfg)) == (multiple, smallest)
+    kwargs = {k: v for k, v in cfg.items() if k != "name"}
+    assert nets.size_multiple(net, **kwargs) == multiple
+    assert nets.min_size(net, **kwargs) == smallest
+
+
+def test_the_registry_size_rules_need_no_config():
+    assert nets.size_multiple("skip") == 32 and nets.min_size("skip") == 64
+    assert nets.size_multiple("skip", num_channels_down=[8] * 3) == 8
+    assert nets.min_size("skip", num_channels_down=[8] * 3, filter_size_down=5) == 24
+    with pytest.raises(DipError, match="unknown net"):
+        nets.size_multiple("vgg")
