@@ -33,3 +33,12 @@ def show_notes() -> None:
         return
     show._dip_notes = True
     warnings.showwarning = show
+
+
+def __getattr__(name: str):
+    """``dip.restore`` and ``dip.Restored`` (:mod:`dip.api`), imported on first use."""
+    if name in ("restore", "Restored"):
+        from dip import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'dip' has no attribute {name!r}")

@@ -24,7 +24,7 @@ from dip.data import center_crop, crop_to_multiple, read
 from dip.fit import code_channels
 from dip.tasks import Problem
 
-__all__ = ["build_problem", "build_input", "TASK_BUILDERS", "TaskEntry"]
+__all__ = ["build_problem", "problem_from", "build_input", "TASK_BUILDERS", "TaskEntry"]
 
 
 def _read(spec, root, what: str) -> torch.Tensor:
@@ -304,13 +304,31 @@ in ``conf/task/``)."""
 
 
 def build_problem(cfg: DictConfig) -> Problem:
-    """The :class:`~dip.tasks.Problem` described by ``cfg`` (image, task, corruption).
+    """The :class:`~dip.tasks.Problem` described by ``cfg`` (image, task, corruption):
+    the settings checked, the image (and ``gt`` of a corrupted image) read, then as
+    :func:`problem_from`."""
+    entry, border = _checked(cfg)
+    image = _read(cfg.image, cfg.data.root, "image")
+    gt = _read(cfg.gt, cfg.data.root, "gt") if cfg.corrupted and cfg.gt is not None else None
+    return _check_padded_net(cfg, tasks.pad(entry.build(cfg, image, gt), border))
 
-    ``pad_image`` = b > 0 reflection-pads the problem (image, mask, ground truth) by b
-    pixels after the resizing and crops (:func:`dip.tasks.pad`): a 512² image cut to the
-    net's multiple stays 512² and is fitted as 514² (b = 1), as the official
-    ``restoration.ipynb`` does; the problem scores and shows the original 512².
+
+def problem_from(cfg: DictConfig, image: torch.Tensor, gt: torch.Tensor | None = None
+                 ) -> Problem:
+    """The problem of ``cfg``'s task for an image already read (C×H×W in [0, 1]).
+
+    The task's checks run first, then its builder (resizing, crops, the cut to the net's
+    multiple, the corruption). ``pad_image`` = b > 0 reflection-pads the problem (image,
+    mask, ground truth) by b pixels after the crops (:func:`dip.tasks.pad`): a 512² image
+    stays 512² and is fitted as 514² (b = 1), as the official ``restoration.ipynb`` does;
+    the problem scores and shows the original 512².
     """
+    entry, border = _checked(cfg)
+    return _check_padded_net(cfg, tasks.pad(entry.build(cfg, image, gt), border))
+
+
+def _checked(cfg: DictConfig) -> tuple[TaskEntry, int]:
+    """The task's entry and the padding width, once the task's settings are checked."""
     border = _pad_width(cfg)
     entry = TASK_BUILDERS.get(cfg.task.name)
     if entry is None:
@@ -318,9 +336,7 @@ def build_problem(cfg: DictConfig) -> Problem:
                        f"{', '.join(TASK_BUILDERS)}")
     entry.check(cfg)
     _note_unused_mask(cfg, _mask_threshold(cfg))
-    image = _read(cfg.image, cfg.data.root, "image")
-    gt = _read(cfg.gt, cfg.data.root, "gt") if cfg.corrupted and cfg.gt is not None else None
-    return _check_padded_net(cfg, tasks.pad(entry.build(cfg, image, gt), border))
+    return entry, border
 
 
 def build_input(cfg: DictConfig, problem: Problem) -> torch.Tensor | None:

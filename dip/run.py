@@ -118,16 +118,17 @@ def checkpoint_path(cfg: DictConfig, seed: int) -> Path:
 def fit_seeds(plan: RunPlan) -> list[FitResult]:
     """Fit a fresh network per seed of ``plan`` to its problem, one seed after the other.
 
-    Each fit resumes its checkpoint (:func:`checkpoint_path`) when there is one and saves
-    it as described there.
+    Each fit of a plan that writes a record resumes its checkpoint
+    (:func:`checkpoint_path`) when there is one and saves it as described there.
     """
     cfg, results = plan.cfg, []
     for seed in plan.seeds:
         net = plan.build_net(seed)
         settings = plan.settings(seed)
         monitors = default_monitors(plan.problem, settings)
-        monitors.append(Checkpoint(checkpoint_path(cfg, seed), int(cfg.checkpoint_every),
-                                   key=f"{config_hash(cfg)}/{seed}"))
+        if plan.out is not None:
+            monitors.append(Checkpoint(checkpoint_path(cfg, seed), int(cfg.checkpoint_every),
+                                       key=f"{config_hash(cfg)}/{seed}"))
         results.append(fit(net, plan.problem, settings, monitors, z=plan.z))
         plan.problem.to("cpu")
     return results
@@ -183,12 +184,13 @@ class RunPlan:
     seeds : list of int
         The seeds fitted: ``seed``, ``seed + 1``, ... (``seeds`` of them; more than one:
         an ensemble).
-    out : Path
-        Where the record goes.
+    out : Path or None
+        Where the record goes (None: nothing is written).
     overrides : list of str
         The overrides that made the run (stored in its record).
-    claim : Claim
-        The run's claim, held until :func:`execute` ends (or :meth:`release`).
+    claim : Claim or None
+        The run's claim, held until :func:`execute` ends (or :meth:`release`); None
+        when nothing is written.
     replaces : bool
         Whether a record was at ``out`` before (``force=true``).
     """
@@ -197,9 +199,9 @@ class RunPlan:
     problem: Problem
     z: torch.Tensor | None
     seeds: list[int]
-    out: Path
+    out: Path | None
     overrides: list[str]
-    claim: Claim
+    claim: Claim | None
     replaces: bool = False
 
     def settings(self, seed: int | None = None) -> FitSettings:
@@ -215,34 +217,42 @@ class RunPlan:
 
     def release(self) -> None:
         """Give up the run's claim without fitting it."""
-        self.claim.release()
+        if self.claim is not None:
+            self.claim.release()
 
 
-def prepare(cfg: DictConfig, overrides: list[str] | None = None) -> RunPlan | dict:
+def prepare(cfg: DictConfig, overrides: list[str] | None = None, *,
+            problem: Problem | None = None, write: bool = True) -> RunPlan | dict:
     """Check everything about a run before any fit and return its plan.
 
     Returns the stored metrics (``skipped = True``) instead when the record exists and
     ``force`` is off, and ``taken`` metrics when another process is fitting the run. A
     folder holding anything but an earlier record is refused, never replaced.
-    ``overrides`` default to the Hydra job's (:func:`job_overrides`).
+    ``overrides`` default to the Hydra job's (:func:`job_overrides`). ``problem``: fit
+    this problem instead of the one ``cfg`` describes (an image given in memory:
+    :func:`dip.inputs.problem_from`). ``write=False``: a plan for a fit whose results
+    stay in memory (no record, no claim, no checkpoints: :func:`dip.api.restore`).
     """
-    out = record_dir(cfg)
-    check_not_foreign(out)
-    replaces = (out / "metrics.json").is_file()
-    done = existing_record(cfg)
-    if done is not None:
-        return done
+    out = record_dir(cfg) if write else None
+    replaces = False
+    if write:
+        check_not_foreign(out)
+        replaces = (out / "metrics.json").is_file()
+        if (done := existing_record(cfg)) is not None:
+            return done
     check_config(cfg)
     note_unused_net_keys(cfg)
-    problem = build_problem(cfg)
+    problem = build_problem(cfg) if problem is None else problem
     set_threads(cfg.get("threads"))
     z = build_input(cfg, problem)
     pick_device(str(cfg.device))  # fail early on an unknown device string
-    check_writable(out)
     check_fit_memory(cfg, problem)
-    held = claim(out)
-    if isinstance(held, str):
-        return taken(cfg, held)
+    held = None
+    if write:
+        check_writable(out)
+        held = claim(out)
+        if isinstance(held, str):
+            return taken(cfg, held)
     seeds = [int(cfg.seed) + k for k in range(int(cfg.seeds))]
     overrides = job_overrides() if overrides is None else list(overrides)
     return RunPlan(cfg, problem, z, seeds, out, overrides, held, replaces)
@@ -253,6 +263,9 @@ def execute(plan: RunPlan, results: list[FitResult] | None = None, **extra) -> d
     batch), write its record with ``extra`` in metrics.json, release its claim and
     return the metrics. Checkpoints are deleted once the record is written."""
     cfg = plan.cfg
+    if plan.claim is None:
+        raise ValueError("a plan made with write=False has no record to write; "
+                         "fit it with fit_seeds(plan)")
     with plan.claim:
         if not plan.replaces and (done := existing_record(cfg)) is not None:
             return done  # finished by another process since the first look

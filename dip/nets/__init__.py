@@ -19,7 +19,7 @@ from dip.nets.skip import ENCDEC_FIXED, encdec, skip
 from dip.nets.unet import unet
 
 __all__ = ["NETS", "build", "builder_keys", "scale_width", "size_multiple", "min_size",
-           "skip", "encdec", "resnet", "unet"]
+           "PRESETS", "preset", "skip", "encdec", "resnet", "unet"]
 
 NETS: dict[str, Callable[..., nn.Module]] = {
     "skip": skip,
@@ -27,6 +27,22 @@ NETS: dict[str, Callable[..., nn.Module]] = {
     "resnet": resnet,
     "unet": unet,
 }
+
+PAPER_SKIP = {
+    "num_channels_down": [128] * 5, "num_channels_up": [128] * 5, "num_channels_skip": [4] * 5,
+    "filter_size_down": 3, "filter_size_up": 3, "filter_skip_size": 1,
+    "upsample_mode": "bilinear", "downsample_mode": "stride", "pad": "reflection",
+    "act_fun": "LeakyReLU", "need_sigmoid": True, "need_bias": True, "need1x1_up": True,
+}
+PRESETS: dict[str, tuple[str, dict]] = {
+    "paper": ("skip", PAPER_SKIP),
+    "paper-2018": ("skip", {**PAPER_SKIP, "bn_init": "uniform", "align_corners": True}),
+}
+"""Named nets: name → (builder, keywords). 'paper' is the hourglass of the official
+denoising, SR and restoration notebooks, ``skip(32, C, [128]*5, [128]*5, [4]*5, 3, 3, 1,
+upsample_mode='bilinear', pad='reflection')`` (``conf/net/skip.yaml``, 2,217,831 parameters
+for C = 3); 'paper-2018' adds what PyTorch 0.4 did then (BatchNorm weights drawn from
+U(0, 1), ``align_corners=True`` upsampling: docs/faithfulness.md)."""
 
 # Width keywords scaled by :func:`scale_width`, per net.
 _WIDTH_KEYS = {
@@ -79,6 +95,39 @@ def builder_keys(name: str) -> frozenset[str]:
     if name == "encdec":
         keys |= builder_keys("skip") - set(ENCDEC_FIXED)
     return frozenset(keys)
+
+
+def preset(name: str = "paper", num_input_channels: int = 32, num_output_channels: int = 3,
+           *, width_scale: float = 1.0, seed: int | None = None, **overrides) -> nn.Module:
+    """A named net of :data:`PRESETS`, its widths scaled by ``width_scale``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PRESETS` ('paper', 'paper-2018').
+    num_input_channels, num_output_channels : int
+        Channels of the input code (32 in the paper) and of the image.
+    width_scale : float
+        Width multiplier (:func:`scale_width`; 0.5: the 64-wide quick-profile net).
+    seed : int, optional
+        Seeds torch's global generator before the weights are drawn, so the same seed
+        gives the same net (None: the generator as it is).
+    **overrides
+        Builder keywords that replace the preset's.
+
+    Examples
+    --------
+    >>> net = preset("paper", 32, 3, width_scale=0.5, seed=0)
+    """
+    if name not in PRESETS:
+        raise DipError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    builder, kwargs = PRESETS[name]
+    kwargs = scale_width({**kwargs, **overrides}, builder, width_scale)
+    if seed is not None:
+        import torch
+
+        torch.manual_seed(int(seed))
+    return build(builder, num_input_channels, num_output_channels, **kwargs)
 
 
 def size_multiple(name: str, **kwargs) -> int:
