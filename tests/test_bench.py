@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from dip.bench import GRAPH_WARMUP, PAPER_KWARGS, PAPER_PARAMS, _markdown, reference_skip
+from dip.bench import PAPER_KWARGS, PAPER_PARAMS, markdown, reference_skip
+from dip.fast import GRAPH_WARMUP
 from dip.nets import build
 
 
@@ -33,7 +34,7 @@ def test_markdown_summary():
            "batched": [{"size": 64, "n": 2, "sequential_s": 0.2, "batched_s": 0.1,
                         "speedup": 2.0, "run_iters_per_s": 20.0}],
            "peak_mem_mb": {"64": 10.0}, "peak_mem_batched_mb": {"64x8": 70.0}}
-    text = _markdown(res)
+    text = markdown(res)
     # rows from before the reference had a process of its own say where it ran
     assert "| 64² | default | our process | 0.1000 | 0.1000 | 1.00 |" in text
     assert "| 64² | same-malloc | own process, freed memory kept | 0.1000 | 0.2000 | 0.50 |" \
@@ -60,9 +61,9 @@ def test_batched_rows_per_engine():
 
 
 def test_amp_check_reports_both_precisions():
-    from dip.bench import _problem, amp_check
+    from dip.bench import amp_check, problem
 
-    out = amp_check(torch.device("cpu"), lambda msg: None, num_iter=3, problem=_problem(64))
+    out = amp_check(torch.device("cpu"), lambda msg: None, num_iter=3, problem=problem(64))
     assert [r["amp"] for r in out["runs"]] == ["off", "bf16"]
     assert out["image"].startswith("synthetic 64")
     off, bf16 = out["runs"]
@@ -71,23 +72,23 @@ def test_amp_check_reports_both_precisions():
 
 
 def test_checks_run_on_a_centre_crop_of_the_paper_image(data_root, monkeypatch):
-    from dip.bench import _check_problem
+    from dip.bench import check_problem
     from dip.data import read
 
     monkeypatch.setenv("DIP_DATA_ROOT", str(data_root))
-    problem, source = _check_problem(None, crop=64)
+    problem, source = check_problem(None, crop=64)
     assert source == "paper/denoising/sigma25/F16_noisy.png (centre 64² crop)"
     assert problem.observation.shape == (1, 3, 64, 64)
     gt = read("paper/denoising/F16_GT.png")
     assert torch.equal(problem.gt[0], gt[..., 224:288, 224:288].reshape(3, 64, 64))  # 512²
-    whole, _ = _check_problem(None)
+    whole, _ = check_problem(None)
     assert whole.observation.shape == (1, 3, 512, 512)
 
 
 def test_graph_check_compares_eager_and_graph_loops():
-    from dip.bench import _problem, graph_check
+    from dip.bench import graph_check, problem
 
-    out = graph_check(torch.device("cpu"), lambda msg: None, num_iter=5, problem=_problem(64))
+    out = graph_check(torch.device("cpu"), lambda msg: None, num_iter=5, problem=problem(64))
     assert [r["variant"] for r in out["runs"]] == ["eager", "graph"]
     # on the CPU the graph loop calls the same functions: identical numbers
     assert out["graph_minus_eager"] == {"psnr_final": 0, "psnr_avg": 0, "psnr_oracle": 0}
@@ -116,10 +117,10 @@ def test_the_reference_runs_where_the_row_says(where, said):
 
 
 def test_a_reference_process_that_fails_is_reported():
-    from dip.bench import _RemoteReference
+    from dip.bench import RemoteReference
 
     with pytest.raises(RuntimeError, match="the reference process ended"):
-        _RemoteReference(3, torch.device("cpu"))  # too small for five halvings
+        RemoteReference(3, torch.device("cpu"))  # too small for five halvings
 
 
 def test_graph_engine_rows_run_the_threads_engine_with_cuda_graphs(monkeypatch):
@@ -136,7 +137,7 @@ def test_graph_engine_rows_run_the_threads_engine_with_cuda_graphs(monkeypatch):
     replayed = []
     for label in ("threads+graphs", "grouped"):
         engine, kw = bench.CUDA_ENGINES[label]
-        replayed.append(bench._fit_wall(64, 2, 3, torch.device("cpu"), engine, **kw)[1])
+        replayed.append(bench.fit_wall(64, 2, 3, torch.device("cpu"), engine, **kw)[1])
     assert seen == [("threads", [True, True]), ("grouped", [None, None])]
     assert replayed == [14, 0]  # the graph steps of both runs
 
@@ -167,7 +168,7 @@ def test_merge_replaces_the_rows_measured_again():
                  {"commit": "c", "date": "d3"})
     assert [r["commit"] for r in res2["single"]] == ["a", "c"]
     assert res2["commit"] == "c" and res2["date"] == "d3" and res["commit"] == "a"
-    text = _markdown({**res2, "batched": [], "graph_check": None, "device_name": "x",
+    text = markdown({**res2, "batched": [], "graph_check": None, "device_name": "x",
                       "threads": 1, "quick": False, "method": "m",
                       "single": [{**r, "ours_s_per_iter": 0.1, "reference_s_per_iter": 0.2}
                                  for r in res2["single"]]})
@@ -203,7 +204,7 @@ def test_rows_get_compute_rates_and_the_summary_says_what_a_speedup_needs():
     assert res["batched"][0]["sequential_gflop_s"] == 70.0
     assert res["batched"][0]["batched_gflop_s"] == 112.0
     assert "batched_gflop_s" not in res["batched"][1]
-    text = _markdown(res)
+    text = markdown(res)
     assert "| 64² | default | our process | 0.1000 | 0.2000 | 0.50 | 70 | 0 |" in text
     assert "| 64² | 8 | grouped | 0.800 | 0.500 | 1.60 | 16.00 | 70 | 112 | 0 |" in text
     assert "64² 7.00 GFLOP" in text
@@ -213,7 +214,7 @@ def test_rows_get_compute_rates_and_the_summary_says_what_a_speedup_needs():
 
 def test_step_cost_subtracts_a_short_fit(monkeypatch):
     """Set-up and warm-up cost the same in the long and the short fit and cancel."""
-    from dip import bench
+    from dip.bench import measure
 
     calls = []
 
@@ -221,37 +222,39 @@ def test_step_cost_subtracts_a_short_fit(monkeypatch):
         calls.append(steps)
         return 5.0 + 0.25 * steps, steps  # 5 s of set-up, 0.25 s a step
 
-    monkeypatch.setattr(bench, "_fit_wall", wall)
-    cost, replayed = bench._step_cost(64, 2, 8, torch.device("cpu"), "threads")
-    short = bench._short_steps(torch.device("cpu"))
+    monkeypatch.setattr(measure, "fit_wall", wall)
+    cost, replayed = measure.step_cost(64, 2, 8, torch.device("cpu"), "threads")
+    short = measure.short_steps(torch.device("cpu"))
     assert calls == [short + 8, short] and replayed == short + 8
     assert cost == pytest.approx(0.25)
-    assert bench._short_steps(torch.device("cuda")) > GRAPH_WARMUP  # past the capture
+    assert measure.short_steps(torch.device("cuda")) > GRAPH_WARMUP  # past the capture
 
 
 def test_a_long_fit_no_longer_than_the_short_one_leaves_the_row_unmeasured(monkeypatch):
     """Noise larger than the steps measured gives no number (not a huge speedup)."""
-    from dip import bench
+    from dip.bench import measure
 
     def wall(size, n, steps, device, engine=None, **kw):
         # the batched long fit happens to take less time than its short fit
         return (5.0 - 0.01 * steps if engine else 5.0 + 0.25 * steps), 0
 
-    monkeypatch.setattr(bench, "_fit_wall", wall)
-    assert bench._step_cost(64, 2, 8, torch.device("cpu"), "threads")[0] is None
-    rows = bench.bench_batched(64, (2,), {"threads": ("threads", {})}, 1, 8,
-                               torch.device("cpu"), lambda msg: None)
+    monkeypatch.setattr(measure, "fit_wall", wall)
+    assert measure.step_cost(64, 2, 8, torch.device("cpu"), "threads")[0] is None
+    rows = measure.bench_batched(64, (2,), {"threads": ("threads", {})}, 1, 8,
+                                 torch.device("cpu"), lambda msg: None)
     assert rows[0]["batched_s"] is None and rows[0]["speedup"] is None
     assert "no longer" in rows[0]["unmeasured"]
     res = {"device_name": "cpu", "torch": "2", "threads": 2, "commit": "abc", "date": "d",
            "quick": True, "note": "n", "method": "m", "single": [], "batched": rows,
            "peak_mem_mb": {}, "peak_mem_batched_mb": {}}
-    text = _markdown(res)
+    text = markdown(res)
     assert "| 64² | 2 | threads | — | — | — | — | — | — | 0 |" in text and "unmeasured" in text
 
 
 @pytest.mark.parametrize("args, message", [(["--variants", "fp33"], "unknown variant 'fp33'"),
-                                           (["--engines", "vmap"], "unknown engine 'vmap'")])
+                                           (["--engines", "vmap"], "unknown engine 'vmap'"),
+                                           (["--skip", "singel"],
+                                            "unknown section to skip 'singel'")])
 def test_unknown_choices_are_refused_in_one_line(args, message, capsys, tmp_path):
     from dip.bench import main
 
@@ -263,8 +266,9 @@ def test_unknown_choices_are_refused_in_one_line(args, message, capsys, tmp_path
 
 def test_a_run_of_no_section_still_writes_the_compute_rates(tmp_path, monkeypatch):
     from dip import bench
+    from dip.bench import measure
 
-    monkeypatch.setattr(bench, "gemm_gflop_s", lambda device, threads=None: 50.0)
+    monkeypatch.setattr(measure, "gemm_gflop_s", lambda device, threads=None: 50.0)
     res = bench.main(["--quick", "--device", "cpu", "--out", str(tmp_path), "--name", "x",
                       "--skip", "single,batched,memory"])
     assert res["gflop_per_iter"] == {"64": 7.189, "128": 28.754, "256": 115.018,
@@ -275,17 +279,41 @@ def test_a_run_of_no_section_still_writes_the_compute_rates(tmp_path, monkeypatc
 
 
 def test_size_lists_are_parsed_or_refused(capsys, tmp_path):
-    from dip.bench import _sides, main
+    from dip.bench import main, sides
 
-    assert _sides("256,512") == (256, 512)
+    assert sides("256,512") == (256, 512)
     with pytest.raises(SystemExit) as err:
         main(["--sizes", "big", "--device", "cpu", "--out", str(tmp_path)])
     assert err.value.code == 2 and "'big' is not a list of image sides" in capsys.readouterr().err
 
 
 def test_cpu_results_are_named_by_the_cpu_model(monkeypatch):
-    from dip import bench, records
+    from dip import bench, provenance
 
-    monkeypatch.setattr(records, "machine", lambda: {"cpu": "Intel(R) Xeon(R) Gold 6430"})
+    monkeypatch.setattr(provenance, "machine", lambda: {"cpu": "Intel(R) Xeon(R) Gold 6430"})
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     assert bench.device_slug(torch.device("cpu")) == "cpu-intel-r-xeon-r-gold-6430-2t"
+
+
+def test_plans_per_device_and_for_quick():
+    from dip import DipError
+    from dip.bench import BATCHED_CUDA_STEPS, CUDA_ENGINES, ENGINES, plan_for
+
+    quick = plan_for("cpu", quick=True)
+    assert quick.sizes == (64, 128, 256) and quick.big == () and quick.batched_sizes == (64,)
+    assert list(quick.variants) == ["default", "same-malloc"]  # bf16 only when asked
+    assert quick.engines == ENGINES and quick.batched_steps == quick.steps + 1
+    assert [quick.reference(v) for v in quick.variants] == ["plain", "kept"]
+    assert quick.batched_repeats(64) == quick.repeats and quick.batched_repeats(128) == 1
+    assert quick.gflop_sizes() == [64, 128, 256, 512]
+    full = plan_for("cpu")
+    assert full.big == (512,) and "bf16" in full.variants
+    assert full.mem_batched == ((64, 8), (128, 8))
+    assert list(plan_for("cpu", quick=True, variants=["bf16"]).variants) == ["bf16"]
+    cuda = plan_for("cuda", quick=True, sizes=[256], engines=["threads+graphs"])
+    assert cuda.sizes == (256,) and cuda.big == () and cuda.batched_sizes == (64, 256)
+    assert cuda.engines == {"threads+graphs": CUDA_ENGINES["threads+graphs"]}
+    assert cuda.batched_steps == BATCHED_CUDA_STEPS and cuda.batched_repeats(64) == 1
+    assert {cuda.reference(v) for v in cuda.variants} == {"in-process"}
+    with pytest.raises(DipError, match="unknown variant 'fp32-graph' here; choose from"):
+        plan_for("cpu", variants=["fp32-graph"])
