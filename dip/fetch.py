@@ -6,9 +6,9 @@ Usage::
     dip-fetch --list
     python -m dip.fetch --update-registry PATH/TO/MANIFEST.csv
 
-Each file goes to ``ROOT/DATASET/FILE`` (ROOT as in :func:`dip.data.data_root`),
+Each file goes to ``ROOT/DATASET/FILE`` (ROOT as in :func:`dip.registry.data_root`),
 is checked against its SHA-256 and moved into place atomically. Files already there
-with the right hash are skipped. Derived files (masks: :func:`derive_mask`,
+with the right hash are skipped. Derived files (masks, :mod:`dip.masks`: :func:`derive_mask`,
 :func:`half_mask`) are made from their sources once these are present (a derived file's
 sources are fetched with it), and checked too. ``--mirror`` replaces
 ``https://raw.githubusercontent.com`` by another base URL or by a local folder laid out
@@ -18,34 +18,42 @@ as ``REPO_OWNER/REPO/COMMIT/PATH``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
-import http.client
+import logging
 import os
+import re
+import shutil
 import sys
+import tempfile
+import urllib.parse
 import urllib.request
-import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
+import pooch
 from PIL import Image
 
 from dip import DipError
-from dip.data import (
+from dip.atomic import atomic_target
+from dip.masks import HALF_SEED, derive_mask, derived_image, half_mask
+from dip.registry import (
     REGISTRY_CSV,
     Entry,
-    atomic_target,
     data_root,
     datasets,
     entries_in,
     file_sha256,
-    image_id,
     lookup,
     registry,
-    resolve,
 )
 
 GITHUB_RAW = "https://raw.githubusercontent.com"
+__all__ = [
+    "main", "run", "plan", "fetch_one", "download", "copy_file_url", "mirror_url", "raw_url",
+    "write_registry", "list_datasets", "derived_image", "derive_mask", "half_mask", "HALF_SEED",
+]
+
 MANIFEST_COLUMNS = ["dataset", "file", "source_repo", "source_path", "source_commit",
                     "width", "height", "mode", "sha256", "bytes"]
 
@@ -130,15 +138,10 @@ def plan(names: Sequence[str], only: Sequence[str] | None = None) -> list[Entry]
                            f"{', '.join(names)}")
         entries = {n: e for n, e in entries.items() if n in wanted}
     for e in list(entries.values()):
-        for source in _sources(e):
+        for source in e.sources:
             entries.setdefault(source, lookup(source))
     order = {e.name: k for k, e in enumerate(registry())}
     return sorted(entries.values(), key=lambda e: (e.derived_from is not None, order[e.name]))
-
-
-def _sources(entry: Entry) -> list[str]:
-    """Registry names a derived entry is made from ([] for a downloaded one)."""
-    return [n for n in (entry.derived_from, entry.gt_from) if n]
 
 
 def fetch_one(entry: Entry, root: Path, mirror: str | None, timeout: float) -> str:
@@ -146,99 +149,119 @@ def fetch_one(entry: Entry, root: Path, mirror: str | None, timeout: float) -> s
     dest = root / entry.dataset / entry.file
     if dest.is_file() and file_sha256(dest) == entry.sha256:
         return "ok"
+    if entry.derived_from is None:
+        download(mirror_url(entry.url, mirror), dest, entry.sha256, timeout=timeout,
+                 name=entry.name)
+        return "fetched"
     with atomic_target(dest) as tmp:
-        if entry.derived_from:
-            _derive(entry, root, tmp)
-            where = f"derived from {entry.derived_from}"
-        else:
-            where = mirror_url(entry.url, mirror)
-            _download(where, tmp, timeout)
+        _derive(entry, root, tmp)
         digest = file_sha256(tmp)
         if digest != entry.sha256:
-            raise DipError(f"{entry.name}: sha256 mismatch for {where} "
-                           f"(expected {entry.sha256[:12]}…, got {digest[:12]}…); "
-                           "the source changed or the download is corrupt")
-    return "derived" if entry.derived_from else "fetched"
+            raise DipError(_mismatch(entry.name, f"derived from {entry.derived_from}",
+                                     entry.sha256, digest))
+    return "derived"
 
 
-def _download(url: str, dest: Path, timeout: float) -> None:
-    """Copy ``url`` to ``dest`` with urllib."""
+def download(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 60.0,
+             name: str | None = None) -> Path:
+    """Download ``url`` to ``dest`` with :func:`pooch.retrieve`, checked against ``sha256``.
+
+    pooch downloads into a hidden working folder beside ``dest`` and checks the file's
+    SHA-256 there; the verified file is then moved onto ``dest`` atomically. On any
+    failure (network, missing file, hash mismatch) ``dest`` is left as it was and nothing
+    else remains beside it. ``http(s)://`` URLs go through pooch's HTTP downloader;
+    ``file://`` URLs (a local ``--mirror`` folder) are copied, without the network.
+
+    Parameters
+    ----------
+    url : str
+        ``http(s)://`` or ``file://`` URL (other schemes: whatever pooch supports).
+    dest : str or path-like
+        Destination file; missing parent folders are created.
+    sha256 : str
+        Expected hex SHA-256 of the file.
+    timeout : float
+        Seconds to wait for the server (HTTP only).
+    name : str, optional
+        Name of the file in error messages (default: ``dest``'s file name).
+
+    Returns
+    -------
+    pathlib.Path
+        ``dest``.
+
+    Raises
+    ------
+    DipError
+        One line: the download failed, or the file's SHA-256 is not ``sha256``.
+    """
+    import requests
+
+    dest = Path(dest)
+    name = name or dest.name
+    with (atomic_target(dest) as tmp,
+          tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as work,
+          _quiet(pooch.get_logger())):
+        try:
+            got = pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=dest.name,
+                                 path=work, downloader=_downloader(url, timeout),
+                                 progressbar=False)
+        except (OSError, requests.RequestException) as err:
+            raise DipError(_cannot_download(url, err)) from None
+        except ValueError as err:
+            found = re.search(r"but got ([0-9a-f]{64})", str(err))
+            if found is None:
+                raise DipError(_cannot_download(url, err)) from None
+            raise DipError(_mismatch(name, url, sha256, found.group(1))) from None
+        os.replace(got, tmp)
+    return dest
+
+
+def _downloader(url: str, timeout: float):
+    """pooch downloader for ``url``: local copy (file://), HTTP with ``timeout``, or pooch's."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme == "file":
+        return copy_file_url
+    if scheme in ("http", "https"):
+        return pooch.HTTPDownloader(progressbar=False, timeout=timeout)
+    return None
+
+
+def copy_file_url(url: str, output_file: str | os.PathLike, pooch_obj=None) -> None:
+    """pooch downloader of ``file://`` URLs: copy the local file to ``output_file``."""
+    source = urllib.request.url2pathname(urllib.parse.urlsplit(url).path)
+    shutil.copyfile(source, output_file)
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Silence ``logger``'s info messages (pooch's 'Downloading data from …') in the block."""
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as f:
-            for block in iter(lambda: response.read(1 << 16), b""):
-                f.write(block)
-    except (OSError, ValueError, http.client.HTTPException) as err:
-        reason = getattr(err, "reason", None) or err
-        raise DipError(f"cannot download {url}: {reason}; check the network or use --mirror"
-                       ) from None
+        yield
+    finally:
+        logger.setLevel(level)
 
 
-def derived_image(entry: Entry, root: str | os.PathLike | None = None) -> np.ndarray:
-    """The mask of a derived registry ``entry``, made from its verified sources under
-    ``root``: :func:`derive_mask` of its source, or :func:`half_mask` of its source and
-    ground truth (the rule its registry row names)."""
-    try:
-        sources = [resolve(name, root) for name in _sources(entry)]
-    except DipError as err:
-        raise DipError(f"cannot make {entry.name}: {err}") from None
-    if entry.gt_from is None:
-        return derive_mask(sources[0])
-    return half_mask(sources[0], sources[1], image_id(entry.derived_from))
+def _cannot_download(url: str, err: Exception) -> str:
+    """One-line message of a failed download of ``url``."""
+    reason = (err.strerror if isinstance(err, OSError) and err.strerror else str(err))
+    reason = (reason.splitlines() or [type(err).__name__])[0]
+    where = ("check that the mirror folder holds REPO_OWNER/REPO/COMMIT/PATH"
+             if url.startswith("file:") else "check the network or use --mirror")
+    return f"cannot download {url}: {reason}; {where}"
+
+
+def _mismatch(name: str, where: str, expected: str, got: str) -> str:
+    """One-line message of a file whose SHA-256 is not the registry's."""
+    return (f"{name}: sha256 mismatch for {where} (expected {expected[:12]}…, got {got[:12]}…);"
+            " the source changed or the download is corrupt")
 
 
 def _derive(entry: Entry, root: Path, dest: Path) -> None:
     """Write the mask of ``entry`` (:func:`derived_image`) to ``dest``."""
     Image.fromarray(derived_image(entry, root)).save(dest, format="PNG")
-
-
-def derive_mask(source: str | os.PathLike) -> np.ndarray:
-    """uint8 H×W mask of an image file: 255 where the pixel is non-zero (any channel), else 0."""
-    with Image.open(source) as img:
-        pixels = np.asarray(img)
-    nonzero = pixels != 0
-    if nonzero.ndim == 3:
-        nonzero = nonzero.any(axis=2)
-    return np.where(nonzero, 255, 0).astype(np.uint8)
-
-
-HALF_SEED = 2018
-"""Seed of :func:`half_mask` (with a key per image)."""
-
-
-def half_mask(masked: str | os.PathLike, gt: str | os.PathLike, image: str) -> np.ndarray:
-    """uint8 H×W mask of a released masked image: 255 = known, 0 = missing.
-
-    A pixel is known where ``masked`` is non-zero (any channel), missing where it is 0
-    and ``gt`` is not. Where both are 0 the released image cannot tell: such a pixel is
-    known with probability 1/2, independently, drawn as follows (the same on every
-    platform and NumPy version, since a bit generator's raw stream is fixed):
-    ``numpy.random.default_rng([HALF_SEED, zlib.crc32(image.encode())])`` (PCG64 seeded
-    through SeedSequence) gives one raw 64-bit word per pixel, in row-major order
-    (``bit_generator.random_raw(H * W)``); the pixel is known when the word's top bit
-    is 1. Every pixel gets a word, so a pixel's draw does not depend on the others.
-
-    Parameters
-    ----------
-    masked, gt : str or path-like
-        The released masked image and its ground truth (same size).
-    image : str
-        The image's name, the key of its draws (e.g. ``'peppers256'``, its
-        :func:`~dip.data.image_id`).
-
-    Returns
-    -------
-    numpy.ndarray
-        uint8 H×W, values 0 and 255.
-    """
-    known = derive_mask(masked) != 0
-    dark = derive_mask(gt) == 0
-    if dark.shape != known.shape:
-        raise DipError(f"{gt} is {dark.shape[1]}×{dark.shape[0]} but {masked} is "
-                       f"{known.shape[1]}×{known.shape[0]}; give the ground truth of the image")
-    rng = np.random.default_rng([HALF_SEED, zlib.crc32(image.encode())])
-    heads = (rng.bit_generator.random_raw(known.size) >> np.uint64(63)).astype(bool)
-    known |= ~known & dark & heads.reshape(known.shape)
-    return np.where(known, 255, 0).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- command line

@@ -1,4 +1,5 @@
-"""Tests of dip.data (image I/O, crops, registry) and dip.fetch (download into a data root)."""
+"""Tests of the data layer through dip.data (image I/O, crops, registry) and of dip.fetch
+(download into a data root; the pooch downloads are in test_fetch.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,35 @@ SMALL = "dip_official/inpainting/vase_mask.png"  # 930 bytes, 320×320 L
 def pixels(path) -> np.ndarray:
     with Image.open(path) as img:
         return np.array(img)
+
+
+# --------------------------------------------------------------------------- façade
+
+
+def test_data_re_exports_the_data_modules():
+    from dip import atomic, crops, images, registry
+
+    assert data.load_image is images.load_image and data.save_image is images.save_image
+    assert data.crop_to_multiple is crops.crop_to_multiple
+    assert data.resolve is registry.resolve and data.Entry is registry.Entry
+    assert data.atomic_target is atomic.atomic_target
+    assert all(hasattr(data, name) for name in data.__all__)
+    assert data._load_registry is registry._load_registry  # not re-exported: read through
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        data.nope  # noqa: B018
+
+
+def test_setting_a_data_name_sets_it_where_it_is_looked_up(monkeypatch, tmp_image):
+    from dip import images, registry
+
+    low_bytes, load_image = images._low_bytes, images.load_image
+    with monkeypatch.context() as patch:
+        patch.setattr(data, "_low_bytes", None)
+        patch.setattr(data, "load_image", lambda path: "patched")
+        assert images._low_bytes is None and data._low_bytes is None
+        assert data.read(tmp_image()) == "patched"  # registry.read calls it
+    assert images._low_bytes is low_bytes and "_low_bytes" not in vars(data)
+    assert registry.load_image is load_image is data.load_image
 
 
 # --------------------------------------------------------------------------- load_image
