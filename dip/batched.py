@@ -30,24 +30,23 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dip import fast, official, signals
-from dip.divergence import first_fit_db, worse_than_flat
 from dip.fit import (
     FitResult,
     FitSettings,
+    assemble_result,
     code_channels,
     default_monitors,
     fit,
     make_input,
+    objective,
     pick_device,
-    tv_loss,
 )
-from dip.monitors import Backtrack, History, Monitor, Oracle, StepInfo
+from dip.monitors import Monitor, StepInfo
 from dip.nets.common import Concat, center_crop
 from dip.signals import Interrupted
 from dip.tasks import Problem
@@ -428,8 +427,7 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
                 continue
             s, p, info = settings[i], problems[i], infos[i]
             out = out_all[:, i * c_out:(i + 1) * c_out]
-            data = F.mse_loss(p.operator(out), p.observation)
-            loss = data + s.tv_weight * tv_loss(out) if s.tv_weight > 0 else data
+            loss, data = objective(p, out, s)
             info.begin(steps[i], out.detach(), avgs[i], loss.detach(), data.detach())
             for m in monitors[i]:
                 m.on_step(info)
@@ -458,22 +456,6 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
         for m in monitors[i]:
             m.on_end(infos[i])
         final = finals[:, i * c_out:(i + 1) * c_out].detach().contiguous()
-        oracle = next((m for m in monitors[i] if isinstance(m, Oracle)), None)
-        history = next((m.frame() for m in monitors[i] if isinstance(m, History)),
-                       pd.DataFrame())
-        backtrack = next((m for m in monitors[i] if isinstance(m, Backtrack)), None)
-        average = avgs[i] if avgs[i] is not None else final
-        status = infos[i].status  # as fit's: a final output worse than flat is diverged
-        if status == "ok" and worse_than_flat(problems[i], final,
-                                              start_db=first_fit_db(history)):
-            status = "diverged"
-        results.append(FitResult(
-            final=final.cpu(), average=average.contiguous().cpu(),
-            oracle=None if oracle is None or oracle.best is None else oracle.best.cpu(),
-            iter_oracle=None if oracle is None else oracle.best_step,
-            history=history, seconds=seconds, device=str(device), status=status,
-            backtracks=0 if backtrack is None else backtrack.total,
-            stop=final.cpu(), iter_stop=steps[i], steps=steps[i],
-            memory_format="channels_last" if cl else "nchw",
-        ))
+        results.append(assemble_result(problems[i], infos[i], monitors[i], final, avgs[i],
+                                       steps[i], seconds, device, cl))
     return results

@@ -25,8 +25,8 @@ from dip.signals import Interrupted
 from dip.stopping import Stopper, make_stopper
 from dip.tasks import Problem
 
-__all__ = ["FitSettings", "FitResult", "fit", "make_input", "code_channels", "pick_device",
-           "seed_everything"]
+__all__ = ["FitSettings", "FitResult", "fit", "objective", "assemble_result", "make_input",
+           "code_channels", "pick_device", "seed_everything"]
 
 @dataclass
 class FitSettings:
@@ -279,7 +279,6 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         z = z.to(device)
         noise_gen = torch.Generator(device=device).manual_seed(int(s.seed) + 1)
         noise = torch.full_like(z, float("nan"))  # each step draws into it; NaN: none yet
-        target = problem.observation
         optimizer = fast.adam(net.parameters(), s, device)
         step_net, z, channels_last = fast.prepare(net, z, s, device)
 
@@ -291,9 +290,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     def forward(net_in, cache=True):
         with fast.autocast(s, device, cache):
             out = step_net(net_in).float()
-        data = torch.nn.functional.mse_loss(problem.operator(out), target)
-        loss = data + s.tv_weight * tv_loss(out) if s.tv_weight > 0 else data
-        return out, loss, data
+        return (out, *objective(problem, out, s))
 
     def forward_backward():  # the captured piece: reads the static z and noise
         out, loss, data = forward(z + noise * s.reg_noise_std if s.reg_noise_std > 0 else z,
@@ -357,11 +354,33 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         for m in monitors:
             m.on_end(info)
 
+    return assemble_result(problem, info, monitors, final, out_avg, step, seconds, device,
+                           channels_last, graph_steps)
+
+
+def objective(problem: Problem, out: torch.Tensor, s: FitSettings):
+    """The loss of one output and its data term: E = ‖A f(z) − x̂‖² (the mean over
+    pixels) plus ``tv_weight`` · TV(f(z)) when set. Returns (loss, data)."""
+    data = torch.nn.functional.mse_loss(problem.operator(out), problem.observation)
+    return (data + s.tv_weight * tv_loss(out) if s.tv_weight > 0 else data), data
+
+
+def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
+                    final: torch.Tensor, out_avg: torch.Tensor | None, step: int,
+                    seconds: float, device, channels_last: bool = False,
+                    graph_steps: int = 0) -> FitResult:
+    """The :class:`FitResult` of a finished fit (single or batched), from its monitors
+    (history, oracle, backtracking, early stopping, resume) and its last outputs.
+
+    A non-finite ``final`` (parameters that blew up without a NaN loss) or one that fits
+    the observation worse than a flat image (:func:`dip.divergence.worse_than_flat`) makes
+    the run 'diverged'; the first case reports the running average as ``final``.
+    """
     oracle = next((m for m in monitors if isinstance(m, Oracle)), None)
     history = next((m.frame() for m in monitors if isinstance(m, History)), pd.DataFrame())
     backtrack = next((m for m in monitors if isinstance(m, Backtrack)), None)
     stopper = next((m for m in monitors if isinstance(m, Stopper)), None)
-    resumed = next((m.resumed_at for m in monitors if hasattr(m, "resumed_at")), None)
+    resumed = next((m.resumed_at for m in monitors if isinstance(m, Checkpoint)), None)
     average = out_avg if out_avg is not None else final
     if not bool(torch.isfinite(final).all()):  # parameters blew up without a NaN loss
         info.status = "diverged"
@@ -375,7 +394,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
     else:  # fixed schedule (or too few steps to detect anything): the final output
         stop, iter_stop = final.cpu(), step
     return FitResult(
-        final=final.cpu(), average=average.cpu(),
+        final=final.cpu(), average=average.contiguous().cpu(),
         oracle=None if oracle is None or oracle.best is None else oracle.best.cpu(),
         iter_oracle=None if oracle is None else oracle.best_step,
         history=history, seconds=seconds, device=str(device), status=info.status,

@@ -69,7 +69,7 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
                 continue
             plans.append(plan)
             try:
-                key, net = _group_of(plan, engine, batch_runs)
+                key, nets = _group_of(plan, engine, batch_runs)
             except Exception as err:
                 plan.release()
                 outcomes[i] = err
@@ -77,9 +77,10 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
             if key is None:  # one at a time
                 outcomes[i] = _attempt(execute, plan)
             else:
-                groups[key].append((i, plan, net))
+                groups[key] += [(i, plan, seed, net) for seed, net in nets]
+        fitted: dict[int, dict] = defaultdict(dict)  # run -> seed -> result
         for (_, eng, per_run), members in groups.items():
-            _fit_groups(members, eng, per_run, batch_runs, workers, outcomes)
+            _fit_groups(members, eng, per_run, batch_runs, workers, outcomes, fitted)
     finally:
         for plan in plans:
             plan.release()
@@ -94,41 +95,49 @@ def _attempt(fn, *args, **kwargs):
 
 
 def _group_of(plan: RunPlan, engine: str, batch_runs: int):
-    """The group key of a plan and its seeded net, or (None, None) when it is fitted on
-    its own (early stopping, ensembles, image inputs, a net the engine cannot group)."""
+    """The group key of a plan and its seeds' nets (seeded builds), or (None, None) when
+    it is fitted on its own (an image input, a net the engine cannot group, or
+    ``batch_runs`` 1). Early stopping and ensembles are fitted in groups: a run that stops
+    leaves its group, and each seed of an ensemble is a member of the group."""
     cfg = plan.cfg
-    if cfg.stop != "fixed" or len(plan.seeds) > 1 or plan.z is not None or batch_runs <= 1:
+    if plan.z is not None or batch_runs <= 1:
         return None, None
     settings = plan.settings()
-    net = plan.build_net()
+    nets = [(seed, plan.build_net(seed)) for seed in plan.seeds]
     eng = engine
     if eng == "auto":
         eng = "grouped" if pick_device(settings.device).type == "cuda" else "threads"
-    if eng == "grouped" and not can_group(net):
+    if eng == "grouped" and not can_group(nets[0][1]):
         return None, None
     net_key = json.dumps([OmegaConf.to_container(cfg.net, resolve=True),
                           float(cfg.profile.width_scale)], sort_keys=True, default=str)
     per_run = int(cfg.get("threads") or 0) or None
-    return (batch_key(plan.problem, settings, net_key), eng, per_run), net
+    return (batch_key(plan.problem, settings, net_key), eng, per_run), nets
 
 
 def _fit_groups(members: list, eng: str, per_run: int | None, batch_runs: int,
-                workers: int | None, outcomes: list) -> None:
-    """Fit one group's runs ``batch_runs`` at a time and write each record; a batch that
-    fails fails each of its runs."""
+                workers: int | None, outcomes: list, fitted: dict) -> None:
+    """Fit one group's members (one seed of a run each) ``batch_runs`` at a time and
+    write each run's record once all its seeds are fitted; a batch that fails fails each
+    of its runs."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     n_workers = workers or max(1, (cores or 1) // (per_run or cores or 1))
     if per_run and eng == "threads":  # room for every worker's own `threads`
         torch.set_num_threads(per_run * n_workers)
     for start in range(0, len(members), batch_runs):
-        chunk = members[start:start + batch_runs]
+        chunk = [m for m in members[start:start + batch_runs] if outcomes[m[0]] is None]
+        if not chunk:
+            continue
         try:
-            results = fit_batched([m[2] for m in chunk], [m[1].problem for m in chunk],
-                                  [m[1].settings() for m in chunk], engine=eng,
+            results = fit_batched([m[3] for m in chunk], [m[1].problem for m in chunk],
+                                  [m[1].settings(m[2]) for m in chunk], engine=eng,
                                   workers=n_workers, threads_per_run=per_run)
         except Exception as err:
             for m in chunk:
                 outcomes[m[0]] = err
             continue
-        for (i, plan, _), result in zip(chunk, results, strict=True):
-            outcomes[i] = _attempt(execute, plan, [result], batched=len(chunk))
+        for (i, plan, seed, _), result in zip(chunk, results, strict=True):
+            fitted[i][seed] = result
+            if len(fitted[i]) == len(plan.seeds):  # every seed of the run: its record
+                outcomes[i] = _attempt(execute, plan, [fitted[i][s] for s in plan.seeds],
+                                       batched=len(chunk))

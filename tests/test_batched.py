@@ -248,3 +248,42 @@ def test_batched_launcher_writes_the_records_of_the_basic_launcher(tmp_path):
                     assert abs(a[metric] - b[metric]) < 0.5, (key, metric)
     again = _sweep("batched", tmp_path / "threads", tmp_path)
     assert again.returncode == 0 and again.stdout.count("skipped") == 4
+
+
+@pytest.mark.parametrize("engine", ["grouped", "threads"])
+def test_early_stopping_in_a_batch_equals_separate_fits(float64, engine):
+    """A run that stops leaves its group; its stop output, step and status are those of
+    a fit on its own (one shared result assembly: dip.fit.assemble_result)."""
+    sets = [_settings(**{**r, "num_iter": 30}, stop="wmv", stop_window=3, stop_patience=p)
+            for r, p in zip(RUNS, (2, 4, 40), strict=True)]
+    seq = [fit(n, p, s) for n, p, s in zip(_nets(), _problems(), sets, strict=True)]
+    bat = fit_batched(_nets(), _problems(), sets, engine=engine)
+    for a, b in zip(seq, bat, strict=True):
+        assert (a.status, a.steps, a.iter_stop) == (b.status, b.steps, b.iter_stop)
+        torch.testing.assert_close(a.stop, b.stop, atol=1e-9, rtol=0)
+        torch.testing.assert_close(a.final, b.final, atol=1e-9, rtol=0)
+    assert [r.status for r in bat].count("stopped") >= 1
+    assert len({r.steps for r in bat}) > 1  # the runs ended at different steps
+
+
+def test_run_batch_fits_ensembles_and_early_stopping_like_single_runs(tmp_path, monkeypatch):
+    """Seeds of an ensemble and early-stopped runs go through the batch (as members of
+    its groups) and write the records that single runs write."""
+    from dip.run import run
+    from dip.run_batched import run_batch
+    from tests.test_cli import make_cfg, smooth_png
+
+    monkeypatch.chdir(tmp_path)
+    smooth_png(tmp_path / "a.png")
+    common = ["profile=smoke", "progress=false", "baselines=false", "image=a.png",
+              "fit.num_iter=12"]
+    kinds = [["seeds=2"], ["stop=wmv", "stopping.window=3", "stopping.patience=2"]]
+    single = [run(make_cfg(*common, *k, "records=one")) for k in kinds]
+    batched = run_batch([make_cfg(*common, *k, "records=many") for k in kinds],
+                        batch_runs=4, engine="threads")
+    for a, b in zip(single, batched, strict=True):
+        assert not isinstance(b, Exception), b
+        assert b["batched"] >= 1 and b["out_dir"].endswith(a["out_dir"].split("/")[-1])
+        for key in ("psnr_final", "psnr_avg", "psnr_stop", "iter_stop", "status", "seeds"):
+            assert a[key] == b[key], key
+    assert single[0]["psnr_ensemble"] == batched[0]["psnr_ensemble"]
