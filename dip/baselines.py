@@ -10,8 +10,9 @@ float32 1×C×H×W tensor in [0, 1], so it is scored exactly like the network's 
   (``pip install -e .[bm3d]``; non-commercial licence);
 - ``bicubic`` and ``nearest`` (super-resolution): PIL upscaling of the LR input.
 
-:func:`run_baselines` scores the baselines of a task and leaves out the optional ones
-whose package is missing.
+Each is registered for its task with :func:`register` (a new task registers its own
+baselines beside it, from any module); :func:`run_baselines` scores the default
+baselines of a task and leaves out the optional ones whose package is missing.
 """
 
 from __future__ import annotations
@@ -26,8 +27,31 @@ from dip import DipError
 from dip.corrupt import pil_resize
 from dip.tasks import Problem
 
-__all__ = ["biharmonic", "nlm", "cbm3d", "bicubic", "nearest", "available",
-           "run_baselines", "BASELINES", "TASK_BASELINES"]
+__all__ = ["biharmonic", "nlm", "cbm3d", "bicubic", "nearest", "available", "register",
+           "run_baselines", "BASELINES", "TASK_BASELINES", "OPTIONAL"]
+
+BASELINES: dict = {}
+"""All baselines by name (filled by :func:`register`)."""
+
+TASK_BASELINES: dict[str, list[str]] = {}
+"""The baselines scored for each task by default (those in the paper's tables)."""
+
+OPTIONAL: dict[str, str] = {}
+"""Baseline → the optional package it needs."""
+
+
+def register(name: str, task: str, *, default: bool = True, package: str | None = None):
+    """Decorator: register ``fn(problem) -> 1×C×H×W tensor`` as the baseline ``name``
+    of ``task``; ``default``: scored in every record of the task; ``package``: an
+    optional package it needs (left out where it is missing)."""
+    def add(fn):
+        BASELINES[name] = fn
+        if default:
+            TASK_BASELINES.setdefault(task, []).append(name)
+        if package is not None:
+            OPTIONAL[name] = package
+        return fn
+    return add
 
 # Non-local means settings of scikit-image's gallery example "Non-local means denoising
 # for preserving textures", fast variant with the noise level given: 5×5 patches searched
@@ -70,6 +94,7 @@ def _sigma(problem: Problem) -> float:
     return float(sigma) / 255.0
 
 
+@register("biharmonic", "inpainting")
 def biharmonic(problem: Problem) -> torch.Tensor:
     """Biharmonic inpainting (``skimage.restoration.inpaint_biharmonic``).
 
@@ -97,6 +122,7 @@ def biharmonic(problem: Problem) -> torch.Tensor:
     return _to_tensor(out)
 
 
+@register("nlm", "denoising")
 def nlm(problem: Problem) -> torch.Tensor:
     """Non-local means (``skimage.restoration.denoise_nl_means``) with the known sigma.
 
@@ -120,6 +146,7 @@ def nlm(problem: Problem) -> torch.Tensor:
     return _to_tensor(out)
 
 
+@register("cbm3d", "denoising", package="bm3d")
 def cbm3d(problem: Problem) -> torch.Tensor:
     """CBM3D for colour images (``bm3d.bm3d_rgb``), BM3D for grey ones (``bm3d.bm3d``).
 
@@ -153,25 +180,16 @@ def _upscale(problem: Problem, resample: str, name: str) -> torch.Tensor:
     return pil_resize(lr, problem.out_shape[1:], resample)[None]
 
 
+@register("bicubic", "sr")
 def bicubic(problem: Problem) -> torch.Tensor:
     """Bicubic upscaling of the LR input to the HR size (PIL, 8-bit), for SR."""
     return _upscale(problem, "bicubic", "bicubic")
 
 
+@register("nearest", "sr", default=False)
 def nearest(problem: Problem) -> torch.Tensor:
     """Nearest-neighbour upscaling of the LR input to the HR size (PIL), for SR."""
     return _upscale(problem, "nearest", "nearest")
-
-
-BASELINES = {"biharmonic": biharmonic, "nlm": nlm, "cbm3d": cbm3d, "bicubic": bicubic,
-             "nearest": nearest}
-"""All baselines by name."""
-
-TASK_BASELINES = {"inpainting": ["biharmonic"], "denoising": ["nlm", "cbm3d"],
-                  "sr": ["bicubic"]}
-"""The baselines scored for each task by default (those in the paper's tables)."""
-
-OPTIONAL = {"cbm3d": "bm3d"}  # baseline → package it needs
 
 
 def available(name: str) -> bool:

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from dip import DipError, baselines, tasks
+from dip.data import load_image
+from dip.metrics import psnr
 
 
 def smooth(channels: int = 3, size: int = 64) -> torch.Tensor:
@@ -78,10 +80,24 @@ def test_wrong_task_is_refused():
         baselines.nlm(problem)
 
 
-def test_registry_names():
-    assert set(baselines.BASELINES) == {"biharmonic", "nlm", "cbm3d", "bicubic", "nearest"}
-    for names in baselines.TASK_BASELINES.values():
-        assert set(names) <= set(baselines.BASELINES)
+def test_a_baseline_registered_beside_a_task_is_scored_in_its_records(tmp_path, monkeypatch):
+    """A task registers its own baselines (dip.baselines.register) from its own module;
+    records of the task score them and save their outputs, nothing else changes."""
+    from dip.run import run
+    from tests.test_cli import make_cfg, smooth_png
+
+    monkeypatch.setattr(baselines, "BASELINES", dict(baselines.BASELINES))
+    monkeypatch.setattr(baselines, "TASK_BASELINES", {k: list(v) for k, v in
+                                                      baselines.TASK_BASELINES.items()})
+    baselines.register("flat", "fitting")(lambda p: torch.full_like(p.gt, 0.5))
+    assert baselines.TASK_BASELINES["fitting"] == ["flat"]
+    image = smooth_png(tmp_path / "a.png")
+    metrics = run(make_cfg("profile=smoke", "progress=false", "task=fitting",
+                           f"image={image}", "gt=" + str(image), "corrupted=true",
+                           "fit.num_iter=2", f"out_dir={tmp_path / 'rec'}"))
+    gt = load_image(image)[None]
+    assert metrics["baselines"] == {"flat": pytest.approx(psnr(torch.full_like(gt, 0.5), gt))}
+    assert (tmp_path / "rec" / "baseline_flat.png").is_file()
 
 
 def test_run_baselines_scores_the_task_baselines(monkeypatch):
