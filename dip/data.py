@@ -82,6 +82,7 @@ class _Facade(types.ModuleType):
     """
 
     def __setattr__(self, name: str, value) -> None:
+        """Set ``name`` in each data-layer module that holds it (keeping their own value)."""
         holders = _holders(name)
         for module in holders:
             _SHADOWED.setdefault((module, name), vars(module)[name])
@@ -90,6 +91,7 @@ class _Facade(types.ModuleType):
             super().__setattr__(name, value)
 
     def __delattr__(self, name: str) -> None:
+        """Give the modules that hold ``name`` their own value back."""
         shadowed = [key for key in _SHADOWED if key[1] == name]
         for module, _ in shadowed:
             setattr(module, name, _SHADOWED.pop((module, name)))

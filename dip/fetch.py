@@ -195,8 +195,6 @@ def download(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float =
     DipError
         One line: the download failed, or the file's SHA-256 is not ``sha256``.
     """
-    import requests
-
     dest = Path(dest)
     name = name or dest.name
     with (atomic_target(dest) as tmp,
@@ -206,7 +204,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float =
             got = pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=dest.name,
                                  path=work, downloader=_downloader(url, timeout),
                                  progressbar=False)
-        except (OSError, requests.RequestException) as err:
+        except OSError as err:  # requests' errors are OSErrors too
             raise DipError(_cannot_download(url, err)) from None
         except ValueError as err:
             found = re.search(r"but got ([0-9a-f]{64})", str(err))
@@ -247,7 +245,8 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
 def _cannot_download(url: str, err: Exception) -> str:
     """One-line message of a failed download of ``url``."""
     reason = (err.strerror if isinstance(err, OSError) and err.strerror else str(err))
-    reason = (reason.splitlines() or [type(err).__name__])[0]
+    errno = re.search(r"\[Errno -?\d+\] [^'\"()]+", reason)  # requests wraps the cause
+    reason = errno.group(0).strip() if errno else (reason.splitlines() or [type(err).__name__])[0]
     where = ("check that the mirror folder holds REPO_OWNER/REPO/COMMIT/PATH"
              if url.startswith("file:") else "check the network or use --mirror")
     return f"cannot download {url}: {reason}; {where}"
@@ -278,6 +277,7 @@ def list_datasets() -> list[str]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line of ``dip-fetch`` (argparse exits with a usage line on bad options)."""
     parser = argparse.ArgumentParser(
         prog="dip-fetch", description="Download registry test images into the data root.")
     parser.add_argument("datasets", nargs="*", metavar="DATASET",
