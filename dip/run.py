@@ -51,6 +51,7 @@ from dip.records import (
 )
 from dip.stopping import STOP_MODES
 from dip.tasks import Problem
+from dip.threads import resolve_threads
 
 __all__ = ["run", "prepare", "execute", "RunPlan", "job_overrides", "check_config",
            "build_problem", "build_net", "unused_net_keys", "note_unused_net_keys",
@@ -233,6 +234,7 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None, *,
     :func:`dip.inputs.problem_from`). ``write=False``: a plan for a fit whose results
     stay in memory (no record, no claim, no checkpoints: :func:`dip.api.restore`).
     """
+    resolve_threads(cfg)  # before the identity: the record keeps the count
     out = record_dir(cfg) if write else None
     replaces = False
     if write:
