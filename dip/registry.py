@@ -32,8 +32,8 @@ from dip import DipError
 from dip.images import load_image, to_tensor
 
 __all__ = [
-    "Entry", "BUNDLED", "REGISTRY_CSV", "ENV_ROOT", "registry", "lookup", "entries_in",
-    "datasets", "data_root", "resolve", "list_images", "file_sha256", "bundled", "read",
+    "Entry", "BUNDLED", "REGISTRY_CSV", "ENV_ROOT", "registry", "clear_cache", "lookup",
+    "entries_in", "datasets", "data_root", "resolve", "list_images", "file_sha256", "bundled", "read",
     "image_id",
 ]
 
@@ -136,6 +136,12 @@ def _relative(dataset: str, file: str) -> str:
 def _by_name() -> dict[str, Entry]:
     """Entries by registry name (``cache_clear()`` with :func:`_load_registry`)."""
     return {entry.name: entry for entry in _load_registry()}
+
+
+def clear_cache() -> None:
+    """Read :data:`REGISTRY_CSV` again at the next look-up (after changing or replacing it)."""
+    _load_registry.cache_clear()
+    _by_name.cache_clear()
 
 
 def lookup(name: str) -> Entry:

@@ -38,22 +38,6 @@ def test_data_re_exports_the_data_modules():
     assert data.resolve is registry.resolve and data.Entry is registry.Entry
     assert data.atomic_target is atomic.atomic_target
     assert all(hasattr(data, name) for name in data.__all__)
-    assert data._load_registry is registry._load_registry  # not re-exported: read through
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        data.nope  # noqa: B018
-
-
-def test_setting_a_data_name_sets_it_where_it_is_looked_up(monkeypatch, tmp_image):
-    from dip import images, registry
-
-    low_bytes, load_image = images._low_bytes, images.load_image
-    with monkeypatch.context() as patch:
-        patch.setattr(data, "_low_bytes", None)
-        patch.setattr(data, "load_image", lambda path: "patched")
-        assert images._low_bytes is None and data._low_bytes is None
-        assert data.read(tmp_image()) == "patched"  # registry.read calls it
-    assert images._low_bytes is low_bytes and "_low_bytes" not in vars(data)
-    assert registry.load_image is load_image is data.load_image
 
 
 # --------------------------------------------------------------------------- load_image

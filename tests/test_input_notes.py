@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dip import DipError, DipNote, data, tasks
+from dip import DipError, DipNote, data, images, tasks
 from dip.run import build_problem, run
 from tests.test_cli import make_cfg, smooth_png
 
@@ -110,7 +110,7 @@ def test_16_bit_rgb_tiff_is_read_at_full_precision(tmp_path):
 def test_16_bit_rgb_without_its_low_bytes_is_reduced_with_a_note(tmp_path, monkeypatch):
     values = pixels16((4, 6, 3), seed=3)
     path = png16(tmp_path / "deep.png", values)
-    monkeypatch.setattr(data, "_low_bytes", lambda path, raw: None)
+    monkeypatch.setattr(images, "_low_bytes", lambda path, raw: None)
     with pytest.warns(DipNote, match=r"deep\.png: 16-bit RGB image: reduced to 8 bits per "
                                      r"channel"):
         image = data.load_image(path)

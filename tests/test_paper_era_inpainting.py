@@ -16,6 +16,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+import dip.registry
 from dip import DipError, data, tasks
 from dip.config import config_hash
 from dip.fetch import HALF_SEED, half_mask, plan
@@ -87,12 +88,10 @@ def fake_registry(tmp_path, monkeypatch):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    monkeypatch.setattr(data, "REGISTRY_CSV", registry)
-    data._load_registry.cache_clear()
-    data._by_name.cache_clear()
+    monkeypatch.setattr(dip.registry, "REGISTRY_CSV", registry)
+    dip.registry.clear_cache()
     yield root, registry
-    data._load_registry.cache_clear()
-    data._by_name.cache_clear()
+    dip.registry.clear_cache()
 
 
 def _row(dataset, file, repo, path, array) -> dict:
