@@ -33,8 +33,8 @@ from dip.images import load_image, to_tensor
 
 __all__ = [
     "Entry", "BUNDLED", "REGISTRY_CSV", "ENV_ROOT", "registry", "clear_cache", "lookup",
-    "entries_in", "datasets", "data_root", "resolve", "list_images", "file_sha256", "bundled", "read",
-    "image_id",
+    "entries_in", "datasets", "data_root", "resolve", "list_images", "file_sha256",
+    "bundled", "read", "image_id",
 ]
 
 REGISTRY_CSV = Path(__file__).with_name("registry.csv")
