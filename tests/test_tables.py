@@ -16,10 +16,11 @@ from dip import DipError
 from dip.data import image_id
 from dip.report import tables
 from dip.report.__main__ import main
+from dip.report.paper import default_paper_path
 from dip.report.records import load_records
 from dip.report.tables import match_image, table, write_table
 
-PAPER_CSV = Path(os.environ.get(tables.PAPER_ENV) or tables._default_paper_path())
+PAPER_CSV = Path(os.environ.get(tables.PAPER_ENV) or default_paper_path())
 needs_paper = pytest.mark.skipif(not PAPER_CSV.is_file(), reason=f"no {PAPER_CSV}")
 THIS = "this run, quick"
 
@@ -221,7 +222,7 @@ def test_write_table_files(runs, tmp_path):
     df = table("table_inpainting", "quick", root=runs, paper=PAPER_CSV)
     paths = write_table(df, "table_inpainting", "quick", out_dir=tmp_path / "tables")
     assert [p.name for p in paths] == ["table_inpainting_quick.md", "table_inpainting_quick.csv",
-                                       "table_inpainting_quick.tex"]
+                                       "table_inpainting_quick.tex", "table_inpainting_quick.json"]
     md = paths[0].read_text()
     first = md.splitlines()[0]
     for part in ("profile quick", "3 run(s)", "1500 iterations", "cpu (x86_64, 2 threads)",
@@ -232,6 +233,11 @@ def test_write_table_files(runs, tmp_path):
     assert list(back.columns) == list(df.columns) and len(back) == len(df)
     tex = paths[2].read_text()
     assert r"\begin{tabular}" in tex and r"$\Delta$ vs paper" in tex
+    assert "\\hline mean & 3 &" in tex  # a rule above the mean row
+    facts = json.loads(paths[3].read_text())  # the caption's facts, as data
+    assert facts["cpus"] == ["Some CPU 9000"] and facts["runs"] == 3
+    assert facts["iterations"] == [1500] and facts["diverged"] == [0, 0, 0]
+    assert tables.table_cpus(paths[1]) == "Some CPU 9000"
     assert not list((tmp_path / "tables").glob(".*"))  # no temp files left
 
 
@@ -353,11 +359,13 @@ def test_compare_names_the_cpus_when_they_differ(tmp_path, capsys):
     for name, psnr, cpu in (("a", 31.0, "Xeon X"), ("b", 31.5, "EPYC Y"), ("c", 31.5, "Xeon X")):
         pd.DataFrame({"image": ["boat"], "psnr": [psnr]}).to_csv(tmp_path / f"{name}.csv",
                                                                  index=False)
-        (tmp_path / f"{name}.md").write_text(
-            f"table_inpainting · profile quick · device cpu (x86_64, 1 threads) · CPU {cpu} · "
-            "commit abc. PSNR in dB; ...\n\n| image |\n")
+        (tmp_path / f"{name}.json").write_text(json.dumps({"cpus": [cpu], "runs": 1}))
     assert tables.table_cpus(tmp_path / "a.csv") == "Xeon X"
     assert tables.table_cpus(tmp_path / "none.csv") is None
+    # a caption is never read back: without the provenance file the CPU is unknown
+    (tmp_path / "md.md").write_text("table_inpainting · profile quick · CPU Xeon X · "
+                                    "commit abc. PSNR in dB\n\n| image |\n")
+    assert tables.table_cpus(tmp_path / "md.csv") is None
     assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]) == 1
     err = capsys.readouterr().err
     assert "made on CPU Xeon X, the rerun on CPU EPYC Y" in err

@@ -12,19 +12,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from dip.atomic import atomic_target  # noqa: E402
 from dip.metrics import to_hwc  # noqa: E402
 
 __all__ = ["side_by_side", "plot_history", "save_figure"]
 
 
 def save_figure(fig, path) -> Path:
-    """Save ``fig`` atomically (temp file + rename) and close it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    """Save ``fig`` atomically (:func:`dip.atomic.atomic_target`) and close it."""
+    try:
+        with atomic_target(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def _show(ax, img, title: str) -> None:

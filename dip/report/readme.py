@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dip.report.tables import write_text
+from dip.atomic import write_text
 
 __all__ = ["build_readme"]
 

@@ -1,0 +1,147 @@
+"""The settings of run records, as data: each record's resolved ``config.yaml``, flattened.
+
+:func:`record_settings` gives one row per record and one column per dotted config key
+(``fit.lr``, ``net.bn_init``, ...), without the keys that do not change a result (the
+seed, where outputs go, progress, the data root, ...; :data:`IGNORED`) and without the
+keys at the value that computes what runs computed before the key existed
+(:data:`dip.config.NEUTRAL`), so that a record made before a key existed agrees with one
+made after. A record without a readable ``config.yaml`` falls back on the ``overrides``
+its ``metrics.json`` keeps.
+
+:func:`check_seeds_only` is the paper tables' guard: the records averaged into one table
+cell may differ in their seed only; anything else is a study, not a table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+
+from dip import DipError
+from dip.config import IDENTITY_EXCLUDE, NEUTRAL
+from dip.records import read_metrics
+
+__all__ = ["record_settings", "flat_config", "check_seeds_only", "IGNORED"]
+
+IGNORED = (*IDENTITY_EXCLUDE, "seed", "label", "threads", "baselines", "hydra")
+"""Config keys (and groups of keys) that do not change what a run computes: where it
+went, how it ran (threads, progress), what else it scored (baselines), its seed."""
+
+UNSET = "unset"  # how a key a record lacks is shown
+
+
+def _flat(node, prefix: str = "") -> dict:
+    """``{'fit': {'lr': 0.01}}`` → ``{'fit.lr': 0.01}`` (lists stay values)."""
+    if not isinstance(node, dict) or not node:
+        return {prefix: node} if prefix else {}
+    out = {}
+    for key, value in node.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _ignored(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in IGNORED)
+
+
+def flat_config(config: dict) -> dict:
+    """The settings of one resolved config: dotted keys, without :data:`IGNORED` keys,
+    ``stopping`` when ``stop`` is 'fixed', and the keys at their neutral value."""
+    flat = {k: v for k, v in _flat(config or {}).items() if not _ignored(k)}
+    if flat.get("stop", "fixed") == "fixed":
+        flat = {k: v for k, v in flat.items() if not k.startswith("stopping.")}
+    neutral = _flat(NEUTRAL)
+    return {k: v for k, v in flat.items() if k not in neutral or neutral[k] != v}
+
+
+def _from_overrides(record: Path) -> dict:
+    """The settings a record's ``metrics.json`` names in its ``overrides`` list."""
+    overrides = (read_metrics(record) or {}).get("overrides")
+    if not isinstance(overrides, list):
+        return {}
+    try:
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
+    except HydraException:
+        return {}
+    return {o.get_key_element().lstrip("+~"): o.value() for o in parsed
+            if not o.is_sweep_override()}
+
+
+def _config(record) -> dict:
+    """A record's settings: its ``config.yaml`` flattened, else its overrides."""
+    record = Path(str(record))
+    try:
+        config = yaml.safe_load((record / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        config = None
+    if isinstance(config, dict):
+        return flat_config(config)
+    return flat_config(_from_overrides(record))
+
+
+def _text(value) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return UNSET
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def record_settings(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per record (same index as ``records``), one column per setting.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        :func:`dip.report.records.load_records` (its ``record`` column: the folders).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The settings as text (strings as they are, other values as JSON: ``0.01``,
+        ``null``, ``[1, 2]``); NaN where a record lacks the key.
+    """
+    rows = [{k: _text(v) for k, v in _config(r).items()} for r in records["record"]]
+    return pd.DataFrame(rows, index=records.index)
+
+
+def check_seeds_only(records: pd.DataFrame, settings: pd.DataFrame, keys: list[str],
+                     what: str, root) -> None:
+    """Refuse to average records of one table cell that differ in more than the seed.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of one table.
+    settings : pandas.DataFrame
+        :func:`record_settings` of ``records``.
+    keys : list of str
+        The columns of ``records`` that make a table cell (block and ``image_id``).
+    what : str
+        The table, for the message: 'table_sr (quick)'.
+    root : path-like
+        The records root, for the message.
+
+    Raises
+    ------
+    DipError
+        Naming each setting that differs and its values, in the records' order.
+    """
+    if records.empty or settings.empty:
+        return
+    cells = records.groupby(keys, dropna=False, sort=False).ngroup()
+    counts = settings.fillna(UNSET).groupby(cells).nunique()
+    mixed = counts.loc[(counts > 1).any(axis=1)]
+    if mixed.empty:
+        return
+    cell = mixed.index[0]
+    columns = [c for c in mixed if mixed.loc[cell, c] > 1]
+    part = settings.fillna(UNSET)[cells == cell]
+    differ = " and ".join(f"{c} ({', '.join(dict.fromkeys(part[c]))})" for c in columns)
+    raise DipError(f"the records of {what} differ in {differ} for the same image; a table "
+                   "averages seeds only: make a study instead: python -m dip.report study "
+                   f"--root {root}")
