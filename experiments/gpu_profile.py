@@ -6,11 +6,11 @@ Parts (each guarded: one that fails is logged and the next one runs):
 
 * ``loop``: median step time of :func:`dip.fit.fit` at each size, with CUDA graphs and
   the default monitors, with graphs and no monitor but a timer, and eager with the
-  timer only; the eager reference of ``dip/bench.py`` beside them.
+  timer only; the eager reference of ``dip/bench/reference.py`` beside them.
 * ``kernels``: ``torch.profiler`` over a few eager steps at the largest size (the
   reference NCHW, ours channels_last, ours NCHW) and of the grouped engine's
   forward/backward (N runs at 256²): device time per step and the top operators.
-* ``batched``: steady-state step cost (``dip.bench._step_cost``) of N sequential runs
+* ``batched``: steady-state step cost (``dip.bench.step_cost``) of N sequential runs
   and of the grouped and threads+graphs engines at 256².
 * ``ops``: bilinear ×2 upsampling and reflection padding, forward + backward, timed
   with CUDA events, against pointwise formulations.
@@ -50,16 +50,16 @@ def fit_time(size, device, steps, monitors="timer", **kw):
     'default', or a callable (problem, settings) -> list of monitors."""
     from dip.fit import default_monitors, fit
 
-    problem = bench._problem(size)
-    s = bench._settings(steps, device, **kw)
-    timer = bench._Timer(device)
+    problem = bench.problem(size)
+    s = bench.settings(steps, device, **kw)
+    timer = bench.Timer(device)
     if monitors == "timer":
         mons = []
     elif monitors == "default":
         mons = default_monitors(problem, s)
     else:
         mons = monitors(problem, s)
-    fit(bench._ours_net(), problem, s, monitors=mons + [timer])
+    fit(bench.ours_net(), problem, s, monitors=mons + [timer])
     times = timer.diffs()[7:]  # past cudnn's trials and the graph capture
     return statistics.median(times) if times else float("nan")
 
@@ -84,12 +84,12 @@ def part_monitors(device, sizes=(64, 256), steps=80):
         row = [f"{fit_time(size, device, steps, m) * 1e3:.2f} ms" for m in sets.values()]
         log(f"| {size} | " + " | ".join(row) + " |")
     size = max(sizes)
-    problem = bench._problem(size)
-    s = bench._settings(200, device)
+    problem = bench.problem(size)
+    s = bench.settings(200, device)
     prof = cProfile.Profile()
     prof.enable()
     t = time.perf_counter()
-    fit(bench._ours_net(), problem, s, monitors=default_monitors(problem, s))
+    fit(bench.ours_net(), problem, s, monitors=default_monitors(problem, s))
     wall = time.perf_counter() - t
     prof.disable()
     buf = io.StringIO()
@@ -110,7 +110,7 @@ def part_loop(sizes, device):
         b = fit_time(size, device, steps, "timer")
         c = fit_time(size, device, steps, "default", cuda_graph=False)
         d = fit_time(size, device, steps, "timer", cuda_graph=False)
-        ref = bench._Reference(size, device)
+        ref = bench.Reference(size, device)
         ref.block(3)
         r = statistics.median(ref.block(40))
         log(f"| {size} | {a * 1e3:.2f} ms | {b * 1e3:.2f} ms | {c * 1e3:.2f} ms "
@@ -146,7 +146,7 @@ def _profile(step, device, steps=5, rows=18, title=""):
 
 def _ref_step(size, device, channels_last=False, net=None):
     """The step of the benchmark's eager reference loop, with another net or layout."""
-    ref = bench._Reference(size, device)
+    ref = bench.Reference(size, device)
     if net is not None:
         ref.net = net
     if channels_last:
@@ -161,11 +161,11 @@ def part_kernels(sizes, device, n=8):
     log(f"\n## kernels at {size}²")
     _profile(_ref_step(size, device), device, title=f"reference NCHW {size}²")
     _profile(_ref_step(size, device, True), device, title=f"reference channels_last {size}²")
-    ours = bench._ours_net().to(device).train()
+    ours = bench.ours_net().to(device).train()
     _profile(_ref_step(size, device, False, ours), device, title=f"our net NCHW {size}²")
     from dip.batched import GroupedNet
 
-    gnet = GroupedNet([bench._ours_net(i).to(device).train() for i in range(n)]).to(device)
+    gnet = GroupedNet([bench.ours_net(i).to(device).train() for i in range(n)]).to(device)
     gsize = min(256, size)
     z = torch.rand(1, 32 * n, gsize, gsize, device=device) * 0.1
     target = torch.rand(1, 3 * n, gsize, gsize, device=device)
@@ -183,14 +183,14 @@ def part_kernels(sizes, device, n=8):
 
 def part_batched(device, size=256, n=8, steps=20):
     log(f"\n## batched {size}² N={n}: steady-state s per pass\n")
-    bench._fit_wall(size, 1, bench._short_steps(device), device)
-    single = bench._step_cost(size, 1, steps, device)[0]
+    bench.fit_wall(size, 1, bench.short_steps(device), device)
+    single = bench.step_cost(size, 1, steps, device)[0]
     log(f"- single run: {single * 1e3:.2f} ms/step; {n} sequential: {n * single * 1e3:.1f} ms")
     for label, (engine, kw) in bench.CUDA_ENGINES.items():
         if label == "threads":
             continue
-        bench._fit_wall(size, n, bench._short_steps(device), device, engine, **kw)
-        t = bench._step_cost(size, n, steps, device, engine, **kw)[0]
+        bench.fit_wall(size, n, bench.short_steps(device), device, engine, **kw)
+        t = bench.step_cost(size, n, steps, device, engine, **kw)[0]
         log(f"- {label}: {t * 1e3:.1f} ms per pass, speedup {n * single / t:.2f}x")
 
 
@@ -253,7 +253,7 @@ from dip import bench
 size, mode = int(sys.argv[1]), sys.argv[2]
 dev = torch.device('cuda')
 torch.backends.cudnn.benchmark = True
-ref = bench._Reference(size, dev)
+ref = bench.Reference(size, dev)
 ref.net = torch.compile(ref.net, mode=None if mode == 'default' else mode)
 t0 = time.perf_counter()
 ref.block(3)
