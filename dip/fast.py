@@ -3,50 +3,31 @@ CUDA graphs.
 
 The defaults of :class:`dip.fit.FitSettings` keep the CPU on eager fp32 NCHW, except for
 images of :data:`CPU_CHANNELS_LAST_PIXELS` pixels or more on CPUs whose oneDNN runs its
-AVX-512 kernels: there channels_last is faster. Measured on 2 cores of an AVX-512 Xeon,
-one step of the paper net in channels_last took 1.04× the NCHW time at 64² and 128²,
-0.89× at 256² and 0.76× at 512²; with oneDNN pinned to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``,
-as ``make`` does for CPU profiles) channels_last was slower at every size (1.13× at 256²).
-``torch.compile`` was slower too (1.13× at 256², after 87 s of compilation). On CUDA the
-automatic choices are NCHW, ``cudnn.benchmark``, the fused Adam and CUDA graphs; bf16
-autocast (``amp='bf16'``), channels_last and ``torch.compile`` (``compile=True``) are
-opt-in.
+AVX-512 kernels: there channels_last is faster. With oneDNN pinned to AVX2
+(``ONEDNN_MAX_CPU_ISA=AVX2``, as ``make`` does for CPU profiles) channels_last was slower
+at every size, and ``torch.compile`` was slower too. On CUDA the automatic choices are
+NCHW, ``cudnn.benchmark``, the fused Adam and CUDA graphs; bf16 autocast
+(``amp='bf16'``), channels_last and ``torch.compile`` (``compile=True``) are opt-in.
 
-On an H200 the eager step of the paper net takes 16–19 ms at every size from 64² to 512²
-(1.00–1.06× the eager reference of :mod:`dip.bench`, which has no monitors): the GPU
-waits for the host to launch several hundred small kernels. A CUDA graph
-(:class:`StepGraph`) launches the recorded forward/backward pass and the Adam update as
-two replays: 3.0 / 3.6 / 5.5 / 13.0 ms at 64² / 128² / 256² / 512² in NCHW, 0.19 / 0.21 /
-0.29 / 0.66× the reference (whose own time varied from 14 to 21 ms between rows). In
-channels_last the same steps took 3.2 / 3.9 / 5.8 / 14.1 ms: its convolutions convert
-layouts less, but its BatchNorm and padding cost more (12.6 against 11.4 ms of kernels a
-step at 512²); most of that was PyTorch's NCHW-only CUDA reflection padding, which the
-nets now replace for channels_last tensors on CUDA (:mod:`dip.nets.pad`; not yet
-measured on a GPU). At 512² the step is bound by the GPU's work, not by launches. The same
-500 steps of the paper's F16 σ 25 denoising, eager and as graphs, ended 0.03 dB apart
-(float sums in another order); an 11000-step paper inpainting run of House with graphs
-gave 38.90 dB (the paper's result image: 39.00).
-``results/bench/nvidia-h200.md`` has the numbers, ``results/profile/nvidia-h200.md``
-where the time goes. A capture that fails falls back to the eager step with a warning; the
-loop is tested on the CPU, where a stand-in replays the step eagerly (identical results).
-bf16 was not faster, with or without graphs.
+An eager step of the paper net on a fast GPU waits for the host to launch several hundred
+small kernels. A CUDA graph (:class:`StepGraph`) launches the recorded forward/backward
+pass and the Adam update as two replays, with the monitors and rollbacks between them. A
+capture that fails falls back to the eager step with a warning; the loop is tested on the
+CPU, where a stand-in replays the step eagerly (identical results). PyTorch's CUDA
+reflection padding works in NCHW only, so the nets pad a channels_last tensor on CUDA with
+their own slice copies (:mod:`dip.nets.pad`).
 
 On the CPU a fit also keeps the memory it frees (:func:`keep_freed_memory`). glibc's
 malloc hands blocks of 128 KiB and more (up to 32 MiB as it adapts) back to the system
 when they are freed, and the next step's activations of the same size come back as fresh
-pages that the kernel must fault in and zero. Measured on 2 cores of an AMD EPYC, one
-step of the plain eager reference took 0.50 / 2.12 / 10.8 s at 128² / 256² / 512², with
-0.10 / 1.03 / 6.9 s of CPU time in the kernel (1.6 million page faults at 512²); with
-freed memory kept 0.45 / 1.48 / 5.9 s, and the quick inpainting net (32 wide, 128², one
-thread) 0.143 → 0.109 s. Results are bit-identical (only where the bytes live changes);
-the price is memory: the heap keeps freed blocks of every size it has seen, so the peak
-resident memory of a paper-net fit grew from 657 to 773 MB at 256² and from 2060 to
-3186 MB at 512² (``results/bench/cpu-amd-epyc-2t.md``), and what a fit freed stays with
-the process after it: a process that fitted 128², 256², 192², 256², 160², 224², 128²
-and 256² images in turn (3 steps each) held 1099-1255 MB from its first 256² fit on,
-against a peak of 1038 MB and 698 MB held at the end with the default allocator.
-"""
+pages that the kernel must fault in and zero. Keeping them leaves the results
+bit-identical (only where the bytes live changes); the price is memory: the heap keeps
+freed blocks of every size it has seen, and what a fit freed stays with the process after
+it.
 
+The measurements behind these choices (step times, memory, the graph and bf16 PSNR
+checks), each with its commit and machine, are in ``docs/performance.md``.
+"""
 from __future__ import annotations
 
 import contextlib
