@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,3 +247,22 @@ def test_records_without_the_test_images_get_them_rebuilt_from_the_data_root(
     with pytest.warns(UserWarning, match="could not be rebuilt"):
         assert grids._read(str(out), "gt.png") is None
     grids._rebuilt.cache_clear()
+
+
+def test_save_figure_is_atomic(tmp_path):
+    from dip.report.figures import plt, save_figure
+
+    path = tmp_path / "fig.png"
+    fig, _ = plt.subplots()
+    assert save_figure(fig, path) == path and Image.open(path).format == "PNG"
+    before = path.read_bytes()
+
+    def broken(target, **kw):  # a save that fails half-way
+        Path(target).write_bytes(b"half")
+        raise OSError("disk full")
+
+    fig, _ = plt.subplots()
+    fig.savefig = broken
+    with pytest.raises(OSError, match="disk full"):
+        save_figure(fig, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["fig.png"]

@@ -21,24 +21,18 @@ and commit.
 from __future__ import annotations
 
 import functools
-import itertools
-import math
 import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from dip import DipError
-from dip.config import CONFIG_DIR, IDENTITY_EXCLUDE, LEGACY_EXCLUDE, config_hash
 from dip.data import load_image
-from dip.metrics import to_hwc
-from dip.report.figures import plt, save_figure
+from dip.report.figures import curves, histories, image_grid
 from dip.report.records import int_or_none, load_records, with_datasets
+from dip.report.sweeps import figure_records, sweep_order
 
 __all__ = ["figure_records", "sweep_order", "build_figure", "build_table_figure",
            "image_grid", "curves", "FIGURES", "TABLE_FIGURES"]
@@ -49,61 +43,6 @@ FIGURES = ("fig_architectures", "fig_kate", "fig_lr", "fig_vase", "fig_restorati
 
 BASELINE_NAMES = {"biharmonic": "biharmonic (skimage)", "nlm": "NLM (skimage)",
                   "cbm3d": "CBM3D", "bicubic": "bicubic"}
-
-
-_SWEEPS: dict[tuple[str, str], tuple] = {}  # composed once per process (sweep_order)
-
-
-def _sweep_configs(experiment: str, profile: str) -> tuple:
-    """The composed config of each run of the sweep that ``experiment`` declares
-    (``hydra.sweeper.params``, values in their written order) under ``profile``; empty
-    (and not kept) when the configs cannot be composed here (e.g. inside a running Hydra
-    app)."""
-    if (experiment, profile) in _SWEEPS:
-        return _SWEEPS[experiment, profile]
-    spec = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml")
-    params = OmegaConf.select(spec, "hydra.sweeper.params") or {}
-    keys = list(params)
-    choices = [str(params[k]).split(",") for k in keys]
-    try:
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            configs = tuple(compose("config", overrides=[
-                f"experiment={experiment}", f"profile={profile}",
-                *(f"{k}={v.strip()}" for k, v in zip(keys, values, strict=True))])
-                for values in itertools.product(*choices))
-    except (ValueError, HydraException):
-        return ()
-    _SWEEPS[experiment, profile] = configs
-    return configs
-
-
-def sweep_order(experiment: str, profile: str,
-                exclude=IDENTITY_EXCLUDE) -> dict[str, int]:
-    """Config hash → position of each run of the sweep that ``experiment`` declares
-    (``hydra.sweeper.params``, values in their written order) under ``profile``, hashed
-    without the keys ``exclude`` (:data:`dip.config.LEGACY_EXCLUDE`: the earlier identity).
-
-    Empty when the configs cannot be composed here (e.g. inside a running Hydra app).
-    """
-    return {config_hash(cfg, exclude=exclude): i
-            for i, cfg in enumerate(_sweep_configs(experiment, profile))}
-
-
-def figure_records(experiment: str, profile: str, root="results/runs") -> pd.DataFrame:
-    """Records of one figure experiment and profile: the runs of its declared sweep in
-    the sweep's order (:func:`sweep_order`), then any others in the order they finished."""
-    df = load_records(root, profile=profile)
-    df = df[df["experiment"] == experiment]
-    if df.empty:
-        raise DipError(f"no records of {experiment} with profile {profile} under {root}; "
-                       f"run `dip -m experiment={experiment} profile={profile}` first")
-    df = df.sort_values("finished", kind="stable")
-    order = sweep_order(experiment, profile)
-    # records made under the earlier identity take the same places
-    ranks = {**sweep_order(experiment, profile, LEGACY_EXCLUDE), **order} if order else {}
-    rank = df["config_hash"].map(ranks).fillna(len(order)) if "config_hash" in df else 0
-    return df.assign(_rank=rank).sort_values("_rank", kind="stable").drop(
-        columns="_rank").reset_index(drop=True)
 
 
 def _spec(record: str) -> dict:
@@ -119,108 +58,6 @@ def _provenance(df: pd.DataFrame) -> str:
     return (f"profile {values('profile')} · {values('num_iter')} it · "
             f"{values('device_name') if 'device_name' in df else values('device')} · "
             f"seed {values('seed')} · commit {values('commit')[:12]}")
-
-
-def _draw(ax, img: np.ndarray, title: str, inset) -> None:
-    a = np.clip(to_hwc(img), 0, 1)
-    grey = a.shape[2] == 1
-    show = dict(cmap="gray", vmin=0, vmax=1) if grey else {}
-    data = a[..., 0] if grey else a
-    ax.imshow(data, interpolation="nearest", **show)
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
-    if not inset:
-        return
-    h, w = a.shape[:2]
-    top, left, side = inset
-    s = max(4, int(round(side * min(h, w))))
-    y0, x0 = int(round(top * h)), int(round(left * w))
-    y0, x0 = min(y0, h - s), min(x0, w - s)
-    ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), s, s, fill=False, ec="#ff3030", lw=1))
-    sub = ax.inset_axes([0.6, 0.0, 0.4, 0.4 * w / h if h > w else 0.4])
-    sub.imshow(data[y0:y0 + s, x0:x0 + s], interpolation="nearest", **show)
-    sub.set_xticks([])
-    sub.set_yticks([])
-    for spine in sub.spines.values():
-        spine.set_edgecolor("#ff3030")
-
-
-def _title(name: str, value) -> str:
-    return name if value is None or not math.isfinite(value) else f"{name}\n{value:.2f} dB"
-
-
-def image_grid(panels, path, title: str = "", footer: str = "", inset=None,
-               ncols: int = 4, panel_in: float = 3.0) -> Path:
-    """Images in a grid, each titled (name and PSNR) and with a zoomed inset.
-
-    Parameters
-    ----------
-    panels : list of (name, image, psnr or None)
-        Images as arrays H×W(×C) or tensors in [0, 1].
-    path : path-like
-        PNG to write.
-    inset : (top, left, side), optional
-        Zoomed box as fractions of the image height/width/shorter side.
-    ncols : int
-        Panels per row.
-    panel_in : float
-        Width of a panel in inches (110 dpi).
-    """
-    n = len(panels)
-    ncols = max(1, min(ncols, n))
-    nrows = math.ceil(n / ncols)
-    h, w = to_hwc(panels[0][1]).shape[:2]
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
-                             figsize=(panel_in * ncols,
-                                      panel_in * nrows * h / w + 0.6 * nrows + 0.4))
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    for ax, (name, img, value) in zip(axes.flat, panels, strict=False):
-        _draw(ax, img, _title(name, value), inset)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    if footer:
-        fig.text(0.5, -0.01, footer, ha="center", va="top", fontsize=7, color="#555555")
-    return save_figure(fig, path)
-
-
-def curves(histories, path, *, y: str = "psnr_gt", logx: bool = False, title: str = "",
-           footer: str = "") -> Path:
-    """One line per run of a history column against iteration.
-
-    Parameters
-    ----------
-    histories : list of (label, DataFrame)
-        History tables (``history.csv`` of the records).
-    y : {'psnr_gt', 'psnr_gt_avg', 'psnr_obs', 'loss'}
-        Column to plot; 'loss' is shown as MSE.
-    logx : bool
-        Logarithmic iteration axis (as in the paper's Fig. 2).
-    """
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    if len(histories) > 10:  # the default cycle repeats after 10 colours
-        ax.set_prop_cycle(color=plt.cm.tab20.colors)
-    for label, hist in histories:
-        steps = hist["step"] + (1 if logx else 0)
-        ax.plot(steps, hist[y], lw=1.2, label=label)
-    if logx:
-        ax.set_xscale("log")
-    names = {"psnr_gt": "PSNR to ground truth (dB)", "psnr_gt_avg": "PSNR, averaged (dB)",
-             "psnr_obs": "PSNR to the observation (dB)", "loss": "MSE"}
-    ax.set(xlabel="iteration" + (" + 1" if logx else ""), ylabel=names.get(y, y))
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    if footer:
-        fig.text(0.5, -0.01, footer, ha="center", va="top", fontsize=7, color="#555555")
-    return save_figure(fig, path)
-
-
-def _histories(labels, records) -> list:
-    """(label, history table) of each record, for :func:`curves`."""
-    return [(label, pd.read_csv(Path(r) / "history.csv"))
-            for label, r in zip(labels, records, strict=True)]
 
 
 # Images of a record that only restate the input data; records committed without them
@@ -265,6 +102,35 @@ def _rebuilt(record: str) -> dict:
     return out
 
 
+def _panels(experiment: str, spec: dict, df: pd.DataFrame, labels: list[str]) -> list:
+    """The grid of a figure experiment: its input data (from the first record), the
+    classical baselines and every run's restoration (with PSNR when there is a ground
+    truth)."""
+    first, has_gt = df.record.iloc[0], df.psnr_final.notna().any()
+    panels = []
+    gt = _read(first, "gt.png")
+    if gt is not None:
+        panels.append(("ground truth", gt, None))
+    corrupted_name = "target (no-flash)" if df.task.iloc[0] == "fitting" else "corrupted"
+    panels.append((corrupted_name, _read(first, "corrupted.png"),
+                   df.psnr_corrupted.iloc[0] if has_gt else None))
+    inp = _read(first, "input.png")
+    if inp is not None:
+        panels.insert(0, (spec.get("input_panel", "network input"), inp, None))
+    for col in [c for c in df if c.startswith("baseline_")]:
+        name = col.removeprefix("baseline_")
+        img = _read(first, f"baseline_{name}.png")
+        if img is not None:
+            panels.append((BASELINE_NAMES.get(name, name), img, df[col].iloc[0]))
+    for label, row in zip(labels, df.itertuples(), strict=True):
+        panels.append((f"DIP: {label}", _read(row.record, "restored.png"),
+                       row.psnr_final if has_gt else None))
+        if experiment == "fig_jpeg":
+            panels.append((f"DIP (averaged): {label}",
+                           _read(row.record, "restored_avg.png"), None))
+    return panels
+
+
 def build_figure(experiment: str, profile: str = "quick", root="results/runs",
                  out="results/figures") -> list[Path]:
     """Write the figure(s) of ``experiment`` from its records; return the paths.
@@ -285,36 +151,13 @@ def build_figure(experiment: str, profile: str = "quick", root="results/runs",
     labels = [str(v) if isinstance(v, str) and v else f"run {i}"
               for i, v in enumerate(df.get("label", pd.Series([None] * len(df))))]
     paths = []
-    first = df.record.iloc[0]
-    has_gt = df.psnr_final.notna().any()
     if spec.get("kind", "grid") == "grid":
-        panels = []
-        gt = _read(first, "gt.png")
-        if gt is not None:
-            panels.append(("ground truth", gt, None))
-        corrupted_name = "target (no-flash)" if df.task.iloc[0] == "fitting" else "corrupted"
-        panels.append((corrupted_name, _read(first, "corrupted.png"),
-                       df.psnr_corrupted.iloc[0] if has_gt else None))
-        inp = _read(first, "input.png")
-        if inp is not None:
-            panels.insert(0, (spec.get("input_panel", "network input"), inp, None))
-        for col in [c for c in df if c.startswith("baseline_")]:
-            name = col.removeprefix("baseline_")
-            img = _read(first, f"baseline_{name}.png")
-            if img is not None:
-                panels.append((BASELINE_NAMES.get(name, name), img, df[col].iloc[0]))
-        for label, row in zip(labels, df.itertuples(), strict=True):
-            panels.append((f"DIP: {label}", _read(row.record, "restored.png"),
-                           row.psnr_final if has_gt else None))
-            if experiment == "fig_jpeg":
-                panels.append((f"DIP (averaged): {label}",
-                               _read(row.record, "restored_avg.png"), None))
-        paths.append(image_grid(panels, out / f"{experiment}_{profile}.png", title=title,
+        paths.append(image_grid(_panels(experiment, spec, df, labels),
+                                out / f"{experiment}_{profile}.png", title=title,
                                 footer=footer, inset=spec.get("inset")))
-    histories = _histories(labels, df.record)
-    y = "psnr_gt" if has_gt else "loss"
-    paths.append(curves(histories, out / f"{experiment}_{profile}_curves.png", y=y,
-                        logx=spec.get("kind") == "curves", title=title, footer=footer))
+    y = "psnr_gt" if df.psnr_final.notna().any() else "loss"
+    paths.append(curves(histories(labels, df.record), out / f"{experiment}_{profile}_curves.png",
+                        y=y, logx=spec.get("kind") == "curves", title=title, footer=footer))
     return paths
 
 
@@ -421,6 +264,6 @@ def build_table_figure(experiment: str, profile: str = "quick", root="results/ru
         paths.append(image_grid(panels, out / f"{stem}.png", title=title, footer=footer,
                                 inset=(0.35, 0.35, 0.3), ncols=2 + len(cols),
                                 panel_in=2.2))
-        paths.append(curves(_histories(runs.image_id, runs.record),
+        paths.append(curves(histories(runs.image_id, runs.record),
                             out / f"{stem}_curves.png", y=y, title=title, footer=footer))
     return paths
