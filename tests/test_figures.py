@@ -198,6 +198,7 @@ def test_results_readme_shows_every_table_figure_and_benchmark(tmp_path):
                  "curves.png", "table_sr_quick_set5_x4.png", "table_denoising_quick_sigma25.png",
                  "table_denoising_quick_stop-wmv_sigma25.png"):
         Image.new("RGB", (4, 4)).save(tmp_path / "figures" / name)
+    (tmp_path / "tables" / "table_sr_quick.json").write_text("{}")
     assert main(["readme", "--results", str(tmp_path)]) == 0
     text = (tmp_path / "README.md").read_text()
     assert "## Table `table_sr_quick`" in text and "| 1 |" in text
@@ -210,6 +211,8 @@ def test_results_readme_shows_every_table_figure_and_benchmark(tmp_path):
     assert "table_denoising_quick_sigma25.png" in sections["table_denoising_quick"]
     assert "stop-wmv_sigma25" in sections["table_denoising_quick_stop-wmv"]
     assert "stop-wmv" not in sections["table_denoising_quick"]
+    assert "[provenance](tables/table_sr_quick.json)" in sections["table_sr_quick"]
+    assert "provenance" not in sections["table_denoising_quick"]
     assert not [s for s in sections if s.startswith("table_") and s not in
                 ("table_sr_quick", "table_denoising_quick", "table_denoising_quick_stop-wmv")]
 

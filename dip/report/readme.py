@@ -47,10 +47,12 @@ def build_readme(results="results") -> Path:
     for md in tables:
         shown = "".join(f"\n\n![{p.stem}](figures/{p.name})"
                         for p in figures if owner.get(p) == md.stem)
+        files = [f"[{md.name}](tables/{md.name})", f"[csv](tables/{md.stem}.csv)",
+                 f"[tex](tables/{md.stem}.tex)"]
+        if md.with_suffix(".json").is_file():  # the table's provenance, as data
+            files.append(f"[provenance](tables/{md.stem}.json)")
         parts.append(_section(f"Table `{md.stem}`", md.read_text()
-                              + f"\n\nFiles: [{md.name}](tables/{md.name}), "
-                              f"[csv](tables/{md.stem}.csv), [tex](tables/{md.stem}.tex)"
-                              + shown))
+                              + "\n\nFiles: " + ", ".join(files) + shown))
     figures = [p for p in figures if p not in owner]
     for stem in sorted({p.stem.removesuffix("_curves") for p in figures}):
         shown = [p for p in figures if p.stem in (stem, f"{stem}_curves")]
