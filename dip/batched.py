@@ -4,23 +4,14 @@
 few at a time in threads that split the process's intra-op threads between them (one
 each on a CPU). Small convolutions scale poorly over cores; independent runs do not.
 
-**grouped** (the CUDA default): one forward/backward pass for all runs. The N
-networks (same architecture, different initialisations) are run as one *grouped*
-network: every convolution becomes a convolution with ``groups = N`` over
-``N × C`` channels whose weight is the concatenation of the N runs' weights, every
-BatchNorm one BatchNorm over ``N × C`` channels (so the batch statistics stay per
-run; the running statistics are kept in the N nets), and channel-wise layers
-(padding, activations, upsampling) are applied as they are. Skip concatenations
-are interleaved per run so that each run's channels stay contiguous. The runs'
-inputs are concatenated along channels: the grouped net maps ``1 × N·C_in × H × W``
-to ``1 × N·C_out × H × W``.
-
-The parameters stay those of the N separate nets (the grouped weights are
-concatenated from them at every forward pass, which costs one copy of the parameters
-per step), so each run keeps its own :class:`torch.optim.Adam` with its own learning
-rate, its own monitors (history, oracle, backtracking) and its own random input:
-:func:`fit_batched` returns what N calls of :func:`dip.fit.fit` return, up to float
-rounding (grouped and plain convolutions sum in different orders).
+**grouped** (the CUDA default): one forward/backward pass for all runs through their
+:class:`~dip.grouped.GroupedNet`. The parameters stay those of the N separate nets, so
+each run keeps its own :class:`torch.optim.Adam` with its own learning rate, its own
+monitors (history, oracle, backtracking, early stopping: a stopped run leaves the pass)
+and its own random input: :func:`fit_batched` returns what N calls of
+:func:`dip.fit.fit` return, up to float rounding (grouped and plain convolutions sum in
+different orders). Both engines share the loss and the result assembly of single fits
+(:mod:`dip.step`).
 """
 
 from __future__ import annotations
@@ -31,190 +22,19 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dip import fast, official, signals
-from dip.fit import (
-    FitResult,
-    FitSettings,
-    assemble_result,
-    code_channels,
-    default_monitors,
-    fit,
-    make_input,
-    objective,
-    pick_device,
-)
+from dip.device import pick_device
+from dip.fit import fit
+from dip.grouped import GroupedNet, can_group, group  # noqa: F401  (also importable here)
 from dip.monitors import Monitor, StepInfo
-from dip.nets.common import Concat, center_crop
+from dip.settings import FitResult, FitSettings, code_channels, make_input
 from dip.signals import Interrupted
+from dip.step import assemble_result, default_monitors, objective
 from dip.tasks import Problem
 
 __all__ = ["GroupedNet", "group", "can_group", "fit_batched", "batch_key", "ENGINES"]
-
-# Layers that act on every channel independently: shared as they are by all runs.
-_CHANNELWISE = (nn.LeakyReLU, nn.ReLU, nn.ELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Identity,
-                nn.ReflectionPad2d, nn.ZeroPad2d, nn.ReplicationPad2d, nn.Upsample,
-                nn.AvgPool2d, nn.MaxPool2d)
-
-
-class _GroupedConv(nn.Module):
-    """N convolutions of equal shape as one grouped convolution."""
-
-    def __init__(self, convs: Sequence[nn.Conv2d]):
-        super().__init__()
-        c = convs[0]
-        if c.padding_mode != "zeros" or isinstance(c.padding, str):
-            raise TypeError(f"cannot group a Conv2d with padding {c.padding!r} "
-                            f"({c.padding_mode})")
-        self.convs = nn.ModuleList(convs)
-        self.n = len(convs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.convs[0]
-        w = torch.cat([m.weight for m in self.convs]) if self.n > 1 else c.weight
-        b = None
-        if c.bias is not None:
-            b = torch.cat([m.bias for m in self.convs]) if self.n > 1 else c.bias
-        return F.conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups * self.n)
-
-
-class _GroupedBN(nn.Module):
-    """N BatchNorm2d layers of C channels as one over N·C channels (statistics per run).
-
-    The running statistics stay in the N layers: they are gathered for the pass and
-    written back afterwards, for the runs that are marked active only (a finished or
-    rolled-back run's statistics are left as they were).
-    """
-
-    def __init__(self, bns: Sequence[nn.BatchNorm2d], state: dict):
-        super().__init__()
-        b = bns[0]
-        if b.track_running_stats and b.momentum is None:
-            raise TypeError("cannot group BatchNorm with a cumulative average (momentum=None)")
-        self.bns = nn.ModuleList(bns)
-        self.state = state
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b0 = self.bns[0]
-        w = b = None
-        if b0.affine:
-            w = torch.cat([m.weight for m in self.bns])
-            b = torch.cat([m.bias for m in self.bns])
-        track = b0.track_running_stats
-        training = self.training or not track
-        if not track:
-            return F.batch_norm(x, None, None, w, b, True, 0.0, b0.eps)
-        rm = torch.cat([m.running_mean for m in self.bns])
-        rv = torch.cat([m.running_var for m in self.bns])
-        out = F.batch_norm(x, rm, rv, w, b, training, b0.momentum, b0.eps)
-        if self.training:
-            active = self.state.get("active")
-            with torch.no_grad():
-                for i, (m, mean, var) in enumerate(zip(self.bns, rm.chunk(len(self.bns)),
-                                                       rv.chunk(len(self.bns)), strict=True)):
-                    if active is None or active[i]:
-                        m.running_mean.copy_(mean)
-                        m.running_var.copy_(var)
-                        m.num_batches_tracked.add_(1)
-        return out
-
-
-class _GroupedConcat(nn.Module):
-    """Concat of grouped branches, interleaved per run: [a_1 b_1 | a_2 b_2 | ...]."""
-
-    def __init__(self, branches: Sequence[nn.Module], n: int):
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-        self.n = n
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [m(x) for m in self.branches]
-        h = min(o.shape[2] for o in outs)
-        w = min(o.shape[3] for o in outs)
-        outs = [center_crop(o, h, w) for o in outs]
-        if self.n == 1:
-            return torch.cat(outs, 1)
-        b = outs[0].shape[0]
-        parts = [o.reshape(b, self.n, o.shape[1] // self.n, h, w) for o in outs]
-        return torch.cat(parts, 2).reshape(b, -1, h, w)
-
-
-def _group(mods: Sequence[nn.Module], state: dict) -> nn.Module:
-    first = mods[0]
-    if any(type(m) is not type(first) for m in mods):
-        raise TypeError("the nets differ in structure")
-    n = len(mods)
-    if type(first) is nn.Sequential:
-        if any(len(m) != len(first) for m in mods):
-            raise TypeError("the nets differ in structure")
-        return nn.Sequential(*[_group([m[i] for m in mods], state) for i in range(len(first))])
-    if type(first) is Concat:
-        if first.dim != 1 or any(len(m) != len(first) for m in mods):
-            raise TypeError("only channel concatenations of equal structure can be grouped")
-        subs = [list(m._modules.values()) for m in mods]
-        return _GroupedConcat([_group([s[i] for s in subs], state) for i in range(len(first))], n)
-    if type(first) is nn.Conv2d:
-        if any(m.weight.shape != first.weight.shape for m in mods):
-            raise TypeError("convolutions of different shape")
-        return _GroupedConv(mods)
-    if type(first) is nn.BatchNorm2d:
-        if any(m.num_features != first.num_features for m in mods):
-            raise TypeError("BatchNorm layers of different width")
-        return _GroupedBN(mods, state)
-    if isinstance(first, _CHANNELWISE) and not any(True for _ in first.parameters()):
-        return first
-    raise TypeError(f"cannot group {type(first).__name__} layers")
-
-
-class GroupedNet(nn.Module):
-    """N networks of one architecture as a single grouped network.
-
-    Parameters
-    ----------
-    nets : sequence of nn.Module
-        Networks built by the same builder with the same arguments (e.g. ``skip``,
-        ``encdec``), typically with different seeds. Their parameters are shared,
-        not copied: training the grouped net trains them.
-
-    Notes
-    -----
-    Input ``1 × N·C_in × H × W`` (run ``i`` in channels ``[i·C_in, (i+1)·C_in)``),
-    output ``1 × N·C_out × H × W`` in the same layout. Supported layers: Sequential,
-    :class:`~dip.nets.common.Concat` along channels, Conv2d with zero padding,
-    BatchNorm2d and parameter-free channel-wise layers (padding, activations,
-    upsampling, pooling).
-    """
-
-    def __init__(self, nets: Sequence[nn.Module]):
-        super().__init__()
-        if not nets:
-            raise ValueError("no nets to group")
-        self.n = len(nets)
-        self.state: dict = {"active": None}
-        self.body = _group(list(nets), self.state)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def set_active(self, active: Sequence[bool] | None) -> None:
-        """Runs whose BatchNorm running statistics the next passes update (None: all)."""
-        self.state["active"] = None if active is None else list(active)
-
-
-def group(nets: Sequence[nn.Module]) -> GroupedNet:
-    """The :class:`GroupedNet` of ``nets`` (raises ``TypeError`` when they cannot be)."""
-    return GroupedNet(nets)
-
-
-def can_group(net: nn.Module) -> bool:
-    """Whether copies of ``net`` can be fitted together by :func:`fit_batched`."""
-    try:
-        _group([net], {})
-    except TypeError:
-        return False
-    return True
 
 
 def batch_key(problem: Problem, settings: FitSettings, net_key) -> tuple:
@@ -358,6 +178,44 @@ def _final_inputs(z_all, noise_all, settings, depth: int, cl: bool) -> torch.Ten
     return net_in.contiguous(memory_format=torch.channels_last) if cl else net_in
 
 
+def _grouped_inputs(settings, shape, depth: int, device):
+    """The runs' codes z (each drawn with its seed) concatenated along channels, their
+    noise generators, one noise buffer for all (None without input noise) and the
+    per-channel noise std.
+
+    NCHW: each run's channels of the buffer are a contiguous view, so a run draws
+    exactly the numbers of a single fit; each step's input is z + noise · std in one
+    tensor, as many N×C×H×W buffers as N single fits hold.
+    """
+    zs, noise_gens = [], []
+    for s in settings:
+        gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
+        zs.append(make_input(s.input_type, depth, shape, scale=s.input_scale,
+                             generator=gen))
+        noise_gens.append(torch.Generator(device=device).manual_seed(int(s.seed) + 1))
+    z_all = torch.cat(zs, 1).to(device)
+    stds = [float(s.reg_noise_std) for s in settings]
+    noise_all = torch.zeros_like(z_all) if any(v > 0 for v in stds) else None
+    std_all = torch.tensor(stds, dtype=z_all.dtype, device=device).repeat_interleave(
+        depth).view(1, -1, 1, 1)
+    return z_all, noise_gens, noise_all, std_all
+
+
+def _start_runs(nets, problems, settings, monitors, device):
+    """Each run's Adam, monitors (:func:`dip.step.default_monitors` where None) and step
+    record, its monitors started."""
+    optimizers = [fast.adam(m.parameters(), s, device) for m, s in zip(nets, settings,
+                                                                       strict=True)]
+    monitors = [default_monitors(p, s) if m is None else m
+                for p, s, m in zip(problems, settings, monitors, strict=True)]
+    infos = [StepInfo(problem=p, net=m, optimizer=o, exp_weight=s.exp_weight)
+             for p, m, o, s in zip(problems, nets, optimizers, settings, strict=True)]
+    for info, mons in zip(infos, monitors, strict=True):
+        for m in mons:
+            m.on_start(info)
+    return optimizers, monitors, infos
+
+
 def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
     """One forward/backward pass of the grouped network per step for all runs."""
     n, s0 = len(nets), settings[0]
@@ -369,34 +227,12 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
         p.to(device)
     nets = [m.to(device).train() for m in nets]
     gnet = GroupedNet(nets).to(device).train()
-    zs, noise_gens = [], []
-    for s in settings:
-        gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
-        zs.append(make_input(s.input_type, depth, shape, scale=s.input_scale,
-                             generator=gen))
-        noise_gens.append(torch.Generator(device=device).manual_seed(int(s.seed) + 1))
-    z_all = torch.cat(zs, 1).to(device)
-    del zs
-    # One noise buffer for all runs (NCHW: each run's channels are a contiguous view, so
-    # a run draws exactly the numbers of a single fit); each step's input is
-    # z + noise · std in one tensor, as many N×C×H×W buffers as N single fits hold.
-    stds = [float(s.reg_noise_std) for s in settings]
-    noisy = [i for i, v in enumerate(stds) if v > 0]
-    noise_all = torch.zeros_like(z_all) if noisy else None
+    z_all, noise_gens, noise_all, std_all = _grouped_inputs(settings, shape, depth, device)
+    noisy = [i for i, s in enumerate(settings) if s.reg_noise_std > 0]
     noise_views = [] if noise_all is None else list(noise_all.split(depth, 1))
-    std_all = torch.tensor(stds, dtype=z_all.dtype, device=device).repeat_interleave(
-        depth).view(1, -1, 1, 1)
     gnet_ = gnet
     gnet, z_all, cl = fast.prepare(gnet, z_all, s0, device)
-    optimizers = [fast.adam(m.parameters(), s, device) for m, s in zip(nets, settings,
-                                                                       strict=True)]
-    monitors = [default_monitors(p, s) if m is None else m
-                for p, s, m in zip(problems, settings, monitors, strict=True)]
-    infos = [StepInfo(problem=p, net=m, optimizer=o, exp_weight=s.exp_weight)
-             for p, m, o, s in zip(problems, nets, optimizers, settings, strict=True)]
-    for info, mons in zip(infos, monitors, strict=True):
-        for m in mons:
-            m.on_start(info)
+    optimizers, monitors, infos = _start_runs(nets, problems, settings, monitors, device)
 
     steps = [0] * n
     avgs: list[torch.Tensor | None] = [None] * n

@@ -1,0 +1,99 @@
+"""What every engine's step computes and how a fit's result is assembled.
+
+Single fits (:func:`dip.fit.fit`) and batched ones (:mod:`dip.batched`) share these:
+the loss of an output (:func:`objective`), the monitors a fit runs with by default
+(:func:`default_monitors`) and the :class:`~dip.settings.FitResult` made from a finished
+fit's monitors and outputs (:func:`assemble_result`), so the engines cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from dip import fast, official
+from dip.checkpoint import Checkpoint
+from dip.divergence import first_fit_db, worse_than_flat
+from dip.monitors import Backtrack, History, Monitor, Oracle, Progress, StepInfo
+from dip.settings import FitResult, FitSettings
+from dip.stopping import Stopper, make_stopper
+from dip.tasks import Problem
+
+__all__ = ["objective", "tv_loss", "default_monitors", "assemble_result"]
+
+
+def tv_loss(x: torch.Tensor) -> torch.Tensor:
+    """Anisotropic total variation, mean absolute difference of neighbours."""
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + \
+        (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+
+def objective(problem: Problem, out: torch.Tensor, s: FitSettings):
+    """The loss of one output and its data term: E = ‖A f(z) − x̂‖² (the mean over
+    pixels) plus ``tv_weight`` · TV(f(z)) when set. Returns (loss, data)."""
+    data = torch.nn.functional.mse_loss(problem.operator(out), problem.observation)
+    return (data + s.tv_weight * tv_loss(out) if s.tv_weight > 0 else data), data
+
+
+def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
+    """Backtracking guard (``settings.backtrack``), history, oracle (with ground truth),
+    early stopping (unless ``stop='fixed'``), the last input noise (for checkpoints of
+    ``final_input='perturbed'``) and an optional progress bar."""
+    official.check(settings)
+    monitors: list[Monitor] = []
+    if settings.backtrack == "official":
+        monitors += official.backtracking(problem.task, settings.backtrack_drop_db)
+    elif settings.backtrack_drop_db is not None:  # first: the others skip rolled-back steps
+        monitors.append(Backtrack(settings.backtrack_drop_db, settings.max_backtracks))
+    monitors.append(History(settings.record_every))
+    if problem.gt is not None:
+        monitors.append(Oracle())
+    stopper = make_stopper(settings.stop, settings.stop_window, settings.stop_patience,
+                           settings.stop_alpha)
+    if stopper is not None:
+        monitors.append(stopper)
+    if settings.final_input == "perturbed" and settings.reg_noise_std > 0:
+        monitors.append(official.InputNoise())
+    if settings.progress:
+        monitors.append(Progress(settings.num_iter, settings.record_every))
+    return monitors
+
+
+def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
+                    final: torch.Tensor, out_avg: torch.Tensor | None, step: int,
+                    seconds: float, device, channels_last: bool = False,
+                    graph_steps: int = 0) -> FitResult:
+    """The :class:`FitResult` of a finished fit (single or batched), from its monitors
+    (history, oracle, backtracking, early stopping, resume) and its last outputs.
+
+    A non-finite ``final`` (parameters that blew up without a NaN loss) or one that fits
+    the observation worse than a flat image (:func:`dip.divergence.worse_than_flat`) makes
+    the run 'diverged'; the first case reports the running average as ``final``.
+    """
+    oracle = next((m for m in monitors if isinstance(m, Oracle)), None)
+    history = next((m.frame() for m in monitors if isinstance(m, History)), pd.DataFrame())
+    backtrack = next((m for m in monitors if isinstance(m, Backtrack)), None)
+    stopper = next((m for m in monitors if isinstance(m, Stopper)), None)
+    resumed = next((m.resumed_at for m in monitors if isinstance(m, Checkpoint)), None)
+    average = out_avg if out_avg is not None else final
+    if not bool(torch.isfinite(final).all()):  # parameters blew up without a NaN loss
+        info.status = "diverged"
+        final = average
+    if info.status == "ok":  # fits the observation worse than a flat image: diverged too
+        with fast.STEP_LOCK.shared():
+            if worse_than_flat(problem, final, start_db=first_fit_db(history)):
+                info.status = "diverged"
+    if stopper is not None and stopper.best is not None:
+        stop, iter_stop = stopper.best.cpu(), stopper.best_step
+    else:  # fixed schedule (or too few steps to detect anything): the final output
+        stop, iter_stop = final.cpu(), step
+    return FitResult(
+        final=final.cpu(), average=average.contiguous().cpu(),
+        oracle=None if oracle is None or oracle.best is None else oracle.best.cpu(),
+        iter_oracle=None if oracle is None else oracle.best_step,
+        history=history, seconds=seconds, device=str(device), status=info.status,
+        backtracks=0 if backtrack is None else backtrack.total,
+        stop=stop, iter_stop=iter_stop, steps=step, resumed_at=resumed,
+        memory_format="channels_last" if channels_last else "nchw",
+        graph_steps=graph_steps,
+    )
