@@ -14,9 +14,9 @@ import math
 import pandas as pd
 
 from dip.official import OFFICIAL_BACKTRACK
+from dip.report.configs import record_settings
 from dip.report.records import int_or_none
 from dip.report.render import DAGGER, MEAN, fmt_cell
-from dip.report.settings import record_settings
 
 __all__ = ["provenance", "partial_blocks", "bad_runs", "flagged", "diverged_note",
            "backtrack_note", "ensembles", "GOOD_STATUS"]
@@ -102,7 +102,7 @@ def backtrack_note(records: pd.DataFrame, settings: pd.DataFrame | None = None) 
     """How often the backtracking rolled a fit back, per mode (``fit.backtrack``; records
     made before the setting existed ran the guard), from the records' ``backtracks``.
 
-    ``settings``: :func:`dip.report.settings.record_settings` of ``records`` when at hand.
+    ``settings``: :func:`dip.report.configs.record_settings` of ``records`` when at hand.
     """
     counts = pd.to_numeric(records["backtracks"], errors="coerce") if "backtracks" in records \
         else pd.Series(math.nan, index=records.index)

@@ -3,7 +3,7 @@
 :func:`~dip.report.records.load_records` gathers the run records into a DataFrame;
 :func:`table` averages the runs of each image (over seeds, within one profile, and only
 over seeds: records of one image that differ in any other setting are refused, see
-:func:`dip.report.settings.check_seeds_only`) and puts them beside the paper's numbers
+:func:`dip.report.configs.check_seeds_only`) and puts them beside the paper's numbers
 (:mod:`dip.report.paper`); :func:`~dip.report.render.write_table` writes markdown, CSV,
 LaTeX and the table's provenance (:mod:`dip.report.render`); rerun checks are in
 :mod:`dip.report.compare`.
@@ -21,6 +21,7 @@ import pandas as pd
 from dip import DipError
 from dip.atomic import write_text
 from dip.report.compare import compare_tables
+from dip.report.configs import check_seeds_only, record_settings
 from dip.report.notes import (
     backtrack_note,
     bad_runs,
@@ -41,7 +42,6 @@ from dip.report.paper import (
 )
 from dip.report.records import int_or_none, load_records, with_datasets
 from dip.report.render import MEAN, caption, latex, markdown, table_cpus, write_table
-from dip.report.settings import check_seeds_only, record_settings
 
 __all__ = ["paper_numbers", "table", "write_table", "table_cpus", "markdown", "latex",
            "caption", "experiment_name", "match_image", "compare_tables", "backtrack_note",

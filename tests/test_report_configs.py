@@ -10,8 +10,8 @@ import pytest
 
 from dip import DipError
 from dip.report.__main__ import main
+from dip.report.configs import check_seeds_only, flat_config, record_settings
 from dip.report.records import load_records
-from dip.report.settings import check_seeds_only, flat_config, record_settings
 from dip.report.tables import table
 from tests.test_tables import PAPER_CSV, THIS, body, inpainting, needs_paper
 
