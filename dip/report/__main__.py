@@ -5,9 +5,18 @@
     python -m dip.report figure fig_architectures --profile quick
     python -m dip.report compare results/tables/table_inpainting_quick.csv rerun.csv
     python -m dip.report readme
+    python -m dip.report study --root results/lr_sweep [--out O] [--metric psnr_avg]
+                               [--by fit.lr net.depth] [--profile quick] [--name NAME]
 
 ``table`` prints the markdown table and writes ``<out>/<experiment>_<profile>.{md,csv,tex}``;
 ``figure`` writes ``<out>/<experiment>_<profile>.png`` (and ``..._curves.png``).
+``study`` reports a sweep (``dip -m ... records=R``): it finds the settings that differ
+across the records under ``--root`` (or takes ``--by``), averages the seeds, prints the
+markdown table and writes ``study.{csv,md,tex,png}`` and ``study_curves.png`` into
+``--out`` (default ``results/studies/<name>_<profile>``); see :mod:`dip.report.study`.
+
+On bad input a command prints one ``error:`` line; ``study`` then exits 2 (as ``dip``
+does), the other commands 1.
 """
 
 from __future__ import annotations
@@ -63,7 +72,28 @@ def _parser() -> argparse.ArgumentParser:
                        description="Write <results>/README.md showing every table, figure "
                                    "and benchmark found under <results>.")
     r.add_argument("--results", default="results", help="results folder (default: results)")
+    _study_parser(sub)
     return parser
+
+
+def _study_parser(sub) -> None:
+    s = sub.add_parser("study", help="a sweep's table and figures, setting by setting",
+                       description="Tell the settings of a sweep apart: a table (CSV, "
+                                   "markdown, LaTeX) of the seeds' mean per image and "
+                                   "setting, and its figures.")
+    s.add_argument("--root", default="results/runs",
+                   help="the sweep's records root (default: results/runs)")
+    s.add_argument("--out", default=None, help="where the files go (default: "
+                                               "results/studies/<name>_<profile>)")
+    s.add_argument("--metric", default="psnr_avg",
+                   help="field of the table and figures: psnr_avg (default), psnr_final, "
+                        "psnr_oracle or psnr_stop")
+    s.add_argument("--by", nargs="+", default=None, metavar="KEY",
+                   help="the settings' config keys (default: the keys that vary)")
+    s.add_argument("--profile", default=None,
+                   help="profile whose records are used (needed when the root holds several)")
+    s.add_argument("--name", default=None, help="the study's name (default: the root "
+                                                "folder's name)")
 
 
 def _table(args) -> int:
@@ -109,15 +139,27 @@ def _readme(args) -> int:
     return 0
 
 
+def _study(args) -> int:
+    from dip.report.study import build_study
+
+    text, paths = build_study(args.root, args.out, metric=args.metric, by=args.by,
+                              profile=args.profile, name=args.name)
+    sys.stdout.write(text)
+    print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (1 with one line on stderr on error)."""
+    """Run the command line; returns the exit status (on error one line on stderr and 1,
+    or 2 for ``study``)."""
     args = _parser().parse_args(argv)
     try:
-        commands = {"table": _table, "figure": _figure, "compare": _compare, "readme": _readme}
+        commands = {"table": _table, "figure": _figure, "compare": _compare, "readme": _readme,
+                    "study": _study}
         return commands[args.command](args)
     except DipError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2 if args.command == "study" else 1
 
 
 if __name__ == "__main__":

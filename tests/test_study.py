@@ -1,0 +1,243 @@
+"""Studies of sweeps from fake records: varying keys, seed means, bold best, profiles, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from dip import DipError, DipNote
+from dip.report import study
+from dip.report.__main__ import main
+from dip.report.study import build_study, load_study, varying_keys
+
+# psnr_avg of (image, lr, seed); psnr_final is 1 dB lower
+PSNR = {("F16", 0.01, 0): 30.0, ("F16", 0.01, 1): 31.0,
+        ("F16", 0.001, 0): 28.0, ("F16", 0.001, 1): 28.5,
+        ("kodim01", 0.01, 0): 25.0, ("kodim01", 0.01, 1): 27.0,
+        ("kodim01", 0.001, 0): 26.0, ("kodim01", 0.001, 1): 26.2}
+
+
+def write_record(root: Path, image: str, seed: int, psnr: float, *, lr=0.01, net="skip",
+                 depth=5, profile="quick", overrides=None) -> Path:
+    """A record as dip.records writes it: metrics.json, config.yaml, history.csv."""
+    path = root / f"{image}-{lr}-{net}{depth}-{seed}-{profile}"
+    path.mkdir(parents=True)
+    metrics = {"experiment": None, "task": "denoising", "image": f"denoising/{image}.png",
+               "image_id": image, "profile": profile, "psnr_final": psnr - 1.0,
+               "psnr_avg": psnr, "psnr_oracle": psnr + 1.0, "iter_oracle": 100 + seed,
+               "psnr_stop": psnr - 1.0, "num_iter": 300, "seed": seed, "seconds": 2.0 + seed,
+               "device": "cpu", "device_name": "cpu (x86_64, 2 threads)",
+               "commit": "0123456789abcdef", "status": "ok", "config_hash": path.name}
+    if overrides is not None:
+        metrics["overrides"] = overrides
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    config = {"image": f"denoising/{image}.png", "gt": f"denoising/{image}_GT.png",
+              "seed": seed, "out_dir": str(path), "records": str(root), "threads": seed + 1,
+              "progress": bool(seed), "device": "cpu", "data": {"root": f"/data{seed}"},
+              "seeds": 1, "profile": {"name": profile},
+              "net": {"name": net, "depth": depth, "pad": "reflection"},
+              "fit": {"lr": lr, "num_iter": 300, "record_every": 100}}
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    pd.DataFrame({"step": [0, 100, 200], "psnr_gt": [10.0, psnr - 3, psnr - 1],
+                  "psnr_gt_avg": [math.nan, psnr - 2, psnr]}).to_csv(path / "history.csv",
+                                                                     index=False)
+    return path
+
+
+def lr_sweep(root: Path, overrides=True) -> Path:
+    for (image, lr, seed), psnr in PSNR.items():
+        write_record(root, image, seed, psnr, lr=lr, overrides=[
+            f"image=denoising/{image}.png", f"fit.lr={lr}", f"seed={seed}",
+            f"records={root}"] if overrides else None)
+    return root
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    return lr_sweep(tmp_path / "runs")
+
+
+def test_csv_means_and_stds(runs, tmp_path):
+    text, paths = build_study(runs, tmp_path / "out")
+    assert [p.name for p in paths] == ["study.csv", "study.md", "study.tex", "study.png",
+                                       "study_curves.png"]
+    table = pd.read_csv(tmp_path / "out" / "study.csv")
+    assert list(table.columns[:4]) == ["image", "fit.lr", "setting", "runs"]
+    assert {"psnr_final", "psnr_avg_std", "psnr_oracle", "psnr_stop_std", "iter_oracle",
+            "seconds"} <= set(table.columns)
+    assert len(table) == 4 and set(table["runs"]) == {2}
+    for (image, lr), row in table.set_index(["image", "fit.lr"]).iterrows():
+        a, b = PSNR[image, lr, 0], PSNR[image, lr, 1]
+        assert row["psnr_avg"] == pytest.approx((a + b) / 2)
+        assert row["psnr_avg_std"] == pytest.approx(abs(a - b) / math.sqrt(2))
+        assert row["psnr_final"] == pytest.approx((a + b) / 2 - 1)
+        assert row["iter_oracle"] == pytest.approx(100.5)
+        assert row["seconds"] == pytest.approx(2.5)
+    assert table.loc[0, "setting"] == "fit.lr=0.001"  # settings sorted by value
+
+
+def test_one_run_per_cell_has_no_std(tmp_path):
+    write_record(tmp_path, "F16", 0, 30.0, lr=0.01)
+    write_record(tmp_path, "F16", 0, 29.0, lr=0.1)
+    table = pd.read_csv(Path(build_study(tmp_path, tmp_path / "o")[1][0]))
+    assert table["psnr_avg_std"].isna().all() and list(table["fit.lr"]) == [0.01, 0.1]
+
+
+@pytest.mark.parametrize("overrides", [True, False])
+def test_varying_key_found(tmp_path, overrides):
+    records, values, named = load_study(lr_sweep(tmp_path / "r", overrides=overrides))
+    assert named == ({"image", "fit.lr", "seed", "records"} if overrides else set())
+    # seed, threads, progress, out_dir, data.root and gt (it follows the image) differ too
+    assert varying_keys(values, records["image_id"], named) == ["fit.lr"]
+
+
+@pytest.mark.parametrize("overrides", [True, False])
+def test_group_override_names_the_net_not_its_derived_keys(tmp_path, overrides):
+    for net, depth, psnr in (("skip", 5, 30.0), ("encdec", 6, 29.0)):
+        write_record(tmp_path, "F16", 0, psnr, net=net, depth=depth,
+                     overrides=[f"net={net}"] if overrides else None)
+    records, values, named = load_study(tmp_path)
+    assert varying_keys(values, records["image_id"], named) == ["net.name"]
+
+
+def cells(text: str) -> dict:
+    """Row label → cells of a markdown table."""
+    return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("| ")}
+
+
+def test_best_cell_in_bold(runs, tmp_path):
+    text, _ = build_study(runs, tmp_path / "out", metric="psnr_avg")
+    rows = cells(text)
+    assert rows["image"] == ["fit.lr=0.001", "fit.lr=0.01"]
+    assert rows["F16"] == ["28.25", "**30.50**"]
+    assert rows["kodim01"] == ["**26.10**", "26.00"]
+    assert rows["mean"] == ["27.18", "**28.25**"]
+    assert "profile quick, 300 iterations, device cpu (x86_64, 2 threads), commit 0123456" \
+        in text and "2 run(s) per cell (seeds 0, 1)" in text
+    assert (tmp_path / "out" / "study.md").read_text() == text
+    tex = (tmp_path / "out" / "study.tex").read_text()
+    assert r"\textbf{30.50}" in tex and r"\textbf{26.10}" in tex and "28.25 &" in tex
+    assert r"fit.lr=0.01" in tex and r"\caption{" in tex
+
+
+def test_profiles_are_never_mixed(runs, tmp_path):
+    write_record(runs, "F16", 0, 40.0, profile="paper")
+    with pytest.raises(DipError, match=r"holds records of profiles paper and quick; "
+                                       r"choose one with --profile"):
+        build_study(runs, tmp_path / "out")
+    with pytest.warns(DipNote, match="one setting"):
+        _, paths = build_study(runs, profile="paper", out=tmp_path / "p")
+    assert pd.read_csv(paths[0])["psnr_avg"].tolist() == [40.0]
+    with pytest.raises(DipError, match="no records of profile smoke"):
+        build_study(runs, profile="smoke", out=tmp_path / "s")
+
+
+def test_default_out_is_named_after_root_and_profile(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, paths = build_study(runs)
+    assert paths[0] == Path("results/studies/runs_quick/study.csv")
+    assert build_study(runs, name="lr")[1][1] == Path("results/studies/lr_quick/study.md")
+
+
+def two_keys(root: Path) -> Path:
+    for image in ("F16", "kodim01"):
+        for lr in (0.01, 0.001):
+            for depth in (4, 5):
+                write_record(root, image, 0, 20 + 1000 * lr + depth, lr=lr, depth=depth,
+                             overrides=[f"fit.lr={lr}", f"net.depth={depth}"])
+    return root
+
+
+def test_two_keys_draw_a_heatmap(tmp_path, monkeypatch):
+    drawn = []
+    heatmap = study._plot_heatmap
+    monkeypatch.setattr(study, "_plot_heatmap",
+                        lambda fig, ax, table, keys, metric: drawn.append(keys) or heatmap(
+                            fig, ax, table, keys, metric))
+    text, paths = build_study(two_keys(tmp_path / "r"), tmp_path / "out")
+    assert drawn == [["fit.lr", "net.depth"]]
+    table = pd.read_csv(paths[0])
+    assert list(table.columns[:5]) == ["image", "fit.lr", "net.depth", "setting", "runs"]
+    assert "fit.lr=0.01, net.depth=5" in text and len(table) == 8
+    assert Image.open(paths[3]).size[0] > 300
+
+
+def test_by_chooses_the_keys(tmp_path):
+    root = two_keys(tmp_path / "r")
+    _, paths = build_study(root, tmp_path / "out", by=["fit.lr"])
+    table = pd.read_csv(paths[0])
+    assert "net.depth" not in table and set(table["runs"]) == {2}
+    row = table[(table["image"] == "F16") & (table["fit.lr"] == 0.01)].iloc[0]
+    assert row["psnr_avg"] == pytest.approx(34.5)  # depths 4 and 5
+    assert row["psnr_avg_std"] == pytest.approx(1 / math.sqrt(2))
+    with pytest.raises(DipError, match="--by fit.lrr: no such config key"):
+        build_study(root, tmp_path / "out", by=["fit.lrr"])
+
+
+def test_one_setting_is_still_a_table(tmp_path):
+    write_record(tmp_path, "F16", 0, 30.0)
+    write_record(tmp_path, "F16", 1, 32.0)
+    with pytest.warns(DipNote, match="one setting"):
+        text, paths = build_study(tmp_path, tmp_path / "out")
+    assert cells(text)["F16"] == ["**31.00**"] and cells(text)["image"] == ["all runs"]
+    assert "one setting" in text
+    assert pd.read_csv(paths[0])["setting"].tolist() == ["all runs"]
+
+
+def test_bad_metric(runs, tmp_path):
+    with pytest.raises(DipError, match="--metric psnr_x is not in these records"):
+        build_study(runs, tmp_path / "out", metric="psnr_x")
+
+
+def test_cli(runs, tmp_path, capsys):
+    assert main(["study", "--root", str(runs), "--out", str(tmp_path / "o"),
+                 "--metric", "psnr_final"]) == 0
+    out, err = capsys.readouterr()
+    assert "| F16" in out and "**29.50**" in out and "study.csv" in err
+    write_record(runs, "F16", 0, 40.0, profile="paper")
+    assert main(["study", "--root", str(runs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {runs} holds records of profiles paper and quick; choose one "
+                   "with --profile")
+
+
+def test_cli_module_exit_status(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dip.report", "study", "--root",
+                           str(tmp_path / "none")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("error: no readable run records under ")
+
+
+@pytest.mark.slow
+def test_multirun_end_to_end(tmp_path):
+    from tests.test_cli import smooth_png
+
+    image = smooth_png(tmp_path / "a.png")
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    dip = Path(sys.executable).with_name("dip")
+    proc = subprocess.run([str(dip), "-m", f"image={image}", "profile=smoke",
+                           "fit.lr=0.01,0.001", "fit.num_iter=6", "progress=false",
+                           f"records={runs}"], cwd=tmp_path, capture_output=True, text=True,
+                          env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = subprocess.run([sys.executable, "-m", "dip.report", "study", "--root", str(runs),
+                             "--out", str(tmp_path / "study")], cwd=tmp_path,
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "study" / "study.csv")
+    assert sorted(table["fit.lr"]) == [0.001, 0.01] and set(table["runs"]) == {1}
+    assert "fit.lr=0.001" in report.stdout and "profile smoke" in report.stdout
+    assert Image.open(tmp_path / "study" / "study_curves.png").size[0] > 300
