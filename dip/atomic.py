@@ -41,7 +41,8 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (:func:`atomic_target`); returns the path."""
+    """Write ``text`` to ``path`` atomically (:func:`atomic_target`) in UTF-8; returns
+    the path."""
     with atomic_target(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)

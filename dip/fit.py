@@ -9,12 +9,13 @@ stopping (:mod:`dip.stopping`) and checkpoints (:mod:`dip.checkpoint`).
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 from torch import nn
 
 from dip import fast, official, signals
-from dip.checkpoint import Checkpoint
+from dip.checkpoint import Checkpoint, FitState, load_checkpoint
 from dip.device import pick_device
 from dip.monitors import Monitor, StepInfo
 from dip.settings import (  # noqa: F401  (also importable from here)
@@ -74,7 +75,8 @@ def _final(step_net, z, noise, s: FitSettings, device, info: StepInfo, out_avg,
 
 
 def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
-        monitors: list[Monitor] | None = None, z: torch.Tensor | None = None) -> FitResult:
+        monitors: list[Monitor] | None = None, z: torch.Tensor | None = None,
+        resume: str | os.PathLike | dict | None = None) -> FitResult:
     """Fit ``net`` to ``problem`` with Adam and return the restoration.
 
     Parameters
@@ -87,11 +89,14 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
         Optimisation settings; defaults are the official denoising ones.
     monitors : list of Monitor, optional
         Watchers of the run; :func:`default_monitors` when omitted. A
-        :class:`~dip.checkpoint.Checkpoint` goes last: it may resume the run in its
-        ``on_start``.
+        :class:`~dip.checkpoint.Checkpoint` among them saves the fit's state.
     z : torch.Tensor, optional
         The network input 1×C×H×W; drawn from ``settings`` (seeded) when omitted.
         Required for ``input_type='image'``.
+    resume : path or dict, optional
+        A checkpoint file (used when it exists) or a loaded state
+        (:func:`dip.checkpoint.load_checkpoint`): the fit continues from its step, with
+        the same monitors as the fit that saved it.
 
     Returns
     -------
@@ -115,6 +120,10 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
                         generator=noise_gen, noise=noise, monitors=monitors)
         for m in monitors:
             m.on_start(info)
+        state = load_checkpoint(resume) if isinstance(resume, (str, os.PathLike)) else resume
+        if state is not None:
+            FitState(info).load_state_dict(state)
+        resumed_at = None if state is None else info.completed
 
     def forward(net_in, cache=True):
         with fast.autocast(s, device, cache):
@@ -176,4 +185,4 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
 
     final, seconds = _final(step_net, z, noise, s, device, info, out_avg, monitors)
     return assemble_result(problem, info, monitors, final, out_avg, step, seconds, device,
-                           channels_last, graph_steps)
+                           channels_last, graph_steps, resumed_at)

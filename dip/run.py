@@ -28,7 +28,7 @@ from dip.builders import (  # noqa: F401  (also importable from here)
     settings_from,
     unused_net_keys,
 )
-from dip.checkpoint import Checkpoint, discard
+from dip.checkpoint import Checkpoint, discard, load_checkpoint
 from dip.claims import Claim, claim
 from dip.config import config_hash
 from dip.fit import (
@@ -127,10 +127,12 @@ def fit_seeds(plan: RunPlan) -> list[FitResult]:
         net = plan.build_net(seed)
         settings = plan.settings(seed)
         monitors = default_monitors(plan.problem, settings)
+        resume = None
         if plan.out is not None:
-            monitors.append(Checkpoint(checkpoint_path(cfg, seed), int(cfg.checkpoint_every),
-                                       key=f"{config_hash(cfg)}/{seed}"))
-        results.append(fit(net, plan.problem, settings, monitors, z=plan.z))
+            key, path = f"{config_hash(cfg)}/{seed}", checkpoint_path(cfg, seed)
+            monitors.append(Checkpoint(path, int(cfg.checkpoint_every), key=key))
+            resume = load_checkpoint(path, key)
+        results.append(fit(net, plan.problem, settings, monitors, z=plan.z, resume=resume))
         plan.problem.to("cpu")
     return results
 

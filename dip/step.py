@@ -12,7 +12,6 @@ import pandas as pd
 import torch
 
 from dip import fast, official
-from dip.checkpoint import Checkpoint
 from dip.divergence import first_fit_db, worse_than_flat
 from dip.monitors import Backtrack, History, Monitor, Oracle, Progress, StepInfo
 from dip.settings import FitResult, FitSettings
@@ -62,9 +61,10 @@ def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
 def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
                     final: torch.Tensor, out_avg: torch.Tensor | None, step: int,
                     seconds: float, device, channels_last: bool = False,
-                    graph_steps: int = 0) -> FitResult:
+                    graph_steps: int = 0, resumed_at: int | None = None) -> FitResult:
     """The :class:`FitResult` of a finished fit (single or batched), from its monitors
-    (history, oracle, backtracking, early stopping, resume) and its last outputs.
+    (history, oracle, backtracking, early stopping) and its last outputs; ``resumed_at``:
+    the step it resumed from (None: a fresh start).
 
     A non-finite ``final`` (parameters that blew up without a NaN loss) or one that fits
     the observation worse than a flat image (:func:`dip.divergence.worse_than_flat`) makes
@@ -74,7 +74,6 @@ def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
     history = next((m.frame() for m in monitors if isinstance(m, History)), pd.DataFrame())
     backtrack = next((m for m in monitors if isinstance(m, Backtrack)), None)
     stopper = next((m for m in monitors if isinstance(m, Stopper)), None)
-    resumed = next((m.resumed_at for m in monitors if isinstance(m, Checkpoint)), None)
     average = out_avg if out_avg is not None else final
     if not bool(torch.isfinite(final).all()):  # parameters blew up without a NaN loss
         info.status = "diverged"
@@ -93,7 +92,7 @@ def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
         iter_oracle=None if oracle is None else oracle.best_step,
         history=history, seconds=seconds, device=str(device), status=info.status,
         backtracks=0 if backtrack is None else backtrack.total,
-        stop=stop, iter_stop=iter_stop, steps=step, resumed_at=resumed,
+        stop=stop, iter_stop=iter_stop, steps=step, resumed_at=resumed_at,
         memory_format="channels_last" if channels_last else "nchw",
         graph_steps=graph_steps,
     )

@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 from dip import DipError, tasks
-from dip.checkpoint import Checkpoint, discard
+from dip.checkpoint import Checkpoint, discard, load_checkpoint
 from dip.fit import default_monitors, fit
-from dip.monitors import Monitor
+from dip.monitors import History, Monitor
 from tests.test_cli import smooth_png
 from tests.test_fit import NanAt, settings, small_net, smooth_image
 
@@ -48,7 +48,8 @@ def run_fit(s, path=None, every=10, crash_at=None, nan_calls=()):
         monitors.insert(0, CrashAt(crash_at))
     if path is not None:
         monitors.append(Checkpoint(path, every, key="test"))
-    return fit(net, problem, s, monitors)
+    return fit(net, problem, s, monitors, resume=None if path is None else
+               load_checkpoint(path, key="test"))
 
 
 def same(a, b):
@@ -104,15 +105,18 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path):
     run_fit(settings(num_iter=3), path, every=1)
     problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     s = settings(num_iter=3)
-    monitors = default_monitors(problem, s) + [Checkpoint(path, 1, key="other")]
     with pytest.raises(DipError, match="another run"):
-        fit(small_net(), problem, s, monitors)
+        load_checkpoint(path, key="other")
+    other = load_checkpoint(path)  # no key: the caller vouches for it
+    with pytest.raises(DipError, match="has no state for History#1"):  # other monitors
+        fit(small_net(), problem, s, [History(10), History(5)], resume=other)
     discard(path)
     assert not path.exists()
 
 
 def test_a_failed_save_warns_and_the_fit_goes_on(tmp_path):
-    path = tmp_path / "missing-folder" / "run.ckpt.pt"
+    (tmp_path / "a-file").write_text("")
+    path = tmp_path / "a-file" / "run.ckpt.pt"  # its folder cannot be made
     with pytest.warns(UserWarning, match="without checkpoints"):
         result = run_fit(settings(num_iter=5), path, every=2)
     assert result.steps == 5 and not path.exists()

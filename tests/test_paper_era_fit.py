@@ -124,7 +124,7 @@ def run_ckpt(s, path=None, every=10, crash_at=None, jumps=()):
         monitors.insert(0, CrashAt(crash_at))
     if path is not None:
         monitors.append(Checkpoint(path, every, key="test"))
-    return fit(fresh_net(jumps, seed=s.seed), problem, s, monitors)
+    return fit(fresh_net(jumps, seed=s.seed), problem, s, monitors, resume=path)
 
 
 @pytest.mark.parametrize("backtrack", ["guard", "official"])
@@ -159,9 +159,9 @@ def test_a_finished_perturbed_fit_resumes_to_its_final_output(tmp_path):
         mons = [History(10), Checkpoint(bare, 100, key="bare")]
         if bare.exists():
             with pytest.raises(DipError, match="without the last input noise"):
-                fit(fresh_net(seed=4), denoising(), s, mons)
+                fit(fresh_net(seed=4), denoising(), s, mons, resume=bare)
         else:
-            fit(fresh_net(seed=4), denoising(), s, mons)
+            fit(fresh_net(seed=4), denoising(), s, mons, resume=bare)
 
 
 # --- backtrack -----------------------------------------------------------------------
