@@ -95,7 +95,7 @@ def test_one_run_per_cell_has_no_std(tmp_path):
 @pytest.mark.parametrize("overrides", [True, False])
 def test_varying_key_found(tmp_path, overrides):
     records, values, named = load_study(lr_sweep(tmp_path / "r", overrides=overrides))
-    assert named == ({"image", "fit.lr", "seed", "records"} if overrides else set())
+    assert named == (["image", "fit.lr", "seed", "records"] if overrides else [])
     # seed, threads, progress, out_dir, data.root and gt (it follows the image) differ too
     assert varying_keys(values, records["image_id"], named) == ["fit.lr"]
 
@@ -241,3 +241,40 @@ def test_multirun_end_to_end(tmp_path):
     assert sorted(table["fit.lr"]) == [0.001, 0.01] and set(table["runs"]) == {1}
     assert "fit.lr=0.001" in report.stdout and "profile smoke" in report.stdout
     assert Image.open(tmp_path / "study" / "study_curves.png").size[0] > 300
+
+
+def drawn_axes(monkeypatch) -> list:
+    """The axes of the figures build_study saves (study.png first)."""
+    axes = []
+    save = study.save_figure
+    monkeypatch.setattr(study, "save_figure",
+                        lambda fig, path: axes.append(fig.axes[0]) or save(fig, path))
+    return axes
+
+
+def test_line_axis_log_or_categorical(tmp_path, monkeypatch):
+    axes = drawn_axes(monkeypatch)
+    for lr, psnr in ((0.1, 20.0), (0.01, 30.0), (0.001, 25.0)):
+        write_record(tmp_path / "lr", "F16", 0, psnr, lr=lr)
+    build_study(tmp_path / "lr", tmp_path / "o1")
+    assert axes[0].get_xscale() == "log" and axes[0].get_xlabel() == "fit.lr"
+    for net, psnr in (("skip", 30.0), ("encdec", 29.0)):
+        write_record(tmp_path / "net", "F16", 0, psnr, net=net)
+    axes.clear()
+    build_study(tmp_path / "net", tmp_path / "o2")
+    assert axes[0].get_xscale() == "linear"
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["encdec", "skip"]
+
+
+def test_three_keys_show_the_two_that_spread_most(tmp_path, monkeypatch):
+    axes = drawn_axes(monkeypatch)
+    for lr in (0.01, 0.001):
+        for depth in (4, 5):
+            for net in ("skip", "unet"):  # net moves the mean by 0.1 dB, lr by 9, depth by 1
+                write_record(tmp_path, "F16", 0, 20 + 1000 * lr + depth + (net == "unet") / 10,
+                             lr=lr, depth=depth, net=net,
+                             overrides=[f"fit.lr={lr}", f"net.depth={depth}", f"net={net}"])
+    text, paths = build_study(tmp_path, tmp_path / "out")
+    assert list(pd.read_csv(paths[0]).columns[1:4]) == ["fit.lr", "net.depth", "net.name"]
+    assert (axes[0].get_ylabel(), axes[0].get_xlabel()) == ("fit.lr", "net.depth")
+    assert "mean over images and net.name" in axes[0].get_title()

@@ -83,7 +83,7 @@ def _text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _record_values(record: Path) -> tuple[dict, set]:
+def _record_values(record: Path) -> tuple[dict, list]:
     """The flattened resolved config of a record, completed by its job's overrides, and
     the keys those overrides name (``net=encdec`` names ``net.name``)."""
     try:
@@ -92,7 +92,7 @@ def _record_values(record: Path) -> tuple[dict, set]:
         config = None
     values = _flat(config if isinstance(config, dict) else {})
     overrides = (read_metrics(record) or {}).get("overrides")
-    named = set()
+    named = []
     try:
         parsed = OverridesParser.create().parse_overrides(
             [str(o) for o in overrides] if isinstance(overrides, list) else [])
@@ -103,11 +103,11 @@ def _record_values(record: Path) -> tuple[dict, set]:
         key = f"{key}.name" if key not in values and f"{key}.name" in values else key
         if key not in values and not override.is_sweep_override():
             values[key] = override.value()
-        named.add(key)
+        named.append(key)
     return values, named
 
 
-def load_study(root, profile: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, set]:
+def load_study(root, profile: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list]:
     """The records of one profile under ``root`` and their settings.
 
     Returns
@@ -117,8 +117,8 @@ def load_study(root, profile: str | None = None) -> tuple[pd.DataFrame, pd.DataF
     values : pandas.DataFrame
         One row per record (same index), one column per dotted config key; NaN where a
         record lacks the key.
-    named : set of str
-        The keys that the records' ``overrides`` name.
+    named : list of str
+        The keys that the records' ``overrides`` name, in their order.
 
     Raises
     ------
@@ -141,7 +141,7 @@ def load_study(root, profile: str | None = None) -> tuple[pd.DataFrame, pd.DataF
                            f"profiles {', '.join(found) or '(none named)'}")
     pairs = [_record_values(Path(r)) for r in records["record"]]
     values = pd.DataFrame([p[0] for p in pairs], index=records.index, dtype=object)
-    return records, values, set().union(*(p[1] for p in pairs))
+    return records, values, list(dict.fromkeys(k for p in pairs for k in p[1]))
 
 
 def _function_of(text: pd.DataFrame, key: str, by: list[str]) -> bool:
@@ -159,8 +159,9 @@ def varying_keys(values: pd.DataFrame, images, named=()) -> list[str]:
     images : sequence
         Each record's image (the rows of a study: a key that follows from the image is
         not a setting).
-    named : collection of str
-        Keys the jobs' overrides name; they are preferred over keys derived from them.
+    named : sequence of str
+        Keys the jobs' overrides name, in their order; they come first and are preferred
+        over keys derived from them.
 
     Returns
     -------
@@ -172,8 +173,9 @@ def varying_keys(values: pd.DataFrame, images, named=()) -> list[str]:
     text = values.apply(lambda col: col.map(_text)).fillna(UNSET)
     text["\0image"] = list(images)
     varying = [k for k in values if not _ignored(k) and text[k].nunique() > 1]
-    order = sorted(varying, key=lambda k: (k not in named, not k.endswith(".name"),
-                                           varying.index(k)))
+    named = list(named)
+    order = sorted(varying, key=lambda k: (k not in named, named.index(k) if k in named
+                                           else not k.endswith(".name"), varying.index(k)))
     kept: list[str] = []
     for key in order:
         if _function_of(text, key, ["\0image"]):
