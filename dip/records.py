@@ -17,19 +17,17 @@ import math
 import os
 import shutil
 import tempfile
-import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dip import DipError, DipNote
 from dip.config import LEGACY_EXCLUDE, config_hash
-from dip.data import image_id, save_image
+from dip.data import save_image
 from dip.fit import FitResult
-from dip.metrics import psnr
 from dip.provenance import (  # noqa: F401  (part of this module's interface)
     KERNEL_PINS,
     device_name,
@@ -38,9 +36,16 @@ from dip.provenance import (  # noqa: F401  (part of this module's interface)
     machine,
     versions,
 )
+from dip.scores import (  # noqa: F401  (also importable from here)
+    ENSEMBLE_IMAGES,
+    ensemble,
+    ensemble_metrics,
+    metrics_of,
+)
 from dip.tasks import Problem
 
-__all__ = ["record_dir", "existing_record", "record_run", "write_record", "check_writable",
+__all__ = ["RunRecord", "find_records", "record_dir", "existing_record", "record_run",
+           "write_record", "check_writable",
            "read_metrics", "foreign_files", "check_not_foreign", "RECORD_FILES",
            "RECORD_IMAGES",
            "metrics_of", "ensemble", "ensemble_metrics", "ENSEMBLE_IMAGES", "git_commit",
@@ -106,90 +111,6 @@ def _os_message(err: OSError, what: str) -> str:
                 " at another disk, then rerun (earlier records are untouched)")
     return (f"{what}: {reason}; choose a writable folder with out_dir=... or records=..., "
             "or fix its permissions")
-
-
-def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
-    """The numbers of a run, each with how it was made.
-
-    ``psnr_stop`` / ``iter_stop`` are the output and step of the detected stopping point
-    (stop=wmv or emv), or the final output and the number of steps (stop=fixed);
-    ``steps`` counts the steps run (fewer than ``num_iter`` when a run stopped early).
-    """
-    scored = problem.gt is not None
-    corrupted_view = problem.corrupted_view().cpu()
-    nan = float("nan")
-    return {
-        "experiment": cfg.name,
-        "label": cfg.get("label"),
-        "task": cfg.task.name,
-        "image": str(cfg.image),
-        "image_id": image_id(str(cfg.gt if cfg.corrupted and cfg.gt else cfg.image)),
-        "dataset": cfg.dataset,
-        "sigma": cfg.sigma if cfg.task.name == "denoising" else None,
-        "factor": int(cfg.factor) if cfg.task.name == "sr" else None,
-        "metric": problem.metric,
-        "psnr_corrupted": problem.score(corrupted_view) if scored else nan,
-        "psnr_final": problem.score(result.final) if scored else nan,
-        "psnr_avg": problem.score(result.average) if scored else nan,
-        "psnr_oracle": problem.score(result.oracle) if result.oracle is not None else nan,
-        "iter_oracle": result.iter_oracle,
-        "stop": str(cfg.stop),
-        "psnr_stop": problem.score(result.stop) if scored else nan,
-        "iter_stop": result.iter_stop,
-        "psnr_obs_final": psnr(problem.observation.cpu(),
-                               problem.operator.cpu()(result.final).detach()),
-        "num_iter": int(cfg.fit.num_iter),
-        "steps": result.steps,
-        "seconds": round(result.seconds, 3),
-        "sec_per_iter": round(result.seconds / max(1, result.steps), 5),
-        "status": result.status,
-        "resumed_at": result.resumed_at,
-        "backtracks": result.backtracks,
-        "device": result.device,
-        "device_name": device_name(result.device), "machine": machine(),
-        "memory_format": result.memory_format,
-        "graph_steps": result.graph_steps,
-        "seed": int(cfg.seed),
-        "seeds": [int(cfg.seed)],
-        "profile": cfg.profile.name,
-        "net": cfg.net.name,
-        "size": list(problem.image_shape),
-        "config_hash": config_hash(cfg),
-        "commit": git_commit(),
-        "versions": versions(),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-ENSEMBLE_IMAGES = {"restored_ensemble": "final", "restored_ensemble_avg": "average"}
-"""Record image of a seed ensemble → the outputs of each seed it is the mean of."""
-
-
-def ensemble_metrics(problem: Problem, results: list[FitResult], seeds: list[int],
-                     means: dict[str, torch.Tensor]) -> dict:
-    """Numbers of a seed ensemble: each seed's PSNR of its final output, their mean and
-    sample std (ddof 1), the PSNR of the mean of the final outputs (``psnr_ensemble``)
-    and of the averaged outputs (``psnr_ensemble_avg``), and the fitting time of all
-    seeds (``seconds_seeds``; ``seconds`` is seed ``seed``'s alone). ``means`` are the
-    mean outputs named as in :data:`ENSEMBLE_IMAGES`."""
-    scored = problem.gt is not None
-    nan = float("nan")
-    values = [problem.score(r.final) if scored else nan for r in results]
-    return {
-        "seeds": [int(s) for s in seeds],
-        "psnr_seeds": values,
-        "psnr_seeds_mean": float(np.mean(values)),
-        "psnr_seeds_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-        "psnr_ensemble": problem.score(means["restored_ensemble"]) if scored else nan,
-        "psnr_ensemble_avg": problem.score(means["restored_ensemble_avg"]) if scored else nan,
-        "status_seeds": [r.status for r in results],
-        "seconds_seeds": round(sum(r.seconds for r in results), 3),
-    }
-
-
-def ensemble(results: list[FitResult], which: str = "final") -> torch.Tensor:
-    """Pixel-wise mean of the results' ``final`` (or ``average``) outputs."""
-    return torch.stack([getattr(r, which) for r in results]).mean(0)
 
 
 def _clean(obj):
@@ -325,6 +246,75 @@ def read_metrics(out_dir: Path) -> dict | None:
                       "treated as missing", DipNote, stacklevel=2)
         return None
     return metrics
+
+
+PROVENANCE = ("profile", "num_iter", "seed", "device", "device_name", "machine", "commit",
+              "versions", "finished")
+"""The metrics fields that say how a run was made."""
+
+
+@dataclass
+class RunRecord:
+    """A finished run as stored: the one way records are read.
+
+    Attributes
+    ----------
+    path : Path
+        The record folder.
+    metrics : dict
+        ``metrics.json``: every number of the run with how it was made.
+    config : dict
+        The resolved config (``config.yaml``; empty when the file is missing).
+    """
+
+    path: Path
+    metrics: dict
+    config: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RunRecord | None:
+        """The record at ``path``; None (with a note) when its metrics cannot be read
+        (:func:`read_metrics`) or it has none."""
+        path = Path(path)
+        metrics = read_metrics(path)
+        if metrics is None:
+            return None
+        config = {}
+        if (path / "config.yaml").is_file():
+            loaded = OmegaConf.to_container(OmegaConf.load(path / "config.yaml"))
+            config = loaded if isinstance(loaded, dict) else {}
+        return cls(path, metrics, config)
+
+    @property
+    def overrides(self) -> list[str]:
+        """The overrides of the job that made the run (``[]`` for records made before
+        records kept them)."""
+        value = self.metrics.get("overrides")
+        return [str(v) for v in value] if isinstance(value, list) else []
+
+    @property
+    def provenance(self) -> dict:
+        """How the run was made: profile, iterations, seed, device, machine (CPU model,
+        kernel pins), commit, versions, finishing time (:data:`PROVENANCE`)."""
+        return {k: self.metrics.get(k) for k in PROVENANCE}
+
+    def image(self, name: str) -> Path:
+        """The path of the record's image ``name`` (``restored``, ``gt``, ...)."""
+        return self.path / f"{name}.png"
+
+
+def find_records(root: str | os.PathLike) -> list[RunRecord]:
+    """Every readable record under ``root`` (at any depth), sorted by path; hidden
+    folders (unfinished writes, checkpoints) are skipped, unreadable records noted."""
+    root = Path(root)
+    found = []
+    for path in sorted(root.rglob("metrics.json")):
+        if any(part.startswith(".") for part in path.parent.relative_to(root).parts):
+            continue
+        record = RunRecord.load(path.parent)
+        if record is not None:
+            found.append(record)
+    return found
 
 
 def existing_record(cfg: DictConfig) -> dict | None:

@@ -118,3 +118,20 @@ def test_the_registry_size_rules_need_no_config():
     assert nets.min_size("skip", num_channels_down=[8] * 3, filter_size_down=5) == 24
     with pytest.raises(DipError, match="unknown net"):
         nets.size_multiple("vgg")
+
+
+def test_a_record_reads_back_through_one_schema(images, monkeypatch):
+    from dip.records import RunRecord, find_records
+
+    assert dip_main(monkeypatch, "-m", *FAST, "image=a.png", "records=recs",
+                    "fit.lr=0.01,0.02") == 0
+    (images / "recs" / ".half-written.tmp-1").mkdir()
+    (images / "recs" / ".half-written.tmp-1" / "metrics.json").write_text("{}")
+    records = find_records(images / "recs")
+    assert len(records) == 2
+    for record in records:
+        assert record.config["image"] == "a.png"
+        assert f"fit.lr={record.config['fit']['lr']}" in record.overrides
+        assert record.provenance["profile"] == "smoke" and record.provenance["commit"]
+        assert record.image("restored").is_file()
+    assert RunRecord.load(images / "nowhere") is None

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
-import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from dip import DipError
 from dip.config import IDENTITY_EXCLUDE, NEUTRAL
-from dip.records import read_metrics
+from dip.records import RunRecord
 
 __all__ = ["record_settings", "flat_config", "check_seeds_only", "IGNORED"]
 
@@ -60,29 +58,22 @@ def flat_config(config: dict) -> dict:
     return {k: v for k, v in flat.items() if k not in neutral or neutral[k] != v}
 
 
-def _from_overrides(record: Path) -> dict:
-    """The settings a record's ``metrics.json`` names in its ``overrides`` list."""
-    overrides = (read_metrics(record) or {}).get("overrides")
-    if not isinstance(overrides, list):
-        return {}
+def _from_overrides(overrides: list[str]) -> dict:
+    """The settings an ``overrides`` list names (a record's job overrides)."""
     try:
-        parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
+        parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException:
         return {}
     return {o.get_key_element().lstrip("+~"): o.value() for o in parsed
             if not o.is_sweep_override()}
 
 
-def _config(record) -> dict:
+def _config(folder) -> dict:
     """A record's settings: its ``config.yaml`` flattened, else its overrides."""
-    record = Path(str(record))
-    try:
-        config = yaml.safe_load((record / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        config = None
-    if isinstance(config, dict):
-        return flat_config(config)
-    return flat_config(_from_overrides(record))
+    record = RunRecord.load(str(folder))
+    if record is None:
+        return {}
+    return flat_config(record.config or _from_overrides(record.overrides))
 
 
 def _text(value) -> str:

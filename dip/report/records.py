@@ -1,8 +1,8 @@
 """Run records read back for reports: one DataFrame row per finished run.
 
 A record is a directory under the records root (default ``results/runs/``) holding
-``metrics.json`` and ``config.yaml``, as :mod:`dip.records` writes it; hidden directories
-(unfinished ``.NAME.tmp-PID``, checkpoints) are not records.
+``metrics.json`` and ``config.yaml``, as :mod:`dip.records` writes it and reads it
+(:class:`~dip.records.RunRecord`, :func:`~dip.records.find_records`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from dip.data import image_id
-from dip.records import read_metrics
+from dip.records import RunRecord, find_records
 
 __all__ = ["load_records", "with_datasets", "int_or_none", "RECORD_COLUMNS", "NUMERIC"]
 
@@ -28,17 +28,9 @@ NUMERIC = ["sigma", "factor", "seed", "num_iter", "crop", "height", "width", "ps
            "psnr_ensemble_avg", "n_seeds"]
 
 
-def _record_files(root: Path):
-    for path in sorted(root.rglob("metrics.json")):
-        if any(part.startswith(".") for part in path.parent.relative_to(root).parts):
-            continue
-        yield path
-
-
-def _read_record(path: Path) -> dict | None:
-    metrics = read_metrics(path.parent)  # None, with a note, when it cannot be read
-    if metrics is None:
-        return None
+def _row(record: RunRecord) -> dict:
+    """The table row of a record: its scalar metrics, baselines, CPU model, size, crop."""
+    metrics = record.metrics
     row = {k: v for k, v in metrics.items()
            if k != "baselines" and not isinstance(v, (dict, list))}
     for name, value in (metrics.get("baselines") or {}).items():
@@ -52,24 +44,14 @@ def _read_record(path: Path) -> dict | None:
     if isinstance(size, list) and len(size) == 3:
         row["height"], row["width"] = size[1], size[2]
     if "crop" not in row:
-        row["crop"] = _config_value(path.parent / "config.yaml", "crop")
+        row["crop"] = record.config.get("crop")
     if not row.get("image_id"):
-        row["image_id"] = image_id(row.get("image") or path.parent.name)
+        row["image_id"] = image_id(row.get("image") or record.path.name)
     if not row.get("finished"):
-        row["finished"] = datetime.fromtimestamp(path.stat().st_mtime).isoformat()
-    row["record"] = str(path.parent)
+        stamp = (record.path / "metrics.json").stat().st_mtime
+        row["finished"] = datetime.fromtimestamp(stamp).isoformat()
+    row["record"] = str(record.path)
     return row
-
-
-def _config_value(path: Path, key: str):
-    """A top-level value of a record's config.yaml (None when absent or unreadable)."""
-    import yaml
-
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    return config.get(key) if isinstance(config, dict) else None
 
 
 def load_records(root="results/runs", experiment=None, profile=None,
@@ -96,8 +78,8 @@ def load_records(root="results/runs", experiment=None, profile=None,
         ``image_id`` (derived from ``image`` when absent) and ``record`` (the directory).
     """
     root = Path(root)
-    rows = [] if not root.is_dir() else [_read_record(p) for p in _record_files(root)]
-    df = pd.DataFrame([r for r in rows if r is not None])
+    rows = [] if not root.is_dir() else [_row(r) for r in find_records(root)]
+    df = pd.DataFrame(rows)
     for col in RECORD_COLUMNS:
         if col not in df:
             df[col] = None
