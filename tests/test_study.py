@@ -107,6 +107,8 @@ def test_group_override_names_the_net_not_its_derived_keys(tmp_path, overrides):
                      overrides=[f"net={net}"] if overrides else None)
     records, values, named = load_study(tmp_path)
     assert varying_keys(values, records["image_id"], named) == ["net.name"]
+    _, paths = build_study(tmp_path, tmp_path / "out", by=["net"])  # the group's name
+    assert pd.read_csv(paths[0])["net.name"].tolist() == ["encdec", "skip"]
 
 
 def cells(text: str) -> dict:
@@ -192,6 +194,14 @@ def test_one_setting_is_still_a_table(tmp_path):
     assert cells(text)["F16"] == ["**31.00**"] and cells(text)["image"] == ["all runs"]
     assert "one setting" in text
     assert pd.read_csv(paths[0])["setting"].tolist() == ["all runs"]
+
+
+def test_records_without_history_make_no_curves(runs, tmp_path):
+    for history in runs.glob("*/history.csv"):
+        history.unlink()
+    with pytest.warns(DipNote, match="no study_curves.png"):
+        _, paths = build_study(runs, tmp_path / "out")
+    assert paths[-1].name == "study.png" and not (tmp_path / "out" / "study_curves.png").exists()
 
 
 def test_bad_metric(runs, tmp_path):

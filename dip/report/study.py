@@ -3,27 +3,19 @@
     python -m dip.report study --root R [--out O] [--metric psnr_avg] [--by KEY ...]
                                [--profile P] [--name NAME]
 
-A sweep (``dip -m image=a.png,b.png fit.lr=0.01,0.001 seed=0,1 records=R``) leaves one
-record per run under ``R``. :func:`build_study` reads them (:func:`load_study`), finds the
-settings that tell the runs apart (:func:`varying_keys`: the dotted config keys whose values
-differ across records, those the jobs' ``overrides`` name first; never the seed, where
-outputs went, how the run was executed, the data root or keys that follow from the image
-or from another setting), averages the seeds of each (image, setting)
-(:func:`study_table`) and writes into ``O`` (default ``results/studies/<name>_<profile>``,
-``name`` the root folder's name):
-
-- ``study.csv``: one row per (image, setting): a column per varying key, ``image``,
-  ``setting``, ``runs``, each PSNR field's mean and ``<field>_std`` (sample standard
-  deviation over seeds; empty with one run), ``iter_oracle`` and ``seconds`` (means);
-- ``study.md`` / ``study.tex``: ``--metric`` per image (and their mean) and setting, the
-  best setting of each row in bold, a caption with profile, iterations, device, commits
-  and seeds per cell;
-- ``study.png``: the metric against the one varying key (a line per image, a thick mean
-  line, error bars over seeds), or a heatmap of the mean over images for two keys (the two
-  with the largest spread when more vary); ``study_curves.png``: mean PSNR against
-  iteration per setting, from the records' ``history.csv``.
-
-Records of different profiles are never mixed: choose one with ``--profile``.
+A sweep (``dip -m image=a.png,b.png fit.lr=0.01,0.001 seed=0,1 records=R``) leaves a
+record per run under ``R``. :func:`varying_keys` finds the settings that tell them apart
+(dotted config keys whose values differ, those the jobs' ``overrides`` name first; never
+the seed, outputs, execution, the data root, nor keys that follow from the image or from
+another setting); :func:`study_table` averages the seeds of each (image, setting). Written
+into ``O`` (default ``results/studies/<name>_<profile>``, name: the root folder's):
+``study.csv`` (a row per image and setting: each key, ``runs``, each PSNR field's mean and
+``<field>_std`` over seeds, ``iter_oracle``, ``seconds``), ``study.md`` / ``study.tex``
+(``--metric`` per image and setting, the best of each row in bold, a caption saying
+profile, iterations, device, commits and seeds), ``study.png`` (the metric against the
+varying key, a line per image; a heatmap for two keys, or the two that spread the most)
+and ``study_curves.png`` (mean PSNR against iteration per setting). Records of different
+profiles are never mixed: choose one with ``--profile``.
 """
 
 from __future__ import annotations
@@ -35,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from dip import DipError, DipNote
 from dip.atomic import atomic_target, write_text
-from dip.records import read_metrics
+from dip.records import RunRecord
 from dip.report.configs import IGNORED
 from dip.report.figures import curves, plt, save_figure
 from dip.report.records import load_records
@@ -83,19 +74,16 @@ def _text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _record_values(record: Path) -> tuple[dict, list]:
-    """The flattened resolved config of a record, completed by its job's overrides, and
-    the keys those overrides name (``net=encdec`` names ``net.name``)."""
-    try:
-        config = yaml.safe_load((record / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        config = None
-    values = _flat(config if isinstance(config, dict) else {})
-    overrides = (read_metrics(record) or {}).get("overrides")
+def _record_values(folder) -> tuple[dict, list]:
+    """The flattened resolved config of a record (:class:`dip.records.RunRecord`),
+    completed by its job's overrides, and the keys those overrides name (``net=encdec``
+    names ``net.name``)."""
+    record = RunRecord.load(folder)
+    values = _flat(record.config if record is not None else {})
+    overrides = record.overrides if record is not None else []
     named = []
     try:
-        parsed = OverridesParser.create().parse_overrides(
-            [str(o) for o in overrides] if isinstance(overrides, list) else [])
+        parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException:
         parsed = []
     for override in parsed:
@@ -108,24 +96,10 @@ def _record_values(record: Path) -> tuple[dict, list]:
 
 
 def load_study(root, profile: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list]:
-    """The records of one profile under ``root`` and their settings.
-
-    Returns
-    -------
-    records : pandas.DataFrame
-        :func:`dip.report.records.load_records` of the chosen profile.
-    values : pandas.DataFrame
-        One row per record (same index), one column per dotted config key; NaN where a
-        record lacks the key.
-    named : list of str
-        The keys that the records' ``overrides`` name, in their order.
-
-    Raises
-    ------
-    DipError
-        No readable record, records of several profiles without ``profile``, or none of
-        ``profile``.
-    """
+    """The records of one profile under ``root`` (:func:`~dip.report.records.load_records`),
+    their settings (a row per record, a column per dotted config key, NaN where a record
+    lacks it) and the keys their ``overrides`` name, in order; a :class:`~dip.DipError`
+    when none is readable, or several profiles are found and none chosen."""
     records = load_records(root)
     if records.empty:
         raise DipError(f"no readable run records under {root}; run a sweep with "
@@ -139,7 +113,7 @@ def load_study(root, profile: str | None = None) -> tuple[pd.DataFrame, pd.DataF
         if records.empty:
             raise DipError(f"no records of profile {profile} under {root}; it holds "
                            f"profiles {', '.join(found) or '(none named)'}")
-    pairs = [_record_values(Path(r)) for r in records["record"]]
+    pairs = [_record_values(r) for r in records["record"]]
     values = pd.DataFrame([p[0] for p in pairs], index=records.index, dtype=object)
     return records, values, list(dict.fromkeys(k for p in pairs for k in p[1]))
 
@@ -216,22 +190,10 @@ def _labels(values: pd.DataFrame, keys: list[str]) -> pd.Series:
 def study_table(records: pd.DataFrame, values: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per (image, setting): the key values, runs, means and standard deviations.
 
-    Parameters
-    ----------
-    records : pandas.DataFrame
-        :func:`load_study`'s records (``image_id``, PSNR fields, ``iter_oracle``,
-        ``seconds``).
-    values : pandas.DataFrame
-        The records' settings (same index).
-    keys : list of str
-        The settings' keys (:func:`varying_keys`, or chosen).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``image``, each key, ``setting`` (the label), ``runs``, then for each PSNR
-        field present its mean and ``<field>_std`` (ddof 1; NaN with one run), then the
-        means of ``iter_oracle`` and ``seconds``; images sorted, settings in key order.
+    ``records`` and ``values`` come from :func:`load_study`, ``keys`` from
+    :func:`varying_keys` (or are chosen). Columns: ``image``, each key, ``setting`` (its
+    label), ``runs``, each PSNR field's mean and ``<field>_std`` (ddof 1; NaN with one
+    run), the means of ``iter_oracle`` and ``seconds``; images sorted, settings by value.
     """
     df = records.assign(image=records["image_id"].astype(str),
                         setting=_labels(values, keys))
@@ -307,23 +269,18 @@ def _latex(grid: pd.DataFrame, caption: str, notes: list[str]) -> str:
     return "\n".join(lines + [r"\end{table}"]) + "\n"
 
 
-def _spread_keys(table: pd.DataFrame, keys: list[str], metric: str) -> list[str]:
-    """The two keys along which the mean of ``metric`` spreads most."""
-    spread = {k: np.ptp(table.groupby(table[k].map(_text))[metric].mean()) for k in keys}
-    return sorted(keys, key=lambda k: -spread[k])[:2]
-
-
 def _plot_line(ax, table: pd.DataFrame, key: str | None, metric: str) -> None:
     """``metric`` against ``key`` (a line per image and a thick mean line)."""
     values = list(dict.fromkeys(sorted(table[key], key=_order))) if key else [ALL]
     numeric = key is not None and all(_order(v)[0] == 0 for v in values)
-    place = dict(zip(map(_text, values), values if numeric else range(len(values)), strict=True))
+    place = dict(zip(map(_text, values), values if numeric else range(len(values)),
+                     strict=True))
     table = table.assign(_x=table[key].map(_text).map(place) if key else 0)
     std = f"{metric}_std"
     for image, part in table.groupby("image"):
         part = part.sort_values("_x")
-        ax.errorbar(part["_x"], part[metric], yerr=part[std].fillna(0) if std in part else None,
-                    marker="o", capsize=3, alpha=0.7, lw=1.2, label=image)
+        ax.errorbar(part["_x"], part[metric], yerr=part[std].fillna(0) if std in part
+                    else None, marker="o", capsize=3, alpha=0.7, lw=1.2, label=image)
     mean = table.groupby("_x")[metric].mean()
     ax.plot(mean.index, mean.values, color="black", lw=3, marker="s",
             label="mean over images")
@@ -340,9 +297,9 @@ def _plot_heatmap(fig, ax, table: pd.DataFrame, keys: list[str], metric: str) ->
     """The mean of ``metric`` over images (and other keys) for two keys, values written."""
     rows, cols = ([_text(v) for v in dict.fromkeys(sorted(table[k], key=_order))]
                   for k in keys)
-    grid = table.assign(_r=table[keys[0]].map(_text), _c=table[keys[1]].map(_text)).pivot_table(
-        index="_r", columns="_c", values=metric, aggfunc="mean").reindex(index=rows,
-                                                                           columns=cols)
+    grid = table.assign(_r=table[keys[0]].map(_text), _c=table[keys[1]].map(_text))
+    grid = grid.pivot_table(index="_r", columns="_c", values=metric, aggfunc="mean")
+    grid = grid.reindex(index=rows, columns=cols)
     image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", aspect="auto")
     for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
         if not math.isnan(v):
@@ -359,7 +316,8 @@ def _plot_study(table: pd.DataFrame, keys: list[str], metric: str, title: str, p
     if len(keys) <= 1:
         _plot_line(ax, table, keys[0] if keys else None, metric)
     else:
-        shown = _spread_keys(table, keys, metric) if len(keys) > 2 else keys
+        spread = {k: np.ptp(table.groupby(table[k].map(_text))[metric].mean()) for k in keys}
+        shown = sorted(keys, key=lambda k: -spread[k])[:2]  # the two that spread most
         others = [k for k in keys if k not in shown]
         _plot_heatmap(fig, ax, table, shown, metric)
         title += " (mean over images" + (f" and {', '.join(others)}; these two spread the "
@@ -421,11 +379,12 @@ def build_study(root="results/runs", out=None, *, metric: str = "psnr_avg", by=N
         The study's name (default: the root folder's name).
     """
     records, values, named = load_study(root, profile)
-    present = [f for f in PSNR_FIELDS if records[f].notna().any()] if len(records) else []
+    present = [f for f in PSNR_FIELDS if f in records and records[f].notna().any()]
     if metric not in present:
         raise DipError(f"--metric {metric} is not in these records; choose one of "
                        f"{', '.join(present) or '(none: the runs have no ground truth)'}")
     if by:
+        by = [k if k in values or f"{k}.name" not in values else f"{k}.name" for k in by]
         missing = [k for k in by if k not in values]
         if missing:
             raise DipError(f"--by {' '.join(missing)}: no such config key in the records; "
@@ -450,4 +409,7 @@ def build_study(root="results/runs", out=None, *, metric: str = "psnr_avg", by=N
     curve = _plot_curves(records, _labels(values, keys), list(grid.columns), metric,
                          f"{name} ({profile}): mean over images and seeds",
                          out / "study_curves.png")
+    if curve is None:
+        warnings.warn(f"no record under {root} has a history.csv: no study_curves.png",
+                      DipNote, stacklevel=2)
     return text, paths + ([curve] if curve is not None else [])
