@@ -13,9 +13,15 @@ Restore your own noisy photo, with the official settings (GPU advised)::
 Sweep learning rates and seeds::
 
     dip -m task=inpainting image=set12/05.png fit.lr=0.01,0.001 seed=0,1
+
+Restore every image of a folder (masks paired by file stem), then a study table::
+
+    dip task=inpainting image=photos/ mask=masks/
 """
 
 from __future__ import annotations
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -61,15 +67,21 @@ def summary(m: dict) -> str:
 
 @hydra.main(config_path=str(dip.config.CONFIG_DIR), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> float:
-    from dip.run import run
+    from dip.folder import is_folder, run_folder
+    from dip.run import job_overrides, run
 
     show_notes()
     with checkpoint_on_signals():
+        if is_folder(cfg.image):
+            return execute(lambda c: run_folder(c, run, summary, job_overrides()), cfg)
         outcome = execute(run, cfg)
     return report(outcome, summary)
 
 
 def main() -> None:
+    from dip.folder import expand_argv
+
+    sys.argv = expand_argv(sys.argv)
     app()
 
 

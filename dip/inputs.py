@@ -22,6 +22,7 @@ from dip.builders import build_net, min_size, net_multiple, settings_from
 from dip.corrupt import SIGNALS, pil_resize, signal
 from dip.data import center_crop, crop_to_multiple, read
 from dip.fit import code_channels
+from dip.folder import is_folder, paired_mask
 from dip.tasks import Problem
 
 __all__ = ["build_problem", "problem_from", "build_input", "TASK_BUILDERS", "TaskEntry"]
@@ -259,11 +260,12 @@ def _inpainting(cfg: DictConfig, image: torch.Tensor, gt: torch.Tensor | None) -
     image, gt, crop = _cropped(cfg, image, gt)
     mask = None
     if cfg.mask is not None:
-        mask = _read(cfg.mask, cfg.data.root, "mask")
+        spec = paired_mask(cfg.mask, cfg.image) if is_folder(cfg.mask) else cfg.mask
+        mask = _read(spec, cfg.data.root, "mask")
         if mask.shape[-2:] != (h, w):
             raise DipError(f"mask is {mask.shape[-2]}×{mask.shape[-1]} but the image is "
                            f"{h}×{w}; give a mask of the image's size")
-        mask = crop(_binary_mask(mask.amin(0, keepdim=True), _mask_threshold(cfg), cfg.mask),
+        mask = crop(_binary_mask(mask.amin(0, keepdim=True), _mask_threshold(cfg), spec),
                     mask=True)
     elif cfg.corrupted:
         raise DipError("inpainting a damaged image needs its mask; set mask=PATH "

@@ -277,7 +277,7 @@ def test_cli_no_records(tmp_path, capsys):
     status = main(["table", "table_inpainting", "--profile", "quick",
                    "--root", str(tmp_path / "runs")])
     err = capsys.readouterr().err.strip()
-    assert status == 1 and len(err.splitlines()) == 1
+    assert status == 2 and len(err.splitlines()) == 1
     assert "no records for table_inpainting with profile quick" in err
     assert "make table-inpainting PROFILE=quick" in err
 
@@ -286,7 +286,7 @@ def test_cli_module_exit_status(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dip.report", "table", "denoising",
                            "--root", str(tmp_path)], capture_output=True, text=True,
                           timeout=60)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: no records for table_denoising")
 
 

@@ -15,8 +15,8 @@ across the records under ``--root`` (or takes ``--by``), averages the seeds, pri
 markdown table and writes ``study.{csv,md,tex,png}`` and ``study_curves.png`` into
 ``--out`` (default ``results/studies/<name>_<profile>``); see :mod:`dip.report.study`.
 
-On bad input a command prints one ``error:`` line; ``study`` then exits 2 (as ``dip``
-does), the other commands 1.
+On bad input a command prints one ``error:`` line and exits 2 (as ``dip`` does);
+``compare`` exits 1 when the tables differ.
 """
 
 from __future__ import annotations
@@ -150,8 +150,7 @@ def _study(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (on error one line on stderr and 1,
-    or 2 for ``study``)."""
+    """Run the command line; returns the exit status (on error one line on stderr and 2)."""
     args = _parser().parse_args(argv)
     try:
         commands = {"table": _table, "figure": _figure, "compare": _compare, "readme": _readme,
@@ -159,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         return commands[args.command](args)
     except DipError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2 if args.command == "study" else 1
+        return 2
 
 
 if __name__ == "__main__":

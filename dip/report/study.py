@@ -95,12 +95,18 @@ def _record_values(folder) -> tuple[dict, list]:
     return values, named
 
 
-def load_study(root, profile: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+def load_study(root, profile: str | None = None, only=None
+               ) -> tuple[pd.DataFrame, pd.DataFrame, list]:
     """The records of one profile under ``root`` (:func:`~dip.report.records.load_records`),
     their settings (a row per record, a column per dotted config key, NaN where a record
     lacks it) and the keys their ``overrides`` name, in order; a :class:`~dip.DipError`
-    when none is readable, or several profiles are found and none chosen."""
+    when none is readable, or several profiles are found and none chosen. ``only``: keep
+    just these record folders."""
     records = load_records(root)
+    if only is not None and not records.empty:
+        keep = {str(Path(p).resolve()) for p in only}
+        mask = [str(Path(r).resolve()) in keep for r in records["record"]]
+        records = records[mask].reset_index(drop=True)
     if records.empty:
         raise DipError(f"no readable run records under {root}; run a sweep with "
                        f"`dip -m ... records={root}` first, or point --root at one")
@@ -360,7 +366,8 @@ def _notes(keys: list[str], grid: pd.DataFrame) -> list[str]:
 
 
 def build_study(root="results/runs", out=None, *, metric: str = "psnr_avg", by=None,
-                profile: str | None = None, name: str | None = None) -> tuple[str, list]:
+                profile: str | None = None, name: str | None = None,
+                only=None) -> tuple[str, list]:
     """Write a sweep's study (see the module docstring); returns (markdown, paths).
 
     Parameters
@@ -377,8 +384,10 @@ def build_study(root="results/runs", out=None, *, metric: str = "psnr_avg", by=N
         The profile whose records are used (required when the root holds several).
     name : str, optional
         The study's name (default: the root folder's name).
+    only : list of path-like, optional
+        Just these records under ``root`` (e.g. the runs of one folder of images).
     """
-    records, values, named = load_study(root, profile)
+    records, values, named = load_study(root, profile, only)
     present = [f for f in PSNR_FIELDS if f in records and records[f].notna().any()]
     if metric not in present:
         raise DipError(f"--metric {metric} is not in these records; choose one of "

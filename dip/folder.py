@@ -1,0 +1,129 @@
+"""A folder of images: ``dip image=DIR`` restores each image with the same settings.
+
+Without ``-m`` the images run one after the other in this process (:func:`run_folder`):
+one record per image, a failed image prints its ``error: [image=...]`` line and the
+others go on, and the end is a study table of the folder's runs
+(:mod:`dip.report.study`). With ``-m`` the folder becomes a sweep over its images
+(:func:`expand_argv`), so the launcher spreads them over its jobs. ``mask=DIR2`` pairs
+each image with the mask of the same file stem (or ``<stem>_mask``):
+:func:`paired_mask`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, open_dict
+
+from dip import DipError
+
+__all__ = ["IMAGE_SUFFIXES", "images_in", "is_folder", "paired_mask", "expand_argv",
+           "run_folder"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+"""The files of a folder that are restored (case-insensitive)."""
+
+
+def is_folder(spec) -> bool:
+    """Whether an ``image=`` / ``mask=`` value names a folder."""
+    return spec is not None and str(spec).strip() != "" and Path(str(spec)).is_dir()
+
+
+def images_in(folder: str | Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name; DipError when none."""
+    found = sorted(p for p in Path(folder).iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not p.name.startswith("."))
+    if not found:
+        raise DipError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); give a "
+                       "folder of images or one image file")
+    return found
+
+
+def paired_mask(mask_folder: str | Path, image: str | Path) -> Path:
+    """The mask of ``image`` in ``mask_folder``: the image file of the same stem, or of the
+    stem with ``_mask`` added; DipError naming what was looked for when there is none."""
+    stem = Path(str(image)).stem
+    for candidate in images_in(mask_folder):
+        if candidate.stem in (stem, f"{stem}_mask"):
+            return candidate
+    raise DipError(f"no mask for {Path(str(image)).name} in {mask_folder} (looked for "
+                   f"{stem}.* and {stem}_mask.*); add it, or give mask=FILE")
+
+
+def _quoted(path: Path) -> str:
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def expand_argv(argv: Sequence[str]) -> list[str]:
+    """``dip -m ... image=DIR ...`` with ``image=DIR`` turned into the sweep
+    ``image='DIR/a.png','DIR/b.png',...``; other command lines unchanged."""
+    argv = list(argv)
+    if not {"-m", "--multirun"} & set(argv):
+        return argv
+    for i, arg in enumerate(argv):
+        key, eq, value = arg.partition("=")
+        if eq and key.lstrip("+~") == "image" and is_folder(value):
+            argv[i] = f"{key}=" + ",".join(_quoted(p) for p in images_in(value))
+    return argv
+
+
+def _one(cfg: DictConfig, image: Path) -> DictConfig:
+    one = cfg.copy()
+    with open_dict(one):
+        one.image = str(image)
+        if one.out_dir is not None:  # one record folder per image, under out_dir
+            one.out_dir = str(Path(str(cfg.out_dir)) / image.stem)
+    return one
+
+
+def run_folder(cfg: DictConfig, task: Callable[[DictConfig, list[str]], dict],
+               summary: Callable[[dict], str], overrides: Sequence[str] = ()) -> float:
+    """Restore every image of the folder ``cfg.image`` with ``task(cfg, overrides)``
+    (:func:`dip.run.run`), print each outcome, then the study table of the runs.
+
+    Returns the mean final PSNR of the finished runs (NaN when none is scored); exits
+    with status 2 after the table when any image failed.
+    """
+    from dip.sweep import describe
+
+    images = images_in(cfg.image)
+    done, failed = [], []
+    for image in images:
+        label = f"[image={image}] "
+        given = [o for o in overrides if o.partition("=")[0].lstrip("+~") != "image"]
+        try:
+            metrics = task(_one(cfg, image), [*given, f"image={image}"])
+        except (DipError, torch.OutOfMemoryError) as err:
+            print(f"error: {label}{describe(err)}", file=sys.stderr)
+            failed.append(image)
+            continue
+        print(label + summary(metrics))
+        if metrics.get("out_dir") and not metrics.get("taken"):
+            done.append(metrics)
+    _study(done, cfg)
+    if failed:
+        print(f"{len(failed)} of {len(images)} images failed: "
+              f"{', '.join(p.name for p in failed)}", file=sys.stderr)
+        sys.exit(2)
+    scores = [m["psnr_final"] for m in done if m.get("psnr_final") is not None
+              and not math.isnan(m["psnr_final"])]
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
+def _study(done: list[dict], cfg: DictConfig) -> None:
+    """The study table of the folder's records, printed and written to
+    ``results/studies/<folder>_<profile>/`` (:func:`dip.report.study.build_study`)."""
+    if not done:
+        return
+    from dip.report.study import build_study
+
+    folders = [Path(m["out_dir"]) for m in done]
+    root = Path(str(cfg.out_dir)) if cfg.out_dir is not None else Path(str(cfg.records))
+    text, paths = build_study(root, name=Path(str(cfg.image)).resolve().name,
+                              profile=str(cfg.profile.name), only=folders)
+    print(f"\nstudy of {cfg.image}:\n{text}\nwrote {paths[0].parent}")
