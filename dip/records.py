@@ -183,7 +183,7 @@ def _replace_dir(tmp: Path, out_dir: Path) -> Path:
 
 def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult,
                  metrics: dict, images: dict | None = None) -> None:
-    from dip.report.figures import plot_history, side_by_side
+    from dip.plots import plot_history, side_by_side
 
     view = problem.unpad  # the original image: a padded border (pad_image) cut off
     final, average = view(result.final), view(result.average)

@@ -253,7 +253,7 @@ def test_records_without_the_test_images_get_them_rebuilt_from_the_data_root(
 
 
 def test_save_figure_is_atomic(tmp_path):
-    from dip.report.figures import plt, save_figure
+    from dip.plots import plt, save_figure
 
     path = tmp_path / "fig.png"
     fig, _ = plt.subplots()

@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 
 from dip import DipError
 from dip.data import load_image
-from dip.report.figures import curves, histories, image_grid
+from dip.plots import curves, histories, image_grid
 from dip.report.records import int_or_none, load_records, with_datasets
 from dip.report.sweeps import figure_records, sweep_order
 

@@ -32,9 +32,9 @@ from hydra.errors import HydraException
 
 from dip import DipError, DipNote
 from dip.atomic import atomic_target, write_text
+from dip.plots import curves, plt, save_figure
 from dip.records import RunRecord
 from dip.report.configs import IGNORED
-from dip.report.figures import curves, plt, save_figure
 from dip.report.records import load_records
 
 __all__ = ["build_study", "load_study", "varying_keys", "study_table", "pivot",

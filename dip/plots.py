@@ -1,7 +1,8 @@
 """Drawing: image panels (side by side, or a grid with zoomed insets), PSNR/loss curves.
 
-Every figure is saved through :func:`save_figure` (atomically, then closed). The figures
-of records and experiments are put together in :mod:`dip.report.grids`.
+Every figure is saved through :func:`save_figure` (atomically, then closed). A record's
+own pictures (:mod:`dip.records`: ``comparison.png``, ``curves.png``) and the reports'
+figures (:mod:`dip.report.grids`, :mod:`dip.report.study`) are drawn with these.
 """
 
 from __future__ import annotations
