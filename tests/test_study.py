@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from dip import DipError, DipNote
-from dip.report import study
+from dip.report import study_figures
 from dip.report.__main__ import main
 from dip.report.study import build_study, load_study, varying_keys
 
@@ -162,8 +162,8 @@ def two_keys(root: Path) -> Path:
 
 def test_two_keys_draw_a_heatmap(tmp_path, monkeypatch):
     drawn = []
-    heatmap = study._plot_heatmap
-    monkeypatch.setattr(study, "_plot_heatmap",
+    heatmap = study_figures.plot_heatmap
+    monkeypatch.setattr(study_figures, "plot_heatmap",
                         lambda fig, ax, table, keys, metric: drawn.append(keys) or heatmap(
                             fig, ax, table, keys, metric))
     text, paths = build_study(two_keys(tmp_path / "r"), tmp_path / "out")
@@ -256,8 +256,8 @@ def test_multirun_end_to_end(tmp_path):
 def drawn_axes(monkeypatch) -> list:
     """The axes of the figures build_study saves (study.png first)."""
     axes = []
-    save = study.save_figure
-    monkeypatch.setattr(study, "save_figure",
+    save = study_figures.save_figure
+    monkeypatch.setattr(study_figures, "save_figure",
                         lambda fig, path: axes.append(fig.axes[0]) or save(fig, path))
     return axes
 
