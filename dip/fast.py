@@ -239,6 +239,18 @@ class StepLock:
         self._exclusive = False
         self._waiting = 0
 
+    @property
+    def waiting(self) -> int:
+        """Exclusive holders waiting for the shared ones to finish."""
+        return self._waiting
+
+    @contextlib.contextmanager
+    def observed(self):
+        """The lock's condition held; yields ``wait_for(predicate, timeout)`` to wait
+        until the lock's state satisfies ``predicate`` (tests and diagnostics)."""
+        with self._cond:
+            yield self._cond.wait_for
+
     @contextlib.contextmanager
     def shared(self):
         with self._cond:
@@ -256,6 +268,7 @@ class StepLock:
     def exclusive(self):
         with self._cond:
             self._waiting += 1
+            self._cond.notify_all()  # observers (:meth:`observed`) see the waiting holder
             while self._exclusive or self._shared:
                 self._cond.wait()
             self._waiting -= 1

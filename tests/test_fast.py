@@ -156,32 +156,34 @@ def test_a_failed_capture_falls_back_to_the_eager_step(monkeypatch):
 
 def test_step_lock_lets_a_capture_run_alone():
     """Shared holders overlap; an exclusive holder waits for them, and new shared
-    holders wait for a waiting exclusive one."""
+    holders wait for a waiting exclusive one (no step of the test relies on timing)."""
     import threading
-    import time
 
     lock, events = fast.StepLock(), []
-    inside = threading.Event()
+    inside, release = threading.Event(), threading.Event()
 
-    def step(name, hold):
+    def step(name, hold: threading.Event | None):
         with lock.shared():
             events.append(f"{name}+")
             inside.set()
-            time.sleep(hold)
+            if hold is not None:
+                assert hold.wait(5)
             events.append(f"{name}-")
 
     def capture():
         with lock.exclusive():
             events.append("capture")
 
-    a = threading.Thread(target=step, args=("a", 0.3))
+    a = threading.Thread(target=step, args=("a", release))
     a.start()
-    inside.wait()
+    assert inside.wait(5)
     c = threading.Thread(target=capture)
     c.start()
-    time.sleep(0.05)  # the capture is waiting for a
-    b = threading.Thread(target=step, args=("b", 0.0))
-    b.start()
+    with lock.observed() as waiting:
+        assert waiting(lambda: lock.waiting == 1, 5)  # the capture waits for a
+    b = threading.Thread(target=step, args=("b", None))
+    b.start()  # arrives while the capture waits: goes after it
+    release.set()
     for t in (a, b, c):
         t.join(5)
     assert events == ["a+", "a-", "capture", "b+", "b-"]
