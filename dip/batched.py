@@ -17,6 +17,7 @@ different orders). Both engines share the loss and the result assembly of single
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from dip import fast, official, signals
+from dip.checkpoint import FitState, load_checkpoint
 from dip.device import pick_device
 from dip.fit import fit
 from dip.grouped import GroupedNet, can_group, group  # noqa: F401  (also importable here)
@@ -50,7 +52,8 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
                 settings: Sequence[FitSettings] | FitSettings | None = None,
                 monitors: Sequence[list[Monitor] | None] | None = None,
                 engine: str = "auto", workers: int | None = None,
-                threads_per_run: int | None = None) -> list[FitResult]:
+                threads_per_run: int | None = None,
+                resume: Sequence | None = None) -> list[FitResult]:
     """Fit N independent DIP runs together; the results of N :func:`dip.fit.fit` calls.
 
     Parameters
@@ -80,6 +83,9 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
         Intra-op threads of each run of the 'threads' engine; default
         ``torch.get_num_threads() // workers``; with neither given, the runs share the
         process's threads (one each when there are at least as many runs as threads).
+    resume : sequence of (path, state or None), optional
+        Per run, a checkpoint to continue from (as ``fit(..., resume=...)``); the
+        runs' :class:`~dip.checkpoint.Checkpoint` monitors save them.
 
     Returns
     -------
@@ -105,6 +111,7 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
     if len(settings) != n:
         raise ValueError(f"{n} nets but {len(settings)} settings")
     monitors = list(monitors) if monitors is not None else [None] * n
+    resume = [_state(r) for r in resume] if resume is not None else [None] * n
     shapes = {tuple(p.out_shape) for p in problems}
     if len(shapes) != 1:
         raise ValueError(f"batched runs need one output shape, got {sorted(shapes)}")
@@ -122,11 +129,18 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
     if engine == "auto":
         engine = "grouped" if device.type == "cuda" else "threads"
     if engine == "threads" or n == 1:
-        return _fit_threads(nets, problems, settings, monitors, workers, threads_per_run)
-    return _fit_grouped(nets, problems, settings, monitors, device)
+        return _fit_threads(nets, problems, settings, monitors, resume, workers,
+                            threads_per_run)
+    return _fit_grouped(nets, problems, settings, monitors, resume, device)
 
 
-def _fit_threads(nets, problems, settings, monitors, workers, per_run) -> list[FitResult]:
+def _state(resume):
+    """A loaded fit state (or None) from a checkpoint path, a state or None."""
+    return load_checkpoint(resume) if isinstance(resume, (str, os.PathLike)) else resume
+
+
+def _fit_threads(nets, problems, settings, monitors, resume, workers,
+                 per_run) -> list[FitResult]:
     """Separate fits, ``workers`` at a time, each with ``per_run`` intra-op threads.
 
     Torch releases the GIL inside its kernels, so W threads with T/W intra-op threads
@@ -139,7 +153,7 @@ def _fit_threads(nets, problems, settings, monitors, workers, per_run) -> list[F
     per_run = per_run or max(1, total // workers)
     t0 = time.perf_counter()
     torch.set_num_threads(int(per_run))  # threads started from now on take this count
-    runs = list(zip(nets, problems, settings, monitors, strict=True))
+    runs = list(zip(nets, problems, settings, monitors, resume, strict=True))
     try:
         if workers == 1:  # in this thread: measured, a 2-thread fit of the paper net at 64²
             # took 1.5x as long per step in a pool thread as in the main thread
@@ -154,14 +168,14 @@ def _fit_threads(nets, problems, settings, monitors, workers, per_run) -> list[F
     return [dataclasses.replace(r, seconds=seconds) for r in results]
 
 
-def _fit_on_own_stream(net, problem, settings, monitors) -> FitResult:
+def _fit_on_own_stream(net, problem, settings, monitors, resume) -> FitResult:
     """:func:`dip.fit.fit` on a CUDA stream of its own (so that the kernels of runs in
     other threads can overlap with its own); a plain call on the CPU."""
     device = pick_device(settings.device)
     if device.type != "cuda":
-        return fit(net, problem, settings, monitors)
+        return fit(net, problem, settings, monitors, resume=resume)
     with torch.cuda.stream(torch.cuda.Stream(device)):
-        result = fit(net, problem, settings, monitors)
+        result = fit(net, problem, settings, monitors, resume=resume)
         torch.cuda.current_stream(device).synchronize()
     return result
 
@@ -201,22 +215,28 @@ def _grouped_inputs(settings, shape, depth: int, device):
     return z_all, noise_gens, noise_all, std_all
 
 
-def _start_runs(nets, problems, settings, monitors, device):
+def _start_runs(nets, problems, settings, monitors, device, noise_gens, noise_views,
+                resume):
     """Each run's Adam, monitors (:func:`dip.step.default_monitors` where None) and step
-    record, its monitors started."""
+    record, its monitors started and its saved state loaded (``resume``: per run a
+    state or None)."""
     optimizers = [fast.adam(m.parameters(), s, device) for m, s in zip(nets, settings,
                                                                        strict=True)]
     monitors = [default_monitors(p, s) if m is None else m
                 for p, s, m in zip(problems, settings, monitors, strict=True)]
-    infos = [StepInfo(problem=p, net=m, optimizer=o, exp_weight=s.exp_weight)
-             for p, m, o, s in zip(problems, nets, optimizers, settings, strict=True)]
-    for info, mons in zip(infos, monitors, strict=True):
+    infos = [StepInfo(problem=p, net=m, optimizer=o, exp_weight=s.exp_weight, generator=g,
+                      noise=noise_views[i] if noise_views else None, monitors=mons)
+             for i, (p, m, o, s, g, mons) in enumerate(zip(
+                 problems, nets, optimizers, settings, noise_gens, monitors, strict=True))]
+    for info, mons, state in zip(infos, monitors, resume, strict=True):
         for m in mons:
             m.on_start(info)
+        if state is not None:
+            FitState(info).load_state_dict(state)
     return optimizers, monitors, infos
 
 
-def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
+def _fit_grouped(nets, problems, settings, monitors, resume, device) -> list[FitResult]:
     """One forward/backward pass of the grouped network per step for all runs."""
     n, s0 = len(nets), settings[0]
     fast.configure(device, s0)
@@ -232,10 +252,11 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
     noise_views = [] if noise_all is None else list(noise_all.split(depth, 1))
     gnet_ = gnet
     gnet, z_all, cl = fast.prepare(gnet, z_all, s0, device)
-    optimizers, monitors, infos = _start_runs(nets, problems, settings, monitors, device)
-
-    steps = [0] * n
-    avgs: list[torch.Tensor | None] = [None] * n
+    optimizers, monitors, infos = _start_runs(nets, problems, settings, monitors, device,
+                                              noise_gens, noise_views, resume)
+    steps = [info.completed for info in infos]  # 0 unless resumed
+    resumed = [None if r is None else k for r, k in zip(resume, steps, strict=True)]
+    avgs: list[torch.Tensor | None] = [info.prev_avg for info in infos]
     active = lambda i: steps[i] < settings[i].num_iter and infos[i].status == "ok"  # noqa: E731
     c_out = problems[0].out_shape[0]
     t0 = time.perf_counter()
@@ -293,5 +314,6 @@ def _fit_grouped(nets, problems, settings, monitors, device) -> list[FitResult]:
             m.on_end(infos[i])
         final = finals[:, i * c_out:(i + 1) * c_out].detach().contiguous()
         results.append(assemble_result(problems[i], infos[i], monitors[i], final, avgs[i],
-                                       steps[i], seconds, device, cl))
+                                       steps[i], seconds, device, cl,
+                                       resumed_at=resumed[i]))
     return results

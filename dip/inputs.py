@@ -25,7 +25,8 @@ from dip.fit import code_channels
 from dip.folder import is_folder, paired_mask
 from dip.tasks import Problem
 
-__all__ = ["build_problem", "problem_from", "build_input", "TASK_BUILDERS", "TaskEntry"]
+__all__ = ["build_problem", "problem_from", "build_input", "record_fields", "TASK_BUILDERS",
+           "TaskEntry"]
 
 
 def _read(spec, root, what: str) -> torch.Tensor:
@@ -284,25 +285,39 @@ def _fitting(cfg: DictConfig, image: torch.Tensor, gt: torch.Tensor | None) -> P
     return tasks.fitting(target=signal(image, kind, sigma=sigma, seed=int(cfg.seed)), gt=gt)
 
 
+def _no_fields(cfg: DictConfig) -> dict:
+    return {}
+
+
 @dataclass(frozen=True)
 class TaskEntry:
     """A task as a run sees it: ``check(cfg)`` refuses the task's invalid settings before
     anything is read; ``build(cfg, image, gt)`` makes the problem from the image (and
-    ground truth, or None) as read, before any crop."""
+    ground truth, or None) as read, before any crop; ``fields(cfg)`` are the task's own
+    fields of a record's metrics (the noise level, the SR factor), beside the common ones.
+    The task's baselines register themselves (:func:`dip.baselines.register`)."""
 
     check: Callable[[DictConfig], None]
     build: Callable[[DictConfig, torch.Tensor, torch.Tensor | None], Problem]
+    fields: Callable[[DictConfig], dict] = _no_fields
 
 
 TASK_BUILDERS: dict[str, TaskEntry] = {
-    "denoising": TaskEntry(_check_sigma, _denoising),
+    "denoising": TaskEntry(_check_sigma, _denoising, lambda cfg: {"sigma": cfg.sigma}),
     "inpainting": TaskEntry(_check_p_missing, _inpainting),
-    "sr": TaskEntry(_check_factor, _sr),
+    "sr": TaskEntry(_check_factor, _sr, lambda cfg: {"factor": int(cfg.factor)}),
     "fitting": TaskEntry(_check_signal, _fitting),
 }
 """Task name (``cfg.task.name``) → its checks and builder. A new task adds its entry here
 (its operator in :mod:`dip.operators`, its problem in :mod:`dip.tasks`, its config file
 in ``conf/task/``)."""
+
+
+def record_fields(cfg: DictConfig) -> dict:
+    """The task's own fields of a run's metrics (:attr:`TaskEntry.fields`; {} for a task
+    that is not in the table)."""
+    entry = TASK_BUILDERS.get(cfg.task.name)
+    return {} if entry is None else entry.fields(cfg)
 
 
 def build_problem(cfg: DictConfig) -> Problem:

@@ -122,17 +122,11 @@ def fit_seeds(plan: RunPlan) -> list[FitResult]:
     Each fit of a plan that writes a record resumes its checkpoint
     (:func:`checkpoint_path`) when there is one and saves it as described there.
     """
-    cfg, results = plan.cfg, []
+    results = []
     for seed in plan.seeds:
         net = plan.build_net(seed)
-        settings = plan.settings(seed)
-        monitors = default_monitors(plan.problem, settings)
-        resume = None
-        if plan.out is not None:
-            key, path = f"{config_hash(cfg)}/{seed}", checkpoint_path(cfg, seed)
-            monitors.append(Checkpoint(path, int(cfg.checkpoint_every), key=key))
-            resume = load_checkpoint(path, key)
-        results.append(fit(net, plan.problem, settings, monitors, z=plan.z, resume=resume))
+        results.append(fit(net, plan.problem, plan.settings(seed), plan.monitors(seed),
+                           z=plan.z, resume=plan.resume_state(seed)))
         plan.problem.to("cpu")
     return results
 
@@ -217,6 +211,24 @@ class RunPlan:
         seed_everything(seed)
         n_in = code_channels(self.settings(seed)) if self.z is None else self.z.shape[1]
         return build_net(self.cfg, n_in, self.problem.out_shape[0])
+
+    def monitors(self, seed: int) -> list:
+        """The monitors of one seed's fit: :func:`dip.step.default_monitors` and, when
+        the plan writes a record, the seed's :class:`~dip.checkpoint.Checkpoint`."""
+        monitors = default_monitors(self.problem, self.settings(seed))
+        if self.out is not None:
+            monitors.append(Checkpoint(checkpoint_path(self.cfg, seed),
+                                       int(self.cfg.checkpoint_every), key=self._key(seed)))
+        return monitors
+
+    def resume_state(self, seed: int) -> dict | None:
+        """The saved state of one seed's fit, when its checkpoint exists (else None)."""
+        if self.out is None:
+            return None
+        return load_checkpoint(checkpoint_path(self.cfg, seed), self._key(seed))
+
+    def _key(self, seed: int) -> str:
+        return f"{config_hash(self.cfg)}/{int(seed)}"
 
     def release(self) -> None:
         """Give up the run's claim without fitting it."""

@@ -130,8 +130,10 @@ def _fit_groups(members: list, eng: str, per_run: int | None, batch_runs: int,
             continue
         try:
             results = fit_batched([m[3] for m in chunk], [m[1].problem for m in chunk],
-                                  [m[1].settings(m[2]) for m in chunk], engine=eng,
-                                  workers=n_workers, threads_per_run=per_run)
+                                  [m[1].settings(m[2]) for m in chunk],
+                                  [m[1].monitors(m[2]) for m in chunk], engine=eng,
+                                  workers=n_workers, threads_per_run=per_run,
+                                  resume=[m[1].resume_state(m[2]) for m in chunk])
         except Exception as err:
             for m in chunk:
                 outcomes[m[0]] = err

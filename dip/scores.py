@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from dip.config import config_hash
 from dip.data import image_id
+from dip.inputs import record_fields
 from dip.metrics import psnr
 from dip.provenance import device_name, git_commit, machine, versions
 from dip.settings import FitResult
@@ -41,8 +42,7 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
         "image": str(cfg.image),
         "image_id": image_id(str(cfg.gt if cfg.corrupted and cfg.gt else cfg.image)),
         "dataset": cfg.dataset,
-        "sigma": cfg.sigma if cfg.task.name == "denoising" else None,
-        "factor": int(cfg.factor) if cfg.task.name == "sr" else None,
+        **record_fields(cfg),  # the task's own: sigma, factor, ...
         "metric": problem.metric,
         "psnr_corrupted": problem.score(corrupted_view) if scored else nan,
         "psnr_final": problem.score(result.final) if scored else nan,

@@ -179,7 +179,7 @@ def test_threads_engine_shares_the_threads_among_its_runs(monkeypatch, n, expect
     stub = FitResult(final=None, average=None, oracle=None, iter_oracle=None, history=None,
                      seconds=0.0, device="cpu")
     monkeypatch.setattr(batched, "_fit_on_own_stream", lambda *a: stub)
-    batched._fit_threads([None] * n, [None] * n, [None] * n, [None] * n, None, None)
+    batched._fit_threads([None] * n, [None] * n, [None] * n, [None] * n, [None] * n, None, None)
     assert calls == [expected, 4]
 
 
@@ -287,3 +287,35 @@ def test_run_batch_fits_ensembles_and_early_stopping_like_single_runs(tmp_path, 
         for key in ("psnr_final", "psnr_avg", "psnr_stop", "iter_stop", "status", "seeds"):
             assert a[key] == b[key], key
     assert single[0]["psnr_ensemble"] == batched[0]["psnr_ensemble"]
+
+
+@pytest.mark.parametrize("engine", ["grouped", "threads"])
+def test_a_batch_resumes_from_its_runs_checkpoints(float64, engine, tmp_path):
+    """Killed mid-batch, each run continues from its own checkpoint to the result of the
+    uninterrupted batch (runs at different steps: the third saved before it ended)."""
+    from dip.checkpoint import Checkpoint
+    from dip.fit import default_monitors
+    from tests.test_checkpoint import Crash, CrashAt
+
+    sets = [_settings(**{**r, "num_iter": r.get("num_iter", 20) + 8}) for r in RUNS]
+    reference = fit_batched(_nets(), _problems(), sets, engine=engine)
+    paths = [tmp_path / f"run{k}.pt" for k in range(len(RUNS))]
+
+    def batch(crash: bool):
+        problems = _problems()
+        monitors = [default_monitors(p, s) + [Checkpoint(path, 5, key=str(k))]
+                    for k, (p, s, path) in enumerate(zip(problems, sets, paths, strict=True))]
+        if crash:
+            monitors[0].insert(0, CrashAt(13))
+        return fit_batched(_nets(), problems, sets, monitors, engine=engine, workers=3,
+                           resume=paths)
+
+    with pytest.raises(Crash):
+        batch(crash=True)
+    assert [p.exists() for p in paths] == [True, True, True]
+    resumed = batch(crash=False)
+    assert resumed[0].resumed_at == 10
+    for a, b in zip(reference, resumed, strict=True):
+        torch.testing.assert_close(a.final, b.final, atol=1e-9, rtol=0)
+        torch.testing.assert_close(a.average, b.average, atol=1e-9, rtol=0)
+        assert a.steps == b.steps and len(a.history) == len(b.history)

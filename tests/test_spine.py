@@ -91,11 +91,13 @@ def test_a_new_task_is_one_entry_of_the_table(images, monkeypatch):
         seen.append(tuple(image.shape))
         return tasks.fitting(target=image.flip(-1), gt=None)
 
-    monkeypatch.setitem(TASK_BUILDERS, "mirror", TaskEntry(lambda cfg: None, build))
+    monkeypatch.setitem(TASK_BUILDERS, "mirror", TaskEntry(lambda cfg: None, build,
+                                                           lambda cfg: {"axis": "width"}))
     metrics = run(make_cfg(*FAST, "image=a.png", "task=fitting", "task.name=mirror",
                            "out_dir=mirror"))
     assert seen == [(3, 64, 64)] and metrics["task"] == "mirror"
-    assert metrics["size"] == [3, 64, 64]
+    assert metrics["size"] == [3, 64, 64] and metrics["axis"] == "width"
+    assert "sigma" not in metrics and "factor" not in metrics  # other tasks' fields
     with pytest.raises(DipError, match="unknown task 'nowhere'; choose one of denoising"):
         run(make_cfg(*FAST, "image=a.png", "task=fitting", "task.name=nowhere"))
 
