@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -25,9 +26,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dip import DipNote
 from dip.tasks import Problem
 
-__all__ = ["StepInfo", "Monitor", "History", "Oracle", "Backtrack", "Progress"]
+__all__ = ["StepInfo", "Monitor", "History", "Oracle", "Backtrack", "Progress",
+           "ExpectedTime"]
 
 
 @dataclass
@@ -326,3 +329,54 @@ class Progress(Monitor):
             self.bar.close()
 
     on_interrupt = on_end
+
+
+class ExpectedTime(Monitor):
+    """One ``note:`` with the expected duration of a long CPU fit, early in the fit.
+
+    After ``probe`` timed steps (the first one, which warms up, is not timed) the time
+    per step gives the expected duration of the steps left; when it is over
+    ``threshold`` seconds on the CPU, a note says so with the crop and the ``scale=``
+    that would take about ``target`` seconds (time grows with the pixels), and that
+    an interrupt saves the run to resume it.
+    """
+
+    def __init__(self, num_iter: int, threshold: float = 1200.0, target: float = 300.0,
+                 probe: int = 3):
+        self.num_iter, self.threshold, self.target = int(num_iter), threshold, target
+        self.probe, self.t0, self.first = int(probe), None, None
+
+    def on_start(self, info: StepInfo) -> None:
+        if info.problem.observation.device.type != "cpu":
+            self.probe = 0  # nothing to say off the CPU
+
+    def after_step(self, info: StepInfo) -> None:
+        if self.probe <= 0:
+            return
+        if self.t0 is None:  # after the warm-up step
+            self.t0, self.first = time.perf_counter(), info.completed
+            return
+        done = info.completed - self.first
+        if done < self.probe:
+            return
+        self.probe = 0
+        per_step = (time.perf_counter() - self.t0) / done
+        expected = per_step * (self.num_iter - info.completed)
+        if expected > self.threshold:
+            warnings.warn(self.note(per_step, expected, info.problem.image_shape[1:]),
+                          DipNote, stacklevel=2)
+
+    def note(self, per_step: float, expected: float, size) -> str:
+        """The note's text for ``per_step`` seconds, ``expected`` seconds left and an
+        image of ``size`` (H, W)."""
+        a = min(1.0, math.sqrt(self.target / expected))  # the side's factor for the target
+        crop = max(32, int(min(size) * a) // 32 * 32)
+        scale = max(0.05, math.floor(a * 20) / 20)
+        return (f"this fit will take about {_duration(expected)} on the CPU ({per_step:.2f} s "
+                f"a step, {self.num_iter} steps); crop={crop} or scale={scale:g} would take "
+                f"about {_duration(self.target)}; an interrupt (Ctrl-C) saves the run, and "
+                "the same command resumes it")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{round(seconds / 60)} min"

@@ -13,7 +13,15 @@ import torch
 
 from dip import fast, official
 from dip.divergence import first_fit_db, worse_than_flat
-from dip.monitors import Backtrack, History, Monitor, Oracle, Progress, StepInfo
+from dip.monitors import (
+    Backtrack,
+    ExpectedTime,
+    History,
+    Monitor,
+    Oracle,
+    Progress,
+    StepInfo,
+)
 from dip.settings import FitResult, FitSettings
 from dip.stopping import Stopper, make_stopper
 from dip.tasks import Problem
@@ -37,7 +45,8 @@ def objective(problem: Problem, out: torch.Tensor, s: FitSettings):
 def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
     """Backtracking guard (``settings.backtrack``), history, oracle (with ground truth),
     early stopping (unless ``stop='fixed'``), the last input noise (for checkpoints of
-    ``final_input='perturbed'``) and an optional progress bar."""
+    ``final_input='perturbed'``), an optional progress bar and a note with the
+    expected time of a long CPU fit."""
     official.check(settings)
     monitors: list[Monitor] = []
     if settings.backtrack == "official":
@@ -55,6 +64,7 @@ def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
         monitors.append(official.InputNoise())
     if settings.progress:
         monitors.append(Progress(settings.num_iter, settings.record_every))
+    monitors.append(ExpectedTime(settings.num_iter))
     return monitors
 
 

@@ -193,3 +193,21 @@ def test_make_input_kinds():
     assert float(g[0, 0, 0, -1]) == 1.0 and float(g[0, 1, -1, 0]) == 1.0
     with pytest.raises(ValueError, match="input_type"):
         make_input("gauss", 2, (4, 4))
+
+
+def test_a_long_cpu_fit_says_how_long_and_what_would_be_short():
+    from dip import DipNote
+    from dip.monitors import ExpectedTime, History
+
+    note = ExpectedTime(1000).note(3.6, 3600.0, (512, 768))
+    assert note.startswith("this fit will take about 60 min on the CPU (3.60 s a step, "
+                           "1000 steps); crop=128 or scale=0.25 would take about 5 min")
+    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    with pytest.warns(DipNote, match=r"this fit will take about .* crop=32 or scale=1 would"):
+        fit(small_net(), problem, settings(num_iter=8),
+            [History(4), ExpectedTime(8, threshold=0.0, probe=2)])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DipNote)  # a short fit says nothing
+        fit(small_net(), problem, settings(num_iter=8), [History(4), ExpectedTime(8)])
