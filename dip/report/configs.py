@@ -25,7 +25,7 @@ from dip import DipError
 from dip.config import IDENTITY_EXCLUDE, NEUTRAL
 from dip.records import RunRecord
 
-__all__ = ["record_settings", "flat_config", "check_seeds_only", "IGNORED"]
+__all__ = ["flatten", "record_settings", "flat_config", "check_seeds_only", "IGNORED", "UNSET"]
 
 IGNORED = (*IDENTITY_EXCLUDE, "seed", "label", "threads", "baselines", "hydra")
 """Config keys (and groups of keys) that do not change what a run computes: where it
@@ -34,13 +34,13 @@ went, how it ran (threads, progress), what else it scored (baselines), its seed.
 UNSET = "unset"  # how a key a record lacks is shown
 
 
-def _flat(node, prefix: str = "") -> dict:
+def flatten(node, prefix: str = "") -> dict:
     """``{'fit': {'lr': 0.01}}`` → ``{'fit.lr': 0.01}`` (lists stay values)."""
     if not isinstance(node, dict) or not node:
         return {prefix: node} if prefix else {}
     out = {}
     for key, value in node.items():
-        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     return out
 
 
@@ -51,10 +51,10 @@ def _ignored(key: str) -> bool:
 def flat_config(config: dict) -> dict:
     """The settings of one resolved config: dotted keys, without :data:`IGNORED` keys,
     ``stopping`` when ``stop`` is 'fixed', and the keys at their neutral value."""
-    flat = {k: v for k, v in _flat(config or {}).items() if not _ignored(k)}
+    flat = {k: v for k, v in flatten(config or {}).items() if not _ignored(k)}
     if flat.get("stop", "fixed") == "fixed":
         flat = {k: v for k, v in flat.items() if not k.startswith("stopping.")}
-    neutral = _flat(NEUTRAL)
+    neutral = flatten(NEUTRAL)
     return {k: v for k, v in flat.items() if k not in neutral or neutral[k] != v}
 
 

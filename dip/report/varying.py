@@ -19,7 +19,7 @@ from hydra.errors import HydraException
 
 from dip import DipError
 from dip.records import RunRecord
-from dip.report.configs import IGNORED
+from dip.report.configs import IGNORED, UNSET, flatten
 from dip.report.records import load_records
 
 __all__ = ["load_study", "varying_keys", "setting_text", "setting_order", "settings_of",
@@ -29,22 +29,11 @@ STUDY_IGNORED = (*IGNORED, "device", "image")
 """Keys that are never a setting of a study: those of :data:`dip.report.configs.IGNORED`
 (seed, outputs, progress, threads, data root, hydra, ...), the device, and the image (the
 rows of a study)."""
-UNSET = "unset"  # a key a record lacks
 ALL = "all runs"  # the label of the one setting when nothing varies
 
 
 def _ignored(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in STUDY_IGNORED)
-
-
-def _flat(node, prefix: str = "") -> dict:
-    """``{'fit': {'lr': 0.01}}`` → ``{'fit.lr': 0.01}`` (lists stay values)."""
-    if not isinstance(node, dict) or not node:
-        return {prefix: node} if prefix else {}
-    out = {}
-    for key, value in node.items():
-        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
 
 
 def setting_text(value) -> str:
@@ -63,7 +52,7 @@ def _record_values(folder) -> tuple[dict, list]:
     completed by its job's overrides, and the keys those overrides name (``net=encdec``
     names ``net.name``)."""
     record = RunRecord.load(folder)
-    values = _flat(record.config if record is not None else {})
+    values = flatten(record.config if record is not None else {})
     overrides = record.overrides if record is not None else []
     named = []
     try:
