@@ -45,6 +45,7 @@ def bad_files(tmp_path_factory):
     (d / "root" / "set5").mkdir(parents=True)
     smooth_png(d / "root" / "set5" / "baby.png")
     (d / "file").write_text("a file, not a folder")
+    (d / "nothing_here").mkdir()  # image=DIR restores a folder's images: none here
     # formats that are converted with a note
     rgb = np.asarray(Image.open(d / "ok.png"))
     Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(d / "grey16.png")
@@ -56,7 +57,7 @@ def bad_files(tmp_path_factory):
 
 BAD = {
     "missing file": (["image=nope/missing.png"], "no such file"),
-    "directory": (["image=."], "directory"),
+    "folder without images": (["image=nothing_here"], "nothing_here holds no images"),
     "zero-byte": (["image=empty.png"], "empty"),
     "unreadable": (["image=garbage.png"], "garbage.png"),
     "truncated png": (["image=truncated.png"], "cannot read image truncated.png"),
