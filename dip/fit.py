@@ -60,6 +60,18 @@ def _code(problem: Problem, s: FitSettings, z: torch.Tensor | None) -> torch.Ten
                       scale=s.input_scale, generator=gen)
 
 
+def _start(info: StepInfo, monitors: list[Monitor], resume) -> int | None:
+    """Start the monitors, then load the saved state of ``resume`` (a checkpoint path or a
+    state) when there is one; returns the step resumed from (None: a fresh start)."""
+    for m in monitors:
+        m.on_start(info)
+    state = load_checkpoint(resume) if isinstance(resume, (str, os.PathLike)) else resume
+    if state is None:
+        return None
+    FitState(info).load_state_dict(state)
+    return info.completed
+
+
 def _final(step_net, z, noise, s: FitSettings, device, info: StepInfo, out_avg,
            monitors: list[Monitor]):
     """The output for ``s.final_input`` after the last step and the fit's seconds; the
@@ -118,12 +130,7 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
 
         info = StepInfo(problem=problem, net=net, optimizer=optimizer, exp_weight=s.exp_weight,
                         generator=noise_gen, noise=noise, monitors=monitors)
-        for m in monitors:
-            m.on_start(info)
-        state = load_checkpoint(resume) if isinstance(resume, (str, os.PathLike)) else resume
-        if state is not None:
-            FitState(info).load_state_dict(state)
-        resumed_at = None if state is None else info.completed
+        resumed_at = _start(info, monitors, resume)
 
     def forward(net_in, cache=True):
         with fast.autocast(s, device, cache):
