@@ -101,30 +101,50 @@ BAD = {
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", list(BAD))
-def test_bad_input_gives_one_clear_line_and_no_output(bad_files, case):
-    args, needle = BAD[case]
-    out = bad_files / f"out_{case.replace(' ', '_')}"
-    out_args = [] if any(a.startswith("out_dir=") for a in args) else [f"out_dir={out}"]
-    proc = dip_cli("profile=smoke", *args, *out_args, cwd=bad_files)
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr
-    assert needle in proc.stderr, proc.stderr
+def _check_one_line(case: str, status: int, err: str, out, folder) -> None:
+    needle = BAD[case][1]
+    assert status != 0
+    assert "Traceback" not in err
+    assert needle in err, err
     if case == "too large for memory":
-        assert "crop=" in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert "crop=" in err
+    lines = [line for line in err.splitlines() if line.strip()]
     if case.startswith("unknown") and case != "unknown stop mode":  # Hydra's own message
-        assert "HYDRA_FULL_ERROR" in proc.stderr
+        assert "HYDRA_FULL_ERROR" in err
     else:
-        assert proc.returncode == 2
-        assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+        assert status == 2
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert not out.exists()
-    assert not [p for p in bad_files.iterdir() if p.name.startswith(".")]  # no temp, no ckpt
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp, no ckpt
 
 
-def test_the_catalogue_is_complete():
-    assert len(BAD) >= 15
+def _args(case: str, folder):
+    args = BAD[case][0]
+    out = folder / f"out_{case.replace(' ', '_')}"
+    out_args = [] if any(a.startswith("out_dir=") for a in args) else [f"out_dir={out}"]
+    return ["profile=smoke", "progress=false", *args, *out_args], out
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_gives_one_clear_line_and_no_output(bad_files, case, monkeypatch, capsys):
+    """In this process (``dip``'s main): the error line, the status, nothing written."""
+    from tests.test_safe_outputs import dip_main
+
+    monkeypatch.chdir(bad_files)
+    monkeypatch.delenv("DIP_MEMORY_LIMIT_GB", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    args, out = _args(case, bad_files)
+    status = dip_main(monkeypatch, *args)
+    _check_one_line(case, status, capsys.readouterr().err, out, bad_files)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["missing file", "sigma zero", "mask size", "unknown key"])
+def test_the_dip_process_exits_with_one_line(bad_files, case):
+    """The contract of the command itself: a process's exit status and its stderr."""
+    args, out = _args(case, bad_files)
+    proc = dip_cli(*args, cwd=bad_files)
+    _check_one_line(case, proc.returncode, proc.stderr, out, bad_files)
 
 
 CONVERTED = {
