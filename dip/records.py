@@ -55,9 +55,9 @@ __all__ = ["RunRecord", "find_records", "record_dir", "existing_record", "record
 # What a record folder may hold: the files :func:`write_record` writes. A folder with
 # anything else belongs to someone else and is never replaced.
 RECORD_FILES = frozenset({"metrics.json", "config.yaml", "history.csv"})
-RECORD_IMAGES = frozenset({"restored", "restored_avg", "restored_stop", "corrupted", "gt",
-                           "input", "comparison", "curves", "restored_ensemble",
-                           "restored_ensemble_avg"})
+RECORD_IMAGES = frozenset({"restored", "restored_avg", "restored_stop", "restored_stop_avg",
+                           "corrupted", "gt", "input", "comparison", "curves",
+                           "restored_ensemble", "restored_ensemble_avg"})
 
 
 def _written_by_dip(name: str) -> bool:
@@ -200,6 +200,8 @@ def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult
         panels.insert(0, ("ground truth", view(problem.gt).cpu(), None))
     if cfg.stop != "fixed":
         save_image(tmp / "restored_stop.png", view(result.stop))
+        if result.stop_average is not None:
+            save_image(tmp / "restored_stop_avg.png", view(result.stop_average))
         panels.append((f"DIP ({cfg.stop} stop, step {result.iter_stop})", view(result.stop),
                        metrics["psnr_stop"]))
     side_by_side(panels, tmp / "comparison.png",

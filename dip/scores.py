@@ -29,7 +29,8 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
     """The numbers of a run, each with how it was made.
 
     ``psnr_stop`` / ``iter_stop`` are the output and step of the detected stopping point
-    (stop=wmv or emv), or the final output and the number of steps (stop=fixed);
+    (stop=wmv or emv; ``psnr_stop_avg``: the averaged output there), or the final
+    output and the number of steps (stop=fixed; ``psnr_stop_avg`` is then ``psnr_avg``);
     ``steps`` counts the steps run (fewer than ``num_iter`` when a run stopped early).
     """
     scored = problem.gt is not None
@@ -51,6 +52,8 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
         "iter_oracle": result.iter_oracle,
         "stop": str(cfg.stop),
         "psnr_stop": problem.score(result.stop) if scored else nan,
+        "psnr_stop_avg": problem.score(result.stop_average) if scored and
+        result.stop_average is not None else nan,
         "iter_stop": result.iter_stop,
         "psnr_obs_final": psnr(problem.observation.cpu(),
                                problem.operator.cpu()(result.final).detach()),

@@ -122,8 +122,9 @@ class FitResult:
     noise draw n ('perturbed', as the denoising, super-resolution and restoration
     notebooks); ``average`` the exponential average of the outputs, ``oracle`` the
     output of the step with the best ground-truth metric (None without ground truth),
-    ``stop`` the output at the detected stopping point ``iter_stop`` (with
-    ``stop='fixed'``: ``final`` and the number of steps). ``steps`` counts the parameter
+    ``stop`` the output at the detected stopping point ``iter_stop`` and
+    ``stop_average`` the exponential average there (with ``stop='fixed'``: ``final``,
+    ``average`` and the number of steps). ``steps`` counts the parameter
     updates done; ``resumed_at`` is the step a checkpoint was resumed from (or None);
     ``memory_format`` ('nchw' or 'channels_last') is the layout the net ran in;
     ``graph_steps`` counts the steps run as graph replays (``cuda_graph``; on the CPU by
@@ -151,6 +152,7 @@ class FitResult:
     resumed_at: int | None = None
     memory_format: str = "nchw"
     graph_steps: int = 0
+    stop_average: torch.Tensor | None = None
 
 
 def seed_everything(seed: int) -> None:

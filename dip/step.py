@@ -94,8 +94,9 @@ def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
                 info.status = "diverged"
     if stopper is not None and stopper.best is not None:
         stop, iter_stop = stopper.best.cpu(), stopper.best_step
-    else:  # fixed schedule (or too few steps to detect anything): the final output
-        stop, iter_stop = final.cpu(), step
+        stop_average = (stopper.best_avg if stopper.best_avg is not None else average).cpu()
+    else:  # fixed schedule (or too few steps to detect anything): the final outputs
+        stop, iter_stop, stop_average = final.cpu(), step, average.cpu()
     return FitResult(
         final=final.cpu(), average=average.contiguous().cpu(),
         oracle=None if oracle is None or oracle.best is None else oracle.best.cpu(),
@@ -104,5 +105,5 @@ def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
         backtracks=0 if backtrack is None else backtrack.total,
         stop=stop, iter_stop=iter_stop, steps=step, resumed_at=resumed_at,
         memory_format="channels_last" if channels_last else "nchw",
-        graph_steps=graph_steps,
+        graph_steps=graph_steps, stop_average=stop_average.contiguous(),
     )

@@ -31,8 +31,8 @@ class Stopper(Monitor):
     """Keeps the output with the smallest ``value`` and stops after ``patience`` steps.
 
     Subclasses implement :meth:`value` (the variance at this step, or None while it is
-    not defined yet). ``best`` is the kept output, ``best_step`` its step and
-    ``best_value`` its variance.
+    not defined yet). ``best`` is the kept output, ``best_avg`` the running average of
+    the outputs at that step, ``best_step`` its step and ``best_value`` its variance.
     """
 
     status = "stopped"
@@ -42,6 +42,7 @@ class Stopper(Monitor):
             raise ValueError(f"patience must be >= 1, got {patience}")
         self.patience = int(patience)
         self.best: torch.Tensor | None = None
+        self.best_avg: torch.Tensor | None = None  # the running average at that step
         self.best_value = math.inf
         self.best_step: int | None = None
         self.last_value: float | None = None
@@ -57,19 +58,21 @@ class Stopper(Monitor):
         if v is not None and v < self.best_value:
             self.best_value, self.best_step = v, info.step
             if self.best is None:
-                self.best = info.out.clone()
+                self.best, self.best_avg = info.out.clone(), info.average().clone()
             else:
                 self.best.copy_(info.out)
+                self.best_avg.copy_(info.average())
         if self.best_step is not None and info.step - self.best_step >= self.patience \
                 and info.status == "ok":
             info.status = self.status
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "best_value": self.best_value, "best_step": self.best_step,
-                "last_value": self.last_value}
+        return {"best": self.best, "best_avg": self.best_avg, "best_value": self.best_value,
+                "best_step": self.best_step, "last_value": self.last_value}
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_value = state["best"], state["best_value"]
+        self.best_avg = state.get("best_avg")  # absent in checkpoints of earlier versions
         self.best_step, self.last_value = state["best_step"], state["last_value"]
 
 

@@ -261,6 +261,7 @@ def test_early_stopping_in_a_batch_equals_separate_fits(float64, engine):
     for a, b in zip(seq, bat, strict=True):
         assert (a.status, a.steps, a.iter_stop) == (b.status, b.steps, b.iter_stop)
         torch.testing.assert_close(a.stop, b.stop, atol=1e-9, rtol=0)
+        torch.testing.assert_close(a.stop_average, b.stop_average, atol=1e-9, rtol=0)
         torch.testing.assert_close(a.final, b.final, atol=1e-9, rtol=0)
     assert [r.status for r in bat].count("stopped") >= 1
     assert len({r.steps for r in bat}) > 1  # the runs ended at different steps

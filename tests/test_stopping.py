@@ -125,3 +125,21 @@ def test_fixed_schedule_reports_the_final_output_as_the_stop():
     result = fit(small_net(), problem, settings(num_iter=12))
     assert result.iter_stop == result.steps == 12 and result.status == "ok"
     assert torch.equal(result.stop, result.final)
+
+
+def test_the_averaged_output_at_the_stop_is_kept(tmp_path):
+    """stop=wmv keeps the running average at the detected step beside the raw output;
+    a record scores and saves both."""
+    from dip.run import run
+    from tests.test_cli import make_cfg, smooth_png
+
+    image = smooth_png(tmp_path / "a.png")
+    m = run(make_cfg("profile=smoke", "progress=false", "baselines=false", f"image={image}",
+                     "fit.num_iter=30", "stop=wmv", "stopping.window=3",
+                     "stopping.patience=5", f"out_dir={tmp_path / 'rec'}"))
+    assert m["status"] == "stopped" and m["iter_stop"] < m["steps"]
+    assert m["psnr_stop_avg"] != m["psnr_stop"] and m["psnr_stop_avg"] != m["psnr_avg"]
+    assert (tmp_path / "rec" / "restored_stop_avg.png").is_file()
+    fixed = run(make_cfg("profile=smoke", "progress=false", "baselines=false",
+                         f"image={image}", "fit.num_iter=3", f"out_dir={tmp_path / 'f'}"))
+    assert fixed["psnr_stop_avg"] == fixed["psnr_avg"]
