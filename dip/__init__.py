@@ -1,4 +1,14 @@
-"""dip: a reproduction harness for Deep Image Prior (Ulyanov, Vedaldi, Lempitsky, CVPR 2018)."""
+"""dip: a reproduction harness for Deep Image Prior (Ulyanov, Vedaldi, Lempitsky, CVPR 2018).
+
+The spine: a config becomes a plan (:func:`dip.run.prepare`), a plan a fit
+(:func:`dip.fit.fit`), a fit a record (:class:`dip.records.RunRecord`), records reports
+(:mod:`dip.report`). In one call: :func:`dip.restore`.
+
+Shapes: an image is C×H×W float32 in [0, 1] (files read and written, crops, what
+:func:`dip.restore` takes and returns); what the network sees and gives is a batch of
+one, 1×C×H×W (a :class:`~dip.tasks.Problem`'s tensors, a :class:`~dip.fit.FitResult`'s
+outputs). Sizes are (H, W); ``out_shape`` is (C, H, W).
+"""
 
 import sys
 import warnings
