@@ -13,9 +13,7 @@ import warnings
 from omegaconf import DictConfig, OmegaConf
 
 from dip import DipError, DipNote, nets
-from dip.fast import AMP_MODES
-from dip.fit import FitSettings
-from dip.official import BACKTRACKS, FINAL_INPUTS
+from dip.settings import FitSettings, SettingError
 
 __all__ = ["build_net", "unused_net_keys", "note_unused_net_keys", "settings_from",
            "net_multiple", "min_size"]
@@ -70,22 +68,29 @@ def build_net(cfg: DictConfig, num_input_channels: int, num_output_channels: int
         raise DipError(f"net={name}: {err}; fix it with net.<key>=... overrides") from None
 
 
+FAST_KEYS = ("amp", "channels_last", "compile", "fused_adam", "cuda_graph", "keep_memory")
+CONFIG_KEYS = {"stop": "stop", "stop_window": "stopping.window",
+               "stop_patience": "stopping.patience", "stop_alpha": "stopping.alpha",
+               "seed": "seed", "device": "device", "progress": "progress",
+               **{k: f"fast.{k}" for k in FAST_KEYS}}
+"""FitSettings field → the config key it comes from (others: ``fit.<field>``)."""
+
+
 def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
     """:class:`~dip.fit.FitSettings` from ``cfg.fit`` plus stopping, seed, device, progress
-    and the fast paths (``cfg.fast``).
+    and the fast paths (``cfg.fast``); an invalid value (FitSettings checks them) is a
+    one-line :class:`~dip.DipError` that names its config key.
 
     ``seed`` overrides ``cfg.seed`` (the members of a seed ensemble).
     """
     values = OmegaConf.to_container(cfg.fit, resolve=True)
     values.update(OmegaConf.to_container(cfg.fast, resolve=True) if "fast" in cfg else {})
-    if values.get("amp", "off") not in AMP_MODES:
-        raise DipError(f"fast.amp={values['amp']} is unknown; choose one of "
-                       f"{', '.join(AMP_MODES)}")
-    for key, known in (("final_input", FINAL_INPUTS), ("backtrack", BACKTRACKS)):
-        if values.get(key, known[0]) not in known:
-            raise DipError(f"fit.{key}={values[key]} is unknown; choose {' or '.join(known)}")
     stopping = cfg.stopping
-    return FitSettings(**values, stop=str(cfg.stop), stop_window=int(stopping.window),
-                       stop_patience=int(stopping.patience), stop_alpha=float(stopping.alpha),
-                       seed=int(cfg.seed if seed is None else seed), device=str(cfg.device),
-                       progress=bool(cfg.progress))
+    try:
+        return FitSettings(**values, stop=cfg.stop, stop_window=stopping.window,
+                           stop_patience=stopping.patience, stop_alpha=stopping.alpha,
+                           seed=int(cfg.seed if seed is None else seed),
+                           device=str(cfg.device), progress=bool(cfg.progress))
+    except SettingError as err:
+        key = CONFIG_KEYS.get(err.field, f"fit.{err.field}")
+        raise DipError(f"{key}={err.value} is {err.word}; {err.hint}") from None

@@ -11,7 +11,6 @@ through these two.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,6 @@ from dip.records import (
     record_dir,
     record_run,
 )
-from dip.stopping import STOP_MODES
 from dip.tasks import Problem
 from dip.threads import resolve_threads
 
@@ -60,24 +58,11 @@ __all__ = ["run", "prepare", "execute", "RunPlan", "job_overrides", "check_confi
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Refuse invalid values of the fit, early stopping, seeds, checkpoints and memory
-    settings (one ``DipError`` line each); the task's own values are checked by its
-    entry in :data:`dip.inputs.TASK_BUILDERS`."""
-    for key, value in cfg.fit.items():
-        if isinstance(value, float) and math.isnan(value):
-            raise DipError(f"fit.{key}=nan is invalid; give a number")
-    value = cfg.fit.num_iter
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DipError(f"fit.num_iter={value} is invalid; give a positive integer")
-    if not cfg.fit.lr > 0 or not math.isfinite(cfg.fit.lr):
-        raise DipError(f"fit.lr={cfg.fit.lr} is invalid; give a positive learning rate")
-    if cfg.stop not in STOP_MODES:
-        raise DipError(f"stop={cfg.stop} is invalid; choose {', '.join(STOP_MODES)}")
-    _positive_int(cfg.stopping.window, "stopping.window", 2)
-    _positive_int(cfg.stopping.patience, "stopping.patience")
-    alpha = cfg.stopping.alpha
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
-        raise DipError(f"stopping.alpha={alpha} is invalid; give a weight in (0, 1]")
+    """Refuse invalid settings (one ``DipError`` line each): those of the fit, early
+    stopping and fast paths as :class:`~dip.settings.FitSettings` checks them
+    (:func:`dip.builders.settings_from`), then seeds, checkpoints and the memory limit;
+    the task's own values are checked by its entry in :data:`dip.inputs.TASK_BUILDERS`."""
+    settings_from(cfg)
     _positive_int(cfg.seeds, "seeds")
     _positive_int(cfg.checkpoint_every, "checkpoint_every", 0)
     limit = cfg.memory_limit_gb

@@ -3,13 +3,34 @@ network input (:func:`make_input`, :func:`code_channels`, :func:`seed_everything
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["FitSettings", "FitResult", "seed_everything", "code_channels", "make_input"]
+__all__ = ["FitSettings", "FitResult", "SettingError", "seed_everything", "code_channels",
+           "make_input"]
+
+
+class SettingError(ValueError):
+    """An invalid :class:`FitSettings` value: ``field``, ``value`` and what to give."""
+
+    def __init__(self, field: str, value, hint: str, word: str = "invalid"):
+        self.field, self.value, self.hint, self.word = field, value, hint, word
+        super().__init__(f"{field}={value} is {word}; {hint}")
+
+
+def _positive_int(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SettingError(name, value, f"give an integer >= {minimum}" if minimum != 1
+                           else "give a positive integer")
+
+
+def _choice(name: str, value, known) -> None:
+    if value not in known:
+        raise SettingError(name, value, f"choose one of {', '.join(known)}", "unknown")
 
 
 @dataclass
@@ -111,6 +132,29 @@ class FitSettings:
     fused_adam: bool | None = None
     cuda_graph: bool | None = None
     keep_memory: bool | None = None
+
+    def __post_init__(self):
+        """Refuse invalid values (:class:`SettingError`): the one place they are checked."""
+        from dip.fast import AMP_MODES
+        from dip.official import BACKTRACKS, FINAL_INPUTS
+        from dip.stopping import STOP_MODES
+
+        for name, value in vars(self).items():
+            if isinstance(value, float) and math.isnan(value):
+                raise SettingError(name, "nan", "give a number")
+        _positive_int("num_iter", self.num_iter)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or \
+                not self.lr > 0 or not math.isfinite(self.lr):
+            raise SettingError("lr", self.lr, "give a positive learning rate")
+        _choice("stop", self.stop, STOP_MODES)
+        _positive_int("stop_window", self.stop_window, 2)
+        _positive_int("stop_patience", self.stop_patience)
+        a = self.stop_alpha
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a <= 1:
+            raise SettingError("stop_alpha", a, "give a weight in (0, 1]")
+        _choice("amp", self.amp, AMP_MODES)
+        _choice("final_input", self.final_input, FINAL_INPUTS)
+        _choice("backtrack", self.backtrack, BACKTRACKS)
 
 
 @dataclass

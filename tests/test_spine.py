@@ -137,3 +137,24 @@ def test_a_record_reads_back_through_one_schema(images, monkeypatch):
         assert record.provenance["profile"] == "smoke" and record.provenance["commit"]
         assert record.image("restored").is_file()
     assert RunRecord.load(images / "nowhere") is None
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("lr", -1.0, "lr=-1.0 is invalid; give a positive learning rate"),
+    ("num_iter", 0, "num_iter=0 is invalid; give a positive integer"),
+    ("stop", "soon", "stop=soon is unknown; choose one of fixed, wmv, emv"),
+    ("stop_window", 1, "stop_window=1 is invalid; give an integer >= 2"),
+    ("amp", "fp8", "amp=fp8 is unknown; choose one of off, bf16, fp16"),
+    ("exp_weight", float("nan"), "exp_weight=nan is invalid; give a number"),
+])
+def test_fit_settings_check_their_own_values(field, value, message):
+    """FitSettings is the one place the fit's values are checked: in Python as a
+    ValueError, from a config as a DipError naming the config key."""
+    from dip.settings import FitSettings, SettingError
+
+    with pytest.raises(SettingError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        FitSettings(**{field: value})
+    key = {"stop": "stop", "stop_window": "stopping.window", "amp": "fast.amp"}.get(
+        field, f"fit.{field}")
+    with pytest.raises(DipError, match=f"^{key}="):
+        prepare(make_cfg(*FAST, "image=nowhere.png", f"{key}={value}"))
