@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import warnings
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dip import DipError, DipNote, nets
+from dip.config import auto_stop
 from dip.settings import FitSettings, SettingError
 
-__all__ = ["build_net", "unused_net_keys", "note_unused_net_keys", "settings_from",
-           "net_multiple", "min_size"]
+__all__ = ["stop_mode", "resolve_stop", "build_net", "unused_net_keys",
+           "note_unused_net_keys", "settings_from", "net_multiple", "min_size"]
 
 
 def _net_kwargs(net_cfg: DictConfig) -> dict:
@@ -76,6 +77,23 @@ CONFIG_KEYS = {"stop": "stop", "stop_window": "stopping.window",
 """FitSettings field → the config key it comes from (others: ``fit.<field>``)."""
 
 
+def stop_mode(cfg: DictConfig) -> str:
+    """``cfg.stop``, with 'auto' resolved: early stopping ('wmv') when the run has no
+    ground truth to score against (``corrupted=true`` without ``gt=``), else 'fixed'."""
+    if str(cfg.stop) != "auto":
+        return cfg.stop
+    return auto_stop(cfg.corrupted, cfg.get("gt"))
+
+
+def resolve_stop(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with ``stop: auto`` replaced by :func:`stop_mode` (in place), before the
+    run's identity is taken: a run with ground truth keeps 'fixed' and its identity."""
+    if str(cfg.stop) == "auto":
+        with open_dict(cfg):
+            cfg.stop = stop_mode(cfg)
+    return cfg
+
+
 def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
     """:class:`~dip.fit.FitSettings` from ``cfg.fit`` plus stopping, seed, device, progress
     and the fast paths (``cfg.fast``); an invalid value (FitSettings checks them) is a
@@ -87,7 +105,7 @@ def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
     values.update(OmegaConf.to_container(cfg.fast, resolve=True) if "fast" in cfg else {})
     stopping = cfg.stopping
     try:
-        return FitSettings(**values, stop=cfg.stop, stop_window=stopping.window,
+        return FitSettings(**values, stop=stop_mode(cfg), stop_window=stopping.window,
                            stop_patience=stopping.patience, stop_alpha=stopping.alpha,
                            seed=int(cfg.seed if seed is None else seed),
                            device=str(cfg.device), progress=bool(cfg.progress))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["CONFIG_DIR", "pick", "part", "config_hash", "IDENTITY_EXCLUDE", "LEGACY_EXCLUDE",
-           "NEUTRAL"]
+__all__ = ["CONFIG_DIR", "pick", "part", "config_hash", "auto_stop", "IDENTITY_EXCLUDE",
+           "LEGACY_EXCLUDE", "NEUTRAL"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -73,9 +73,18 @@ def _parent(data: dict, key: str) -> tuple[dict | None, str]:
     return (data if isinstance(data, dict) else None), last
 
 
+def auto_stop(corrupted, gt) -> str:
+    """What ``stop: auto`` means for a run: early stopping ('wmv') when it has no ground
+    truth to score against (``corrupted`` without ``gt``), else 'fixed'."""
+    return "wmv" if corrupted and gt is None else "fixed"
+
+
 def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
-    """Short sha256 of the resolved config without the keys that do not change results."""
+    """Short sha256 of the resolved config without the keys that do not change results
+    (``stop: auto`` counts as what it means: :func:`auto_stop`)."""
     data = OmegaConf.to_container(cfg, resolve=True)
+    if data.get("stop") == "auto":
+        data["stop"] = auto_stop(data.get("corrupted"), data.get("gt"))
     for key in exclude:
         parent, last = _parent(data, key)
         if parent is not None:

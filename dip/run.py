@@ -24,6 +24,7 @@ from dip.builders import (  # noqa: F401  (also importable from here)
     min_size,
     net_multiple,
     note_unused_net_keys,
+    resolve_stop,
     settings_from,
     unused_net_keys,
 )
@@ -234,6 +235,7 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None, *,
     stay in memory (no record, no claim, no checkpoints: :func:`dip.api.restore`).
     """
     resolve_threads(cfg)  # before the identity: the record keeps the count
+    resolve_stop(cfg)  # stop=auto: early stopping without ground truth
     out = record_dir(cfg) if write else None
     replaces = False
     if write:

@@ -158,3 +158,23 @@ def test_fit_settings_check_their_own_values(field, value, message):
         field, f"fit.{field}")
     with pytest.raises(DipError, match=f"^{key}="):
         prepare(make_cfg(*FAST, "image=nowhere.png", f"{key}={value}"))
+
+
+def test_without_ground_truth_a_run_stops_early_by_default(images):
+    """stop=auto: early stopping for a damaged image without ground truth, the fixed
+    schedule otherwise (and then the record's identity of before)."""
+    from dip.config import config_hash
+
+    damaged = prepare(make_cfg(*FAST, "image=a.png", "corrupted=true", "out_dir=d"))
+    scored = prepare(make_cfg(*FAST, "image=a.png", "out_dir=s"))
+    given = prepare(make_cfg(*FAST, "image=a.png", "corrupted=true", "gt=a.png",
+                             "out_dir=g"))
+    try:
+        assert (damaged.cfg.stop, scored.cfg.stop, given.cfg.stop) == ("wmv", "fixed",
+                                                                       "fixed")
+        assert damaged.settings().stop == "wmv"
+        assert config_hash(make_cfg(*FAST, "image=a.png", "out_dir=s")) == \
+            config_hash(make_cfg(*FAST, "image=a.png", "out_dir=s", "stop=fixed"))
+    finally:
+        for plan in (damaged, scored, given):
+            plan.release()
