@@ -187,7 +187,7 @@ def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult
 
     view = problem.unpad  # the original image: a padded border (pad_image) cut off
     final, average = view(result.final), view(result.average)
-    save_image(tmp / "restored.png", final)
+    save_image(tmp / "restored.png", average if metrics.get("restored") == "average" else final)
     save_image(tmp / "restored_avg.png", average)
     save_image(tmp / "corrupted.png", view(problem.observation).cpu())
     for name, img in (images or {}).items():

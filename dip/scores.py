@@ -32,6 +32,9 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
     (stop=wmv or emv; ``psnr_stop_avg``: the averaged output there), or the final
     output and the number of steps (stop=fixed; ``psnr_stop_avg`` is then ``psnr_avg``);
     ``steps`` counts the steps run (fewer than ``num_iter`` when a run stopped early).
+    ``restored`` says which output ``restored.png`` holds: the final one when the run is
+    scored against a ground truth (the paper reports it), else the averaged one, the
+    best estimate without ground truth (docs/experiments.md#without-ground-truth).
     """
     scored = problem.gt is not None
     corrupted_view = problem.corrupted_view().cpu()
@@ -62,6 +65,7 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
         "seconds": round(result.seconds, 3),
         "sec_per_iter": round(result.seconds / max(1, result.steps), 5),
         "status": result.status,
+        "restored": "final" if scored else "average",  # what restored.png holds
         "resumed_at": result.resumed_at,
         "backtracks": result.backtracks,
         "device": result.device,

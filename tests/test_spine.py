@@ -178,3 +178,15 @@ def test_without_ground_truth_a_run_stops_early_by_default(images):
     finally:
         for plan in (damaged, scored, given):
             plan.release()
+
+
+def test_restored_png_is_the_best_estimate_without_ground_truth(images):
+    """Without ground truth restored.png is the averaged output (measured the best of the
+    ground-truth-free candidates); scored runs keep the final output, as the paper."""
+    own = run(make_cfg(*FAST, "image=a.png", "corrupted=true", "out_dir=own"))
+    scored = run(make_cfg(*FAST, "image=a.png", "out_dir=scored"))
+    assert (own["restored"], scored["restored"]) == ("average", "final")
+    png = {d: {n: (images / d / f"{n}.png").read_bytes() for n in ("restored", "restored_avg")}
+           for d in ("own", "scored")}
+    assert png["own"]["restored"] == png["own"]["restored_avg"]
+    assert png["scored"]["restored"] != png["scored"]["restored_avg"]
