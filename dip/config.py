@@ -81,8 +81,12 @@ def auto_stop(corrupted, gt) -> str:
 
 def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
     """Short sha256 of the resolved config without the keys that do not change results
-    (``stop: auto`` counts as what it means: :func:`auto_stop`)."""
+    (``stop: auto`` counts as what it means: :func:`auto_stop`; the thread count is
+    hashed where profiles kept it before ``threads`` became the launcher's,
+    ``profile.threads``, so earlier records keep their identity)."""
     data = OmegaConf.to_container(cfg, resolve=True)
+    if isinstance(data.get("profile"), dict):  # where the count lived before threads=auto
+        data["profile"]["threads"] = data.get("threads")
     if data.get("stop") == "auto":
         data["stop"] = auto_stop(data.get("corrupted"), data.get("gt"))
     for key in exclude:

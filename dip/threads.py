@@ -52,10 +52,11 @@ def resolve_threads(cfg: DictConfig, jobs: int | None = None) -> DictConfig:
         return cfg
     from dip.device import pick_device
 
+    if pick_device(str(cfg.device)).type == "cuda":
+        count = None
+    else:
+        jobs = parallel_jobs() if jobs is None else jobs
+        count = max(1, usable_cores() // max(1, jobs))
     with open_dict(cfg):
-        if pick_device(str(cfg.device)).type == "cuda":
-            cfg.threads = None
-        else:
-            jobs = parallel_jobs() if jobs is None else jobs
-            cfg.threads = max(1, usable_cores() // max(1, jobs))
+        cfg.threads = count
     return cfg

@@ -12,7 +12,7 @@ export ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-AVX2} ATEN_CPU_CAPABILITY=${ATEN
 export MKL_CBWR=${MKL_CBWR:-AVX2}
 dip=${DIP:-.venv/bin/dip}
 common=(--multirun progress=false baselines=false launcher=joblib "hydra.launcher.n_jobs=$jobs"
-        "records=$records" seed=0,1)
+        "records=$records" seed=0,1 threads=1)
 sr=(experiment=table_sr factor=4 item=set5/baby,set5/bird,set5/butterfly,set5/head,set5/woman)
 den=(experiment=table_denoising sigma=25 seeds=1)
 status=0

@@ -17,6 +17,7 @@ from dip.batched import GroupedNet
 from dip.config import config_hash
 from dip.nets import build, builder_keys
 from dip.run import build_net, unused_net_keys
+from dip.threads import resolve_threads, usable_cores
 from tests.test_cli import make_cfg
 
 NETS = ("skip", "encdec", "resnet", "unet")
@@ -190,7 +191,7 @@ def test_every_net_takes_the_switches(profile, net):
 
 def test_profile_keys_still_resolve_and_experiments_override_them():
     cfg = make_cfg("experiment=table_inpainting", "profile=quick")
-    assert (cfg.profile.name, cfg.profile.width_scale, cfg.threads) == ("quick", 0.25, 1)
+    assert (cfg.profile.name, cfg.profile.width_scale, cfg.threads) == ("quick", 0.25, "auto")
     assert cfg.fit.record_every == 10
     cfg = make_cfg("profile=paper", "profile.width_scale=0.125")
     assert cfg.profile.width_scale == 0.125 and cfg.threads is None
@@ -201,7 +202,10 @@ def test_profile_keys_still_resolve_and_experiments_override_them():
                                                ("table_denoising", "e7f6e86819d2"),
                                                ("table_sr", "c4944c093c90")])
 def test_quick_config_hash_is_unchanged(experiment, digest):
-    assert config_hash(make_cfg(f"experiment={experiment}")) == digest
+    """With one thread, as make runs the tables (threads=auto, one job per core)."""
+    assert config_hash(make_cfg(f"experiment={experiment}", "threads=1")) == digest
+    auto = make_cfg(f"experiment={experiment}")
+    assert config_hash(resolve_threads(auto, jobs=usable_cores())) == digest
 
 
 def test_paper_switches_are_part_of_the_identity():
