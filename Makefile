@@ -99,8 +99,8 @@ figures: $(STAMP)
 readme: $(STAMP)
 	$(REPORT) readme
 
-# test: the fast suite (2-3.5 minutes on 2 cores); test-all adds the `slow` end-to-end
-# runs through subprocesses (about 8-10 minutes; CI runs it).
+# test: the fast suite (3 minutes on 2 cores); test-all adds the `slow` end-to-end runs
+# through subprocesses (about 10 minutes; CI runs it).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 

@@ -42,6 +42,7 @@ def test_markdown_summary():
     assert "| 64² | 8 | 70.0 |" in text
 
 
+@pytest.mark.slow  # child processes: seconds each
 def test_batched_rows_per_engine():
     from dip.bench import ENGINES, bench_batched
 
@@ -96,6 +97,7 @@ def test_graph_check_compares_eager_and_graph_loops():
     assert [r["graph_steps"] for r in out["runs"]] == [0, 5 - GRAPH_WARMUP]
 
 
+@pytest.mark.slow  # child processes: seconds each
 def test_single_row_times_ours_against_the_reference():
     from dip.bench import bench_single
 
@@ -107,6 +109,7 @@ def test_single_row_times_ours_against_the_reference():
                                          rel=5e-3, abs=2e-3)
 
 
+@pytest.mark.slow  # child processes: seconds each
 @pytest.mark.parametrize("where, said", [("kept", "own process, freed memory kept"),
                                          ("in-process", "our process")])
 def test_the_reference_runs_where_the_row_says(where, said):
@@ -116,6 +119,7 @@ def test_the_reference_runs_where_the_row_says(where, said):
     assert row["reference"] == said and row["steps_timed"] == [1, 1]
 
 
+@pytest.mark.slow  # child processes: seconds each
 def test_a_reference_process_that_fails_is_reported():
     from dip.bench import RemoteReference
 

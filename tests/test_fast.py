@@ -249,6 +249,7 @@ print(fast._kept)
 """
 
 
+@pytest.mark.slow  # two child processes
 def test_keeping_freed_memory_changes_no_result(tmp_path):
     # a process that never keeps its freed memory, and this one (CPU fits keep it)
     from pathlib import Path
