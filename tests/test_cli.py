@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from pathlib import Path
 
@@ -17,9 +19,16 @@ KEYS = ["psnr_corrupted", "psnr_final", "psnr_avg", "psnr_oracle", "iter_oracle"
         "seconds", "device", "seed", "profile", "versions", "config_hash", "commit"]
 
 
-def make_cfg(*overrides):
+@functools.cache
+def _composed(overrides: tuple[str, ...]):
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("config", overrides=list(overrides))
+
+
+def make_cfg(*overrides):
+    """The `dip` command's config for ``overrides``: composed once per test session (a
+    copy each call, which the test may change)."""
+    return copy.deepcopy(_composed(tuple(overrides)))
 
 
 def smooth_png(path: Path, size=(64, 64), channels=3) -> Path:

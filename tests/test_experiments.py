@@ -11,6 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from dip.config import CONFIG_DIR
+from tests.test_cli import make_cfg
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
@@ -25,8 +26,7 @@ def test_every_experiment_composes(experiment, profile):
 
 
 def _compose(*overrides):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+    return make_cfg(*overrides)  # composed once per test session
 
 
 NETS = sorted(p.stem for p in (CONFIG_DIR / "net").glob("*.yaml"))

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from dip import DipError
@@ -20,11 +19,11 @@ from dip.corrupt import signal
 from dip.report.grids import FIGURES, build_figure
 from dip.run import build_input, build_problem, min_size, run
 from dip.tasks import fitting
+from tests.test_cli import make_cfg
 
 
 def _compose(*overrides):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+    return make_cfg(*overrides)  # composed once per test session
 
 
 def test_signals_of_fig2():
