@@ -31,7 +31,7 @@ from dip.device import pick_device
 from dip.fit import fit
 from dip.grouped import GroupedNet, can_group, group  # noqa: F401  (also importable here)
 from dip.monitors import Monitor, StepInfo
-from dip.settings import FitResult, FitSettings, code_channels, make_input
+from dip.settings import FitResult, FitSettings, code_channels, draw_code
 from dip.signals import Interrupted
 from dip.step import assemble_result, default_monitors, objective
 from dip.tasks import Problem
@@ -201,13 +201,9 @@ def _grouped_inputs(settings, shape, depth: int, device):
     exactly the numbers of a single fit; each step's input is z + noise · std in one
     tensor, as many N×C×H×W buffers as N single fits hold.
     """
-    zs, noise_gens = [], []
-    for s in settings:
-        gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
-        zs.append(make_input(s.input_type, depth, shape, scale=s.input_scale,
-                             generator=gen))
-        noise_gens.append(torch.Generator(device=device).manual_seed(int(s.seed) + 1))
-    z_all = torch.cat(zs, 1).to(device)
+    z_all = torch.cat([draw_code(s, shape) for s in settings], 1).to(device)
+    noise_gens = [torch.Generator(device=device).manual_seed(int(s.seed) + 1)
+                  for s in settings]
     stds = [float(s.reg_noise_std) for s in settings]
     noise_all = torch.zeros_like(z_all) if any(v > 0 for v in stds) else None
     std_all = torch.tensor(stds, dtype=z_all.dtype, device=device).repeat_interleave(

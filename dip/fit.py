@@ -22,6 +22,7 @@ from dip.settings import (  # noqa: F401  (also importable from here)
     FitResult,
     FitSettings,
     code_channels,
+    draw_code,
     make_input,
     seed_everything,
 )
@@ -55,9 +56,7 @@ def _code(problem: Problem, s: FitSettings, z: torch.Tensor | None) -> torch.Ten
         return z
     if s.input_type == "image":
         raise ValueError("input_type='image' needs the input image: fit(..., z=image)")
-    gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
-    return make_input(s.input_type, code_channels(s), problem.out_shape[1:],
-                      scale=s.input_scale, generator=gen)
+    return draw_code(s, problem.out_shape[1:])
 
 
 def _start(info: StepInfo, monitors: list[Monitor], resume) -> int | None:

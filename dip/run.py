@@ -49,6 +49,7 @@ from dip.records import (
     record_dir,
     record_run,
 )
+from dip.settings import SettingError, check_int
 from dip.tasks import Problem
 from dip.threads import resolve_threads
 
@@ -64,18 +65,16 @@ def check_config(cfg: DictConfig) -> None:
     (:func:`dip.builders.settings_from`), then seeds, checkpoints and the memory limit;
     the task's own values are checked by its entry in :data:`dip.inputs.TASK_BUILDERS`."""
     settings_from(cfg)
-    _positive_int(cfg.seeds, "seeds")
-    _positive_int(cfg.checkpoint_every, "checkpoint_every", 0)
+    try:
+        check_int("seeds", cfg.seeds)
+        check_int("checkpoint_every", cfg.checkpoint_every, 0)
+    except SettingError as err:
+        raise DipError(str(err)) from None
     limit = cfg.memory_limit_gb
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
                               or not limit > 0):
         raise DipError(f"memory_limit_gb={limit} is invalid; give a positive number of GB "
                        "or null (the free memory)")
-
-
-def _positive_int(value, name: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise DipError(f"{name}={value} is invalid; give an integer >= {minimum}")
 
 
 def set_threads(threads) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 __all__ = ["FitSettings", "FitResult", "SettingError", "seed_everything", "code_channels",
-           "make_input"]
+           "make_input", "draw_code", "check_int"]
 
 
 class SettingError(ValueError):
@@ -22,7 +22,8 @@ class SettingError(ValueError):
         super().__init__(f"{field}={value} is {word}; {hint}")
 
 
-def _positive_int(name: str, value, minimum: int = 1) -> None:
+def check_int(name: str, value, minimum: int = 1) -> None:
+    """:class:`SettingError` unless ``value`` is an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SettingError(name, value, f"give an integer >= {minimum}" if minimum != 1
                            else "give a positive integer")
@@ -142,13 +143,13 @@ class FitSettings:
         for name, value in vars(self).items():
             if isinstance(value, float) and math.isnan(value):
                 raise SettingError(name, "nan", "give a number")
-        _positive_int("num_iter", self.num_iter)
+        check_int("num_iter", self.num_iter)
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or \
                 not self.lr > 0 or not math.isfinite(self.lr):
             raise SettingError("lr", self.lr, "give a positive learning rate")
         _choice("stop", self.stop, STOP_MODES)
-        _positive_int("stop_window", self.stop_window, 2)
-        _positive_int("stop_patience", self.stop_patience)
+        check_int("stop_window", self.stop_window, 2)
+        check_int("stop_patience", self.stop_patience)
         a = self.stop_alpha
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a <= 1:
             raise SettingError("stop_alpha", a, "give a weight in (0, 1]")
@@ -224,3 +225,11 @@ def make_input(input_type: str, depth: int, size: tuple[int, int], *, scale: flo
         y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
         return torch.stack([x, y])[None]
     raise ValueError(f"unknown input_type {input_type!r}; choose 'noise' or 'meshgrid'")
+
+
+def draw_code(settings: FitSettings, size: tuple[int, int]) -> torch.Tensor:
+    """The code z of a fit with ``settings``, 1×C×H×W, drawn from a CPU generator seeded
+    with ``settings.seed`` (the same z for the same seed, whatever the engine)."""
+    gen = torch.Generator(device="cpu").manual_seed(int(settings.seed))
+    return make_input(settings.input_type, code_channels(settings), size,
+                      scale=settings.input_scale, generator=gen)

@@ -25,7 +25,8 @@ from dip import DipError
 from dip.config import IDENTITY_EXCLUDE, NEUTRAL
 from dip.records import RunRecord
 
-__all__ = ["flatten", "record_settings", "flat_config", "check_seeds_only", "IGNORED", "UNSET"]
+__all__ = ["flatten", "parse_overrides", "record_settings", "flat_config", "check_seeds_only",
+           "IGNORED", "UNSET"]
 
 IGNORED = (*IDENTITY_EXCLUDE, "seed", "label", "threads", "baselines", "hydra")
 """Config keys (and groups of keys) that do not change what a run computes: where it
@@ -58,14 +59,20 @@ def flat_config(config: dict) -> dict:
     return {k: v for k, v in flat.items() if k not in neutral or neutral[k] != v}
 
 
+def parse_overrides(overrides: list[str]) -> list[tuple[str, object, bool]]:
+    """(key, value, is a sweep) of each override of a record's job, in order, read with
+    Hydra's parser; [] when they cannot be parsed."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return []
+    return [(o.get_key_element().lstrip("+~"), o.value(), o.is_sweep_override())
+            for o in parsed]
+
+
 def _from_overrides(overrides: list[str]) -> dict:
     """The settings an ``overrides`` list names (a record's job overrides)."""
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException:
-        return {}
-    return {o.get_key_element().lstrip("+~"): o.value() for o in parsed
-            if not o.is_sweep_override()}
+    return {key: value for key, value, sweep in parse_overrides(overrides) if not sweep}
 
 
 def _config(folder) -> dict:

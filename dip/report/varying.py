@@ -14,12 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
 
 from dip import DipError
 from dip.records import RunRecord
-from dip.report.configs import IGNORED, UNSET, flatten
+from dip.report.configs import IGNORED, UNSET, flatten, parse_overrides
 from dip.report.records import load_records
 
 __all__ = ["load_study", "varying_keys", "setting_text", "setting_order", "settings_of",
@@ -55,15 +53,10 @@ def _record_values(folder) -> tuple[dict, list]:
     values = flatten(record.config if record is not None else {})
     overrides = record.overrides if record is not None else []
     named = []
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException:
-        parsed = []
-    for override in parsed:
-        key = override.get_key_element().lstrip("+~")
+    for key, value, sweep in parse_overrides(overrides):
         key = f"{key}.name" if key not in values and f"{key}.name" in values else key
-        if key not in values and not override.is_sweep_override():
-            values[key] = override.value()
+        if key not in values and not sweep:
+            values[key] = value
         named.append(key)
     return values, named
 
