@@ -1,6 +1,6 @@
 """A config's network and fit settings as objects, for every path that fits.
 
-:func:`build_net` builds ``cfg.net`` at the profile's width, :func:`settings_from` turns
+:func:`build_net` builds ``cfg.net`` at its ``width_scale``, :func:`settings_from` turns
 ``cfg.fit`` (with stopping, seed, device and the fast paths) into
 :class:`~dip.fit.FitSettings`, and :func:`net_multiple` / :func:`min_size` are the nets
 registry's size rules (:func:`dip.nets.size_multiple`) for ``cfg.net``.
@@ -20,9 +20,14 @@ __all__ = ["stop_mode", "resolve_stop", "build_net", "unused_net_keys",
            "note_unused_net_keys", "settings_from", "net_multiple", "min_size"]
 
 
+OWN_KEYS = frozenset({"name", "width_scale"})
+"""Keys of ``cfg.net`` that choose and scale the net rather than go to its builder."""
+
+
 def _net_kwargs(net_cfg: DictConfig) -> dict:
     kwargs = OmegaConf.to_container(net_cfg, resolve=True)
-    kwargs.pop("name", None)
+    for key in OWN_KEYS:
+        kwargs.pop(key, None)
     return kwargs
 
 
@@ -41,7 +46,7 @@ def unused_net_keys(cfg: DictConfig) -> list[str]:
     """Keys of ``cfg.net`` that its builder does not take: settings an experiment wrote
     for its own net (e.g. ``num_channels_skip`` of the skip net) when another net is
     chosen (``net=encdec``). :func:`build_net` leaves them out."""
-    return sorted(set(cfg.net) - {"name"} - nets.builder_keys(cfg.net.name))
+    return sorted(set(cfg.net) - OWN_KEYS - nets.builder_keys(cfg.net.name))
 
 
 def note_unused_net_keys(cfg: DictConfig) -> None:
@@ -53,14 +58,15 @@ def note_unused_net_keys(cfg: DictConfig) -> None:
 
 
 def build_net(cfg: DictConfig, num_input_channels: int, num_output_channels: int):
-    """Network of ``cfg.net``, widths scaled by ``cfg.profile.width_scale``; the keys of
-    :func:`unused_net_keys` are left out. Settings the builder refuses (a per-level list
-    of the wrong length, an unknown mode) end as a one-line :class:`~dip.DipError`."""
-    kwargs = OmegaConf.to_container(cfg.net, resolve=True)
-    name = kwargs.pop("name")
+    """Network of ``cfg.net``, widths scaled by ``cfg.net.width_scale`` (the profile's, or
+    the experiment's); the keys of :func:`unused_net_keys` are left out. Settings the
+    builder refuses (a per-level list of the wrong length, an unknown mode) end as a
+    one-line :class:`~dip.DipError`."""
+    kwargs = _net_kwargs(cfg.net)
+    name = cfg.net.name
     for key in unused_net_keys(cfg):
         kwargs.pop(key)
-    scale = float(cfg.profile.width_scale)
+    scale = float(cfg.net.get("width_scale", 1.0))
     try:
         if scale != 1.0:
             kwargs = nets.scale_width(kwargs, name, scale)

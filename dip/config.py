@@ -83,10 +83,13 @@ def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
     """Short sha256 of the resolved config without the keys that do not change results
     (``stop: auto`` counts as what it means: :func:`auto_stop`; the thread count is
     hashed where profiles kept it before ``threads`` became the launcher's,
-    ``profile.threads``, so earlier records keep their identity)."""
+    ``profile.threads``, and the net's width as ``profile.width_scale``, where it was
+    before it became ``net.width_scale``, so earlier records keep their identity)."""
     data = OmegaConf.to_container(cfg, resolve=True)
-    if isinstance(data.get("profile"), dict):  # where the count lived before threads=auto
+    if isinstance(data.get("profile"), dict):  # where these lived before: same identities
         data["profile"]["threads"] = data.get("threads")
+        if isinstance(data.get("net"), dict) and "width_scale" in data["net"]:
+            data["profile"]["width_scale"] = data["net"].pop("width_scale")
     if data.get("stop") == "auto":
         data["stop"] = auto_stop(data.get("corrupted"), data.get("gt"))
     for key in exclude:

@@ -109,8 +109,8 @@ def _group_of(plan: RunPlan, engine: str, batch_runs: int):
         eng = "grouped" if pick_device(settings.device).type == "cuda" else "threads"
     if eng == "grouped" and not can_group(nets[0][1]):
         return None, None
-    net_key = json.dumps([OmegaConf.to_container(cfg.net, resolve=True),
-                          float(cfg.profile.width_scale)], sort_keys=True, default=str)
+    net_key = json.dumps(OmegaConf.to_container(cfg.net, resolve=True), sort_keys=True,
+                         default=str)
     per_run = int(cfg.get("threads") or 0) or None
     return (batch_key(plan.problem, settings, net_key), eng, per_run), nets
 

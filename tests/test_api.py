@@ -56,7 +56,7 @@ def test_restore_of_an_array_in_memory(tmp_path):
 
 def test_the_paper_preset_is_the_configs_net():
     cfg = OmegaConf.to_container(make_cfg().net)
-    for key in ("name", "bn_init", "align_corners"):
+    for key in ("name", "width_scale", "bn_init", "align_corners"):
         cfg.pop(key)
     assert nets.PRESETS["paper"] == ("skip", cfg)
     era = make_cfg("profile=paper").net

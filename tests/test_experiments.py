@@ -74,13 +74,13 @@ def test_table_settings_are_the_official_ones():
     assert (sr.fit.num_iter, sr.fit.reg_noise_std, sr.dataset) == (4000, 0.05, "set14")
     assert sr.image == "paper/sr/set14/x8/zebra_GT.png"
     quick = _compose("experiment=table_sr")
-    assert quick.crop == 128 and quick.profile.width_scale == 0.25 and quick.fit.num_iter == 1200
+    assert quick.crop == 128 and quick.net.width_scale == 0.25 and quick.fit.num_iter == 1200
     assert _compose("experiment=table_sr", "factor=8").fit.num_iter == 2400  # x8: twice x4
-    assert _compose("experiment=table_sr", "profile=paper").profile.width_scale == 1.0
-    assert (den.seeds, den.profile.width_scale) == (1, 1.0)
+    assert _compose("experiment=table_sr", "profile=paper").net.width_scale == 1.0
+    assert (den.seeds, den.net.width_scale) == (1, 1.0)
     quick = {s: _compose("experiment=table_denoising", f"sigma={s}") for s in (25, 50)}
     assert [quick[s].fit.num_iter for s in (25, 50)] == [1000, 700]
-    assert all(q.seeds == 3 and q.profile.width_scale == 0.25 for q in quick.values())
+    assert all(q.seeds == 3 and q.net.width_scale == 0.25 for q in quick.values())
     assert _compose("experiment=table_denoising", "seeds=1").seeds == 1
 
 
@@ -200,7 +200,7 @@ def test_gpu_session_adds_only_the_records_that_the_committed_ones_lack(tmp_path
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(repo), "BENCH_BUDGET_S": "0",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "RUN_ARGS": "fit.num_iter=2 crop=64 profile.width_scale=0.125 device=cpu"}
+           "RUN_ARGS": "fit.num_iter=2 crop=64 net.width_scale=0.125 device=cpu"}
     committed = tmp_path / "results" / "paper-runs"  # the script runs from a checkout's root
 
     def session(name, items):

@@ -225,7 +225,7 @@ def test_paper_table_problem_is_padded(data_root, tmp_path):
 def test_the_paper_net_runs_on_514():
     """The official geometry: 514 → 257 → 129 → 65 → 33 → 17 and back, the Concat cropping
     each upsampled branch to its skip's size; the output is 514²."""
-    cfg = make_cfg("experiment=table_inpainting", "profile=paper", "profile.width_scale=0.0625")
+    cfg = make_cfg("experiment=table_inpainting", "profile=paper", "net.width_scale=0.0625")
     net = build_net(cfg, 32, 1)
     with torch.no_grad():
         assert net(torch.rand(1, 32, 514, 514)).shape == (1, 1, 514, 514)

@@ -191,10 +191,10 @@ def test_every_net_takes_the_switches(profile, net):
 
 def test_profile_keys_still_resolve_and_experiments_override_them():
     cfg = make_cfg("experiment=table_inpainting", "profile=quick")
-    assert (cfg.profile.name, cfg.profile.width_scale, cfg.threads) == ("quick", 0.25, "auto")
+    assert (cfg.profile.name, cfg.net.width_scale, cfg.threads) == ("quick", 0.25, "auto")
     assert cfg.fit.record_every == 10
-    cfg = make_cfg("profile=paper", "profile.width_scale=0.125")
-    assert cfg.profile.width_scale == 0.125 and cfg.threads is None
+    cfg = make_cfg("profile=paper", "net.width_scale=0.125")
+    assert cfg.net.width_scale == 0.125 and cfg.threads is None
 
 
 # Recorded from the configs before the switches existed: committed records keep their identity.
