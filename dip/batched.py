@@ -33,7 +33,7 @@ from dip.grouped import GroupedNet, can_group, group  # noqa: F401  (also import
 from dip.monitors import Monitor, StepInfo
 from dip.settings import FitResult, FitSettings, code_channels, draw_code
 from dip.signals import Interrupted
-from dip.step import assemble_result, default_monitors, objective
+from dip.step import assemble_result, commit, default_monitors, forward, objective, observe
 from dip.tasks import Problem
 
 __all__ = ["GroupedNet", "group", "can_group", "fit_batched", "batch_key", "ENGINES"]
@@ -270,39 +270,29 @@ def _fit_grouped(nets, problems, settings, monitors, resume, device) -> list[Fit
             net_in = z_all
         if cl:
             net_in = net_in.contiguous(memory_format=torch.channels_last)
-        with fast.autocast(s0, device):
-            gnet_.set_active([active(i) for i in range(n)])
-            out_all = gnet(net_in)
-        out_all = out_all.float()
+        gnet_.set_active([active(i) for i in range(n)])
+        out_all = forward(gnet, net_in, s0, device)
         losses = []
         for i in range(n):
             if not active(i):
                 continue
-            s, p, info = settings[i], problems[i], infos[i]
             out = out_all[:, i * c_out:(i + 1) * c_out]
-            loss, data = objective(p, out, s)
-            info.begin(steps[i], out.detach(), avgs[i], loss.detach(), data.detach())
-            for m in monitors[i]:
-                m.on_step(info)
-            if info.rollback:
+            loss, data = objective(problems[i], out, settings[i])
+            avg = observe(infos[i], monitors[i], steps[i], out, avgs[i], loss, data)
+            if avg is None:
                 continue  # restored; this run redoes its step at the next pass
-            avgs[i] = info.average()
+            avgs[i] = avg
             losses.append((i, loss))
         if not losses:
             continue
         torch.stack([loss for _, loss in losses]).sum().backward()
         for i, _ in losses:
-            for m in monitors[i]:
-                m.before_update(infos[i])
-            optimizers[i].step()
-            steps[i] += 1
-            infos[i].completed = steps[i]
-            for m in monitors[i]:
-                m.after_step(infos[i])
+            steps[i] = commit(infos[i], monitors[i], optimizers[i].step)
 
     gnet_.set_active(None)
-    with torch.no_grad(), fast.autocast(s0, device):
-        finals = gnet(_final_inputs(z_all, noise_all, settings, depth, cl)).float()
+    with torch.no_grad():
+        finals = forward(gnet, _final_inputs(z_all, noise_all, settings, depth, cl), s0,
+                         device)
     seconds = (time.perf_counter() - t0) / n
     results = []
     for i in range(n):

@@ -29,8 +29,12 @@ from dip.settings import (  # noqa: F401  (also importable from here)
 from dip.signals import Interrupted
 from dip.step import (  # noqa: F401  (also importable from here)
     assemble_result,
+    commit,
     default_monitors,
+    forward,
     objective,
+    observe,
+    perturb,
     tv_loss,
 )
 from dip.tasks import Problem
@@ -76,8 +80,8 @@ def _final(step_net, z, noise, s: FitSettings, device, info: StepInfo, out_avg,
     """The output for ``s.final_input`` after the last step and the fit's seconds; the
     monitors' ``on_end`` (with the final running average)."""
     with fast.STEP_LOCK.shared():
-        with torch.no_grad(), fast.autocast(s, device):
-            final = step_net(official.final_input(z, noise, s)).float().detach()
+        with torch.no_grad():
+            final = forward(step_net, official.final_input(z, noise, s), s, device).detach()
         seconds = info.elapsed()
         info.prev_avg = out_avg
         for m in monitors:
@@ -131,14 +135,13 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
                         generator=noise_gen, noise=noise, monitors=monitors)
         resumed_at = _start(info, monitors, resume)
 
-    def forward(net_in, cache=True):
-        with fast.autocast(s, device, cache):
-            out = step_net(net_in).float()
+    def forward_loss(net_in, cache=True):
+        out = forward(step_net, net_in, s, device, cache)
         return (out, *objective(problem, out, s))
 
     def forward_backward():  # the captured piece: reads the static z and noise
-        out, loss, data = forward(z + noise * s.reg_noise_std if s.reg_noise_std > 0 else z,
-                                  cache=False)
+        out, loss, data = forward_loss(z + noise * s.reg_noise_std if s.reg_noise_std > 0
+                                       else z, cache=False)
         loss.backward()
         return out, loss, data
 
@@ -159,31 +162,19 @@ def fit(net: nn.Module, problem: Problem, settings: FitSettings | None = None,
                     out, loss, data = graph.forward_backward()
                 else:
                     optimizer.zero_grad(set_to_none=True)
-                    if s.reg_noise_std > 0:
-                        net_in = z + noise.normal_(generator=noise_gen) * s.reg_noise_std
-                    else:
-                        net_in = z
-                    out, loss, data = forward(net_in)
-                info.begin(step, out.detach(), out_avg, loss.detach(), data.detach())
-                for m in monitors:
-                    m.on_step(info)
-                if info.rollback:
+                    out, loss, data = forward_loss(perturb(z, noise, noise_gen,
+                                                           s.reg_noise_std))
+                avg = observe(info, monitors, step, out, out_avg, loss, data)
+                if avg is None:
                     continue  # parameters were restored; redo this step with fresh input noise
-                out_avg = info.average()
+                out_avg = avg
                 if replaying:
-                    for m in monitors:
-                        m.before_update(info)
-                    graph.update()
+                    step = commit(info, monitors, graph.update)
                     graph_steps += 1
                 else:
                     loss.backward()
-                    for m in monitors:
-                        m.before_update(info)
-                    optimizer.step()
+                    step = commit(info, monitors, optimizer.step)
                     eager_steps += 1
-                step = info.completed = step + 1
-                for m in monitors:
-                    m.after_step(info)
     if side is not None:
         torch.cuda.current_stream(device).wait_stream(side)
     if signals.requested() and step < s.num_iter and info.status == "ok":

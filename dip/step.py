@@ -1,9 +1,16 @@
-"""What every engine's step computes and how a fit's result is assembled.
+"""One DIP step, and how a fit's result is assembled, for every engine.
 
-Single fits (:func:`dip.fit.fit`) and batched ones (:mod:`dip.batched`) share these:
-the loss of an output (:func:`objective`), the monitors a fit runs with by default
-(:func:`default_monitors`) and the :class:`~dip.settings.FitResult` made from a finished
-fit's monitors and outputs (:func:`assemble_result`), so the engines cannot drift apart.
+Single fits (:func:`dip.fit.fit`) and grouped ones (:mod:`dip.batched`) run the same
+step from these pieces, so the engines cannot drift apart:
+
+1. the input: z + σ·n with fresh noise n (:func:`perturb`);
+2. the output f_θ(input) in float32 (:func:`forward`) and its loss (:func:`objective`);
+3. the monitors see the step, and may roll it back (:func:`observe`);
+4. backward, then the update (Adam's step) between the monitors' ``before_update`` and
+   ``after_step`` (:func:`commit`).
+
+A fit runs with :func:`default_monitors` unless told otherwise, and its
+:class:`~dip.settings.FitResult` is made by :func:`assemble_result`.
 """
 
 from __future__ import annotations
@@ -26,7 +33,25 @@ from dip.settings import FitResult, FitSettings
 from dip.stopping import Stopper, make_stopper
 from dip.tasks import Problem
 
-__all__ = ["objective", "tv_loss", "default_monitors", "assemble_result"]
+__all__ = ["perturb", "forward", "objective", "observe", "commit", "tv_loss",
+           "default_monitors", "assemble_result"]
+
+
+def perturb(z: torch.Tensor, noise: torch.Tensor | None, generator: torch.Generator | None,
+            std: float) -> torch.Tensor:
+    """The step's input z + σ·n, with n ~ N(0, 1) drawn into ``noise`` from ``generator``
+    (the official ``reg_noise_std`` input noise); z itself when σ = 0 (nothing drawn)."""
+    if std <= 0:
+        return z
+    return z + noise.normal_(generator=generator) * std
+
+
+def forward(net, net_in: torch.Tensor, s: FitSettings, device,
+            cache: bool = True) -> torch.Tensor:
+    """f_θ(input) in float32, autocast as ``s.amp`` says (``cache=False`` inside a CUDA
+    graph capture: :func:`dip.fast.autocast`)."""
+    with fast.autocast(s, device, cache):
+        return net(net_in).float()
 
 
 def tv_loss(x: torch.Tensor) -> torch.Tensor:
@@ -40,6 +65,29 @@ def objective(problem: Problem, out: torch.Tensor, s: FitSettings):
     pixels) plus ``tv_weight`` · TV(f(z)) when set. Returns (loss, data)."""
     data = torch.nn.functional.mse_loss(problem.operator(out), problem.observation)
     return (data + s.tv_weight * tv_loss(out) if s.tv_weight > 0 else data), data
+
+
+def observe(info: StepInfo, monitors: list[Monitor], step: int, out: torch.Tensor,
+            avg: torch.Tensor | None, loss: torch.Tensor, data: torch.Tensor):
+    """The monitors see step ``step`` (its output, the running average so far, the loss
+    and its data term); returns the new running average, or None when a monitor rolled
+    the step back (the parameters were restored: the step is redone with fresh noise)."""
+    info.begin(step, out.detach(), avg, loss.detach(), data.detach())
+    for m in monitors:
+        m.on_step(info)
+    return None if info.rollback else info.average()
+
+
+def commit(info: StepInfo, monitors: list[Monitor], update) -> int:
+    """Apply the step's update (``update()``: Adam's step, after the backward pass)
+    between the monitors' ``before_update`` and ``after_step``; returns the steps done."""
+    for m in monitors:
+        m.before_update(info)
+    update()
+    info.completed += 1
+    for m in monitors:
+        m.after_step(info)
+    return info.completed
 
 
 def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
