@@ -21,9 +21,11 @@ Restore every image of a folder (masks paired by file stem), then a study table:
 
 from __future__ import annotations
 
+import os
 import sys
 
 import hydra
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
 import dip.config  # noqa: F401  (registers the `pick` resolver)
@@ -79,10 +81,22 @@ def app(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    """The ``dip`` command: a config that cannot be composed (an unknown key, a value of
+    the wrong type: :mod:`dip.schema`) is one ``error:`` line and exit status 2."""
     from dip.folder import expand_argv
+    from dip.schema import one_line
 
     sys.argv = expand_argv(sys.argv)
-    app()
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises: the line is ours
+    try:
+        app()
+    except CompactHydraException as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        if before is None:
+            del os.environ["HYDRA_FULL_ERROR"]
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dip import DipError, DipNote, nets
 from dip.config import auto_stop
+from dip.schema import CONFIG_KEYS
 from dip.settings import FitSettings, SettingError
 
 __all__ = ["stop_mode", "resolve_stop", "build_net", "unused_net_keys",
@@ -75,12 +76,6 @@ def build_net(cfg: DictConfig, num_input_channels: int, num_output_channels: int
         raise DipError(f"net={name}: {err}; fix it with net.<key>=... overrides") from None
 
 
-FAST_KEYS = ("amp", "channels_last", "compile", "fused_adam", "cuda_graph", "keep_memory")
-CONFIG_KEYS = {"stop": "stop", "stop_window": "stopping.window",
-               "stop_patience": "stopping.patience", "stop_alpha": "stopping.alpha",
-               "seed": "seed", "device": "device", "progress": "progress",
-               **{k: f"fast.{k}" for k in FAST_KEYS}}
-"""FitSettings field → the config key it comes from (others: ``fit.<field>``)."""
 
 
 def stop_mode(cfg: DictConfig) -> str:

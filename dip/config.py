@@ -1,4 +1,5 @@
-"""Config helpers: the ``pick`` resolver, config hashing and the config directory."""
+"""Config helpers: the ``pick`` resolver, config hashing and the config directory (and,
+imported, the config schema of :mod:`dip.schema`)."""
 
 from __future__ import annotations
 
@@ -110,3 +111,5 @@ def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
 for _name, _fn in (("pick", pick), ("part", part)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
+
+import dip.schema  # noqa: E402,F401  (registers the config schema that conf/config.yaml lists)

@@ -23,6 +23,7 @@ from dip.corrupt import SIGNALS, pil_resize, signal
 from dip.data import center_crop, crop_to_multiple, read
 from dip.fit import code_channels
 from dip.folder import is_folder, paired_mask
+from dip.schema import check_run_keys, invalid
 from dip.tasks import Problem
 
 __all__ = ["build_problem", "problem_from", "build_input", "record_fields", "TASK_BUILDERS",
@@ -51,8 +52,8 @@ def _crops(cfg: DictConfig, multiple: int):
     size = None if cfg.crop is None else \
         tuple(int(v) for v in cfg.crop) if OmegaConf.is_list(cfg.crop) else int(cfg.crop)
     factor = cfg.get("scale")
-    if factor is not None and not (isinstance(factor, (int, float)) and 0 < factor <= 1):
-        raise DipError(f"scale={factor} is invalid; give a downscaling factor in (0, 1]")
+    if factor is not None and not 0 < factor <= 1:
+        raise invalid("scale", factor)
 
     def apply(img: torch.Tensor, scale: int = 1, mask: bool = False, *,
               what: str | None = None, upscale: int = 1) -> torch.Tensor:
@@ -116,9 +117,8 @@ def _mask_threshold(cfg: DictConfig) -> float | None:
     level = cfg.get("mask_threshold")
     if level is None:
         return None
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise DipError(f"mask_threshold={level} is invalid; give a level in (0, 1) (mask "
-                       "pixels at or above it are known), e.g. mask_threshold=0.5")
+    if not 0 < level < 1:
+        raise invalid("mask_threshold", level)
     return float(level)
 
 
@@ -152,9 +152,8 @@ def _pad_width(cfg: DictConfig) -> int:
     """``cfg.pad_image`` checked: pixels of reflection padding (0 when the key is absent)."""
     b = cfg.get("pad_image", 0)
     b = 0 if b is None else b
-    if isinstance(b, bool) or not isinstance(b, int) or b < 0:
-        raise DipError(f"pad_image={b} is invalid; give the pixels of reflection padding "
-                       "(an integer >= 0, e.g. pad_image=1; 0 = none)")
+    if b < 0:
+        raise invalid("pad_image", b)
     if b and cfg.task.name == "sr":
         raise DipError("pad_image is for denoising, inpainting and fitting, not task=sr; "
                        "set pad_image=0")
@@ -194,22 +193,19 @@ def _check_padded_net(cfg: DictConfig, problem: Problem) -> Problem:
 
 def _check_sigma(cfg: DictConfig) -> None:
     sigma = cfg.sigma
-    if not cfg.corrupted and (not isinstance(sigma, (int, float)) or isinstance(sigma, bool)
-                              or not sigma > 0):
-        raise DipError(f"sigma={sigma} is invalid; give the noise std on the 0-255 scale, "
-                       "e.g. sigma=25")
+    if not cfg.corrupted and (sigma is None or not sigma > 0):
+        raise invalid("sigma", sigma)
 
 
 def _check_factor(cfg: DictConfig) -> None:
     f = cfg.factor
-    if isinstance(f, bool) or not isinstance(f, (int, float)) or f != int(f) or f < 2:
-        raise DipError(f"factor={f} is invalid; the SR factor must be an integer >= 2, "
-                       "e.g. factor=4")
+    if f < 2:
+        raise invalid("factor", f)
 
 
 def _check_p_missing(cfg: DictConfig) -> None:
     if cfg.mask is None and not 0 <= cfg.p_missing < 1:
-        raise DipError(f"p_missing={cfg.p_missing} is invalid; give a fraction in [0, 1)")
+        raise invalid("p_missing", cfg.p_missing)
 
 
 def _check_signal(cfg: DictConfig) -> None:
@@ -345,7 +341,9 @@ def problem_from(cfg: DictConfig, image: torch.Tensor, gt: torch.Tensor | None =
 
 
 def _checked(cfg: DictConfig) -> tuple[TaskEntry, int]:
-    """The task's entry and the padding width, once the task's settings are checked."""
+    """The task's entry and the padding width, once the task's settings are checked (their
+    types by :func:`dip.schema.check_run_keys`)."""
+    check_run_keys(cfg)
     border = _pad_width(cfg)
     entry = TASK_BUILDERS.get(cfg.task.name)
     if entry is None:

@@ -49,7 +49,7 @@ from dip.records import (
     record_dir,
     record_run,
 )
-from dip.settings import SettingError, check_int
+from dip.schema import check_run_keys, invalid
 from dip.tasks import Problem
 from dip.threads import resolve_threads
 
@@ -60,21 +60,19 @@ __all__ = ["run", "prepare", "execute", "RunPlan", "job_overrides", "check_confi
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Refuse invalid settings (one ``DipError`` line each): those of the fit, early
+    """Refuse invalid settings (one ``DipError`` line each): the types of the run's keys
+    (:func:`dip.schema.check_run_keys`), those of the fit, early
     stopping and fast paths as :class:`~dip.settings.FitSettings` checks them
     (:func:`dip.builders.settings_from`), then seeds, checkpoints and the memory limit;
     the task's own values are checked by its entry in :data:`dip.inputs.TASK_BUILDERS`."""
+    check_run_keys(cfg)
     settings_from(cfg)
-    try:
-        check_int("seeds", cfg.seeds)
-        check_int("checkpoint_every", cfg.checkpoint_every, 0)
-    except SettingError as err:
-        raise DipError(str(err)) from None
+    for key, minimum in (("seeds", 1), ("checkpoint_every", 0)):
+        if cfg[key] < minimum:
+            raise invalid(key, cfg[key])
     limit = cfg.memory_limit_gb
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
-                              or not limit > 0):
-        raise DipError(f"memory_limit_gb={limit} is invalid; give a positive number of GB "
-                       "or null (the free memory)")
+    if limit is not None and not limit > 0:
+        raise invalid("memory_limit_gb", limit)
 
 
 def set_threads(threads) -> None:

@@ -4,14 +4,17 @@ network input (:func:`make_input`, :func:`code_channels`, :func:`seed_everything
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
 
 __all__ = ["FitSettings", "FitResult", "SettingError", "seed_everything", "code_channels",
-           "make_input", "draw_code", "check_int"]
+           "make_input", "draw_code", "check_int", "typed", "type_hint"]
 
 
 class SettingError(ValueError):
@@ -22,9 +25,31 @@ class SettingError(ValueError):
         super().__init__(f"{field}={value} is {word}; {hint}")
 
 
-def check_int(name: str, value, minimum: int = 1) -> None:
-    """:class:`SettingError` unless ``value`` is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a word"}
+
+
+def type_hint(hint) -> str:
+    """What to give for a value of type ``hint`` ('an integer', 'a number or null')."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    word = " or ".join(_WORDS.get(a, getattr(a, "__name__", str(a))) for a in args)
+    return f"{word} or null" if type(None) in typing.get_args(hint) else word
+
+
+def typed(obj) -> dict:
+    """The fields of dataclass ``obj`` converted to their annotated types by OmegaConf's
+    structured-config validation (the schema of :mod:`dip.schema`: '0.5' → 0.5, 3 → 3.0
+    for a float); :class:`SettingError` names the first field that does not convert."""
+    try:
+        return OmegaConf.to_container(OmegaConf.structured(obj))
+    except ValidationError as err:
+        name = str(err.key)
+        hint = typing.get_type_hints(type(obj))[name]
+        raise SettingError(name, getattr(obj, name), f"give {type_hint(hint)}") from None
+
+
+def check_int(name: str, value: int, minimum: int = 1) -> None:
+    """:class:`SettingError` unless the integer ``value`` is at least ``minimum``."""
+    if value < minimum:
         raise SettingError(name, value, f"give an integer >= {minimum}" if minimum != 1
                            else "give a positive integer")
 
@@ -135,24 +160,24 @@ class FitSettings:
     keep_memory: bool | None = None
 
     def __post_init__(self):
-        """Refuse invalid values (:class:`SettingError`): the one place they are checked."""
+        """Convert each value to its type and refuse invalid ones (:class:`SettingError`):
+        the one place they are checked."""
         from dip.fast import AMP_MODES
         from dip.official import BACKTRACKS, FINAL_INPUTS
         from dip.stopping import STOP_MODES
 
-        for name, value in vars(self).items():
+        for name, value in typed(self).items():  # the types: dip.schema's
             if isinstance(value, float) and math.isnan(value):
                 raise SettingError(name, "nan", "give a number")
+            setattr(self, name, value)
         check_int("num_iter", self.num_iter)
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or \
-                not self.lr > 0 or not math.isfinite(self.lr):
+        if not self.lr > 0 or not math.isfinite(self.lr):
             raise SettingError("lr", self.lr, "give a positive learning rate")
         _choice("stop", self.stop, STOP_MODES)
         check_int("stop_window", self.stop_window, 2)
         check_int("stop_patience", self.stop_patience)
-        a = self.stop_alpha
-        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a <= 1:
-            raise SettingError("stop_alpha", a, "give a weight in (0, 1]")
+        if not 0 < self.stop_alpha <= 1:
+            raise SettingError("stop_alpha", self.stop_alpha, "give a weight in (0, 1]")
         _choice("amp", self.amp, AMP_MODES)
         _choice("final_input", self.final_input, FINAL_INPUTS)
         _choice("backtrack", self.backtrack, BACKTRACKS)

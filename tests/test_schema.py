@@ -1,0 +1,84 @@
+"""The config schema (dip/schema.py): typed nodes made from FitSettings, the run keys'
+types, and Hydra's composition errors as one line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from dip import DipError
+from dip.builders import settings_from
+from dip.schema import CONFIG_KEYS, FastNode, FitNode, StoppingNode, check_run_keys, one_line
+from dip.settings import FitSettings, SettingError
+from tests.test_cli import make_cfg
+
+
+def test_every_settings_field_has_one_typed_place_in_the_config():
+    cfg = make_cfg("profile=smoke")
+    nodes = {"fit": FitNode, "stopping": StoppingNode, "fast": FastNode}
+    for name, node in nodes.items():
+        assert set(cfg[name]) == {f.name for f in dataclasses.fields(node)}, name
+        assert OmegaConf.get_type(cfg, name) is node
+    placed = {f"{n}.{f.name}" for n, node in nodes.items() for f in dataclasses.fields(node)}
+    wanted = {CONFIG_KEYS.get(f.name, f"fit.{f.name}") for f in dataclasses.fields(FitSettings)}
+    top = {k for k in wanted if "." not in k}
+    assert placed == wanted - top and top <= set(cfg)
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("fit.lr=abc", "fit.lr=abc: Value 'abc' of type 'str' could not be converted to Float"),
+    ("stopping.window=1.5", "could not be converted to Integer"),
+    ("fast.compile=maybe", "fast.compile=maybe"),
+    ("fit.lrr=0.1", "Key 'lrr' not in 'FitNode'; `dip --cfg job` lists the keys"),
+    ("net=vgg", "Could not find 'net/vgg'; choose one of encdec, resnet, skip, unet"),
+])
+def test_a_value_of_the_wrong_type_is_refused_when_composed(override, needle):
+    with pytest.raises(ConfigCompositionException) as err:
+        make_cfg("profile=smoke", override)
+    line = one_line(err.value)
+    assert needle in line and "\n" not in line
+
+
+def test_the_command_prints_the_composition_error_as_one_line(monkeypatch, capsys):
+    from tests.test_safe_outputs import dip_main
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    assert dip_main(monkeypatch, "profile=smoke", "fit.num_iter=ten") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: Error merging override "
+                                                   "fit.num_iter=ten")
+    assert "HYDRA_FULL_ERROR" not in err
+
+
+def test_typed_values_convert_and_settings_check_the_python_api_too():
+    cfg = make_cfg("profile=smoke", "fit.lr=1", "fit.num_iter=7")
+    assert isinstance(cfg.fit.lr, float) and settings_from(cfg).lr == 1.0
+    assert FitSettings(num_iter="3", lr="0.5").num_iter == 3
+    with pytest.raises(SettingError, match=r"lr=abc is invalid; give a number"):
+        FitSettings(lr="abc")
+    with pytest.raises(SettingError, match=r"progress=maybe is invalid; give true or false"):
+        FitSettings(progress="maybe")
+
+
+@pytest.mark.parametrize("override,message", [
+    ("factor=abc", "factor=abc is invalid; give the SR factor, an integer >= 2"),
+    ("seeds=1.5", "seeds=1.5 is invalid; give a positive integer"),
+    ("memory_limit_gb=lots", "memory_limit_gb=lots is invalid; give a positive number of GB"),
+    ("corrupted=maybe", "corrupted=maybe is invalid; give true or false"),
+])
+def test_run_keys_of_the_wrong_type_name_the_key(override, message):
+    with pytest.raises(DipError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_run_keys(make_cfg("profile=smoke", override))
+
+
+def test_a_wrong_type_and_a_wrong_range_read_the_same():
+    from dip.inputs import build_problem
+
+    for value in ("abc", "1"):
+        with pytest.raises(DipError) as err:
+            build_problem(make_cfg("profile=smoke", "task=sr", f"factor={value}"))
+        assert str(err.value) == (f"factor={value} is invalid; give the SR factor, an "
+                                  "integer >= 2, e.g. factor=4")
