@@ -21,10 +21,10 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from dip.config import CONFIG_DIR
-from dip.fit import FitResult
 from dip.inputs import problem_from
-from dip.records import metrics_of
 from dip.run import execute, fit_seeds, prepare
+from dip.scores import metrics_of
+from dip.settings import FitResult
 from dip.tasks import Problem
 
 __all__ = ["restore", "Restored", "compose_config"]

@@ -29,14 +29,14 @@ from dip import fast, official, signals
 from dip.checkpoint import FitState, load_checkpoint
 from dip.device import pick_device
 from dip.fit import fit
-from dip.grouped import GroupedNet, can_group, group  # noqa: F401  (also importable here)
+from dip.grouped import GroupedNet
 from dip.monitors import Monitor, StepInfo
 from dip.settings import FitResult, FitSettings, code_channels, draw_code
 from dip.signals import Interrupted
 from dip.step import assemble_result, commit, default_monitors, forward, objective, observe
 from dip.tasks import Problem
 
-__all__ = ["GroupedNet", "group", "can_group", "fit_batched", "batch_key", "ENGINES"]
+__all__ = ["fit_batched", "batch_key", "ENGINES"]
 
 
 def batch_key(problem: Problem, settings: FitSettings, net_key) -> tuple:

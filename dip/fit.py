@@ -18,16 +18,9 @@ from dip import fast, official, signals
 from dip.checkpoint import Checkpoint, FitState, load_checkpoint
 from dip.device import pick_device
 from dip.monitors import Monitor, StepInfo
-from dip.settings import (  # noqa: F401  (also importable from here)
-    FitResult,
-    FitSettings,
-    code_channels,
-    draw_code,
-    make_input,
-    seed_everything,
-)
+from dip.settings import FitResult, FitSettings, draw_code
 from dip.signals import Interrupted
-from dip.step import (  # noqa: F401  (also importable from here)
+from dip.step import (
     assemble_result,
     commit,
     default_monitors,
@@ -35,12 +28,10 @@ from dip.step import (  # noqa: F401  (also importable from here)
     objective,
     observe,
     perturb,
-    tv_loss,
 )
 from dip.tasks import Problem
 
-__all__ = ["fit", "FitSettings", "FitResult", "objective", "assemble_result", "make_input",
-           "code_channels", "default_monitors", "pick_device", "seed_everything", "tv_loss"]
+__all__ = ["fit", "FitResult"]
 
 def _interrupt(info: StepInfo, out_avg, monitors: list[Monitor]) -> None:
     """Stop on a signal after ``info.completed`` steps: the monitors save what they need

@@ -20,10 +20,11 @@ from omegaconf import DictConfig, OmegaConf
 from dip import DipError, DipNote, tasks
 from dip.builders import build_net, min_size, net_multiple, settings_from
 from dip.corrupt import SIGNALS, pil_resize, signal
-from dip.data import center_crop, crop_to_multiple, read
-from dip.fit import code_channels
+from dip.crops import center_crop, crop_to_multiple
 from dip.folder import is_folder, paired_mask
+from dip.registry import read
 from dip.schema import check_run_keys, invalid
+from dip.settings import code_channels
 from dip.tasks import Problem
 
 __all__ = ["build_problem", "problem_from", "build_input", "record_fields", "TASK_BUILDERS",

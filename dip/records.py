@@ -26,8 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dip import DipError, DipNote
 from dip.config import LEGACY_EXCLUDE, config_hash
-from dip.data import save_image
-from dip.fit import FitResult
+from dip.images import save_image
 from dip.provenance import (  # noqa: F401  (part of this module's interface)
     KERNEL_PINS,
     device_name,
@@ -36,19 +35,14 @@ from dip.provenance import (  # noqa: F401  (part of this module's interface)
     machine,
     versions,
 )
-from dip.scores import (  # noqa: F401  (also importable from here)
-    ENSEMBLE_IMAGES,
-    ensemble,
-    ensemble_metrics,
-    metrics_of,
-)
+from dip.scores import ENSEMBLE_IMAGES, ensemble, ensemble_metrics, metrics_of
+from dip.settings import FitResult
 from dip.tasks import Problem
 
 __all__ = ["RunRecord", "find_records", "record_dir", "existing_record", "record_run",
            "write_record", "check_writable",
            "read_metrics", "foreign_files", "check_not_foreign", "RECORD_FILES",
-           "RECORD_IMAGES",
-           "metrics_of", "ensemble", "ensemble_metrics", "ENSEMBLE_IMAGES", "git_commit",
+           "RECORD_IMAGES", "git_commit",
            "versions", "device_name", "machine", "kernel_pins", "KERNEL_PINS"]
 
 

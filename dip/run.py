@@ -19,28 +19,20 @@ import torch
 from omegaconf import DictConfig
 
 from dip import DipError
-from dip.builders import (  # noqa: F401  (also importable from here)
+from dip.builders import (
     build_net,
     min_size,
     net_multiple,
     note_unused_net_keys,
     resolve_stop,
     settings_from,
-    unused_net_keys,
 )
 from dip.checkpoint import Checkpoint, discard, load_checkpoint
 from dip.claims import Claim, claim
 from dip.config import config_hash
-from dip.fit import (
-    FitResult,
-    FitSettings,
-    code_channels,
-    default_monitors,
-    fit,
-    pick_device,
-    seed_everything,
-)
-from dip.inputs import build_input, build_problem  # noqa: F401  (also importable from here)
+from dip.device import pick_device
+from dip.fit import fit
+from dip.inputs import build_input, build_problem
 from dip.memory import ENV_LIMIT, GB, available_bytes, check_memory, fit_cost
 from dip.records import (
     check_not_foreign,
@@ -50,13 +42,13 @@ from dip.records import (
     record_run,
 )
 from dip.schema import check_run_keys, invalid
+from dip.settings import FitResult, FitSettings, code_channels, seed_everything
+from dip.step import default_monitors
 from dip.tasks import Problem
 from dip.threads import resolve_threads
 
 __all__ = ["run", "prepare", "execute", "RunPlan", "job_overrides", "check_config",
-           "build_problem", "build_net", "unused_net_keys", "note_unused_net_keys",
-           "build_input", "net_multiple", "min_size", "set_threads", "settings_from",
-           "fit_seeds", "checkpoint_path", "check_fit_memory", "taken"]
+           "set_threads", "fit_seeds", "checkpoint_path", "check_fit_memory", "taken"]
 
 
 def check_config(cfg: DictConfig) -> None:

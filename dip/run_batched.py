@@ -19,8 +19,9 @@ from collections import defaultdict
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from dip.batched import batch_key, can_group, fit_batched
-from dip.fit import pick_device
+from dip.batched import batch_key, fit_batched
+from dip.device import pick_device
+from dip.grouped import can_group
 from dip.run import RunPlan, execute, prepare
 
 __all__ = ["run_batch"]

@@ -15,10 +15,10 @@ import torch
 from omegaconf import DictConfig
 
 from dip.config import config_hash
-from dip.data import image_id
 from dip.inputs import record_fields
 from dip.metrics import psnr
 from dip.provenance import device_name, git_commit, machine, versions
+from dip.registry import image_id
 from dip.settings import FitResult
 from dip.tasks import Problem
 

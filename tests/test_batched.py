@@ -8,10 +8,12 @@ import torch
 from test_fit import small_net, smooth_image
 
 from dip import fast, tasks
-from dip.batched import GroupedNet, can_group, fit_batched
-from dip.fit import FitResult, FitSettings, fit
+from dip.batched import fit_batched
+from dip.fit import fit
+from dip.grouped import GroupedNet, can_group
 from dip.monitors import History, Monitor, Oracle
 from dip.nets import build, resnet, skip
+from dip.settings import FitResult, FitSettings
 
 
 def _settings(**kw):
@@ -295,7 +297,7 @@ def test_a_batch_resumes_from_its_runs_checkpoints(float64, engine, tmp_path):
     """Killed mid-batch, each run continues from its own checkpoint to the result of the
     uninterrupted batch (runs at different steps: the third saved before it ended)."""
     from dip.checkpoint import Checkpoint
-    from dip.fit import default_monitors
+    from dip.step import default_monitors
     from tests.test_checkpoint import Crash, CrashAt
 
     sets = [_settings(**{**r, "num_iter": r.get("num_iter", 20) + 8}) for r in RUNS]

@@ -16,8 +16,9 @@ from PIL import Image
 
 from dip import DipError, tasks
 from dip.checkpoint import Checkpoint, discard, load_checkpoint
-from dip.fit import default_monitors, fit
+from dip.fit import fit
 from dip.monitors import History, Monitor
+from dip.step import default_monitors
 from tests.test_cli import smooth_png
 from tests.test_fit import NanAt, settings, small_net, smooth_image
 

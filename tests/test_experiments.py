@@ -39,7 +39,7 @@ def test_every_experiment_builds_every_net(experiment, net):
     the experiment's settings for its own net that the other one does not take are left out
     (fig_architectures picks its nets with arch=)."""
     from dip import DipError, nets
-    from dip.run import build_net, unused_net_keys
+    from dip.builders import build_net, unused_net_keys
 
     cfg = _compose(f"experiment={experiment}", f"net={net}", "profile=smoke")
     assert cfg.net.name == net
@@ -183,7 +183,7 @@ def test_make_table_runs_parallel_jobs_and_reproduces_exactly(tmp_path, data_roo
 
 
 def test_paper_noisy_inputs_carry_their_sigma_to_the_baselines(data_root):
-    from dip.run import build_problem
+    from dip.inputs import build_problem
 
     cfg = _compose("experiment=table_denoising", "profile=smoke", "sigma=50")
     problem = build_problem(cfg)

@@ -8,7 +8,8 @@ import torch
 from test_fit import settings, small_net, smooth_image
 
 from dip import fast, tasks
-from dip.fit import FitSettings, fit
+from dip.fit import fit
+from dip.settings import FitSettings
 
 
 def test_cpu_defaults_are_eager_fp32_nchw_below_256_squared(monkeypatch):
@@ -94,7 +95,7 @@ def test_step_graph_loop_equals_the_eager_loop(kw, monkeypatch):
                 self.hits.discard(info.step)
                 info.loss = info.loss * float("nan")
 
-    from dip.fit import default_monitors
+    from dip.step import default_monitors
 
     calls = []
     replay = fast.StepGraph.forward_backward
@@ -197,7 +198,7 @@ def test_freed_memory_is_kept_on_the_cpu_only_by_default():
 
 
 def test_runner_passes_keep_memory_to_the_fit():
-    from dip.run import settings_from
+    from dip.builders import settings_from
     from tests.test_cli import make_cfg
 
     assert settings_from(make_cfg()).keep_memory is None

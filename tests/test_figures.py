@@ -14,10 +14,12 @@ import torch
 from PIL import Image
 
 from dip import DipError
+from dip.builders import min_size
 from dip.config import CONFIG_DIR, LEGACY_EXCLUDE
 from dip.corrupt import signal
+from dip.inputs import build_input, build_problem
 from dip.report.grids import FIGURES, build_figure
-from dip.run import build_input, build_problem, min_size, run
+from dip.run import run
 from dip.tasks import fitting
 from tests.test_cli import make_cfg
 
@@ -218,7 +220,7 @@ def test_results_readme_shows_every_table_figure_and_benchmark(tmp_path):
 
 def test_corruptions_do_not_share_the_random_stream_of_the_code():
     from dip.corrupt import bernoulli_mask
-    from dip.fit import make_input
+    from dip.settings import make_input
 
     z = make_input("noise", 3, (32, 32), generator=torch.Generator().manual_seed(0))
     target = signal(torch.zeros(3, 32, 32), "noise", seed=0)

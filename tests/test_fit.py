@@ -7,10 +7,11 @@ import torch
 from torch import nn
 
 from dip import tasks
-from dip.fit import FitSettings, fit, make_input
+from dip.fit import fit
 from dip.metrics import psnr
 from dip.monitors import Backtrack, History, Oracle
 from dip.nets import skip
+from dip.settings import FitSettings, make_input
 
 
 def smooth_image(channels=3, size=32, seed=0):

@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 
 from dip import DipError, DipNote, data, images, tasks
-from dip.run import build_problem, run
+from dip.inputs import build_problem
+from dip.run import run
 from tests.test_cli import make_cfg, smooth_png
 
 SKIP = "(a multiple of 32, the skip net's size multiple)"

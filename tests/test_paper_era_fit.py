@@ -16,13 +16,15 @@ from torch import nn
 
 from dip import DipError, fast, tasks
 from dip.batched import fit_batched
+from dip.builders import settings_from
 from dip.checkpoint import Checkpoint
 from dip.config import config_hash
-from dip.fit import FitSettings, default_monitors, fit, make_input
+from dip.fit import fit
 from dip.monitors import Backtrack, History, Monitor, StepInfo
 from dip.official import OFFICIAL_BACKTRACK, InputNoise, OfficialBacktrack
 from dip.report.tables import table
-from dip.run import settings_from
+from dip.settings import FitSettings, make_input
+from dip.step import default_monitors
 from tests.test_checkpoint import Crash, CrashAt, same
 from tests.test_cli import make_cfg
 from tests.test_fit import settings, small_net, smooth_image

@@ -18,12 +18,13 @@ from PIL import Image
 
 import dip.registry
 from dip import DipError, data, tasks
+from dip.builders import build_net
 from dip.config import config_hash
 from dip.fetch import HALF_SEED, half_mask, plan
 from dip.fetch import main as fetch_main
+from dip.inputs import build_problem
 from dip.metrics import psnr
 from dip.operators import Identity, Mask
-from dip.run import build_net, build_problem
 from tests.test_cli import make_cfg, smooth_png
 
 # Hashes of the quick table's configs, recorded before pad_image and the half masks

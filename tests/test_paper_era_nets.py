@@ -13,10 +13,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from dip import DipError
-from dip.batched import GroupedNet
+from dip.builders import build_net, unused_net_keys
 from dip.config import config_hash
+from dip.grouped import GroupedNet
 from dip.nets import build, builder_keys
-from dip.run import build_net, unused_net_keys
 from dip.threads import resolve_threads, usable_cores
 from tests.test_cli import make_cfg
 

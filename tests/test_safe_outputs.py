@@ -23,7 +23,7 @@ from dip import DipError, DipNote
 from dip.__main__ import main
 from dip.claims import claim, lock_path
 from dip.config import config_hash
-from dip.fit import pick_device
+from dip.device import pick_device
 from dip.monitors import Monitor
 from dip.records import foreign_files
 from dip.report.records import load_records

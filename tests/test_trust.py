@@ -12,9 +12,10 @@ from PIL import Image
 
 import dip.records
 from dip import DipError
+from dip.builders import build_net
 from dip.config import LEGACY_EXCLUDE, config_hash
 from dip.memory import check_memory, fit_cost
-from dip.run import build_net, run
+from dip.run import run
 from tests.test_cli import make_cfg, smooth_png
 
 FAST = ["profile=smoke", "progress=false", "baselines=false", "fit.num_iter=6"]

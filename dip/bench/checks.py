@@ -19,7 +19,8 @@ def check_problem(problem, item="F16", sigma=25, crop=None):
     """The paper's noisy ``item`` (512², from the data root; its centre ``crop``×``crop``
     when given), else ``problem``, else a synthetic 256² image; with a description."""
     from dip import DipError, tasks
-    from dip.data import center_crop, read
+    from dip.crops import center_crop
+    from dip.registry import read
 
     if problem is None:
         try:

@@ -79,7 +79,8 @@ class Timer(Monitor):
 def ours_block(size, steps, device, between=None, **kw):
     """Step times of one :func:`dip.fit.fit` call (default monitors + a timer) and the
     number of its steps that ran as CUDA graph replays."""
-    from dip.fit import default_monitors, fit
+    from dip.fit import fit
+    from dip.step import default_monitors
 
     prob = problem(size)
     s = settings(steps + 1, device, **kw)

@@ -41,7 +41,7 @@ def problem(size: int, seed: int = 0):
 def settings(steps: int, device, seed: int = 0, **kw):
     """The paper's denoising :class:`dip.fit.FitSettings` for ``steps`` steps on
     ``device``; ``kw`` are further settings (e.g. ``amp='bf16'``, ``cuda_graph=False``)."""
-    from dip.fit import FitSettings
+    from dip.settings import FitSettings
 
     return FitSettings(num_iter=steps, lr=0.01, reg_noise_std=1.0 / 30, input_depth=32,
                        record_every=10, seed=seed, device=str(device), **kw)

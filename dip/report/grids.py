@@ -29,7 +29,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from dip import DipError
-from dip.data import load_image
+from dip.images import load_image
 from dip.plots import curves, histories, image_grid
 from dip.report.records import int_or_none, load_records, with_datasets
 from dip.report.sweeps import figure_records, sweep_order
@@ -80,8 +80,9 @@ def _rebuilt(record: str) -> dict:
     """``gt.png`` and ``corrupted.png`` of ``record`` rebuilt from its ``config.yaml``
     (the problem as the run built it, with the data root of this machine), as 8-bit
     images like the stored ones; {} with a warning when the data is not at hand."""
-    from dip.data import data_root, save_image
-    from dip.run import build_problem
+    from dip.images import save_image
+    from dip.inputs import build_problem
+    from dip.registry import data_root
 
     try:
         cfg = OmegaConf.load(Path(record) / "config.yaml")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dip.data import image_id
 from dip.records import RunRecord, find_records
+from dip.registry import image_id
 
 __all__ = ["load_records", "with_datasets", "int_or_none", "RECORD_COLUMNS", "NUMERIC"]
 
