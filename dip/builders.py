@@ -8,16 +8,17 @@ registry's size rules (:func:`dip.nets.size_multiple`) for ``cfg.net``.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dip import DipError, DipNote, nets
-from dip.config import auto_stop
+from dip.config import auto_stop, auto_stopping
 from dip.schema import CONFIG_KEYS
 from dip.settings import FitSettings, SettingError
 
-__all__ = ["stop_mode", "resolve_stop", "build_net", "unused_net_keys",
+__all__ = ["stop_mode", "resolve_stop", "step_cap", "build_net", "unused_net_keys",
            "note_unused_net_keys", "settings_from", "net_multiple", "min_size"]
 
 
@@ -88,21 +89,49 @@ def stop_mode(cfg: DictConfig) -> str:
 
 def resolve_stop(cfg: DictConfig) -> DictConfig:
     """``cfg`` with ``stop: auto`` replaced by :func:`stop_mode` (in place), before the
-    run's identity is taken: a run with ground truth keeps 'fixed' and its identity."""
+    run's identity is taken: a run with ground truth keeps 'fixed' and its identity; one
+    without stops early with the patience and cap of ``stopping.unscored``."""
     if str(cfg.stop) == "auto":
+        stop = stop_mode(cfg)
+        values = auto_stopping(stop, OmegaConf.to_container(cfg.stopping))
         with open_dict(cfg):
-            cfg.stop = stop_mode(cfg)
+            cfg.stop = stop
+            for key, value in values.items():
+                cfg.stopping[key] = value
     return cfg
 
 
-def settings_from(cfg: DictConfig, seed: int | None = None) -> FitSettings:
+def step_cap(cfg: DictConfig, size=None) -> int:
+    """The most steps a run takes: ``fit.num_iter``, or for a run that stops early
+    (``stop`` not 'fixed') ``stopping.cap`` when set: N steps, or 'auto':
+    ``stopping.cap_per_side`` steps per pixel of the side √(H·W) of the fitted image
+    ``size`` = (H, W) (larger images peak later: docs/experiments.md#without-ground-truth;
+    without ``size``, ``fit.num_iter``)."""
+    cap = cfg.stopping.get("cap") if stop_mode(cfg) != "fixed" else None
+    if cap is None or (str(cap) == "auto" and size is None):
+        return int(cfg.fit.num_iter)
+    if str(cap) == "auto":
+        per_side = cfg.stopping.cap_per_side
+        if not per_side > 0:
+            raise DipError(f"stopping.cap_per_side={per_side} is invalid; give a positive "
+                           "number of steps per pixel of the image's side")
+        return max(1, round(per_side * math.sqrt(size[0] * size[1])))
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise DipError(f"stopping.cap={cap} is invalid; give null (fit.num_iter), a positive "
+                       "number of steps or auto (by the image's size)")
+    return cap
+
+
+def settings_from(cfg: DictConfig, seed: int | None = None, size=None) -> FitSettings:
     """:class:`~dip.fit.FitSettings` from ``cfg.fit`` plus stopping, seed, device, progress
     and the fast paths (``cfg.fast``); an invalid value (FitSettings checks them) is a
     one-line :class:`~dip.DipError` that names its config key.
 
-    ``seed`` overrides ``cfg.seed`` (the members of a seed ensemble).
+    ``seed`` overrides ``cfg.seed`` (the members of a seed ensemble); ``size``, the fitted
+    image's (H, W), sets the cap of an early-stopped run (:func:`step_cap`).
     """
     values = OmegaConf.to_container(cfg.fit, resolve=True)
+    values["num_iter"] = step_cap(cfg, size)
     values.update(OmegaConf.to_container(cfg.fast, resolve=True) if "fast" in cfg else {})
     stopping = cfg.stopping
     try:

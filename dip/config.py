@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 __all__ = ["CONFIG_DIR", "pick", "part", "config_hash", "auto_stop", "IDENTITY_EXCLUDE",
-           "LEGACY_EXCLUDE", "NEUTRAL"]
+           "LEGACY_EXCLUDE", "NEUTRAL", "auto_stopping"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -33,7 +33,9 @@ NEUTRAL = {"stop": "fixed", "seeds": 1,
            "fast": {"amp": "off", "channels_last": None, "fused_adam": None, "compile": False,
                     "cuda_graph": None},
            "net.bn_init": "ones", "net.align_corners": False, "fit.final_input": "clean",
-           "fit.backtrack": "guard", "pad_image": 0}
+           "fit.backtrack": "guard", "pad_image": 0,
+           "stopping.cap": None, "stopping.cap_per_side": 24,
+           "stopping.unscored": {"patience": 300, "cap": "auto"}}
 
 
 def pick(table, *keys):
@@ -80,6 +82,12 @@ def auto_stop(corrupted, gt) -> str:
     return "wmv" if corrupted and gt is None else "fixed"
 
 
+def auto_stopping(stop: str, stopping: dict) -> dict:
+    """The ``stopping`` values of a run whose ``stop: auto`` resolved to ``stop``: early
+    stopping takes the patience and cap of ``stopping.unscored``; 'fixed' keeps them."""
+    return {**stopping, **(stopping.get("unscored") or {})} if stop != "fixed" else stopping
+
+
 def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
     """Short sha256 of the resolved config without the keys that do not change results
     (``stop: auto`` counts as what it means: :func:`auto_stop`; the thread count is
@@ -93,6 +101,7 @@ def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
             data["profile"]["width_scale"] = data["net"].pop("width_scale")
     if data.get("stop") == "auto":
         data["stop"] = auto_stop(data.get("corrupted"), data.get("gt"))
+        data["stopping"] = auto_stopping(data["stop"], data.get("stopping") or {})
     for key in exclude:
         parent, last = _parent(data, key)
         if parent is not None:

@@ -338,12 +338,14 @@ class ExpectedTime(Monitor):
     per step gives the expected duration of the steps left; when it is over
     ``threshold`` seconds on the CPU, a note says so with the crop and the ``scale=``
     that would take about ``target`` seconds (time grows with the pixels), and that
-    an interrupt saves the run to resume it.
+    an interrupt saves the run to resume it. ``early``: the run stops early, and
+    ``num_iter`` is only its cap (the note says "up to").
     """
 
     def __init__(self, num_iter: int, threshold: float = 1200.0, target: float = 300.0,
-                 probe: int = 3):
+                 probe: int = 3, early: bool = False):
         self.num_iter, self.threshold, self.target = int(num_iter), threshold, target
+        self.early = early
         self.probe, self.t0, self.first = int(probe), None, None
 
     def on_start(self, info: StepInfo) -> None:
@@ -372,8 +374,11 @@ class ExpectedTime(Monitor):
         a = min(1.0, math.sqrt(self.target / expected))  # the side's factor for the target
         crop = max(32, int(min(size) * a) // 32 * 32)
         scale = max(0.05, math.floor(a * 20) / 20)
-        return (f"this fit will take about {_duration(expected)} on the CPU ({per_step:.2f} s "
-                f"a step, {self.num_iter} steps); crop={crop} or scale={scale:g} would take "
+        steps = f"at most {self.num_iter} steps, stopping early" if self.early \
+            else f"{self.num_iter} steps"
+        return (f"this fit will take {'up to' if self.early else 'about'} "
+                f"{_duration(expected)} on the CPU ({per_step:.2f} s a step, {steps}); "
+                f"crop={crop} or scale={scale:g} would take "
                 f"about {_duration(self.target)}; an interrupt (Ctrl-C) saves the run, and "
                 "the same command resumes it")
 

@@ -200,7 +200,7 @@ def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult
                        metrics["psnr_stop"]))
     side_by_side(panels, tmp / "comparison.png",
                  title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name} · "
-                       f"{cfg.fit.num_iter} it · seed {cfg.seed}")
+                       f"{metrics['num_iter']} it · seed {cfg.seed}")
     result.history.to_csv(tmp / "history.csv", index=False)
     plot_history(result.history, tmp / "curves.png",
                  title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name}")

@@ -177,8 +177,9 @@ class RunPlan:
     replaces: bool = False
 
     def settings(self, seed: int | None = None) -> FitSettings:
-        """The fit settings of one seed (default: the run's ``seed``)."""
-        return settings_from(self.cfg, seed)
+        """The fit settings of one seed (default: the run's ``seed``), the cap of an
+        early-stopped run set by the fitted image's size."""
+        return settings_from(self.cfg, seed, tuple(self.problem.out_shape[-2:]))
 
     def build_net(self, seed: int | None = None) -> torch.nn.Module:
         """The network of one seed: every RNG seeded with it, then the net built."""

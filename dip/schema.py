@@ -36,11 +36,12 @@ CONFIG_KEYS = {"stop": "stop", "stop_window": "stopping.window",
 """FitSettings field → the config key it comes from (others: ``fit.<field>``)."""
 
 
-def _node(name: str, node: str) -> type:
+def _node(name: str, node: str, extra: tuple = ()) -> type:
     """A dataclass of the FitSettings fields that live under config node ``node``, named
-    as the config names them, with FitSettings' types and defaults."""
+    as the config names them, with FitSettings' types and defaults (then ``extra``: the
+    node's keys that are not settings of a fit)."""
     hints = typing.get_type_hints(FitSettings)
-    fields = []
+    fields = list(extra)
     for f in dataclasses.fields(FitSettings):
         key = CONFIG_KEYS.get(f.name, f"fit.{f.name}")
         parent, _, leaf = key.rpartition(".")
@@ -50,7 +51,10 @@ def _node(name: str, node: str) -> type:
 
 
 FitNode = _node("FitNode", "fit")
-StoppingNode = _node("StoppingNode", "stopping")
+StoppingNode = _node("StoppingNode", "stopping", (
+    ("cap", typing.Any, dataclasses.field(default=None)),  # null | N | auto: dip.builders
+    ("cap_per_side", float, dataclasses.field(default=24.0)),
+    ("unscored", dict[str, typing.Any], dataclasses.field(default_factory=dict))))
 FastNode = _node("FastNode", "fast")
 
 ConfigStore.instance().store(name="schema", node={"fit": FitNode, "stopping": StoppingNode,

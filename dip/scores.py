@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from dip.builders import step_cap
 from dip.config import config_hash
 from dip.inputs import record_fields
 from dip.metrics import psnr
@@ -60,7 +61,7 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
         "iter_stop": result.iter_stop,
         "psnr_obs_final": psnr(problem.observation.cpu(),
                                problem.operator.cpu()(result.final).detach()),
-        "num_iter": int(cfg.fit.num_iter),
+        "num_iter": step_cap(cfg, tuple(problem.out_shape[-2:])),
         "steps": result.steps,
         "seconds": round(result.seconds, 3),
         "sec_per_iter": round(result.seconds / max(1, result.steps), 5),

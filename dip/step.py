@@ -112,7 +112,7 @@ def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
         monitors.append(official.InputNoise())
     if settings.progress:
         monitors.append(Progress(settings.num_iter, settings.record_every))
-    monitors.append(ExpectedTime(settings.num_iter))
+    monitors.append(ExpectedTime(settings.num_iter, early=settings.stop != "fixed"))
     return monitors
 
 

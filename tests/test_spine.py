@@ -11,6 +11,7 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from dip import DipError, nets, tasks
 from dip.builders import min_size, net_multiple
@@ -165,7 +166,8 @@ def test_without_ground_truth_a_run_stops_early_by_default(images):
     schedule otherwise (and then the record's identity of before)."""
     from dip.config import config_hash
 
-    damaged = prepare(make_cfg(*FAST, "image=a.png", "corrupted=true", "out_dir=d"))
+    damaged = prepare(make_cfg(*FAST, "image=a.png", "corrupted=true", "out_dir=d",
+                               "stopping.unscored.cap=auto"))  # smoke: fit.num_iter
     scored = prepare(make_cfg(*FAST, "image=a.png", "out_dir=s"))
     given = prepare(make_cfg(*FAST, "image=a.png", "corrupted=true", "gt=a.png",
                              "out_dir=g"))
@@ -175,9 +177,46 @@ def test_without_ground_truth_a_run_stops_early_by_default(images):
         assert damaged.settings().stop == "wmv"
         assert config_hash(make_cfg(*FAST, "image=a.png", "out_dir=s")) == \
             config_hash(make_cfg(*FAST, "image=a.png", "out_dir=s", "stop=fixed"))
+        # stopping.unscored: patience 300 and a cap of 24 steps per pixel of the side
+        assert damaged.cfg.stopping.patience == 300 and damaged.cfg.stopping.cap == "auto"
+        assert damaged.settings().num_iter == 24 * 64 and scored.settings().num_iter == 3
+        assert config_hash(damaged.cfg) == config_hash(make_cfg(
+            *FAST, "image=a.png", "corrupted=true", "out_dir=d", "stopping.unscored.cap=auto"))
     finally:
         for plan in (damaged, scored, given):
             plan.release()
+
+
+@pytest.mark.parametrize("overrides,size,cap", [
+    (["stop=wmv"], (64, 64), 3),  # an explicit early stop keeps fit.num_iter as its cap
+    (["stop=wmv", "stopping.cap=auto"], (64, 64), 1536),
+    (["stop=wmv", "stopping.cap=auto"], (512, 768), 15050),
+    (["stop=emv", "stopping.cap=auto", "stopping.cap_per_side=0.5"], (64, 64), 32),
+    (["stop=wmv", "stopping.cap=40"], (512, 512), 40),
+    (["stopping.cap=40"], (64, 64), 3),  # a fixed schedule has no cap but its own
+])
+def test_the_cap_of_early_stopping_scales_with_the_side(overrides, size, cap):
+    from dip.builders import step_cap
+
+    assert step_cap(make_cfg(*FAST, *overrides), size) == cap
+
+
+def test_an_explicit_early_stop_keeps_its_identity():
+    """The cap keys at their defaults leave a stop=wmv run's identity as it was (quick)."""
+    from dip.config import config_hash
+
+    data = OmegaConf.to_container(make_cfg("profile=quick", "stop=wmv"))
+    for key in ("cap", "cap_per_side", "unscored"):
+        del data["stopping"][key]
+    before = config_hash(OmegaConf.create(data))
+    assert config_hash(make_cfg("profile=quick", "stop=wmv")) == before
+    assert config_hash(make_cfg("profile=quick", "stop=wmv", "stopping.cap=auto")) != before
+
+
+@pytest.mark.parametrize("cap", ["0", "many", "2.5"])
+def test_a_bad_cap_is_one_line(cap):
+    with pytest.raises(DipError, match=f"stopping.cap={cap} is invalid; give null"):
+        prepare(make_cfg(*FAST, "image=nowhere.png", "stop=wmv", f"stopping.cap={cap}"))
 
 
 def test_restored_png_is_the_best_estimate_without_ground_truth(images):
