@@ -66,7 +66,7 @@ def fit_batched(nets: Sequence[nn.Module], problems: Sequence[Problem],
         Per-run settings (seed, lr, num_iter, reg_noise_std, exp_weight, ... may all
         differ), or one for all. Input type and depth and the device must agree.
     monitors : sequence of (list of Monitor or None), optional
-        Per-run monitors; :func:`dip.fit.default_monitors` for ``None`` entries.
+        Per-run monitors; :func:`dip.step.default_monitors` for ``None`` entries.
     engine : {'auto', 'grouped', 'threads'}
         'grouped': one forward/backward pass of the :class:`GroupedNet` per step (equal
         to separate fits up to float rounding). 'threads': the runs are separate

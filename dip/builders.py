@@ -2,7 +2,7 @@
 
 :func:`build_net` builds ``cfg.net`` at its ``width_scale``, :func:`settings_from` turns
 ``cfg.fit`` (with stopping, seed, device and the fast paths) into
-:class:`~dip.fit.FitSettings`, and :func:`net_multiple` / :func:`min_size` are the nets
+:class:`~dip.settings.FitSettings`, and :func:`net_multiple` / :func:`min_size` are the nets
 registry's size rules (:func:`dip.nets.size_multiple`) for ``cfg.net``.
 """
 
@@ -123,7 +123,7 @@ def step_cap(cfg: DictConfig, size=None) -> int:
 
 
 def settings_from(cfg: DictConfig, seed: int | None = None, size=None) -> FitSettings:
-    """:class:`~dip.fit.FitSettings` from ``cfg.fit`` plus stopping, seed, device, progress
+    """:class:`~dip.settings.FitSettings` from ``cfg.fit`` plus stopping, seed, device, progress
     and the fast paths (``cfg.fast``); an invalid value (FitSettings checks them) is a
     one-line :class:`~dip.DipError` that names its config key.
 

@@ -1,7 +1,7 @@
 """Fast paths of the fit step: memory format, mixed precision, fused Adam, compilation,
 CUDA graphs.
 
-The defaults of :class:`dip.fit.FitSettings` keep the CPU on eager fp32 NCHW, except for
+The defaults of :class:`dip.settings.FitSettings` keep the CPU on eager fp32 NCHW, except for
 images of :data:`CPU_CHANNELS_LAST_PIXELS` pixels or more on CPUs whose oneDNN runs its
 AVX-512 kernels: there channels_last is faster. With oneDNN pinned to AVX2
 (``ONEDNN_MAX_CPU_ISA=AVX2``, as ``make`` does for CPU profiles) channels_last was slower

@@ -1,6 +1,6 @@
 """The official notebooks' loop behaviours that differ from this harness's defaults.
 
-Two switches of :class:`~dip.fit.FitSettings` select them (the paper profile turns them on
+Two switches of :class:`~dip.settings.FitSettings` select them (the paper profile turns them on
 per task, conf/task/*.yaml):
 
 - ``final_input='perturbed'``: the reported output is the net applied to the last step's

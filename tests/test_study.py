@@ -17,7 +17,8 @@ from PIL import Image
 from dip import DipError, DipNote
 from dip.report import study_figures
 from dip.report.__main__ import main
-from dip.report.study import build_study, load_study, varying_keys
+from dip.report.study import build_study
+from dip.report.varying import load_study, varying_keys
 
 # psnr_avg of (image, lr, seed); psnr_final is 1 dB lower
 PSNR = {("F16", 0.01, 0): 30.0, ("F16", 0.01, 1): 31.0,

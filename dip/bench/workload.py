@@ -39,7 +39,7 @@ def problem(size: int, seed: int = 0):
 
 
 def settings(steps: int, device, seed: int = 0, **kw):
-    """The paper's denoising :class:`dip.fit.FitSettings` for ``steps`` steps on
+    """The paper's denoising :class:`dip.settings.FitSettings` for ``steps`` steps on
     ``device``; ``kw`` are further settings (e.g. ``amp='bf16'``, ``cuda_graph=False``)."""
     from dip.settings import FitSettings
 

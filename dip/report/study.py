@@ -28,20 +28,14 @@ import pandas as pd
 from dip import DipError, DipNote
 from dip.atomic import atomic_target, write_text
 from dip.report.study_figures import plot_curves, plot_study
-from dip.report.varying import (  # noqa: F401  (also importable from here)
-    ALL,
-    STUDY_IGNORED,
-    UNSET,
+from dip.report.varying import (
     load_study,
     setting_labels,
-    setting_order,
-    setting_text,
     settings_of,
     varying_keys,
 )
 
-__all__ = ["build_study", "load_study", "varying_keys", "study_table", "pivot",
-           "PSNR_FIELDS", "STUDY_IGNORED"]
+__all__ = ["build_study", "study_table", "pivot", "PSNR_FIELDS"]
 
 PSNR_FIELDS = ("psnr_final", "psnr_avg", "psnr_oracle", "psnr_stop")
 def study_table(records: pd.DataFrame, values: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
