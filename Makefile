@@ -41,7 +41,7 @@ DIP    := $(BIN)/dip --multirun progress=false profile=$(PROFILE) launcher=$(LAU
 REPORT := $(BIN)/python -m dip.report
 
 .PHONY: setup demo test test-all lint bench clean table-inpainting table-denoising table-sr tables \
-        figures reproduce-inpainting readme
+        figures readme
 
 setup: $(STAMP)
 
@@ -78,12 +78,15 @@ tables: table-inpainting table-denoising table-sr
 # Rerun the committed inpainting table from scratch (fresh records: earlier ones may come
 # from other kernels) and check that every value is the same; CPU numbers match only on
 # the CPU model that the table's caption names.
-reproduce-inpainting: $(STAMP)
-	rm -rf $(REPRO)/runs
-	$(DIP) experiment=table_inpainting $(ARGS) records=$(REPRO)/runs
-	$(REPORT) table table_inpainting --profile $(PROFILE) --root $(REPRO)/runs --out $(REPRO)
-	$(REPORT) compare $(TABLES)/table_inpainting_$(PROFILE).csv \
-	  $(REPRO)/table_inpainting_$(PROFILE).csv
+# reproduce-inpainting / -denoising / -sr: rerun a committed table from scratch, or a block
+# of it with ARGS (e.g. ARGS="sigma=25", ARGS="factor=4 item=set5/baby,set5/bird,..."), and
+# compare every value (only the block's rows when ARGS is given).
+reproduce-%: $(STAMP)
+	rm -rf $(REPRO)/$*/runs
+	$(DIP) experiment=table_$* $(ARGS) records=$(REPRO)/$*/runs
+	$(REPORT) table table_$* --profile $(PROFILE) --root $(REPRO)/$*/runs --out $(REPRO)/$*
+	$(REPORT) compare $(TABLES)/table_$*_$(PROFILE).csv \
+	  $(REPRO)/$*/table_$*_$(PROFILE).csv $(if $(strip $(ARGS)),--subset)
 
 # Paper figures: each figure experiment's runs (resuming), then its grid and curves under
 # results/figures/.

@@ -353,6 +353,34 @@ def test_compare_tables_finds_every_changed_value(tmp_path):
     assert main(["compare", str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]) == 1
 
 
+def test_a_rerun_block_is_compared_with_its_rows(tmp_path, capsys):
+    """make reproduce-sr ARGS="factor=4 ...": the block's rows (keys before 'runs'), in the
+    candidate's order; a row the reference lacks is an error."""
+    from dip.report.__main__ import main
+    from dip.report.tables import compare_tables
+
+    ref = pd.DataFrame({"dataset": ["set5"] * 4, "factor": [4, 4, 8, 8],
+                        "image": ["baby", "mean", "baby", "mean"], "runs": [1, 1, 1, 1],
+                        "psnr": [31.5, 31.5, 26.1, 26.1]})
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    block = ref.iloc[[3, 2]].copy()
+    block.to_csv(tmp_path / "x8.csv", index=False)
+    assert compare_tables(tmp_path / "ref.csv", tmp_path / "x8.csv", subset=True).empty
+    assert main(["compare", str(tmp_path / "ref.csv"), str(tmp_path / "x8.csv"),
+                 "--subset"]) == 0
+    assert "reproduces its 2 rows of" in capsys.readouterr().out
+    block.loc[2, "psnr"] = 26.2
+    block.to_csv(tmp_path / "off.csv", index=False)
+    diffs = compare_tables(tmp_path / "ref.csv", tmp_path / "off.csv", subset=True)
+    assert diffs[["row", "column", "candidate"]].values.tolist() == [[1, "psnr", 26.2]]
+    with pytest.raises(DipError, match="other rows or columns"):  # a block needs --subset
+        compare_tables(tmp_path / "ref.csv", tmp_path / "x8.csv")
+    block.loc[2, "image"] = "bird"
+    block.to_csv(tmp_path / "new.csv", index=False)
+    with pytest.raises(DipError, match="rows the reference has not: set5 8 bird"):
+        compare_tables(tmp_path / "ref.csv", tmp_path / "new.csv", subset=True)
+
+
 def test_compare_names_the_cpus_when_they_differ(tmp_path, capsys):
     from dip.report.__main__ import main
 

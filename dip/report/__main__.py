@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("reference", help="the committed table, e.g. "
                                      "results/tables/table_inpainting_quick.csv")
     c.add_argument("candidate", help="the table rebuilt from the rerun's records")
+    c.add_argument("--subset", action="store_true",
+                   help="the rerun is a block of the table (e.g. Set5 x4): compare the "
+                        "reference's rows that it has")
     r = sub.add_parser("readme", help="results/README.md from the tables, figures, benchmarks",
                        description="Write <results>/README.md showing every table, figure "
                                    "and benchmark found under <results>.")
@@ -116,11 +119,16 @@ def _figure(args) -> int:
 
 
 def _compare(args) -> int:
+    import pandas as pd
+
     from dip.report.tables import compare_tables, table_cpus
 
-    diffs = compare_tables(args.reference, args.candidate)
+    diffs = compare_tables(args.reference, args.candidate, subset=args.subset)
     if diffs.empty:
-        print(f"identical: {args.candidate} reproduces {args.reference}")
+        rows = args.reference
+        if args.subset:
+            rows = f"its {len(pd.read_csv(args.candidate))} rows of {rows}"
+        print(f"identical: {args.candidate} reproduces {rows}")
         return 0
     print(diffs.to_string(index=False))
     made, rerun = table_cpus(args.reference), table_cpus(args.candidate)
