@@ -77,8 +77,6 @@ def build_net(cfg: DictConfig, num_input_channels: int, num_output_channels: int
         raise DipError(f"net={name}: {err}; fix it with net.<key>=... overrides") from None
 
 
-
-
 def stop_mode(cfg: DictConfig) -> str:
     """``cfg.stop``, with 'auto' resolved: early stopping ('wmv') when the run has no
     ground truth to score against (``corrupted=true`` without ``gt=``), else 'fixed'."""
