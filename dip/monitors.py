@@ -338,8 +338,9 @@ class ExpectedTime(Monitor):
     per step gives the expected duration of the steps left; when it is over
     ``threshold`` seconds on the CPU, a note says so with the crop and the ``scale=``
     that would take about ``target`` seconds (time grows with the pixels), and that
-    an interrupt saves the run to resume it. ``early``: the run stops early, and
-    ``num_iter`` is only its cap (the note says "up to").
+    an interrupt saves the run to resume it. ``early``: the run stops early and
+    ``num_iter`` is only its cap (the note says "up to"), a cap that grows with the side
+    (``stopping.cap=auto``), so that the time grows with the side's cube.
     """
 
     def __init__(self, num_iter: int, threshold: float = 1200.0, target: float = 300.0,
@@ -371,11 +372,12 @@ class ExpectedTime(Monitor):
     def note(self, per_step: float, expected: float, size) -> str:
         """The note's text for ``per_step`` seconds, ``expected`` seconds left and an
         image of ``size`` (H, W)."""
-        a = min(1.0, math.sqrt(self.target / expected))  # the side's factor for the target
+        power = 3 if self.early else 2  # the time's growth with the side
+        a = min(1.0, (self.target / expected) ** (1 / power))  # the side's factor for the target
         crop = max(32, int(min(size) * a) // 32 * 32)
         scale = max(0.05, math.floor(a * 20) / 20)
-        steps = f"at most {self.num_iter} steps, stopping early" if self.early \
-            else f"{self.num_iter} steps"
+        steps = (f"at most {self.num_iter} steps; early stopping usually ends it after a "
+                 "third to a half of them") if self.early else f"{self.num_iter} steps"
         return (f"this fit will take {'up to' if self.early else 'about'} "
                 f"{_duration(expected)} on the CPU ({per_step:.2f} s a step, {steps}); "
                 f"crop={crop} or scale={scale:g} would take "

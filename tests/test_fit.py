@@ -203,6 +203,10 @@ def test_a_long_cpu_fit_says_how_long_and_what_would_be_short():
     note = ExpectedTime(1000).note(3.6, 3600.0, (512, 768))
     assert note.startswith("this fit will take about 60 min on the CPU (3.60 s a step, "
                            "1000 steps); crop=128 or scale=0.25 would take about 5 min")
+    early = ExpectedTime(7525, early=True).note(2.47, 18700.0, (256, 384))  # cap: 24·√(H·W)
+    assert early.startswith("this fit will take up to 5.2 h on the CPU (2.47 s a step, at "
+                            "most 7525 steps; early stopping usually ends it after a third "
+                            "to a half of them); crop=64 or scale=0.25 would take about 5 min")
     problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     with pytest.warns(DipNote, match=r"this fit will take about .* crop=32 or scale=1 would"):
         fit(small_net(), problem, settings(num_iter=8),
