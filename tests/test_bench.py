@@ -86,6 +86,7 @@ def test_checks_run_on_a_centre_crop_of_the_paper_image(data_root, monkeypatch):
     assert whole.observation.shape == (1, 3, 512, 512)
 
 
+@pytest.mark.slow  # the benchmark's own check; make test stays within its 3 min
 def test_graph_check_compares_eager_and_graph_loops():
     from dip.bench import graph_check, problem
 
