@@ -25,7 +25,7 @@ SWITCHES = {"bn_init=uniform": ("net.bn_init", "ones"),
             "align_corners=true": ("net.align_corners", False),
             "final_input=perturbed": ("fit.final_input", "clean"),
             "backtrack=official": ("fit.backtrack", "guard")}
-KEYS = ["experiment", "image_id", "sigma", "factor", "seed"]
+KEYS = ["experiment", "image_id", "sigma", "factor", "crop", "seed"]
 
 
 def _switch(record: str) -> str | None:
@@ -41,23 +41,25 @@ def effects(root) -> pd.DataFrame:
     df = load_records(root)
     df["switch"] = [_switch(r) for r in df["record"]]
     df = df[df["switch"].notna()]
-    for col in ("sigma", "factor"):
+    for col in ("sigma", "factor", "crop"):  # crop 0: a whole image
         df[col] = df[col].fillna(0)
     base = df[df["switch"] == "defaults"][[*KEYS, "psnr_final", "psnr_avg"]]
     rows = []
     for switch, runs in df[df["switch"] != "defaults"].groupby("switch"):
         paired = runs.merge(base, on=KEYS, suffixes=("", "_0"))
-        for (exp, sigma, factor), part in paired.groupby(["experiment", "sigma", "factor"]):
+        for (exp, sigma, factor, crop), part in paired.groupby(["experiment", "sigma",
+                                                                "factor", "crop"]):
             d_final = part["psnr_final"] - part["psnr_final_0"]
             d_avg = part["psnr_avg"] - part["psnr_avg_0"]
             per_image = d_avg.groupby(part["image_id"]).mean()
             ref = base[(base["experiment"] == exp) & (base["sigma"] == sigma)
-                       & (base["factor"] == factor)]
+                       & (base["factor"] == factor) & (base["crop"] == crop)]
             seeds = ref.groupby("seed")["psnr_avg"].mean()
             spread = seeds.get(1, float("nan")) - seeds.get(0, float("nan"))
             rows.append({"switch": switch, "table": exp.removeprefix("table_"),
                          "setting": f"σ {sigma:g}" if sigma else f"×{factor:g}" if factor
-                         else "", "runs": len(part), "Δ final": d_final.mean(),
+                         else f"{crop:g}² crops" if crop else "whole images",
+                         "runs": len(part), "Δ final": d_final.mean(),
                          "Δ averaged": d_avg.mean(),
                          "image range (averaged)": f"{per_image.min():+.2f} … "
                                                    f"{per_image.max():+.2f}",
@@ -74,7 +76,8 @@ def main(argv=None) -> None:
     parser.add_argument("root", help="records folder of the measurement sweeps")
     args = parser.parse_args(argv)
     table = effects(args.root)
-    cells = [[f"{v:+.2f}" if isinstance(v, float) else str(v) for v in row]
+    cells = [[("—" if v != v else f"{v:+.2f}") if isinstance(v, float) else str(v)
+              for v in row]
              for row in table.itertuples(index=False)]
     print("| " + " | ".join(table.columns) + " |")
     print("|" + "---|" * len(table.columns))
