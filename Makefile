@@ -41,7 +41,7 @@ DIP    := $(BIN)/dip --multirun progress=false profile=$(PROFILE) launcher=$(LAU
 REPORT := $(BIN)/python -m dip.report
 
 .PHONY: setup demo test test-all lint bench clean table-inpainting table-denoising table-sr tables \
-        figures readme
+        figures readme study-depth-lr
 
 setup: $(STAMP)
 
@@ -97,6 +97,18 @@ figures: $(STAMP)
 	  $(DIP) experiment=$$f $(ARGS); \
 	  $(REPORT) figure $$f --profile $(PROFILE) --root $(RECORDS) --out $(FIGS); \
 	done
+
+# Studies of sweeps: the runs (resuming) into their own records folder, then
+# `python -m dip.report study` into results/studies/<name>_<profile>/. study-depth-lr:
+# encoder-decoders of depth 2-6 x lr (conf/experiment/sweep_depth_lr.yaml) and the skip
+# net's reference row.
+STUDIES ?= results/studies
+study-depth-lr: $(STAMP)
+	$(DIP) experiment=sweep_depth_lr records=$(RECORDS)/sweep_depth_lr $(ARGS); status=$$?; \
+	$(DIP) experiment=sweep_depth_lr arch=skip5 fit.lr=0.01 records=$(RECORDS)/sweep_depth_lr \
+	  $(ARGS) || status=$$?; \
+	$(REPORT) study --root $(RECORDS)/sweep_depth_lr --profile $(PROFILE) \
+	  --out $(STUDIES)/sweep_depth_lr_$(PROFILE) && exit $$status
 
 # results/README.md: every committed table, figure and benchmark on one page.
 readme: $(STAMP)
