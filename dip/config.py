@@ -93,8 +93,12 @@ def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
     (``stop: auto`` counts as what it means: :func:`auto_stop`; the thread count is
     hashed where profiles kept it before ``threads`` became the launcher's,
     ``profile.threads``, and the net's width as ``profile.width_scale``, where it was
-    before it became ``net.width_scale``, so earlier records keep their identity)."""
+    before it became ``net.width_scale``, so earlier records keep their identity; a
+    device placed by the launcher counts as the setting it came from,
+    ``device_setting``: :func:`dip.device.place_device`)."""
     data = OmegaConf.to_container(cfg, resolve=True)
+    if "device_setting" in data:
+        data["device"] = data.pop("device_setting")
     if isinstance(data.get("profile"), dict):  # where these lived before: same identities
         data["profile"]["threads"] = data.get("threads")
         if isinstance(data.get("net"), dict) and "width_scale" in data["net"]:

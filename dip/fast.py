@@ -62,11 +62,14 @@ def _onednn_avx512() -> bool:
 
 
 def configure(device: torch.device, settings=None) -> None:
-    """Process-wide settings for ``device``: ``cudnn.benchmark`` on CUDA (fixed shapes);
-    freed memory kept in the process (:func:`keep_freed_memory`) when
-    :func:`use_keep_memory` says so for ``settings``."""
+    """Process-wide settings for ``device``: ``cudnn.benchmark`` on CUDA (fixed shapes)
+    and, for ``cuda:K``, GPU K as this thread's current device (what graph captures and
+    streams made without a device use); freed memory kept in the process
+    (:func:`keep_freed_memory`) when :func:`use_keep_memory` says so for ``settings``."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+        if device.index is not None:
+            torch.cuda.set_device(device)
     if use_keep_memory(settings, device):
         keep_freed_memory()
 

@@ -30,7 +30,7 @@ from dip.builders import (
 from dip.checkpoint import Checkpoint, discard, load_checkpoint
 from dip.claims import Claim, claim
 from dip.config import config_hash
-from dip.device import pick_device
+from dip.device import pick_device, place_device
 from dip.fit import fit
 from dip.inputs import build_input, build_problem
 from dip.memory import ENV_LIMIT, GB, available_bytes, check_memory, fit_cost
@@ -224,6 +224,7 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None, *,
     :func:`dip.inputs.problem_from`). ``write=False``: a plan for a fit whose results
     stay in memory (no record, no claim, no checkpoints: :func:`dip.api.restore`).
     """
+    place_device(cfg)  # a sweep's runs spread over the GPUs (recorded, not hashed)
     resolve_threads(cfg)  # before the identity: the record keeps the count
     resolve_stop(cfg)  # stop=auto: early stopping without ground truth
     out = record_dir(cfg) if write else None

@@ -7,7 +7,9 @@ others are grouped by image size, network config and input code
 (:func:`dip.batched.batch_key`), fitted ``batch_runs`` at a time by
 :func:`dip.batched.fit_batched`, and written one record per run exactly as
 :func:`dip.run.run` writes it (plus ``batched``: how many runs shared the fit, whose
-``seconds`` are the run's share of the batch's wall time).
+``seconds`` are the run's share of the batch's wall time). With several GPUs visible the
+runs go round robin to them (:func:`dip.device.place_device`), and each GPU's groups are
+fitted in a thread of their own, all GPUs at once.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dip.batched import batch_key, fit_batched
-from dip.device import pick_device
+from dip.device import pick_device, place_device
 from dip.grouped import can_group
 from dip.run import RunPlan, execute, prepare
 
@@ -61,6 +64,7 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
     try:
         for i, cfg in enumerate(cfgs):
             try:
+                place_device(cfg, job=i, jobs=len(cfgs))  # round robin over the GPUs
                 plan = prepare(cfg, overrides[i] if overrides is not None else [])
             except Exception as err:
                 outcomes[i] = err
@@ -79,13 +83,32 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
                 outcomes[i] = _attempt(execute, plan)
             else:
                 groups[key] += [(i, plan, seed, net) for seed, net in nets]
-        fitted: dict[int, dict] = defaultdict(dict)  # run -> seed -> result
-        for (_, eng, per_run), members in groups.items():
-            _fit_groups(members, eng, per_run, batch_runs, workers, outcomes, fitted)
+        _fit_lanes(groups, batch_runs, workers, outcomes)
     finally:
         for plan in plans:
             plan.release()
     return outcomes
+
+
+def _fit_lanes(groups: dict, batch_runs: int, workers: int | None, outcomes: list) -> None:
+    """Fit the groups, one lane per device: the lanes of several GPUs (``cuda:K``, runs
+    placed by :func:`dip.device.place_device`) at once, a thread each; otherwise in turn."""
+    lanes: dict[str, list] = defaultdict(list)
+    for (_, eng, per_run), members in groups.items():
+        lanes[str(members[0][1].cfg.device)].append((members, eng, per_run))
+    fitted: dict[int, dict] = defaultdict(dict)  # run -> seed -> result
+
+    def lane(items):
+        for members, eng, per_run in items:
+            _fit_groups(members, eng, per_run, batch_runs, workers, outcomes, fitted)
+
+    if sum(device.startswith("cuda:") for device in lanes) < 2:
+        for items in lanes.values():
+            lane(items)
+        return
+    with ThreadPoolExecutor(len(lanes), thread_name_prefix="dip-gpu") as pool:
+        for done in [pool.submit(lane, items) for items in lanes.values()]:
+            done.result()  # an interrupt in a lane ends the batch
 
 
 def _attempt(fn, *args, **kwargs):

@@ -51,8 +51,13 @@ def _ignored(key: str) -> bool:
 
 def flat_config(config: dict) -> dict:
     """The settings of one resolved config: dotted keys, without :data:`IGNORED` keys,
-    ``stopping`` when ``stop`` is 'fixed', and the keys at their neutral value."""
-    flat = {k: v for k, v in flatten(config or {}).items() if not _ignored(k)}
+    ``stopping`` when ``stop`` is 'fixed', and the keys at their neutral value; a device
+    the launcher placed (``cuda:K``) counts as the setting it came from, as in a run's
+    identity (:func:`dip.device.place_device`)."""
+    config = dict(config or {})
+    if "device_setting" in config:
+        config["device"] = config.pop("device_setting")
+    flat = {k: v for k, v in flatten(config).items() if not _ignored(k)}
     if flat.get("stop", "fixed") == "fixed":
         flat = {k: v for k, v in flat.items() if not k.startswith("stopping.")}
     neutral = flatten(NEUTRAL)

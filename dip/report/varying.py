@@ -23,10 +23,10 @@ from dip.report.records import load_records
 __all__ = ["load_study", "varying_keys", "setting_text", "setting_order", "settings_of",
            "setting_labels", "STUDY_IGNORED", "UNSET", "ALL"]
 
-STUDY_IGNORED = (*IGNORED, "device", "image")
+STUDY_IGNORED = (*IGNORED, "device", "device_setting", "image")
 """Keys that are never a setting of a study: those of :data:`dip.report.configs.IGNORED`
-(seed, outputs, progress, threads, data root, hydra, ...), the device, and the image (the
-rows of a study)."""
+(seed, outputs, progress, threads, data root, hydra, ...), the device (and the setting a
+placed one came from), and the image (the rows of a study)."""
 ALL = "all runs"  # the label of the one setting when nothing varies
 
 
