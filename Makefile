@@ -105,8 +105,8 @@ figures: $(STAMP)
 STUDIES ?= results/studies
 study-depth-lr: $(STAMP)
 	$(DIP) experiment=sweep_depth_lr records=$(RECORDS)/sweep_depth_lr $(ARGS); status=$$?; \
-	$(DIP) experiment=sweep_depth_lr arch=skip5 fit.lr=0.01 records=$(RECORDS)/sweep_depth_lr \
-	  $(ARGS) || status=$$?; \
+	$(DIP) experiment=sweep_depth_lr records=$(RECORDS)/sweep_depth_lr $(ARGS) \
+	  arch=skip5 fit.lr=0.01 || status=$$?; \
 	$(REPORT) study --root $(RECORDS)/sweep_depth_lr --profile $(PROFILE) \
 	  --out $(STUDIES)/sweep_depth_lr_$(PROFILE) && exit $$status
 

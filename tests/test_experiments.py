@@ -32,12 +32,13 @@ def _compose(*overrides):
 NETS = sorted(p.stem for p in (CONFIG_DIR / "net").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e != "fig_architectures"])
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS
+                                        if e not in ("fig_architectures", "sweep_depth_lr")])
 @pytest.mark.parametrize("net", NETS)
 def test_every_experiment_builds_every_net(experiment, net):
     """Swapping the net of an experiment (the README's `net=encdec` sweep) builds that net;
     the experiment's settings for its own net that the other one does not take are left out
-    (fig_architectures picks its nets with arch=)."""
+    (fig_architectures and sweep_depth_lr pick their nets with arch=)."""
     from dip import DipError, nets
     from dip.builders import build_net, unused_net_keys
 
@@ -222,3 +223,57 @@ def test_gpu_session_adds_only_the_records_that_the_committed_ones_lack(tmp_path
     images = {json.loads((committed / h / "metrics.json").read_text())["image_id"]
               for h in first | second}
     assert images == {"house", "peppers256"}
+
+
+@pytest.mark.parametrize("profile", ["paper", "quick", "smoke"])
+@pytest.mark.parametrize("arch", ["encdec2", "encdec3", "encdec4", "encdec5", "encdec6", "skip5"])
+def test_the_depth_lr_sweep_takes_each_of_its_nets(profile, arch):
+    """Every net of sweep_depth_lr builds and fits the profile's crop (depth 6 with 5x5
+    filters needs 192 px), and the sweep's images and lrs resolve per profile."""
+    from omegaconf import OmegaConf
+
+    from dip import nets
+    from dip.builders import build_net, net_multiple
+
+    cfg = _compose("experiment=sweep_depth_lr", f"arch={arch}", f"profile={profile}")
+    kwargs = OmegaConf.to_container(cfg.net, resolve=True)
+    side = cfg.crop if cfg.crop is not None else 512
+    assert side >= nets.min_size(kwargs.pop("name"), **kwargs)
+    assert side % net_multiple(cfg.net) == 0
+    assert sum(p.numel() for p in build_net(cfg, cfg.fit.input_depth, 1).parameters()) > 0
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        full = compose("config", overrides=["experiment=sweep_depth_lr", f"profile={profile}"],
+                       return_hydra_config=True)
+    params = full.hydra.sweeper.params
+    assert params["fit.lr"] == "0.01,0.003,0.001"
+    assert len(str(params.item).split(",")) == {"paper": 11, "quick": 3, "smoke": 1}[profile]
+
+
+@pytest.mark.slow
+def test_make_study_depth_lr_writes_the_study_of_its_runs(tmp_path, data_root):
+    """`make study-depth-lr` (smoke, two depths x two lrs and the skip net's row): one study
+    row per setting, each cell the record's own number."""
+    import pandas as pd
+
+    from dip.records import find_records
+
+    root = CONFIG_DIR.parent
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(
+        ["make", "-s", "-C", str(root), "PROFILE=smoke", "JOBS=2", "study-depth-lr",
+         f"RECORDS={tmp_path / 'runs'}", f"STUDIES={tmp_path / 'studies'}",
+         "ARGS=arch=encdec2,encdec6 fit.lr=0.01,0.001 fit.num_iter=5"],
+        capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out = tmp_path / "studies" / "sweep_depth_lr_smoke"
+    study = pd.read_csv(out / "study.csv")
+    assert sorted(zip(study["arch"], study["fit.lr"], strict=True)) == [
+        ("encdec2", 0.001), ("encdec2", 0.01), ("encdec6", 0.001), ("encdec6", 0.01),
+        ("skip5", 0.01)]
+    records = {(r.config["fit"]["lr"], r.config["net"]["name"], r.config["net"].get("depth")):
+               r.metrics["psnr_avg"] for r in find_records(tmp_path / "runs" / "sweep_depth_lr")}
+    assert len(records) == 5
+    for _, row in study.iterrows():
+        net, depth = ("skip", None) if row.arch == "skip5" else ("encdec", int(row.arch[-1]))
+        assert row.psnr_avg == pytest.approx(records[(row["fit.lr"], net, depth)], abs=1e-9)
+    assert (out / "study.png").is_file() and (out / "study.md").is_file()
