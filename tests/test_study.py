@@ -289,3 +289,20 @@ def test_three_keys_show_the_two_that_spread_most(tmp_path, monkeypatch):
     assert list(pd.read_csv(paths[0]).columns[1:4]) == ["fit.lr", "net.depth", "net.name"]
     assert (axes[0].get_ylabel(), axes[0].get_xlabel()) == ("fit.lr", "net.depth")
     assert "mean over images and net.name" in axes[0].get_title()
+
+
+def test_results_readme_shows_each_study_with_its_reading(tmp_path):
+    from dip.report.readme import build_readme
+
+    study = tmp_path / "studies" / "sweep_x_quick"
+    study.mkdir(parents=True)
+    (study / "study.md").write_text("Study sweep_x: psnr_avg per image\n\n| image | a |\n")
+    (study / "study.csv").write_text("image,a\n")
+    (study / "study.png").write_bytes(b"png")
+    page = build_readme(tmp_path).read_text()
+    assert "## Study `sweep_x_quick`" in page and "| image | a |" in page
+    assert "[study.csv](studies/sweep_x_quick/study.csv)" in page
+    assert "![study](studies/sweep_x_quick/study.png)" in page
+    assert "study_curves" not in page  # only the figures that are there
+    (study / "reading.md").write_text("Deeper nets win at commit abc.\n")
+    assert "Deeper nets win at commit abc." in build_readme(tmp_path).read_text()

@@ -1,8 +1,10 @@
-"""``results/README.md``: the committed tables, figures and benchmarks on one page.
+"""``results/README.md``: the committed tables, figures, studies and benchmarks on one page.
 
 Everything on the page is read from the files under ``results/`` (tables written by
-``python -m dip.report table``, figures by ``... figure``, benchmarks by ``make bench``);
-nothing is typed in by hand.
+``python -m dip.report table``, figures by ``... figure``, studies by ``... study``,
+benchmarks by ``make bench``). The one text written by a person is a study's
+``reading.md``, beside the study it reads: what its numbers show against the paper's
+claim, with the commit of the runs.
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ __all__ = ["build_readme"]
 
 INTRO = """# Results
 
-Tables, figures and benchmarks produced by this harness, each labelled with the profile,
-iterations, device, seed and commit that made it. `quick` results come from the CPU
-profile (documented centre crops or downscaled images, narrower nets, shorter schedules,
-one thread per run and the CPU kernels pinned to AVX2, as the captions say, so that a rerun
-on the CPU model named in the caption matches them digit for digit; with oneDNN alone
-pinned, single images drifted apart by tenths of a dB on another CPU model, and whether
-the ATen and MKL pins as well remove that is not measured yet); `paper` results use the
-official settings. The two are never mixed in one column.
+Tables, figures, studies of sweeps and benchmarks produced by this harness, each labelled
+with the profile, iterations, device, seed and commit that made it. `quick` results come
+from the CPU profile (documented centre crops or downscaled images, narrower nets, shorter
+schedules, one thread per run and the CPU kernels pinned to AVX2, as the captions say, so
+that a rerun on the CPU model named in the caption matches them digit for digit; on
+another CPU model, even with the same pins, single images move by tenths of a dB and a
+long fit can break down where it did not: docs/reproducibility.md); `paper` results use
+the official settings. The two are never mixed in one column.
 
 Regenerate: `make tables figures PROFILE=quick` (sweeps resume: finished runs are skipped),
-then `make readme`. Check the inpainting table: `make reproduce-inpainting`.
+`make study-depth-lr`, then `make readme`. Check the inpainting table:
+`make reproduce-inpainting`.
 """
 
 
@@ -33,8 +36,22 @@ def _section(title: str, body: str) -> str:
     return f"\n## {title}\n\n{body.strip()}\n"
 
 
+def _study(md: Path, results: Path) -> str:
+    """A study's table, its reading (``reading.md``, when there is one), files and figures."""
+    folder, rel = md.parent, md.parent.relative_to(results).as_posix()
+    reading = folder / "reading.md"
+    files = [f"[{p.name}]({rel}/{p.name})" for p in sorted(folder.glob("study.*"))
+             if p.suffix in (".md", ".csv", ".tex")]
+    shown = "".join(f"\n\n![{p.stem}]({rel}/{p.name})" for p in
+                    (folder / "study.png", folder / "study_curves.png") if p.is_file())
+    return (md.read_text().strip()
+            + (f"\n\n{reading.read_text().strip()}" if reading.is_file() else "")
+            + "\n\nFiles: " + ", ".join(files) + shown)
+
+
 def build_readme(results="results") -> Path:
-    """Write ``<results>/README.md`` from the tables, figures and benchmarks found there."""
+    """Write ``<results>/README.md`` from the tables, figures, studies and benchmarks
+    found there."""
     results = Path(results)
     parts = [INTRO]
     tables = sorted((results / "tables").glob("*.md"))
@@ -58,6 +75,8 @@ def build_readme(results="results") -> Path:
         shown = [p for p in figures if p.stem in (stem, f"{stem}_curves")]
         parts.append(_section(f"Figure `{stem}`", "\n\n".join(
             f"![{p.stem}](figures/{p.name})" for p in shown)))
+    for study in sorted((results / "studies").glob("*/study.md")):
+        parts.append(_section(f"Study `{study.parent.name}`", _study(study, results)))
     for md in sorted((results / "bench").glob("*.md")):
         body = md.read_text().split("\n", 1)[-1].replace("\n## ", "\n### ")
         parts.append(_section(f"Benchmark `{md.stem}`", body))
