@@ -212,6 +212,16 @@ class RunPlan:
             self.claim.release()
 
 
+def identify(cfg: DictConfig) -> Path:
+    """Resolve what a run's identity depends on (in place) and return its record folder:
+    the GPU of a sweep's run (recorded, not hashed), the thread count (the record keeps
+    it) and ``stop=auto`` (early stopping without ground truth)."""
+    place_device(cfg)
+    resolve_threads(cfg)
+    resolve_stop(cfg)
+    return record_dir(cfg)
+
+
 def prepare(cfg: DictConfig, overrides: list[str] | None = None, *,
             problem: Problem | None = None, write: bool = True) -> RunPlan | dict:
     """Check everything about a run before any fit and return its plan.
@@ -224,10 +234,8 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None, *,
     :func:`dip.inputs.problem_from`). ``write=False``: a plan for a fit whose results
     stay in memory (no record, no claim, no checkpoints: :func:`dip.api.restore`).
     """
-    place_device(cfg)  # a sweep's runs spread over the GPUs (recorded, not hashed)
-    resolve_threads(cfg)  # before the identity: the record keeps the count
-    resolve_stop(cfg)  # stop=auto: early stopping without ground truth
-    out = record_dir(cfg) if write else None
+    home = identify(cfg)
+    out = home if write else None
     replaces = False
     if write:
         check_not_foreign(out)

@@ -3,8 +3,8 @@
 # scikit-image and matplotlib but not hydra-core / omegaconf, and which cannot reach the
 # data root or a package index:
 #   .whl/      wheels of omegaconf, antlr4-python3-runtime and hydra-core (pure Python)
-#   .gpudata/  the registry images the GPU session reads: the 11 inpainting images and
-#              masks, F16 (GT and sigma-25 noisy) for the benchmark's checks
+#   .gpudata/  the registry images the GPU session reads: the paper tables' images
+#              (paper/: inpainting, SR Set5 and Set14, denoising; about 35 MB)
 # Both folders are listed in .git/info/exclude, so they travel only when a call carries
 # them. Prints the preamble of the device command.
 #
@@ -26,10 +26,8 @@ rm -rf .whl && mkdir -p .whl
   "hydra-core==$(.venv/bin/python -c 'import hydra; print(hydra.__version__)')"
 
 rm -rf .gpudata
-mkdir -p .gpudata/paper/inpainting50 .gpudata/paper/denoising/sigma25
-cp "$root"/paper/inpainting50/*.png .gpudata/paper/inpainting50/
-cp "$root"/paper/denoising/F16_GT.png .gpudata/paper/denoising/
-cp "$root"/paper/denoising/sigma25/F16_noisy.png .gpudata/paper/denoising/sigma25/
+mkdir -p .gpudata
+cp -r "$root"/paper .gpudata/
 du -sh .whl .gpudata
 
 cat <<EOF

@@ -191,15 +191,45 @@ def test_paper_noisy_inputs_carry_their_sigma_to_the_baselines(data_root):
     assert problem.extras["sigma"] == 50.0  # NLM/CBM3D are told the real noise level
 
 
+def _paper_queue():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "paper_queue.py"
+    spec = importlib.util.spec_from_file_location("paper_queue", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_paper_queue_goes_table_by_table_and_cheapest_first(tmp_path, data_root,
+                                                                monkeypatch):
+    """Inpainting, then SR Set5, denoising, SR Set14; within each the fewest pixel-steps
+    first (house's 256² before Lena's 512², ×4 before ×8, σ 25's and σ 50's 3000 steps)."""
+    monkeypatch.setenv("DIP_DATA_ROOT", str(data_root))
+    items = {"Lena512", "house", "set14/face", "F16", "set5/baby"}
+    rows = _paper_queue().queue(str(tmp_path / "runs"), ["progress=false"], items)
+    made = [" ".join(o for o in row[2] if o.split("=")[0] in ("item", "factor", "sigma"))
+            for row in rows]
+    assert made == ["item=house", "item=Lena512",
+                    "item=set5/baby factor=4", "item=set5/baby factor=8",
+                    "item=F16 sigma=25", "item=F16 sigma=50",
+                    "item=set14/face factor=4", "item=set14/face factor=8"]
+    assert rows[0][1] == 256 * 256 * 11000 / 1e6  # house, the paper's 11000 steps
+    assert all("profile=paper" in row[2] and "progress=false" in row[2] for row in rows)
+
+
 @pytest.mark.slow
 def test_gpu_session_adds_only_the_records_that_the_committed_ones_lack(tmp_path, data_root):
     """Two sessions of experiments/gpu_session.sh (on the CPU, runs shortened): the second
-    starts from the first one's records, skips its image and packs only its new record."""
+    starts from the first one's records, queues only the runs they lack (SR after
+    inpainting) and packs only its new records."""
     import tarfile
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(repo), "BENCH_BUDGET_S": "0",
+           "DIP_DATA_ROOT": str(data_root),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "RUN_ARGS": "fit.num_iter=2 crop=64 net.width_scale=0.125 device=cpu"}
     committed = tmp_path / "results" / "paper-runs"  # the script runs from a checkout's root
@@ -217,12 +247,13 @@ def test_gpu_session_adds_only_the_records_that_the_committed_ones_lack(tmp_path
 
     out, first = session("one", "house")
     assert len(first) == 1 and "wrote" in out
-    out, second = session("two", "house peppers256")
-    assert "skipped paper/inpainting50/house_GT.png" in out
-    assert len(second) == 1 and not second & first
-    images = {json.loads((committed / h / "metrics.json").read_text())["image_id"]
-              for h in first | second}
-    assert images == {"house", "peppers256"}
+    out, second = session("two", "set5/baby house")
+    assert "item=house" not in out and "missing paper runs" in out
+    assert out.index("factor=4") < out.index("factor=8")
+    assert len(second) == 2 and not second & first
+    metrics = [json.loads((committed / h / "metrics.json").read_text()) for h in first | second]
+    assert {(m["image_id"], m.get("factor")) for m in metrics} == {
+        ("house", None), ("baby", 4), ("baby", 8)}
 
 
 @pytest.mark.parametrize("profile", ["paper", "quick", "smoke"])
