@@ -75,6 +75,12 @@ table-sr: $(STAMP)
 
 tables: table-inpainting table-denoising table-sr
 
+# report-inpainting / -denoising / -sr: the table and its figures from the records alone,
+# fitting nothing (e.g. the partial paper tables after a GPU session: PROFILE=paper).
+report-%: $(STAMP)
+	$(REPORT) table table_$* --profile $(PROFILE) --root $(RECORDS) --out $(TABLES)
+	$(REPORT) figure table_$* --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
+
 # Rerun the committed inpainting table from scratch (fresh records: earlier ones may come
 # from other kernels) and check that every value is the same; CPU numbers match only on
 # the CPU model that the table's caption names.

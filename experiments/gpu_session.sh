@@ -12,8 +12,8 @@
 # (results/paper-runs/, run from the repository root) are copied into WORKDIR/runs first,
 # and WORKDIR/records.tgz holds only the records this session added (unpack it into
 # results/paper-runs/ and commit: .gitignore leaves out the images that restate the test
-# data). `make table-inpainting PROFILE=paper` (and -sr, -denoising) then build the
-# partial tables, which say which images they hold.
+# data). `make report-inpainting PROFILE=paper` (and -sr, -denoising) then build the
+# partial tables from the records, fitting nothing; they say which images they hold.
 #
 # Benchmark: what is left of the budget, only when BENCH_BUDGET_S > 0. Its default
 # (BENCH_ARGS) measures the rows not measured yet with the current method: the batched

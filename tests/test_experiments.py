@@ -254,6 +254,15 @@ def test_gpu_session_adds_only_the_records_that_the_committed_ones_lack(tmp_path
     metrics = [json.loads((committed / h / "metrics.json").read_text()) for h in first | second]
     assert {(m["image_id"], m.get("factor")) for m in metrics} == {
         ("house", None), ("baby", 4), ("baby", 8)}
+    report = subprocess.run(  # the partial paper table, from the records alone
+        ["make", "-s", "-C", str(repo), "PROFILE=paper", f"RECORDS={committed}",
+         f"TABLES={tmp_path / 'tables'}", f"FIGS={tmp_path / 'figures'}", "report-sr"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert report.returncode == 0, report.stderr[-2000:]
+    table = (tmp_path / "tables" / "table_sr_paper.md").read_text()
+    assert "| baby |" in table and "1 of 5 images" in table
+    assert (tmp_path / "figures" / "table_sr_paper_set5_x8.png").is_file()
+    assert len(list(committed.iterdir())) == 3  # nothing was fitted
 
 
 @pytest.mark.parametrize("profile", ["paper", "quick", "smoke"])
