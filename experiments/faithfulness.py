@@ -3,9 +3,9 @@
 Reads every record under ROOT (made by `experiments/faithfulness.sh`), pairs each run
 with a switch on against the run of the same experiment, image, noise level or factor
 and seed at today's defaults, and prints a Markdown table: per switch and table, the
-mean difference of the final and averaged outputs' PSNR, its range over images, and
-the seed spread of the defaults (the mean over images of seed 1 minus seed 0), with
-the runs' commit and CPU.
+mean difference of the final and averaged outputs' PSNR, the latter by seed and its
+range over images, and the seed spread of the defaults (the mean over images of seed 1
+minus seed 0), with the runs' commit and CPU.
 
     python experiments/faithfulness.py results/faithfulness/runs
 """
@@ -52,6 +52,7 @@ def effects(root) -> pd.DataFrame:
             d_final = part["psnr_final"] - part["psnr_final_0"]
             d_avg = part["psnr_avg"] - part["psnr_avg_0"]
             per_image = d_avg.groupby(part["image_id"]).mean()
+            per_seed = d_avg.groupby(part["seed"]).mean()
             ref = base[(base["experiment"] == exp) & (base["sigma"] == sigma)
                        & (base["factor"] == factor) & (base["crop"] == crop)]
             seeds = ref.groupby("seed")["psnr_avg"].mean()
@@ -61,6 +62,7 @@ def effects(root) -> pd.DataFrame:
                          else f"{crop:g}² crops" if crop else "whole images",
                          "runs": len(part), "Δ final": d_final.mean(),
                          "Δ averaged": d_avg.mean(),
+                         "Δ averaged by seed": " / ".join(f"{v:+.2f}" for v in per_seed),
                          "image range (averaged)": f"{per_image.min():+.2f} … "
                                                    f"{per_image.max():+.2f}",
                          "seed spread (averaged)": spread})
