@@ -57,11 +57,11 @@ demo: $(STAMP)
 # results/tables/ and their image grids and curves under results/figures/. PROFILE=paper
 # for the official settings (GPU), quick for the CPU. A sweep of which some runs failed
 # still writes the table of the finished ones; make then exits with the sweep's status.
+report_table = $(REPORT) table $(1) --profile $(PROFILE) --root $(RECORDS) --out $(TABLES) && \
+	$(REPORT) figure $(1) --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
 define sweep_and_report
 	$(DIP) experiment=$(1) $(ARGS); status=$$?; \
-	$(REPORT) table $(1) --profile $(PROFILE) --root $(RECORDS) --out $(TABLES) && \
-	$(REPORT) figure $(1) --profile $(PROFILE) --root $(RECORDS) --out $(FIGS) && \
-	exit $$status
+	$(call report_table,$(1)) && exit $$status
 endef
 
 table-inpainting: $(STAMP)
@@ -78,8 +78,7 @@ tables: table-inpainting table-denoising table-sr
 # report-inpainting / -denoising / -sr: the table and its figures from the records alone,
 # fitting nothing (e.g. the partial paper tables after a GPU session: PROFILE=paper).
 report-%: $(STAMP)
-	$(REPORT) table table_$* --profile $(PROFILE) --root $(RECORDS) --out $(TABLES)
-	$(REPORT) figure table_$* --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
+	$(call report_table,table_$*)
 
 # Rerun the committed inpainting table from scratch (fresh records: earlier ones may come
 # from other kernels) and check that every value is the same; CPU numbers match only on

@@ -22,14 +22,13 @@ import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from PIL import Image
 
 from dip import DipError
 from dip.config import CONFIG_DIR
 from dip.records import existing_record
 from dip.registry import resolve
-from dip.report.sweeps import sweep_runs
+from dip.report.sweeps import declared_runs
 from dip.run import identify
 
 BLOCKS = [  # (block, experiment, the item prefix that picks the block's runs)
@@ -40,14 +39,8 @@ BLOCKS = [  # (block, experiment, the item prefix that picks the block's runs)
 ]
 
 
-def declared_runs(experiment: str) -> list[list[str]]:
-    """The overrides of each run that ``experiment``'s sweep declares."""
-    spec = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml")
-    params = OmegaConf.select(spec, "hydra.sweeper.params") or {}
-    return sweep_runs({k: params[k] for k in params})
-
-
 def item_of(run: list[str]) -> str:
+    """The ``item=`` value of a run's overrides ('' without one)."""
     return next((o.split("=", 1)[1] for o in run if o.startswith("item=")), "")
 
 

@@ -22,7 +22,7 @@ from dip import DipError
 from dip.config import CONFIG_DIR, IDENTITY_EXCLUDE, LEGACY_EXCLUDE, config_hash
 from dip.report.records import load_records
 
-__all__ = ["sweep_runs", "sweep_configs", "sweep_order", "figure_records"]
+__all__ = ["sweep_runs", "declared_runs", "sweep_configs", "sweep_order", "figure_records"]
 
 _CONFIGS: dict[tuple[str, str], tuple] = {}  # composed once per process
 
@@ -60,15 +60,22 @@ def sweep_runs(params: Mapping) -> list[list[str]]:
     return [list(run) for run in itertools.product(*choices)]
 
 
+def declared_runs(experiment: str) -> list[list[str]]:
+    """The overrides of each run that ``experiment``'s sweep declares
+    (``hydra.sweeper.params`` of ``conf/experiment/<experiment>.yaml``), in
+    :func:`sweep_runs` order."""
+    spec = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml")
+    params = OmegaConf.select(spec, "hydra.sweeper.params") or {}
+    return sweep_runs({k: params[k] for k in params})
+
+
 def sweep_configs(experiment: str, profile: str) -> tuple:
     """The composed config of each run of the sweep that ``experiment`` declares, under
     ``profile``, in :func:`sweep_runs` order; empty (and not kept) when the configs cannot
     be composed here (e.g. inside a running Hydra app)."""
     if (experiment, profile) in _CONFIGS:
         return _CONFIGS[experiment, profile]
-    spec = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml")
-    params = OmegaConf.select(spec, "hydra.sweeper.params") or {}
-    runs = sweep_runs({k: params[k] for k in params})
+    runs = declared_runs(experiment)
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
             configs = tuple(compose("config", overrides=[
