@@ -381,6 +381,37 @@ def test_a_rerun_block_is_compared_with_its_rows(tmp_path, capsys):
         compare_tables(tmp_path / "ref.csv", tmp_path / "new.csv", subset=True)
 
 
+def test_compare_leaves_out_a_column_one_table_lacks(tmp_path, capsys):
+    """A rerun without the optional bm3d package has no CBM3D column: the columns both
+    tables have are compared, and the note names the one left out."""
+    from dip.report.__main__ import main
+    from dip.report.tables import compare_tables
+
+    ref = pd.DataFrame({"sigma": [25, 25], "image": ["F16", "mean"], "runs": [1, 1],
+                        "CBM3D (this run, quick)": [31.0, 31.0], "DIP avg": [30.5, 30.5]})
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    rerun = ref.drop(columns="CBM3D (this run, quick)")
+    rerun.to_csv(tmp_path / "rerun.csv", index=False)
+    diffs = compare_tables(tmp_path / "ref.csv", tmp_path / "rerun.csv")
+    assert diffs.empty and diffs.attrs["only_reference"] == ["CBM3D (this run, quick)"]
+    assert main(["compare", str(tmp_path / "ref.csv"), str(tmp_path / "rerun.csv")]) == 0
+    out, err = capsys.readouterr()
+    assert "reproduces" in out and "in the columns both have" in out
+    assert "not compared: CBM3D (this run, quick) (only in the reference)" in err
+    rerun.loc[0, "DIP avg"] = 30.6  # a shared column still counts
+    rerun.to_csv(tmp_path / "off.csv", index=False)
+    assert compare_tables(tmp_path / "ref.csv", tmp_path / "off.csv")[
+        ["row", "column"]].values.tolist() == [[0, "DIP avg"]]
+    for name, cols in (("keys", ["image"]), ("values", ["DIP avg"])):
+        ref.drop(columns=["CBM3D (this run, quick)"] + cols).to_csv(tmp_path / f"{name}.csv",
+                                                                    index=False)
+        with pytest.raises(DipError, match="other rows or columns"):  # nothing to compare by
+            compare_tables(tmp_path / "ref.csv", tmp_path / f"{name}.csv")
+    block = rerun.iloc[[1]]  # a block of the rerun (--subset) also leaves the column out
+    block.to_csv(tmp_path / "block.csv", index=False)
+    assert compare_tables(tmp_path / "ref.csv", tmp_path / "block.csv", subset=True).empty
+
+
 def test_compare_names_the_cpus_when_they_differ(tmp_path, capsys):
     from dip.report.__main__ import main
 

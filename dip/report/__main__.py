@@ -63,8 +63,9 @@ def _parser() -> argparse.ArgumentParser:
                                       "table_sr: a grid of its images and their curves)")
     _record_options(f, "results/figures")
     c = sub.add_parser("compare", help="check that a rerun reproduces a table exactly",
-                       description="Compare two table CSVs value by value; exit 1 on any "
-                                   "difference.")
+                       description="Compare two table CSVs value by value, in the "
+                                   "columns both have (a note names the others); exit 1 "
+                                   "on any difference.")
     c.add_argument("reference", help="the committed table, e.g. "
                                      "results/tables/table_inpainting_quick.csv")
     c.add_argument("candidate", help="the table rebuilt from the rerun's records")
@@ -124,11 +125,17 @@ def _compare(args) -> int:
     from dip.report.tables import compare_tables, table_cpus
 
     diffs = compare_tables(args.reference, args.candidate, subset=args.subset)
+    left_out = [f"{', '.join(cols)} (only in the {side})" for side, cols in
+                (("reference", diffs.attrs["only_reference"]),
+                 ("candidate", diffs.attrs["only_candidate"])) if cols]
+    if left_out:  # e.g. an optional baseline whose package one of the machines lacks
+        print(f"note: not compared: {'; '.join(left_out)}", file=sys.stderr)
     if diffs.empty:
         rows = args.reference
         if args.subset:
             rows = f"its {len(pd.read_csv(args.candidate))} rows of {rows}"
-        print(f"identical: {args.candidate} reproduces {rows}")
+        cols = " in the columns both have" if left_out else ""
+        print(f"identical: {args.candidate} reproduces {rows}{cols}")
         return 0
     print(diffs.to_string(index=False))
     made, rerun = table_cpus(args.reference), table_cpus(args.candidate)

@@ -3,6 +3,8 @@
 :func:`compare_tables` reads two table CSVs (as :func:`dip.report.render.write_table`
 writes them, 4 decimals) and lists every value that differs, using pandas'
 ``DataFrame.compare``; ``python -m dip.report compare`` exits 1 on any difference.
+Only the columns both tables have are compared: a rerun on a machine without an optional
+baseline's package (``bm3d``) lacks that column, and the result names what was left out.
 """
 
 from __future__ import annotations
@@ -33,12 +35,15 @@ def compare_tables(reference, candidate, subset: bool = False) -> pd.DataFrame:
     pandas.DataFrame
         One row per (row, column) whose values differ, with columns ``row``, ``column``,
         ``reference`` and ``candidate``, in the table's row then column order; empty when
-        the tables are identical at the precision they were written with.
+        the tables are identical at the precision they were written with, in the columns
+        both have. ``attrs["only_reference"]`` and ``attrs["only_candidate"]`` list the
+        columns left out because one table lacks them.
 
     Raises
     ------
     DipError
-        When the files cannot be read or have different rows or columns.
+        When the files cannot be read, have different rows or row keys, or share no
+        value column.
     """
     try:
         a, b = pd.read_csv(reference), pd.read_csv(candidate)
@@ -46,25 +51,40 @@ def compare_tables(reference, candidate, subset: bool = False) -> pd.DataFrame:
         raise DipError(f"cannot read the tables to compare: {err}") from err
     if subset:
         a = _rows_of(a, b, candidate)
-    if list(a.columns) != list(b.columns) or a.shape != b.shape:
+    shared = [c for c in a.columns if c in b.columns]
+    keys = _keys(a)
+    if (len(a) != len(b) or not set(keys) <= set(shared)
+            or len(shared) == len(keys)):
         raise DipError(f"{candidate} has other rows or columns than {reference} "
                        f"({b.shape} vs {a.shape}); rerun the same sweep")
     # object dtype: a column read as int in one file and float in the other still compares
-    diff = a.astype(object).compare(b.astype(object), result_names=("reference", "candidate"))
+    diff = a[shared].astype(object).compare(b[shared].astype(object),
+                                            result_names=("reference", "candidate"))
     if diff.empty:
-        return pd.DataFrame(columns=DIFF_COLUMNS)
-    parts = [diff[c].dropna(how="all").assign(column=c)
-             for c in diff.columns.get_level_values(0).unique()]  # the table's column order
-    long = pd.concat(parts).rename_axis("row").reset_index()
-    return long.sort_values("row", kind="stable")[DIFF_COLUMNS].reset_index(drop=True)
+        long = pd.DataFrame(columns=DIFF_COLUMNS)
+    else:
+        parts = [diff[c].dropna(how="all").assign(column=c)
+                 for c in diff.columns.get_level_values(0).unique()]  # the table's order
+        long = pd.concat(parts).rename_axis("row").reset_index()
+        long = long.sort_values("row", kind="stable")[DIFF_COLUMNS].reset_index(drop=True)
+    long.attrs = {"only_reference": [c for c in a.columns if c not in shared],
+                  "only_candidate": [c for c in b.columns if c not in shared]}
+    return long
+
+
+def _keys(table: pd.DataFrame) -> list[str]:
+    """The columns every table must share: those up to ``runs`` (the row keys and the run
+    count), or the first one when there is no ``runs`` column."""
+    cols = list(table.columns)
+    return cols[:cols.index("runs") + 1] if "runs" in cols else cols[:1]
 
 
 def _rows_of(reference: pd.DataFrame, candidate: pd.DataFrame, where) -> pd.DataFrame:
     """The rows of ``reference`` with the keys of ``candidate``'s rows, in its order."""
-    if "runs" not in reference.columns or list(reference.columns) != list(candidate.columns):
-        raise DipError(f"{where} has other columns than the reference (or no 'runs' column "
+    if "runs" not in reference.columns or not set(_keys(reference)) <= set(candidate.columns):
+        raise DipError(f"{where} has other row keys than the reference (or no 'runs' column "
                        "to find the row keys before); rerun the same sweep")
-    keys = list(reference.columns[:list(reference.columns).index("runs")])
+    keys = _keys(reference)[:-1]
     rows = candidate[keys].astype(str).merge(
         reference.astype({k: str for k in keys}).reset_index(), on=keys, how="left")
     if rows["index"].isna().any():
