@@ -1,0 +1,54 @@
+"""The README's headline table shows the committed quick tables' mean rows, as they are."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = ROOT / "results" / "tables"
+Q = "(this run, quick)"
+
+# README row label → (table, the mean row's keys, the columns its numbers show, in order)
+ROWS = {
+    "inpainting, 11 images, 50 % pixels": (
+        "inpainting", {}, [f"biharmonic {Q}", f"DIP final {Q}", f"DIP avg {Q}",
+                           "Papyan et al. (paper)", "DIP (paper)"]),
+    **{label: ("denoising", {"sigma": sigma},
+               [f"CBM3D {Q}", f"DIP final {Q}", f"DIP avg {Q}", f"DIP ensemble avg {Q}",
+                "CBM3D (paper)", "DIP (paper)"])
+       for label, sigma in (("denoising σ 25, 9 images", 25), ("denoising σ 50", 50))},
+    **{f"SR {ds.capitalize()} ×{f}": (
+        "sr", {"dataset": ds, "factor": f},
+        [f"bicubic {Q}", f"DIP final {Q}", f"DIP avg {Q}", "Bicubic (paper)", "DIP (paper)"])
+       for ds in ("set5", "set14") for f in (4, 8)},
+}
+
+
+def _readme_rows() -> dict[str, list[str]]:
+    """Label → the numbers of each row of the README's 'Results at a glance' table."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Results at a glance", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] in ROWS:
+            rows[cells[0]] = re.findall(r"\d+\.\d\d", " ".join(cells[1:]))
+    return rows
+
+
+@pytest.mark.parametrize("label", sorted(ROWS))
+def test_the_readme_headline_is_the_committed_tables_means(label):
+    table, keys, columns = ROWS[label]
+    df = pd.read_csv(TABLES / f"table_{table}_quick.csv")
+    mean = df[df["image"] == "mean"]
+    for key, value in keys.items():
+        mean = mean[mean[key].astype(str) == str(value)]
+    assert len(mean) == 1, f"no mean row {keys} in table_{table}_quick.csv"
+    shown = [float(x) for x in _readme_rows().get(label, [])]
+    # the CSV keeps 4 decimals, so a value it holds as 27.0050 may print as 27.01
+    assert shown == pytest.approx([mean.iloc[0][c] for c in columns], abs=0.0051), (
+        f"README's '{label}' row is not the mean row of results/tables/table_{table}_quick.csv")
