@@ -80,12 +80,11 @@ tables: table-inpainting table-denoising table-sr
 report-%: $(STAMP)
 	$(call report_table,table_$*)
 
-# Rerun the committed inpainting table from scratch (fresh records: earlier ones may come
-# from other kernels) and check that every value is the same; CPU numbers match only on
-# the CPU model that the table's caption names.
-# reproduce-inpainting / -denoising / -sr: rerun a committed table from scratch, or a block
-# of it with ARGS (e.g. ARGS="sigma=25", ARGS="factor=4 item=set5/baby,set5/bird,..."), and
-# compare every value (only the block's rows when ARGS is given).
+# reproduce-inpainting / -denoising / -sr: rerun a committed table from scratch (fresh
+# records: earlier ones may come from other kernels), or a block of it with ARGS (e.g.
+# ARGS="sigma=25", ARGS="factor=4 item=set5/baby,set5/bird,..."), and compare every value
+# (only the block's rows when ARGS is given). CPU numbers match only on the CPU model that
+# the table's caption names.
 reproduce-%: $(STAMP)
 	rm -rf $(REPRO)/$*/runs
 	$(DIP) experiment=table_$* $(ARGS) records=$(REPRO)/$*/runs

@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dip.report.render import MEAN
+
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ROOT / "results" / "tables"
 Q = "(this run, quick)"
@@ -44,7 +46,7 @@ def _readme_rows() -> dict[str, list[str]]:
 def test_the_readme_headline_is_the_committed_tables_means(label):
     table, keys, columns = ROWS[label]
     df = pd.read_csv(TABLES / f"table_{table}_quick.csv")
-    mean = df[df["image"] == "mean"]
+    mean = df[df["image"] == MEAN]
     for key, value in keys.items():
         mean = mean[mean[key].astype(str) == str(value)]
     assert len(mean) == 1, f"no mean row {keys} in table_{table}_quick.csv"

@@ -120,9 +120,8 @@ def _figure(args) -> int:
 
 
 def _compare(args) -> int:
-    import pandas as pd
-
-    from dip.report.tables import compare_tables, table_cpus
+    from dip.report.compare import compare_tables
+    from dip.report.render import table_cpus
 
     diffs = compare_tables(args.reference, args.candidate, subset=args.subset)
     left_out = [f"{', '.join(cols)} (only in the {side})" for side, cols in
@@ -133,7 +132,7 @@ def _compare(args) -> int:
     if diffs.empty:
         rows = args.reference
         if args.subset:
-            rows = f"its {len(pd.read_csv(args.candidate))} rows of {rows}"
+            rows = f"its {diffs.attrs['rows']} rows of {rows}"
         cols = " in the columns both have" if left_out else ""
         print(f"identical: {args.candidate} reproduces {rows}{cols}")
         return 0

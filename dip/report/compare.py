@@ -36,8 +36,9 @@ def compare_tables(reference, candidate, subset: bool = False) -> pd.DataFrame:
         One row per (row, column) whose values differ, with columns ``row``, ``column``,
         ``reference`` and ``candidate``, in the table's row then column order; empty when
         the tables are identical at the precision they were written with, in the columns
-        both have. ``attrs["only_reference"]`` and ``attrs["only_candidate"]`` list the
-        columns left out because one table lacks them.
+        both have. ``attrs["rows"]`` is the number of rows compared;
+        ``attrs["only_reference"]`` and ``attrs["only_candidate"]`` list the columns left
+        out because one table lacks them.
 
     Raises
     ------
@@ -67,7 +68,8 @@ def compare_tables(reference, candidate, subset: bool = False) -> pd.DataFrame:
                  for c in diff.columns.get_level_values(0).unique()]  # the table's order
         long = pd.concat(parts).rename_axis("row").reset_index()
         long = long.sort_values("row", kind="stable")[DIFF_COLUMNS].reset_index(drop=True)
-    long.attrs = {"only_reference": [c for c in a.columns if c not in shared],
+    long.attrs = {"rows": len(b),
+                  "only_reference": [c for c in a.columns if c not in shared],
                   "only_candidate": [c for c in b.columns if c not in shared]}
     return long
 
