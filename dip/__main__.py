@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 
 import hydra
 from hydra.errors import CompactHydraException
@@ -30,8 +31,36 @@ from omegaconf import DictConfig
 
 import dip.config  # noqa: F401  (registers the `pick` resolver)
 from dip import show_notes
+from dip.baselines import label as baseline_label
 from dip.signals import checkpoint_on_signals
-from dip.sweep import execute, report
+from dip.sweep import EXIT_DIVERGED, execute, report
+
+
+def _scores(m: dict) -> str:
+    """Each scored output named: corrupted, DIP's final, averaged and best seen, and
+    the classical baselines of the record."""
+    text = (f"corrupted {m['psnr_corrupted']:.2f} dB -> DIP final {m['psnr_final']:.2f} dB, "
+            f"averaged {m['psnr_avg']:.2f} dB, best output seen {m['psnr_oracle']:.2f} dB "
+            f"(step {m['iter_oracle']})")
+    scored = {k: v for k, v in (m.get("baselines") or {}).items() if v == v and v is not None}
+    if scored:
+        text += "; " + ", ".join(f"{baseline_label(k)} {v:.2f} dB" for k, v in scored.items())
+    return text
+
+
+def _stopping(m: dict) -> str:
+    """What early stopping did: the step it stopped at, or that the run reached its cap."""
+    rule, at = m["stop"], m["iter_stop"]
+    if m["status"] == "stopped":
+        text = f"{rule} stopped the run after {m['steps']} steps; its output is step {at}'s"
+    else:
+        text = f"{rule} found no stopping point before the cap of {m['num_iter']} steps"
+        text += ("; its output is the last one" if at is None or at >= m["steps"] else
+                 f"; the lowest-variance output is step {at}'s")
+    if m["psnr_stop"] == m["psnr_stop"] and m["psnr_stop"] is not None:  # scored
+        text += (f" ({m['psnr_stop']:.2f} dB, {m['psnr_oracle'] - m['psnr_stop']:.2f} dB "
+                 "below the best seen)")
+    return text
 
 
 def summary(m: dict) -> str:
@@ -45,16 +74,10 @@ def summary(m: dict) -> str:
         return (f"skipped {m.get('image', 'a run')}: record exists at {m['out_dir']}{pins} "
                 "(force=true reruns it)")
     parts = [f"{m['task']} of {m['image']}"]
-    if m["psnr_final"] == m["psnr_final"]:  # not NaN
-        parts.append(f"corrupted {m['psnr_corrupted']:.2f} dB -> restored {m['psnr_final']:.2f}"
-                     f" dB (averaged {m['psnr_avg']:.2f}, oracle {m['psnr_oracle']:.2f}"
-                     f" at step {m['iter_oracle']})")
+    if m["psnr_final"] == m["psnr_final"] and m["psnr_final"] is not None:  # not NaN
+        parts.append(_scores(m))
     if m.get("stop", "fixed") != "fixed":
-        text = f"{m['stop']} stop at step {m['iter_stop']}"
-        if m["psnr_stop"] == m["psnr_stop"]:  # scored (not NaN)
-            text += (f": {m['psnr_stop']:.2f} dB, {m['psnr_oracle'] - m['psnr_stop']:.2f} dB "
-                     "below the oracle")
-        parts.append(text)
+        parts.append(_stopping(m))
     if len(m.get("seeds", [])) > 1 and m.get("psnr_seeds_mean") == m.get("psnr_seeds_mean"):
         parts.append(f"{len(m['seeds'])} seeds {m['psnr_seeds_mean']:.2f} ± "
                      f"{m['psnr_seeds_std']:.2f} dB, ensemble {m['psnr_ensemble']:.2f} dB")
@@ -62,9 +85,12 @@ def summary(m: dict) -> str:
                  f"{m['device']}")
     if m.get("resumed_at") is not None:
         parts.append(f"resumed from step {m['resumed_at']}")
-    if m["status"] != "ok":
-        parts.append(f"status {m['status']}")
-    return "; ".join(parts) + f"\nwrote {m['out_dir']}"
+    if m["status"] not in ("ok", "stopped"):
+        parts.append(f"status {m['status']} (exit status {EXIT_DIVERGED})")
+    restored = {"final": "the final output", "average": "the averaged output"}.get(
+        m.get("restored"), "")
+    return "; ".join(parts) + f"\nwrote {m['out_dir']}" + (
+        f" (restored.png: {restored})" if restored else "")
 
 
 @hydra.main(config_path=str(dip.config.CONFIG_DIR), config_name="config", version_base="1.3")
@@ -74,9 +100,10 @@ def app(cfg: DictConfig) -> float:
 
     show_notes()
     with checkpoint_on_signals():
+        task = partial(run, tell=print)
         if is_folder(cfg.image):
-            return execute(lambda c: run_folder(c, run, summary, job_overrides()), cfg)
-        outcome = execute(run, cfg)
+            return execute(lambda c: run_folder(c, task, summary, job_overrides()), cfg)
+        outcome = execute(task, cfg)
     return report(outcome, summary)
 
 

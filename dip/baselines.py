@@ -28,7 +28,7 @@ from dip.corrupt import pil_resize
 from dip.tasks import Problem
 
 __all__ = ["biharmonic", "nlm", "cbm3d", "bicubic", "nearest", "available", "register",
-           "run_baselines", "BASELINES", "TASK_BASELINES", "OPTIONAL"]
+           "run_baselines", "BASELINES", "TASK_BASELINES", "OPTIONAL", "LABELS", "label"]
 
 BASELINES: dict = {}
 """All baselines by name (filled by :func:`register`)."""
@@ -52,6 +52,15 @@ def register(name: str, task: str, *, default: bool = True, package: str | None 
             OPTIONAL[name] = package
         return fn
     return add
+
+LABELS = {"nlm": "NLM", "cbm3d": "CBM3D"}
+"""How a baseline is named in summaries and figures, where not by its name."""
+
+
+def label(name: str) -> str:
+    """The baseline's name as printed: ``NLM``, ``CBM3D``, ``biharmonic``, ``bicubic``."""
+    return LABELS.get(name, name)
+
 
 # Non-local means settings of scikit-image's gallery example "Non-local means denoising
 # for preserving textures", fast variant with the noise level given: 5×5 patches searched

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dip import DipError, DipNote, nets
@@ -18,8 +19,9 @@ from dip.config import auto_stop, auto_stopping
 from dip.schema import CONFIG_KEYS
 from dip.settings import FitSettings, SettingError
 
-__all__ = ["stop_mode", "resolve_stop", "step_cap", "build_net", "unused_net_keys",
-           "note_unused_net_keys", "settings_from", "net_multiple", "min_size"]
+__all__ = ["stop_mode", "resolve_stop", "given_keys", "explicit_num_iter", "step_cap",
+           "build_net", "unused_net_keys", "note_unused_net_keys", "settings_from",
+           "net_multiple", "min_size"]
 
 
 OWN_KEYS = frozenset({"name", "width_scale"})
@@ -85,13 +87,36 @@ def stop_mode(cfg: DictConfig) -> str:
     return auto_stop(cfg.corrupted, cfg.get("gt"))
 
 
-def resolve_stop(cfg: DictConfig) -> DictConfig:
+def given_keys(overrides) -> set[str]:
+    """The config keys that ``overrides`` (``key=value`` strings, Hydra's syntax) set."""
+    if not overrides:
+        return set()
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return {o.key_or_group for o in parsed}
+
+
+def explicit_num_iter(cfg: DictConfig, given=()) -> bool:
+    """Whether ``fit.num_iter`` was set by the user: given as an override, or a plain
+    number in the composed config (every config of the project sets it through an
+    interpolation of its profile's schedule)."""
+    return "fit.num_iter" in given or not OmegaConf.is_interpolation(cfg.fit, "num_iter")
+
+
+def resolve_stop(cfg: DictConfig, given=()) -> DictConfig:
     """``cfg`` with ``stop: auto`` replaced by :func:`stop_mode` (in place), before the
     run's identity is taken: a run with ground truth keeps 'fixed' and its identity; one
-    without stops early with the patience and cap of ``stopping.unscored``."""
+    without stops early with the patience and cap of ``stopping.unscored``, except for
+    the settings the user gave (``given``: the overridden keys): an explicit
+    ``stopping.patience`` or ``stopping.cap`` is kept, and an explicit ``fit.num_iter``
+    is the cap (:func:`explicit_num_iter`)."""
     if str(cfg.stop) == "auto":
         stop = stop_mode(cfg)
-        values = auto_stopping(stop, OmegaConf.to_container(cfg.stopping))
+        keep = {k.split(".", 1)[1] for k in given if k.startswith("stopping.")}
+        if explicit_num_iter(cfg, given) and "cap" not in keep:
+            keep.add("cap")
+            with open_dict(cfg):
+                cfg.stopping.cap = None  # null: the cap is fit.num_iter
+        values = auto_stopping(stop, OmegaConf.to_container(cfg.stopping), keep)
         with open_dict(cfg):
             cfg.stop = stop
             for key, value in values.items():

@@ -82,10 +82,14 @@ def auto_stop(corrupted, gt) -> str:
     return "wmv" if corrupted and gt is None else "fixed"
 
 
-def auto_stopping(stop: str, stopping: dict) -> dict:
+def auto_stopping(stop: str, stopping: dict, keep=()) -> dict:
     """The ``stopping`` values of a run whose ``stop: auto`` resolved to ``stop``: early
-    stopping takes the patience and cap of ``stopping.unscored``; 'fixed' keeps them."""
-    return {**stopping, **(stopping.get("unscored") or {})} if stop != "fixed" else stopping
+    stopping takes the patience and cap of ``stopping.unscored``, except the keys of
+    ``keep`` (the ones the user set); 'fixed' keeps them all."""
+    if stop == "fixed":
+        return stopping
+    unscored = {k: v for k, v in (stopping.get("unscored") or {}).items() if k not in keep}
+    return {**stopping, **unscored}
 
 
 def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:

@@ -87,12 +87,13 @@ def run_folder(cfg: DictConfig, task: Callable[[DictConfig, list[str]], dict],
     (:func:`dip.run.run`), print each outcome, then the study table of the runs.
 
     Returns the mean final PSNR of the finished runs (NaN when none is scored); exits
-    with status 2 after the table when any image failed.
+    after the table with status 2 when an image failed, 3 when one diverged
+    (:func:`dip.sweep.exit_status_of`).
     """
-    from dip.sweep import describe
+    from dip.sweep import describe, exit_status_of
 
     images = images_in(cfg.image)
-    done, failed = [], []
+    done, failed, diverged = [], [], []
     for image in images:
         label = f"[image={image}] "
         given = [o for o in overrides if o.partition("=")[0].lstrip("+~") != "image"]
@@ -103,13 +104,17 @@ def run_folder(cfg: DictConfig, task: Callable[[DictConfig, list[str]], dict],
             failed.append(image)
             continue
         print(label + summary(metrics))
+        if metrics.get("status") == "diverged":
+            diverged.append(image)
         if metrics.get("out_dir") and not metrics.get("taken"):
             done.append(metrics)
     _study(done, cfg)
-    if failed:
-        print(f"{len(failed)} of {len(images)} images failed: "
-              f"{', '.join(p.name for p in failed)}", file=sys.stderr)
-        sys.exit(2)
+    for what, which in (("failed", failed), ("diverged", diverged)):
+        if which:
+            print(f"{len(which)} of {len(images)} images {what}: "
+                  f"{', '.join(p.name for p in which)}", file=sys.stderr)
+    if failed or diverged:
+        sys.exit(exit_status_of(["failed"] * len(failed) + ["diverged"] * len(diverged)))
     scores = [m["psnr_final"] for m in done if m.get("psnr_final") is not None
               and not math.isnan(m["psnr_final"])]
     return sum(scores) / len(scores) if scores else float("nan")

@@ -303,20 +303,21 @@ def group_by_device_dtype(ts: list[torch.Tensor]) -> list[list[int]]:
 
 
 class Progress(Monitor):
-    """tqdm bar with the iteration and the current PSNRs."""
+    """tqdm bar with the iteration and the current PSNRs. It opens at the first step the
+    fit takes, so a resumed fit's bar continues from the step it resumed at."""
 
     def __init__(self, total: int, every: int = 10):
         self.total, self.every = total, max(1, int(every))
         self.bar = None
 
-    def on_start(self, info: StepInfo) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=self.total, desc=info.problem.task, unit="it", leave=True)
-
     def on_step(self, info: StepInfo) -> None:
         if info.rollback:
             return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, initial=info.step, desc=info.problem.task,
+                            unit="it", leave=True)
         self.bar.update(1)
         if info.step % self.every == 0:
             post = {"psnr_obs": f"{info.psnr_obs():.2f}"}

@@ -25,6 +25,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dip import DipError, DipNote
+from dip.baselines import label as baseline_label
+from dip.baselines import run_baselines
 from dip.config import LEGACY_EXCLUDE, config_hash
 from dip.images import save_image
 from dip.provenance import (  # noqa: F401  (part of this module's interface)
@@ -187,11 +189,14 @@ def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult
     for name, img in (images or {}).items():
         save_image(tmp / f"{name}.png", view(img).cpu())
     panels = [("corrupted", problem.corrupted_view().cpu(), metrics["psnr_corrupted"]),
-              ("DIP", final, metrics["psnr_final"]),
+              ("DIP (final)", final, metrics["psnr_final"]),
               ("DIP (averaged)", average, metrics["psnr_avg"])]
     if problem.gt is not None:
         save_image(tmp / "gt.png", view(problem.gt).cpu())
         panels.insert(0, ("ground truth", view(problem.gt).cpu(), None))
+    for name, score in (metrics.get("baselines") or {}).items():
+        if f"baseline_{name}" in (images or {}):
+            panels.append((baseline_label(name), view(images[f"baseline_{name}"]).cpu(), score))
     if cfg.stop != "fixed":
         save_image(tmp / "restored_stop.png", view(result.stop))
         if result.stop_average is not None:
@@ -354,8 +359,6 @@ def record_run(cfg: DictConfig, problem: Problem, results: list[FitResult],
         images.update(means)
     metrics.update(extra)
     if cfg.baselines and problem.gt is not None:
-        from dip.baselines import run_baselines
-
         outputs: dict = {}
         metrics["baselines"] = run_baselines(problem, images=outputs)
         images.update({f"baseline_{k}": v for k, v in outputs.items()})

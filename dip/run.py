@@ -19,8 +19,10 @@ import torch
 from omegaconf import DictConfig
 
 from dip import DipError
+from dip.announce import announce
 from dip.builders import (
     build_net,
+    given_keys,
     min_size,
     net_multiple,
     note_unused_net_keys,
@@ -212,13 +214,14 @@ class RunPlan:
             self.claim.release()
 
 
-def identify(cfg: DictConfig) -> Path:
+def identify(cfg: DictConfig, overrides=()) -> Path:
     """Resolve what a run's identity depends on (in place) and return its record folder:
     the GPU of a sweep's run (recorded, not hashed), the thread count (the record keeps
-    it) and ``stop=auto`` (early stopping without ground truth)."""
+    it) and ``stop=auto`` (early stopping without ground truth; the settings that
+    ``overrides`` give are kept: :func:`dip.builders.resolve_stop`)."""
     place_device(cfg)
     resolve_threads(cfg)
-    resolve_stop(cfg)
+    resolve_stop(cfg, given_keys(overrides))
     return record_dir(cfg)
 
 
@@ -234,7 +237,8 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None, *,
     :func:`dip.inputs.problem_from`). ``write=False``: a plan for a fit whose results
     stay in memory (no record, no claim, no checkpoints: :func:`dip.api.restore`).
     """
-    home = identify(cfg)
+    overrides = job_overrides() if overrides is None else list(overrides)
+    home = identify(cfg, overrides)
     out = home if write else None
     replaces = False
     if write:
@@ -256,7 +260,6 @@ def prepare(cfg: DictConfig, overrides: list[str] | None = None, *,
         if isinstance(held, str):
             return taken(cfg, held)
     seeds = [int(cfg.seed) + k for k in range(int(cfg.seeds))]
-    overrides = job_overrides() if overrides is None else list(overrides)
     return RunPlan(cfg, problem, z, seeds, out, overrides, held, replaces)
 
 
@@ -280,11 +283,17 @@ def execute(plan: RunPlan, results: list[FitResult] | None = None, **extra) -> d
     return metrics
 
 
-def run(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
+def run(cfg: DictConfig, overrides: list[str] | None = None, *, tell=None) -> dict:
     """Fit DIP as ``cfg`` describes, write the record and return its metrics:
-    :func:`prepare`, then :func:`execute` (see there for skipped and taken runs)."""
+    :func:`prepare`, then :func:`execute` (see there for skipped and taken runs).
+    ``tell``: called with the run's announcement (:func:`dip.announce.announce`) before
+    its first step (e.g. ``print``)."""
     plan = prepare(cfg, overrides)
-    return plan if isinstance(plan, dict) else execute(plan)
+    if isinstance(plan, dict):
+        return plan
+    if tell is not None:
+        tell(announce(plan))
+    return execute(plan)
 
 
 def taken(cfg: DictConfig, holder: str) -> dict:

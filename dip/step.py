@@ -34,7 +34,7 @@ from dip.stopping import Stopper, make_stopper
 from dip.tasks import Problem
 
 __all__ = ["perturb", "forward", "objective", "observe", "commit", "tv_loss",
-           "default_monitors", "assemble_result"]
+           "default_monitors", "assemble_result", "best_output"]
 
 
 def perturb(z: torch.Tensor, noise: torch.Tensor | None, generator: torch.Generator | None,
@@ -140,6 +140,7 @@ def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
         with fast.STEP_LOCK.shared():
             if worse_than_flat(problem, final, start_db=first_fit_db(history)):
                 info.status = "diverged"
+    best, iter_best = best_output(problem, oracle, final, step)
     if stopper is not None and stopper.best is not None:
         stop, iter_stop = stopper.best.cpu(), stopper.best_step
         stop_average = (stopper.best_avg if stopper.best_avg is not None else average).cpu()
@@ -147,11 +148,24 @@ def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
         stop, iter_stop, stop_average = final.cpu(), step, average.cpu()
     return FitResult(
         final=final.cpu(), average=average.contiguous().cpu(),
-        oracle=None if oracle is None or oracle.best is None else oracle.best.cpu(),
-        iter_oracle=None if oracle is None else oracle.best_step,
+        oracle=None if best is None else best.cpu(), iter_oracle=iter_best,
         history=history, seconds=seconds, device=str(device), status=info.status,
         backtracks=0 if backtrack is None else backtrack.total,
         stop=stop, iter_stop=iter_stop, steps=step, resumed_at=resumed_at,
         memory_format="channels_last" if channels_last else "nchw",
         graph_steps=graph_steps, stop_average=stop_average.contiguous(),
     )
+
+
+def best_output(problem: Problem, oracle: Oracle | None, final: torch.Tensor, steps: int):
+    """The oracle's output and step: the best-scoring of every step's output (the
+    :class:`~dip.monitors.Oracle`) and the final output after the last step (step
+    ``steps``), so that the oracle is never below the final output. (None, None)
+    without ground truth."""
+    if oracle is None or problem.gt is None:
+        return None, None
+    with fast.STEP_LOCK.shared():
+        final_score = problem.score(final)
+    if oracle.best is None or final_score > oracle.best_score:
+        return final, steps
+    return oracle.best, oracle.best_step

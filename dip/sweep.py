@@ -29,10 +29,15 @@ from dip import DipError
 from dip.signals import Interrupted, exit_status
 
 __all__ = ["execute", "report", "describe", "job_label", "SweepLedger", "LEDGER_ENV",
-           "FAILED"]
+           "FAILED", "EXIT_FAILED", "EXIT_DIVERGED", "exit_status_of"]
 
 LEDGER_ENV = "DIP_SWEEP_LEDGER"
 FAILED = ("failed", "diverged")
+EXIT_FAILED = 2
+"""Exit status of bad input, of a run that failed, and of a sweep with a failed run."""
+EXIT_DIVERGED = 3
+"""Exit status of a run that diverged (its record is written, with ``status:
+diverged``), and of a sweep or folder whose only failures are divergences."""
 
 
 def _multirun() -> bool:
@@ -84,7 +89,7 @@ def execute(task, cfg) -> dict | BaseException:
     except (DipError, torch.OutOfMemoryError) as err:
         if not _multirun():
             print(f"error: {describe(err)}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(EXIT_FAILED)
         return err
     except Exception as err:
         if not _multirun():
@@ -110,8 +115,20 @@ def report(outcome: dict | BaseException, summary) -> float:
     if kind == "diverged" and label:
         print(f"error: {label}{reason}", file=sys.stderr)
     _ledger(outcome=kind, reason=reason)
+    if kind == "diverged" and not label:  # a single run: the status says it
+        sys.exit(EXIT_DIVERGED)
     value = outcome.get("psnr_final")
     return float("nan") if value is None else value
+
+
+def exit_status_of(outcomes) -> int:
+    """The exit status of several runs' outcomes ('failed', 'diverged', ...): 0 when
+    none failed, :data:`EXIT_FAILED` when one failed, else :data:`EXIT_DIVERGED` when
+    one diverged."""
+    outcomes = set(outcomes)
+    if "failed" in outcomes:
+        return EXIT_FAILED
+    return EXIT_DIVERGED if "diverged" in outcomes else 0
 
 
 class SweepLedger(Callback):
@@ -145,4 +162,4 @@ class SweepLedger(Callback):
               file=sys.stderr)
         for e in failed:
             print(f"  [{e.get('overrides', '')}] {e.get('reason')}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exit_status_of(e.get("outcome") for e in failed))
