@@ -4,14 +4,23 @@ types, and Hydra's composition errors as one line."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf import OmegaConf
 
 from dip import DipError
 from dip.builders import settings_from
-from dip.schema import CONFIG_KEYS, FastNode, FitNode, StoppingNode, check_run_keys, one_line
+from dip.schema import (
+    CONFIG_KEYS,
+    FastNode,
+    FitNode,
+    StoppingNode,
+    check_run_keys,
+    one_line,
+    quote_overrides,
+)
 from dip.settings import FitSettings, SettingError
 from tests.test_cli import make_cfg
 
@@ -83,3 +92,34 @@ def test_a_wrong_type_and_a_wrong_range_read_the_same():
             build_problem(make_cfg("profile=smoke", "task=sr", f"factor={value}"))
         assert str(err.value) == (f"factor={value} is invalid; give the SR factor, an "
                                   "integer >= 2, e.g. factor=4")
+
+
+def test_a_non_ascii_path_works_unquoted(tmp_path, monkeypatch, capsys):
+    from tests.test_cli import smooth_png
+    from tests.test_safe_outputs import FAST, dip_main
+
+    folder = tmp_path / "été"
+    folder.mkdir()
+    image = smooth_png(folder / "photo.png")
+    assert dip_main(monkeypatch, *FAST, f"image={image}", f"out_dir={folder / 'out'}") == 0
+    metrics = json.loads((folder / "out" / "metrics.json").read_text())
+    assert metrics["image"] == str(image)  # the value is exactly the path
+    assert quote_overrides(["-m", "image=/é/a.png,/é/b.png", "fit.lr=0.1"], sweeps=True) == [
+        "-m", "image='/é/a.png','/é/b.png'", "fit.lr=0.1"]
+    assert quote_overrides(["out_dir=/tmp/l'été"]) == [r"out_dir='/tmp/l\'été'"]
+
+
+def test_an_unquoted_non_ascii_value_that_cannot_be_quoted_says_to_quote_it(monkeypatch,
+                                                                           capsys):
+    from tests.test_safe_outputs import dip_main
+
+    with pytest.raises(OverrideParseException) as err:
+        make_cfg("image=/tmp/é/photo.png")
+    assert one_line(err.value) == ("image=/tmp/é/photo.png: Hydra reads non-ASCII characters "
+                                   "only in quotes; quote the value (in the shell: "
+                                   "\"image='/tmp/é/photo.png'\")")
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    assert dip_main(monkeypatch, "image=/tmp/é\\") == 2  # a trailing backslash: left as is
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: image=/tmp/é\\: ") and \
+        "quote the value" in err
