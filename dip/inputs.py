@@ -22,6 +22,7 @@ from dip.builders import build_net, min_size, net_multiple, settings_from
 from dip.corrupt import SIGNALS, pil_resize, signal
 from dip.crops import center_crop, crop_to_multiple
 from dip.folder import is_folder, paired_mask
+from dip.images import bit_depth
 from dip.registry import read
 from dip.schema import check_run_keys, invalid
 from dip.settings import code_channels
@@ -320,11 +321,14 @@ def record_fields(cfg: DictConfig) -> dict:
 def build_problem(cfg: DictConfig) -> Problem:
     """The :class:`~dip.tasks.Problem` described by ``cfg`` (image, task, corruption):
     the settings checked, the image (and ``gt`` of a corrupted image) read, then as
-    :func:`problem_from`."""
+    :func:`problem_from`; ``extras['bits']``: the image file's sample depth
+    (:func:`dip.images.bit_depth`), at which the record saves its images."""
     entry, border = _checked(cfg)
     image = _read(cfg.image, cfg.data.root, "image")
     gt = _read(cfg.gt, cfg.data.root, "gt") if cfg.corrupted and cfg.gt is not None else None
-    return _check_padded_net(cfg, tasks.pad(entry.build(cfg, image, gt), border))
+    problem = _check_padded_net(cfg, tasks.pad(entry.build(cfg, image, gt), border))
+    problem.extras["bits"] = bit_depth(cfg.image)  # the record's images keep it
+    return problem
 
 
 def problem_from(cfg: DictConfig, image: torch.Tensor, gt: torch.Tensor | None = None
