@@ -27,12 +27,19 @@ from PIL import Image
 from dip import DipError, DipNote
 from dip.atomic import atomic_target
 
-__all__ = ["load_image", "save_image", "to_tensor", "bit_depth", "EXAMPLE_NAME"]
+__all__ = ["load_image", "save_image", "to_tensor", "bit_depth", "size_wh", "EXAMPLE_NAME"]
 
 EXAMPLE_NAME = "set5/baby.png"
 """A registry name that error messages give as an example."""
 
 _READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def size_wh(image) -> str:
+    """The size of an image (a tensor or array whose last two axes are H, W) as messages
+    about image files state it: width first, as Pillow and image editors give it, and
+    labelled, e.g. ``640×480 (W×H)``."""
+    return f"{image.shape[-1]}×{image.shape[-2]} (W×H)"
 
 
 # --------------------------------------------------------------------------- reading
