@@ -18,6 +18,7 @@ with non-ASCII characters), so that they work as written.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import typing
 from collections.abc import Sequence
@@ -133,7 +134,7 @@ def one_line(err: BaseException) -> str:
             ("Config search path", "provider="))]
         head += f"; choose one of {', '.join(options)}"
     elif "not in struct" in head or "not in '" in head:
-        head += "; `dip --cfg job` lists the keys (a new key needs a leading +)"
+        head += _key_hint(cause)
     elif "token recognition error" in head and not head.isascii():
         override = lines[0].partition(": ")[2]
         key, _, value = override.partition("=")
@@ -142,6 +143,22 @@ def one_line(err: BaseException) -> str:
     elif "override_grammar" in text:
         head += " (the override syntax: https://hydra.cc/docs/advanced/override_grammar/basic)"
     return head
+
+
+def _key_hint(cause) -> str:
+    """The hint of an unknown key (OmegaConf's error ``cause`` names it and its node):
+    the closest key of the composed config's node (or, at the top, of the nodes below
+    it: ``fit_lr`` → ``fit.lr``), else how to list the keys or add a new one."""
+    node, key = getattr(cause, "parent_node", None), getattr(cause, "key", None)
+    if isinstance(node, DictConfig) and isinstance(key, str):
+        items = [(str(k), v) for k, v in node.items_ex(resolve=False) if k != "hydra"]
+        keys = [k for k, _ in items] + [f"{k}.{sub}" for k, v in items
+                                        if isinstance(v, DictConfig) for sub in v.keys()]
+        close = difflib.get_close_matches(key, keys, n=1)
+        if close:
+            parent = str(getattr(cause, "full_key", "")).rpartition(".")[0]
+            return f"; did you mean {parent + '.' if parent else ''}{close[0]}?"
+    return "; `dip --cfg job` lists the keys (a new key needs a leading +)"
 
 
 _KEY = re.compile(r"[+~]{0,2}[A-Za-z_][\w.@/-]*")

@@ -42,7 +42,7 @@ def test_every_settings_field_has_one_typed_place_in_the_config():
     ("fit.lr=abc", "fit.lr=abc: Value 'abc' of type 'str' could not be converted to Float"),
     ("stopping.window=1.5", "could not be converted to Integer"),
     ("fast.compile=maybe", "fast.compile=maybe"),
-    ("fit.lrr=0.1", "Key 'lrr' not in 'FitNode'; `dip --cfg job` lists the keys"),
+    ("fit.lrr=0.1", "Key 'lrr' not in 'FitNode'; did you mean fit.lr?"),
     ("net=vgg", "Could not find 'net/vgg'; choose one of encdec, resnet, skip, unet"),
 ])
 def test_a_value_of_the_wrong_type_is_refused_when_composed(override, needle):
@@ -123,3 +123,22 @@ def test_an_unquoted_non_ascii_value_that_cannot_be_quoted_says_to_quote_it(monk
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: image=/tmp/é\\: ") and \
         "quote the value" in err
+
+
+@pytest.mark.parametrize("override,hint", [
+    ("fit.lrr=0.1", "; did you mean fit.lr?"),
+    ("sigmaa=25", "; did you mean sigma?"),
+    ("stopping.windw=3", "; did you mean stopping.window?"),
+    ("net.num_chanels_down=[8]", "; did you mean net.num_channels_down?"),
+    ("fit.learning_rate=0.1", "; `dip --cfg job` lists the keys (a new key needs a leading +)"),
+    ("colour=red", "; `dip --cfg job` lists the keys (a new key needs a leading +)"),
+])
+def test_a_misspelled_key_is_answered_with_the_closest_key(monkeypatch, capsys, override,
+                                                           hint):
+    from tests.test_safe_outputs import dip_main
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    assert dip_main(monkeypatch, "profile=smoke", override) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and err.endswith(hint + "\n")
+    assert ("+" in err) == ("did you mean" not in err)  # `+` only when nothing is close
