@@ -46,9 +46,14 @@ def show_notes() -> None:
 
 
 def __getattr__(name: str):
-    """``dip.restore`` and ``dip.Restored`` (:mod:`dip.api`), imported on first use."""
+    """``dip.restore``, ``dip.Restored`` (:mod:`dip.api`) and ``dip.nets`` (the networks),
+    imported on first use: ``import dip`` stays light (no torch) until they are used."""
     if name in ("restore", "Restored"):
         from dip import api
 
         return getattr(api, name)
+    if name == "nets":
+        import importlib
+
+        return importlib.import_module("dip.nets")
     raise AttributeError(f"module 'dip' has no attribute {name!r}")

@@ -109,11 +109,14 @@ def app(cfg: DictConfig) -> float:
 
 def main() -> None:
     """The ``dip`` command: a config that cannot be composed (an unknown key, a value of
-    the wrong type: :mod:`dip.schema`) is one ``error:`` line and exit status 2."""
+    the wrong type: :mod:`dip.schema`) is one ``error:`` line and exit status 2. Values
+    with non-ASCII characters are quoted for Hydra (:func:`dip.schema.quote_overrides`)."""
     from dip.folder import expand_argv
-    from dip.schema import one_line
+    from dip.schema import one_line, quote_overrides
 
-    sys.argv = expand_argv(sys.argv)
+    argv = expand_argv(sys.argv)
+    sys.argv = [argv[0], *quote_overrides(argv[1:], sweeps=bool({"-m", "--multirun"} &
+                                                               set(argv)))]
     before = os.environ.get("HYDRA_FULL_ERROR")
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises: the line is ours
     try:

@@ -19,10 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.errors import CompactHydraException
 
+from dip import DipError
 from dip.config import CONFIG_DIR
 from dip.inputs import problem_from
 from dip.run import execute, fit_seeds, prepare
+from dip.schema import one_line, quote_overrides
 from dip.scores import metrics_of
 from dip.settings import FitResult
 from dip.tasks import Problem
@@ -69,9 +72,14 @@ def _value(value) -> str:
 
 
 def compose_config(*overrides: str):
-    """The ``dip`` command's config for ``overrides`` (``key=value`` strings)."""
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+    """The ``dip`` command's config for ``overrides`` (``key=value`` strings); a config that
+    cannot be composed (an unknown task or key) is the command's one-line
+    :class:`~dip.DipError` (:func:`dip.schema.one_line`), not Hydra's multi-line text."""
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            return compose("config", overrides=list(overrides))
+    except CompactHydraException as err:
+        raise DipError(one_line(err)) from None
 
 
 def restore(image: str | Path | torch.Tensor | np.ndarray, task: str = "denoising", *,
@@ -99,6 +107,12 @@ def restore(image: str | Path | torch.Tensor | np.ndarray, task: str = "denoisin
     Returns
     -------
     Restored
+
+    Raises
+    ------
+    DipError
+        One line, as the ``dip`` command prints it: an unknown task or setting, a value
+        of the wrong type, an image that cannot be read, ...
     """
     given = [f"task={task}", f"profile={profile}", "progress=false", "baselines=false"]
     given += [f"{k}={_value(v)}" for k, v in settings.items()]
@@ -106,6 +120,7 @@ def restore(image: str | Path | torch.Tensor | np.ndarray, task: str = "denoisin
     given.append("image=in-memory" if in_memory else f"image={image}")
     if out_dir is not None:
         given.append(f"out_dir={out_dir}")
+    given, overrides = quote_overrides(given), quote_overrides(overrides)  # as `dip` does
     cfg = compose_config(*given, *overrides)
     problem = problem_from(cfg, _tensor(image)) if in_memory else None
     plan = prepare(cfg, [*given, *overrides], problem=problem, write=out_dir is not None)

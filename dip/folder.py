@@ -121,8 +121,9 @@ def run_folder(cfg: DictConfig, task: Callable[[DictConfig, list[str]], dict],
 
 
 def _study(done: list[dict], cfg: DictConfig) -> None:
-    """The study table of the folder's records, printed and written to
-    ``results/studies/<folder>_<profile>/`` (:func:`dip.report.study.build_study`)."""
+    """The study table of the folder's records, printed and written beside them, to
+    ``<out_dir or records>/studies/<folder>_<profile>/``
+    (:func:`dip.report.study.build_study`)."""
     if not done:
         return
     from dip.report.study import build_study

@@ -4,8 +4,9 @@ Images are float32 tensors of shape C×H×W with values in [0, 1] (C = 1 for gre
 3 for colour), as in the official code (``pil_to_np``: 8-bit values divided by 255).
 This module owns the conversions between files, arrays and such tensors: Pillow's
 modes (alpha, palettes, bilevel, CMYK, …), 16-bit images (:func:`load_image` reads
-16-bit colour at full precision, which Pillow alone cuts to 8 bits) and 8-bit PNG
-output (:func:`save_image`, written atomically). Cropping lives in :mod:`dip.crops`,
+16-bit colour at full precision, which Pillow alone cuts to 8 bits) and PNG output
+(:func:`save_image`, 8-bit, or 16-bit for the outputs of a 16-bit input:
+:func:`bit_depth`; written atomically). Cropping lives in :mod:`dip.crops`,
 the registry of benchmark files in :mod:`dip.registry`.
 """
 
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import sys
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +27,19 @@ from PIL import Image
 from dip import DipError, DipNote
 from dip.atomic import atomic_target
 
-__all__ = ["load_image", "save_image", "to_tensor", "EXAMPLE_NAME"]
+__all__ = ["load_image", "save_image", "to_tensor", "bit_depth", "size_wh", "EXAMPLE_NAME"]
 
 EXAMPLE_NAME = "set5/baby.png"
 """A registry name that error messages give as an example."""
 
 _READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def size_wh(image) -> str:
+    """The size of an image (a tensor or array whose last two axes are H, W) as messages
+    about image files state it: width first, as Pillow and image editors give it, and
+    labelled, e.g. ``640×480 (W×H)``."""
+    return f"{image.shape[-1]}×{image.shape[-2]} (W×H)"
 
 
 # --------------------------------------------------------------------------- reading
@@ -75,6 +85,24 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
     if note:
         warnings.warn(f"{path}: {note}", DipNote, stacklevel=2)
     return to_tensor(array)
+
+
+def bit_depth(path: str | os.PathLike) -> int:
+    """16 when ``path`` is an image file of 16-bit samples (grey ``I;16``, 48/64-bit
+    colour), else 8 (also when it is no file: a registry name, ``skimage:NAME``).
+
+    A run's record saves its images at its input's depth (:func:`save_image`), so that a
+    16-bit photo is not given back cut to 8 bits.
+    """
+    path = Path(str(path))
+    if not path.is_file():
+        return 8
+    try:
+        with Image.open(path) as img:
+            wide = img.mode.startswith("I") or _colour16_rawmode(img) is not None
+    except _READ_ERRORS:
+        return 8
+    return 16 if wide else 8
 
 
 def _check_file(path: Path) -> None:
@@ -209,16 +237,20 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
 # --------------------------------------------------------------------------- writing
 
 
-def save_image(path: str | os.PathLike, image: torch.Tensor | np.ndarray) -> Path:
-    """Write an image as an 8-bit PNG, atomically (temporary file + rename).
+def save_image(path: str | os.PathLike, image: torch.Tensor | np.ndarray,
+               bits: int = 8) -> Path:
+    """Write an image as a PNG of 8 or 16 bits per sample, atomically (temporary file +
+    rename).
 
     Parameters
     ----------
     path : str or path-like
         Destination ``*.png``; missing parent folders are created.
     image : torch.Tensor or numpy.ndarray
-        Values in [0, 1] (clipped, then scaled by 255 and rounded). A tensor is
-        C×H×W or 1×C×H×W; an array is H×W or H×W×C. C is 1, 3 or 4.
+        Values in [0, 1] (clipped, then scaled by 255, or 65535, and rounded). A tensor
+        is C×H×W or 1×C×H×W; an array is H×W or H×W×C. C is 1, 3 or 4.
+    bits : {8, 16}
+        Bits per sample: 16 keeps a 16-bit input's precision (:func:`bit_depth`).
 
     Returns
     -------
@@ -229,10 +261,32 @@ def save_image(path: str | os.PathLike, image: torch.Tensor | np.ndarray) -> Pat
     if path.suffix.lower() != ".png":
         raise DipError(f"save_image writes PNG files; name the file {path.stem}.png, "
                        f"not {path.name}")
-    pixels = _to_uint8(_channels_last(image))
+    if bits not in (8, 16):
+        raise ValueError(f"bits={bits}: PNG samples here are 8 or 16 bits")
+    pixels = _quantised(_channels_last(image), bits)
     with atomic_target(path) as tmp:
-        Image.fromarray(pixels).save(tmp, format="PNG")
+        if bits == 8:
+            Image.fromarray(pixels).save(tmp, format="PNG")
+        else:
+            tmp.write_bytes(_png16(pixels))
     return path
+
+
+def _png16(pixels: np.ndarray) -> bytes:
+    """A 16-bit PNG of uint16 H×W or H×W×C (C = 3, 4) pixels (Pillow writes 16-bit grey
+    only): big-endian samples, filter type 0 per row, one zlib stream."""
+    h, w = pixels.shape[:2]
+    colour = {2: 0, 3: 2, 4: 6}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]]
+    rows = pixels.astype(">u2").reshape(h, -1).view(np.uint8)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    header = struct.pack(">IIBBBBB", w, h, 16, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
 
 
 def _channels_last(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -253,9 +307,10 @@ def _channels_last(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return array
 
 
-def _to_uint8(array: np.ndarray) -> np.ndarray:
-    """[0, 1] floats → uint8 (clip, ×255, round half to even)."""
+def _quantised(array: np.ndarray, bits: int = 8) -> np.ndarray:
+    """[0, 1] floats → uint8 or uint16 (clip, ×255 or ×65535, round half to even)."""
     if not np.isfinite(array).all():
         raise DipError("cannot save an image with NaN or infinite values; "
                        "check the computation that produced it")
-    return np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+    top, dtype = (255.0, np.uint8) if bits == 8 else (65535.0, np.uint16)
+    return np.round(np.clip(array, 0.0, 1.0) * top).astype(dtype)

@@ -22,6 +22,7 @@ from dip.builders import build_net, min_size, net_multiple, settings_from
 from dip.corrupt import SIGNALS, pil_resize, signal
 from dip.crops import center_crop, crop_to_multiple
 from dip.folder import is_folder, paired_mask
+from dip.images import bit_depth, size_wh
 from dip.registry import read
 from dip.schema import check_run_keys, invalid
 from dip.settings import code_channels
@@ -220,9 +221,8 @@ def _cropped(cfg: DictConfig, image: torch.Tensor, gt: torch.Tensor | None):
     fitting), and the crop function for what else is aligned with them (a mask)."""
     crop = _crops(cfg, net_multiple(cfg.net))
     if gt is not None and gt.shape[-2:] != image.shape[-2:]:
-        raise DipError(f"gt is {gt.shape[-2]}×{gt.shape[-1]} but the image is "
-                       f"{image.shape[-2]}×{image.shape[-1]}; give the clean version of the "
-                       "same image")
+        raise DipError(f"gt is {size_wh(gt)} but the image is {size_wh(image)}; give the "
+                       "clean version of the same image")
     return crop(image, what=_described(cfg)), None if gt is None else crop(gt), crop
 
 
@@ -261,8 +261,8 @@ def _inpainting(cfg: DictConfig, image: torch.Tensor, gt: torch.Tensor | None) -
         spec = paired_mask(cfg.mask, cfg.image) if is_folder(cfg.mask) else cfg.mask
         mask = _read(spec, cfg.data.root, "mask")
         if mask.shape[-2:] != (h, w):
-            raise DipError(f"mask is {mask.shape[-2]}×{mask.shape[-1]} but the image is "
-                           f"{h}×{w}; give a mask of the image's size")
+            raise DipError(f"mask is {size_wh(mask)} but the image is {w}×{h} (W×H); give "
+                           "a mask of the image's size")
         mask = crop(_binary_mask(mask.amin(0, keepdim=True), _mask_threshold(cfg), spec),
                     mask=True)
     elif cfg.corrupted:
@@ -320,11 +320,14 @@ def record_fields(cfg: DictConfig) -> dict:
 def build_problem(cfg: DictConfig) -> Problem:
     """The :class:`~dip.tasks.Problem` described by ``cfg`` (image, task, corruption):
     the settings checked, the image (and ``gt`` of a corrupted image) read, then as
-    :func:`problem_from`."""
+    :func:`problem_from`; ``extras['bits']``: the image file's sample depth
+    (:func:`dip.images.bit_depth`), at which the record saves its images."""
     entry, border = _checked(cfg)
     image = _read(cfg.image, cfg.data.root, "image")
     gt = _read(cfg.gt, cfg.data.root, "gt") if cfg.corrupted and cfg.gt is not None else None
-    return _check_padded_net(cfg, tasks.pad(entry.build(cfg, image, gt), border))
+    problem = _check_padded_net(cfg, tasks.pad(entry.build(cfg, image, gt), border))
+    problem.extras["bits"] = bit_depth(cfg.image)  # the record's images keep it
+    return problem
 
 
 def problem_from(cfg: DictConfig, image: torch.Tensor, gt: torch.Tensor | None = None

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from dip import DipError
+from dip.images import size_wh
 from dip.registry import Entry, image_id, resolve
 
 __all__ = ["derived_image", "derive_mask", "half_mask", "HALF_SEED"]
@@ -77,8 +78,8 @@ def half_mask(masked: str | os.PathLike, gt: str | os.PathLike, image: str) -> n
     known = derive_mask(masked) != 0
     dark = derive_mask(gt) == 0
     if dark.shape != known.shape:
-        raise DipError(f"{gt} is {dark.shape[1]}×{dark.shape[0]} but {masked} is "
-                       f"{known.shape[1]}×{known.shape[0]}; give the ground truth of the image")
+        raise DipError(f"{gt} is {size_wh(dark)} but {masked} is {size_wh(known)}; give the "
+                       "ground truth of the image")
     rng = np.random.default_rng([HALF_SEED, zlib.crc32(image.encode())])
     heads = (rng.bit_generator.random_raw(known.size) >> np.uint64(63)).astype(bool)
     known |= ~known & dark & heads.reshape(known.shape)

@@ -182,25 +182,30 @@ def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult
     from dip.plots import plot_history, side_by_side
 
     view = problem.unpad  # the original image: a padded border (pad_image) cut off
+    bits = problem.extras.get("bits", 8)  # a 16-bit input's images stay 16-bit
+
+    def save(name: str, image: torch.Tensor) -> None:
+        save_image(tmp / f"{name}.png", image, bits=bits)
+
     final, average = view(result.final), view(result.average)
-    save_image(tmp / "restored.png", average if metrics.get("restored") == "average" else final)
-    save_image(tmp / "restored_avg.png", average)
-    save_image(tmp / "corrupted.png", view(problem.observation).cpu())
+    save("restored", average if metrics.get("restored") == "average" else final)
+    save("restored_avg", average)
+    save("corrupted", view(problem.observation).cpu())
     for name, img in (images or {}).items():
-        save_image(tmp / f"{name}.png", view(img).cpu())
+        save(name, view(img).cpu())
     panels = [("corrupted", problem.corrupted_view().cpu(), metrics["psnr_corrupted"]),
               ("DIP (final)", final, metrics["psnr_final"]),
               ("DIP (averaged)", average, metrics["psnr_avg"])]
     if problem.gt is not None:
-        save_image(tmp / "gt.png", view(problem.gt).cpu())
+        save("gt", view(problem.gt).cpu())
         panels.insert(0, ("ground truth", view(problem.gt).cpu(), None))
     for name, score in (metrics.get("baselines") or {}).items():
         if f"baseline_{name}" in (images or {}):
             panels.append((baseline_label(name), view(images[f"baseline_{name}"]).cpu(), score))
     if cfg.stop != "fixed":
-        save_image(tmp / "restored_stop.png", view(result.stop))
+        save("restored_stop", view(result.stop))
         if result.stop_average is not None:
-            save_image(tmp / "restored_stop_avg.png", view(result.stop_average))
+            save("restored_stop_avg", view(result.stop_average))
         panels.append((f"DIP ({cfg.stop} stop, step {result.iter_stop})", view(result.stop),
                        metrics["psnr_stop"]))
     side_by_side(panels, tmp / "comparison.png",

@@ -10,15 +10,22 @@
   and so the runs' identities, stay as written).
 
 Ranges and choices are checked where the values are used (FitSettings, the task entries).
-:func:`one_line` turns Hydra's composition errors into the one line the CLI prints.
+:func:`one_line` turns Hydra's composition errors into the one line the CLI prints;
+:func:`quote_overrides` quotes the values that Hydra's grammar takes only in quotes (paths
+with non-ASCII characters), so that they work as written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
 import typing
+from collections.abc import Sequence
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
@@ -26,7 +33,7 @@ from dip import DipError
 from dip.settings import FitSettings, type_hint
 
 __all__ = ["CONFIG_KEYS", "FAST_KEYS", "FitNode", "StoppingNode", "FastNode", "RunKeys",
-           "check_run_keys", "invalid", "one_line"]
+           "check_run_keys", "invalid", "one_line", "quote_overrides"]
 
 FAST_KEYS = ("amp", "channels_last", "compile", "fused_adam", "cuda_graph", "keep_memory")
 CONFIG_KEYS = {"stop": "stop", "stop_window": "stopping.window",
@@ -127,7 +134,63 @@ def one_line(err: BaseException) -> str:
             ("Config search path", "provider="))]
         head += f"; choose one of {', '.join(options)}"
     elif "not in struct" in head or "not in '" in head:
-        head += "; `dip --cfg job` lists the keys (a new key needs a leading +)"
+        head += _key_hint(cause)
+    elif "token recognition error" in head and not head.isascii():
+        override = lines[0].partition(": ")[2]
+        key, _, value = override.partition("=")
+        head = (f"{override}: Hydra reads non-ASCII characters only in quotes; quote the "
+                f"value (in the shell: \"{key}='{value}'\")")
     elif "override_grammar" in text:
         head += " (the override syntax: https://hydra.cc/docs/advanced/override_grammar/basic)"
     return head
+
+
+def _key_hint(cause) -> str:
+    """The hint of an unknown key (OmegaConf's error ``cause`` names it and its node):
+    the closest key of the composed config's node (or, at the top, of the nodes below
+    it: ``fit_lr`` → ``fit.lr``), else how to list the keys or add a new one."""
+    node, key = getattr(cause, "parent_node", None), getattr(cause, "key", None)
+    if isinstance(node, DictConfig) and isinstance(key, str):
+        items = [(str(k), v) for k, v in node.items_ex(resolve=False) if k != "hydra"]
+        keys = [k for k, _ in items] + [f"{k}.{sub}" for k, v in items
+                                        if isinstance(v, DictConfig) for sub in v.keys()]
+        close = difflib.get_close_matches(key, keys, n=1)
+        if close:
+            parent = str(getattr(cause, "full_key", "")).rpartition(".")[0]
+            return f"; did you mean {parent + '.' if parent else ''}{close[0]}?"
+    return "; `dip --cfg job` lists the keys (a new key needs a leading +)"
+
+
+_KEY = re.compile(r"[+~]{0,2}[A-Za-z_][\w.@/-]*")
+
+
+def _quoted(key: str, value: str) -> str | None:
+    """``value`` single-quoted for Hydra, when the override ``key='value'`` gives back
+    exactly ``value`` (else None)."""
+    text = "'" + value.replace("'", "\\'") + "'"
+    try:
+        parsed = OverridesParser.create().parse_override(f"{key}={text}")
+    except HydraException:
+        return None
+    return text if not parsed.is_sweep_override() and parsed.value() == value else None
+
+
+def quote_overrides(args: Sequence[str], sweeps: bool = False) -> list[str]:
+    """``args`` with the values that Hydra's override grammar lexes only in quotes quoted.
+
+    Unquoted, a value with a non-ASCII character (``image=/tmp/é/photo.png``) is a lexer
+    error; quoted (``image='/tmp/é/photo.png'``) it is the path as written. Such a
+    ``key=value`` is quoted when the quoted override gives back exactly the value;
+    ``sweeps`` (``-m``): a value with commas is a sweep, each element quoted. Anything
+    else (flags, quoted or ASCII values) is left as it is.
+    """
+    out = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if eq and _KEY.fullmatch(key) and not value.isascii() and value[:1] not in "'\"":
+            parts = value.split(",") if sweeps else [value]
+            quoted = [_quoted(key, part) for part in parts]
+            if None not in quoted:
+                arg = f"{key}={','.join(quoted)}"
+        out.append(arg)
+    return out

@@ -17,6 +17,7 @@ from torch import nn
 
 from dip import DipError
 from dip.corrupt import add_noise, bernoulli_mask, lr_image, pil_resize
+from dip.images import size_wh
 from dip.metrics import psnr, psnr_y
 from dip.operators import Downsampler, Identity, Mask
 
@@ -149,7 +150,7 @@ def inpainting(*, image: torch.Tensor, mask: torch.Tensor | None = None,
         mask = bernoulli_mask((h, w), p_missing, seed)
     mask = mask if mask.dim() == 3 else mask[None]
     if tuple(mask.shape[-2:]) != (h, w):
-        raise DipError(f"mask is {mask.shape[-2]}×{mask.shape[-1]} but the image is {h}×{w}; "
+        raise DipError(f"mask is {size_wh(mask)} but the image is {size_wh(image)}; "
                        "give a mask of the image's size")
     grey = int(((mask != 0) & (mask != 1)).sum())
     if grey:

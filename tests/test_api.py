@@ -73,3 +73,31 @@ def test_a_seeded_preset_is_the_runs_net(tmp_path):
     assert torch.equal(ours, torch.cat([p.flatten() for p in preset.parameters()]))
     with pytest.raises(dip.DipError, match="unknown preset 'vgg'"):
         nets.preset("vgg")
+
+
+@pytest.mark.parametrize("call,args", [
+    (dict(task="deblur"), ["task=deblur"]),
+    (dict(sigmaa=25), ["sigmaa=25"]),
+    (dict(fit_lr=0.1), ["fit_lr=0.1"]),
+    (dict(overrides=["fit.num_iter=ten"]), ["fit.num_iter=ten"]),
+])
+def test_a_bad_task_or_setting_is_the_commands_one_line_error(tmp_path, monkeypatch, capsys,
+                                                              call, args):
+    from tests.test_safe_outputs import dip_main
+
+    monkeypatch.chdir(tmp_path)
+    smooth_png(tmp_path / "a.png")
+    with pytest.raises(dip.DipError) as err:
+        dip.restore("a.png", **call)
+    assert "\n" not in str(err.value)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    assert dip_main(monkeypatch, "image=a.png", *args) == 2
+    assert capsys.readouterr().err == f"error: {err.value}\n"
+
+
+def test_restore_takes_a_non_ascii_path(tmp_path):
+    image = smooth_png((tmp_path / "été").mkdir() or tmp_path / "été" / "a.png")
+    out = dip.restore(image, profile="smoke", overrides=SMOKE, out_dir=tmp_path / "été" / "o")
+    assert json.loads((tmp_path / "été" / "o" / "metrics.json").read_text())["image"] == \
+        str(image)
+    assert out.image.shape == (3, 64, 64)

@@ -163,3 +163,27 @@ def test_convertible_formats_run_with_a_note(bad_files, case):
     notes = [line for line in proc.stderr.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and note in notes[0], proc.stderr
     assert json.loads((out / "metrics.json").read_text())["status"] == "ok"
+
+
+def test_size_mismatches_state_width_by_height(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from dip import DipError, tasks
+    from dip.masks import half_mask
+    from tests.test_safe_outputs import dip_main
+
+    monkeypatch.chdir(tmp_path)
+    smooth_png(tmp_path / "wide.png", size=(64, 96))  # 96 wide, 64 tall
+    Image.fromarray(np.full((96, 64), 255, np.uint8)).save(tmp_path / "tall.png")
+    expected = "mask is 64×96 (W×H) but the image is 96×64 (W×H); give a mask of the image's size"
+    assert dip_main(monkeypatch, "task=inpainting", "image=wide.png", "mask=tall.png") == 2
+    assert capsys.readouterr().err == f"error: {expected}\n"
+    with pytest.raises(DipError) as err:
+        tasks.inpainting(image=torch.zeros(3, 64, 96), mask=torch.ones(1, 96, 64))
+    assert str(err.value) == expected
+    assert dip_main(monkeypatch, "image=wide.png", "corrupted=true", "gt=tall.png") == 2
+    assert capsys.readouterr().err.startswith(
+        "error: gt is 64×96 (W×H) but the image is 96×64 (W×H); ")
+    with pytest.raises(DipError, match=r"tall.png is 64×96 \(W×H\) but \S*wide.png is "
+                                       r"96×64 \(W×H\)"):
+        half_mask(tmp_path / "wide.png", tmp_path / "tall.png", "wide")

@@ -155,6 +155,29 @@ def test_save_grey_clips_and_rounds(tmp_path):
     assert pixels(one_channel).shape == (2, 3)
 
 
+def test_a_16_bit_input_is_restored_as_16_bit(tmp_path, monkeypatch):
+    from dip.images import bit_depth
+    from tests.test_safe_outputs import FAST, dip_main
+
+    monkeypatch.chdir(tmp_path)
+    y, x = np.mgrid[0:64, 0:64]
+    grey = (20000 + 300 * x + 7 * y + 1).astype(np.uint16)  # not multiples of 257
+    Image.fromarray(grey).save(tmp_path / "grey.png")  # Pillow: 16-bit grey PNG
+    rgb = np.stack([grey, grey[::-1], grey.T], -1) / 65535.0
+    data.save_image(tmp_path / "rgb.png", rgb, bits=16)
+    assert bit_depth(tmp_path / "grey.png") == bit_depth(tmp_path / "rgb.png") == 16
+    with pytest.warns(UserWarning, match="16-bit RGB image"):
+        back = data.load_image(tmp_path / "rgb.png").permute(1, 2, 0).numpy()
+    assert np.array_equal(np.round(back.astype(np.float64) * 65535), rgb * 65535)
+    for name in ("grey", "rgb"):
+        assert dip_main(monkeypatch, *FAST, f"image={name}.png", f"out_dir={name}") == 0
+    restored = pixels(tmp_path / "grey" / "restored.png")
+    assert restored.dtype == np.uint16 and (restored % 257).any()
+    for name in ("restored", "restored_avg", "corrupted"):  # colour: 16 bits in IHDR
+        assert (tmp_path / "rgb" / f"{name}.png").read_bytes()[24] == 16, name
+    assert pixels(tmp_path / "rgb" / "restored.png").shape == (64, 64, 3)
+
+
 def test_save_failure_keeps_old_file_and_leaves_no_temp(tmp_path):
     path = data.save_image(tmp_path / "keep.png", np.zeros((2, 2)))
     before = path.read_bytes()

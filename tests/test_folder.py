@@ -50,6 +50,8 @@ def test_a_folder_restores_each_image_and_ends_with_a_study(folder, monkeypatch,
     assert records["photos/a.jpg"]["overrides"][-1] == "image=photos/a.jpg"
     assert "[image=photos/a.jpg] denoising of photos/a.jpg" in out
     assert "study" in out.lower()
+    assert (folder / "recs" / "studies" / "photos_smoke" / "study.csv").is_file()
+    assert not (folder / "results").exists()  # the study goes beside the records
 
 
 def test_one_bad_image_fails_alone(folder, monkeypatch, capsys):

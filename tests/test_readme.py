@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -54,3 +56,35 @@ def test_the_readme_headline_is_the_committed_tables_means(label):
     # the CSV keeps 4 decimals, so a value it holds as 27.0050 may print as 27.01
     assert shown == pytest.approx([mean.iloc[0][c] for c in columns], abs=0.0051), (
         f"README's '{label}' row is not the mean row of results/tables/table_{table}_quick.csv")
+
+
+def _python_example() -> list[str]:
+    """The README's Python lines ('Restore your own image', after 'From Python')."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Restore your own image", 1)[1].split("\n## ", 1)[0]
+    block = section.split("From Python", 1)[1].split("\n\n", 2)[1]
+    return [line[4:] for line in block.splitlines()]
+
+
+def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch):
+    import functools
+    import math
+
+    import dip
+    from tests.test_cli import smooth_png
+
+    lines = _python_example()
+    assert lines[0] == "import dip" and any("dip.nets." in line for line in lines)
+    fresh = subprocess.run([sys.executable, "-c", "\n".join(  # dip.nets after `import dip`
+        [lines[0], *(line for line in lines if "dip.nets." in line)])],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    monkeypatch.chdir(tmp_path)
+    smooth_png(tmp_path / "photo.png", size=(80, 96))
+    tiny = ("crop=64", "fit.num_iter=20")  # the example's fit, on a 64² crop for 20 steps
+    monkeypatch.setattr(dip, "restore", functools.partial(dip.restore, overrides=tiny))
+    scope: dict = {}
+    exec("\n".join(lines), scope)
+    keys = re.findall(r'out\.metrics\["(\w+)"\]', "\n".join(lines))
+    assert keys and all(math.isfinite(scope["out"].metrics[k]) for k in keys), keys
+    assert scope["out"].image.shape == (3, 64, 64)

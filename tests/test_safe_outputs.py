@@ -331,6 +331,28 @@ def test_a_signal_saves_the_step_and_the_rerun_resumes_there(images, monkeypatch
     assert not list(images.glob(".*"))  # checkpoint and claim gone with the record
 
 
+def test_the_checkpoint_of_an_out_dir_run_is_named_after_it(images, monkeypatch, capsys):
+    home = images / "home"
+    home.mkdir()
+    args = [*FAST, "image=a.png", "fit.num_iter=12", "checkpoint_every=0", "seed=1",
+            f"out_dir={home / 'result'}"]
+    real = dip.run.default_monitors
+    monkeypatch.setattr(dip.run, "default_monitors",
+                        lambda *a: [*real(*a), SignalAt(5, signal.SIGTERM)])
+    assert dip_main(monkeypatch, *args) == 128 + signal.SIGTERM
+    saved = [p.name for p in home.iterdir()]  # nothing but what is X's, named after it
+    assert len(saved) == 1 and saved[0].startswith(".result.") and \
+        saved[0].endswith(".s1.ckpt.pt"), saved
+    monkeypatch.setattr(dip.run, "default_monitors", real)
+    capsys.readouterr()
+    assert dip_main(monkeypatch, *args) == 0
+    assert "resumed from step 5" in capsys.readouterr().out
+    assert [p.name for p in home.iterdir()] == ["result"]  # the checkpoint went with it
+    cfg = make_cfg(f"records={images / 'recs'}")  # under records=R: in R, as before
+    assert dip.run.checkpoint_path(cfg, 3) == images / "recs" / \
+        f".{config_hash(cfg)}.s3.ckpt.pt"
+
+
 @pytest.mark.slow
 def test_sigint_to_a_dip_process_checkpoints_and_exits_130(tmp_path):
     image = smooth_png(tmp_path / "img.png")

@@ -4,14 +4,23 @@ types, and Hydra's composition errors as one line."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf import OmegaConf
 
 from dip import DipError
 from dip.builders import settings_from
-from dip.schema import CONFIG_KEYS, FastNode, FitNode, StoppingNode, check_run_keys, one_line
+from dip.schema import (
+    CONFIG_KEYS,
+    FastNode,
+    FitNode,
+    StoppingNode,
+    check_run_keys,
+    one_line,
+    quote_overrides,
+)
 from dip.settings import FitSettings, SettingError
 from tests.test_cli import make_cfg
 
@@ -33,7 +42,7 @@ def test_every_settings_field_has_one_typed_place_in_the_config():
     ("fit.lr=abc", "fit.lr=abc: Value 'abc' of type 'str' could not be converted to Float"),
     ("stopping.window=1.5", "could not be converted to Integer"),
     ("fast.compile=maybe", "fast.compile=maybe"),
-    ("fit.lrr=0.1", "Key 'lrr' not in 'FitNode'; `dip --cfg job` lists the keys"),
+    ("fit.lrr=0.1", "Key 'lrr' not in 'FitNode'; did you mean fit.lr?"),
     ("net=vgg", "Could not find 'net/vgg'; choose one of encdec, resnet, skip, unet"),
 ])
 def test_a_value_of_the_wrong_type_is_refused_when_composed(override, needle):
@@ -83,3 +92,53 @@ def test_a_wrong_type_and_a_wrong_range_read_the_same():
             build_problem(make_cfg("profile=smoke", "task=sr", f"factor={value}"))
         assert str(err.value) == (f"factor={value} is invalid; give the SR factor, an "
                                   "integer >= 2, e.g. factor=4")
+
+
+def test_a_non_ascii_path_works_unquoted(tmp_path, monkeypatch, capsys):
+    from tests.test_cli import smooth_png
+    from tests.test_safe_outputs import FAST, dip_main
+
+    folder = tmp_path / "été"
+    folder.mkdir()
+    image = smooth_png(folder / "photo.png")
+    assert dip_main(monkeypatch, *FAST, f"image={image}", f"out_dir={folder / 'out'}") == 0
+    metrics = json.loads((folder / "out" / "metrics.json").read_text())
+    assert metrics["image"] == str(image)  # the value is exactly the path
+    assert quote_overrides(["-m", "image=/é/a.png,/é/b.png", "fit.lr=0.1"], sweeps=True) == [
+        "-m", "image='/é/a.png','/é/b.png'", "fit.lr=0.1"]
+    assert quote_overrides(["out_dir=/tmp/l'été"]) == [r"out_dir='/tmp/l\'été'"]
+
+
+def test_an_unquoted_non_ascii_value_that_cannot_be_quoted_says_to_quote_it(monkeypatch,
+                                                                           capsys):
+    from tests.test_safe_outputs import dip_main
+
+    with pytest.raises(OverrideParseException) as err:
+        make_cfg("image=/tmp/é/photo.png")
+    assert one_line(err.value) == ("image=/tmp/é/photo.png: Hydra reads non-ASCII characters "
+                                   "only in quotes; quote the value (in the shell: "
+                                   "\"image='/tmp/é/photo.png'\")")
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    assert dip_main(monkeypatch, "image=/tmp/é\\") == 2  # a trailing backslash: left as is
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: image=/tmp/é\\: ") and \
+        "quote the value" in err
+
+
+@pytest.mark.parametrize("override,hint", [
+    ("fit.lrr=0.1", "; did you mean fit.lr?"),
+    ("sigmaa=25", "; did you mean sigma?"),
+    ("stopping.windw=3", "; did you mean stopping.window?"),
+    ("net.num_chanels_down=[8]", "; did you mean net.num_channels_down?"),
+    ("fit.learning_rate=0.1", "; `dip --cfg job` lists the keys (a new key needs a leading +)"),
+    ("colour=red", "; `dip --cfg job` lists the keys (a new key needs a leading +)"),
+])
+def test_a_misspelled_key_is_answered_with_the_closest_key(monkeypatch, capsys, override,
+                                                           hint):
+    from tests.test_safe_outputs import dip_main
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    assert dip_main(monkeypatch, "profile=smoke", override) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and err.endswith(hint + "\n")
+    assert ("+" in err) == ("did you mean" not in err)  # `+` only when nothing is close

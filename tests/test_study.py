@@ -145,11 +145,16 @@ def test_profiles_are_never_mixed(runs, tmp_path):
         build_study(runs, profile="smoke", out=tmp_path / "s")
 
 
-def test_default_out_is_named_after_root_and_profile(runs, tmp_path, monkeypatch):
+def test_default_out_is_beside_the_records_named_after_root_and_profile(runs, tmp_path,
+                                                                        monkeypatch):
     monkeypatch.chdir(tmp_path)
     _, paths = build_study(runs)
-    assert paths[0] == Path("results/studies/runs_quick/study.csv")
-    assert build_study(runs, name="lr")[1][1] == Path("results/studies/lr_quick/study.md")
+    assert paths[0] == runs / "studies" / "runs_quick" / "study.csv"
+    assert build_study(runs, name="lr")[1][1] == runs / "studies" / "lr_quick" / "study.md"
+    assert main(["study", "--root", str(runs), "--name", "cli"]) == 0
+    assert (runs / "studies" / "cli_quick" / "study.csv").is_file()
+    assert not (tmp_path / "results").exists()  # never into the checkout's results/
+    assert len(load_study(runs)[0]) == len(PSNR)  # a study is not read as a record
 
 
 def two_keys(root: Path) -> Path:

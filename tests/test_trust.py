@@ -86,7 +86,7 @@ def test_disk_full_while_writing_is_one_clear_error_and_leaves_no_trace(tmp_path
     run(cfg)
     earlier = (out / "metrics.json").read_bytes()
 
-    def full(path, image):
+    def full(path, image, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(dip.records, "save_image", full)

@@ -13,7 +13,8 @@
 ``study`` reports a sweep (``dip -m ... records=R``): it finds the settings that differ
 across the records under ``--root`` (or takes ``--by``), averages the seeds, prints the
 markdown table and writes ``study.{csv,md,tex,png}`` and ``study_curves.png`` into
-``--out`` (default ``results/studies/<name>_<profile>``); see :mod:`dip.report.study`.
+``--out`` (default ``<root>/studies/<name>_<profile>``, beside the records); see
+:mod:`dip.report.study`.
 
 On bad input a command prints one ``error:`` line and exits 2 (as ``dip`` does);
 ``compare`` exits 1 when the tables differ.
@@ -88,7 +89,7 @@ def _study_parser(sub) -> None:
     s.add_argument("--root", default="results/runs",
                    help="the sweep's records root (default: results/runs)")
     s.add_argument("--out", default=None, help="where the files go (default: "
-                                               "results/studies/<name>_<profile>)")
+                                               "ROOT/studies/<name>_<profile>)")
     s.add_argument("--metric", default="psnr_avg",
                    help="field of the table and figures: psnr_avg (default), psnr_final, "
                         "psnr_oracle or psnr_stop")

@@ -8,7 +8,8 @@ record per run under ``R``. :func:`varying_keys` finds the settings that tell th
 (dotted config keys whose values differ, those the jobs' ``overrides`` name first; never
 the seed, outputs, execution, the data root, nor keys that follow from the image or from
 another setting); :func:`study_table` averages the seeds of each (image, setting). Written
-into ``O`` (default ``results/studies/<name>_<profile>``, name: the root folder's):
+into ``O`` (default ``R/studies/<name>_<profile>``, beside the records it reports; name:
+the root folder's; committed studies pass ``O`` under ``results/studies/``):
 ``study.csv`` (a row per image and setting: each key, ``runs``, each PSNR field's mean and
 ``<field>_std`` over seeds, ``iter_oracle``, ``seconds``), ``study.md`` / ``study.tex``
 (``--metric`` per image and setting, the best of each row in bold, a caption saying
@@ -142,7 +143,8 @@ def build_study(root="results/runs", out=None, *, metric: str = "psnr_avg", by=N
     root : path-like
         The sweep's records root.
     out : path-like, optional
-        Where the files go (default ``results/studies/<name>_<profile>``).
+        Where the files go (default ``<root>/studies/<name>_<profile>``: beside the
+        records, never into the checkout's ``results/`` unless asked).
     metric : str
         The field of the markdown/LaTeX table and the figures (a PSNR field).
     by : list of str, optional
@@ -172,7 +174,7 @@ def build_study(root="results/runs", out=None, *, metric: str = "psnr_avg", by=N
         profiles = records["profile"].dropna().astype(str)
         profile = profiles.iloc[0] if len(profiles) else "none"
     name = name or Path(root).resolve().name
-    out = Path(out) if out is not None else Path("results/studies") / f"{name}_{profile}"
+    out = Path(out) if out is not None else Path(root) / "studies" / f"{name}_{profile}"
     table = study_table(records, values, keys)
     grid = pivot(table, metric)
     caption, notes = _caption(records, table, metric, name), _notes(keys, grid)
