@@ -62,16 +62,23 @@ def _written_by_dip(name: str) -> bool:
         stem in RECORD_IMAGES or stem.startswith("baseline_")))
 
 
+def _checkpoint(name: str) -> bool:
+    """Whether ``name`` is a run's checkpoint (``.<hash>.s<seed>.ckpt.pt``) or one being
+    written (:func:`dip.atomic.atomic_target`'s hidden temporary file of it)."""
+    return name.startswith(".") and (name.endswith(".ckpt.pt") or ".ckpt.pt." in name)
+
+
 def foreign_files(folder: Path) -> list[str]:
     """Names in ``folder`` that no dip run wrote (empty: absent, empty, or a record).
 
     A folder counts as a record when it holds ``metrics.json`` or ``config.yaml`` and
-    nothing but record files; only such a folder is ever replaced.
+    nothing but record files; only such a folder is ever replaced. The checkpoints of
+    an unfinished run (:func:`dip.run.checkpoint_path`) are a run's own files too.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return [folder.name] if folder.exists() else []
-    names = sorted(p.name for p in folder.iterdir())
+    names = sorted(p.name for p in folder.iterdir() if not _checkpoint(p.name))
     if names and not RECORD_FILES & set(names):
         return names
     return [n for n in names if not _written_by_dip(n)]

@@ -83,21 +83,21 @@ def set_threads(threads) -> None:
 
 
 def checkpoint_path(cfg: DictConfig, seed: int) -> Path:
-    """Checkpoint file of one seed of a run, beside its record.
+    """Checkpoint file of one seed of a run, where the run writes.
 
-    ``R/.<config hash>.s<seed>.ckpt.pt`` for a run under ``records=R``; with
-    ``out_dir=X``, ``.<X's name>.<config hash>.s<seed>.ckpt.pt`` beside X, named after X
-    as its claim (``.X.lock``) and its unfinished record (``.X.tmp-<pid>``) are, so that a
-    run writes nothing that is not X's. Hidden, so record readers skip it, and keyed by
-    the config hash, so only the same run resumes from it. It is written every
-    ``checkpoint_every`` steps (0: never) and when the run is interrupted (SIGINT,
-    SIGTERM: :mod:`dip.signals`), and deleted once the record is written.
+    ``X/.<config hash>.s<seed>.ckpt.pt`` inside the run's own folder ``X`` (its
+    ``out_dir``; without one ``R/.<config hash>.s<seed>.ckpt.pt`` in ``records=R``), so a
+    run writes nothing outside what the user named. Hidden, so record readers skip it
+    (and a folder that holds only checkpoints is not a record: :func:`dip.records.
+    foreign_files`), and keyed by the config hash, so only the same run resumes from it.
+    It is written every ``checkpoint_every`` steps (0: never) and when the run is
+    interrupted (SIGINT, SIGTERM: :mod:`dip.signals`), and goes with the folder's old
+    content when the record is written.
     """
-    name = f"{config_hash(cfg)}.s{int(seed)}.ckpt.pt"
+    name = f".{config_hash(cfg)}.s{int(seed)}.ckpt.pt"
     if cfg.out_dir is not None:
-        out = Path(str(cfg.out_dir))
-        return out.with_name(f".{out.name}.{name}")
-    return record_dir(cfg).parent / f".{name}"
+        return Path(str(cfg.out_dir)) / name
+    return record_dir(cfg).parent / name
 
 
 def fit_seeds(plan: RunPlan) -> list[FitResult]:

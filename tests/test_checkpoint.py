@@ -146,13 +146,13 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     out = tmp_path / "b" / "run"
     victim = dip_run([*args, f"out_dir={out}"], tmp_path)
     deadline = time.monotonic() + 240
-    while not list((tmp_path / "b").glob(".*.ckpt.pt")):
+    while not list(out.glob(".*.ckpt.pt")):
         assert victim.poll() is None, "the run ended before its first checkpoint"
         assert time.monotonic() < deadline
         time.sleep(0.02)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=60)
-    assert not out.exists()  # killed mid-run: no record
+    assert not (out / "metrics.json").exists()  # killed mid-run: no record
 
     resumed = dip_run([*args, f"out_dir={out}"], tmp_path)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
@@ -166,4 +166,4 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     for name in ("restored.png", "restored_avg.png", "restored_stop.png"):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / "run" / name)),
                               np.asarray(Image.open(out / name))), name
-    assert not list((tmp_path / "b").glob(".*"))  # checkpoint deleted with the record
+    assert not list((tmp_path / "b").glob(".*")) and not list(out.glob(".*"))  # deleted

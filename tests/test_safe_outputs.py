@@ -164,7 +164,7 @@ def test_a_diverged_run_is_reported_as_failed_and_keeps_its_record(images, monke
     status = dip_main(monkeypatch, "-m", *FAST, "fit.num_iter=20", "image=a.png",
                       "fit.lr=1e6,0.01", "records=recs")
     out = capsys.readouterr()
-    assert status == 2 and "Traceback" not in out.err
+    assert status == 3 and "Traceback" not in out.err  # 3: every failure is a divergence
     errors = [line for line in out.err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "fit.lr=1000000.0" in errors[0]
     assert "status diverged (record recs/" in errors[0]
@@ -316,8 +316,9 @@ def test_a_signal_saves_the_step_and_the_rerun_resumes_there(images, monkeypatch
     assert status == 128 + signum and len(err) == 1, err
     name = signal.Signals(signum).name
     assert err[0].startswith(f"error: interrupted by {name} at step 7: its state is saved in")
-    assert not (images / "run").exists()  # no half-written record
-    assert [p.name.endswith(".s2.ckpt.pt") for p in images.glob(".*")] == [True]
+    # no half-written record: the run's folder holds its checkpoint alone
+    assert [p.name.endswith(".s2.ckpt.pt") for p in (images / "run").iterdir()] == [True]
+    assert not dip.records.foreign_files(images / "run")
 
     monkeypatch.setattr(dip.run, "default_monitors", real)
     assert dip_main(monkeypatch, *args, "out_dir=run") == 0
@@ -331,7 +332,7 @@ def test_a_signal_saves_the_step_and_the_rerun_resumes_there(images, monkeypatch
     assert not list(images.glob(".*"))  # checkpoint and claim gone with the record
 
 
-def test_the_checkpoint_of_an_out_dir_run_is_named_after_it(images, monkeypatch, capsys):
+def test_the_checkpoint_of_an_out_dir_run_lives_inside_it(images, monkeypatch, capsys):
     home = images / "home"
     home.mkdir()
     args = [*FAST, "image=a.png", "fit.num_iter=12", "checkpoint_every=0", "seed=1",
@@ -340,14 +341,15 @@ def test_the_checkpoint_of_an_out_dir_run_is_named_after_it(images, monkeypatch,
     monkeypatch.setattr(dip.run, "default_monitors",
                         lambda *a: [*real(*a), SignalAt(5, signal.SIGTERM)])
     assert dip_main(monkeypatch, *args) == 128 + signal.SIGTERM
-    saved = [p.name for p in home.iterdir()]  # nothing but what is X's, named after it
-    assert len(saved) == 1 and saved[0].startswith(".result.") and \
-        saved[0].endswith(".s1.ckpt.pt"), saved
+    assert [p.name for p in home.iterdir()] == ["result"]  # nothing beside X
+    saved = [p.name for p in (home / "result").iterdir()]
+    assert len(saved) == 1 and saved[0].endswith(".s1.ckpt.pt"), saved
     monkeypatch.setattr(dip.run, "default_monitors", real)
     capsys.readouterr()
     assert dip_main(monkeypatch, *args) == 0
     assert "resumed from step 5" in capsys.readouterr().out
-    assert [p.name for p in home.iterdir()] == ["result"]  # the checkpoint went with it
+    assert [p.name for p in home.iterdir()] == ["result"]
+    assert not list((home / "result").glob(".*"))  # the checkpoint went with the record
     cfg = make_cfg(f"records={images / 'recs'}")  # under records=R: in R, as before
     assert dip.run.checkpoint_path(cfg, 3) == images / "recs" / \
         f".{config_hash(cfg)}.s3.ckpt.pt"
@@ -363,7 +365,7 @@ def test_sigint_to_a_dip_process_checkpoints_and_exits_130(tmp_path):
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while not list(tmp_path.glob(".*.ckpt.pt")):  # the fit is under way
+    while not list((tmp_path / "run").glob(".*.ckpt.pt")):  # the fit is under way
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -372,7 +374,8 @@ def test_sigint_to_a_dip_process_checkpoints_and_exits_130(tmp_path):
     assert proc.returncode == 130, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: interrupted by SIGINT at step ")
-    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".*.lock"))
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert not list(tmp_path.glob(".*.lock"))
     step = int(lines[0].split("at step ")[1].split(":")[0])
     resumed = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=300)
