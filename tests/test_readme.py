@@ -88,3 +88,27 @@ def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch):
     keys = re.findall(r'out\.metrics\["(\w+)"\]', "\n".join(lines))
     assert keys and all(math.isfinite(scope["out"].metrics[k]) for k in keys), keys
     assert scope["out"].image.shape == (3, 64, 64)
+
+
+def test_the_readmes_demo_output_is_the_committed_demo_record():
+    """The demo's lines in the README are what ``dip`` prints for the committed record of
+    ``make demo`` (results/demo/metrics.json), and the text names its CPU and threads."""
+    import json
+
+    from dip.__main__ import summary
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("    $ make demo\n", 1)[1].split("    $ make test", 1)[0]
+    shown = [line[4:] for line in block.splitlines()]
+    m = json.loads((ROOT / "results" / "demo" / "metrics.json").read_text())
+    m["out_dir"] = "outputs/demo"
+    lines = summary(m).splitlines()
+    assert shown[-len(lines):] == lines
+    size = "×".join(str(v) for v in m["size"][1:])
+    assert shown[1].startswith(f"{m['task']} of {m['image']} ({size} pixels")
+    assert f", {m['num_iter']} steps, on cpu with " in shown[1]
+    intro = text.split("`make demo` denoises", 1)[1].split("    $ make demo", 1)[0]
+    cpu, threads = m["machine"]["cpu"], m["device_name"].split(", ")[1]
+    named = cpu.replace("(R)", "").replace("(TM)", "").replace(" Processor", "").strip()
+    assert named in intro and threads in intro, (named, threads)
+    assert "the thread count and the CPU model change the last digits" in intro
