@@ -1,7 +1,7 @@
 """Drawing: image panels (side by side, or a grid with zoomed insets), PSNR/loss curves.
 
 Every figure is saved through :func:`save_figure` (atomically, then closed). A record's
-own pictures (:mod:`dip.records`: ``comparison.png``, ``curves.png``) and the reports'
+own pictures (:mod:`dip.runs.records`: ``comparison.png``, ``curves.png``) and the reports'
 figures (:mod:`dip.report.grids`, :mod:`dip.report.study`) are drawn with these.
 """
 
@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from dip.atomic import atomic_target  # noqa: E402
-from dip.metrics import to_hwc  # noqa: E402
+from dip.problems.metrics import to_hwc  # noqa: E402
 
 __all__ = ["side_by_side", "plot_history", "save_figure", "image_grid", "curves",
            "histories", "plt"]

@@ -4,7 +4,7 @@
 
 Parts (each guarded: one that fails is logged and the next one runs):
 
-* ``loop``: median step time of :func:`dip.fit.fit` at each size, with CUDA graphs and
+* ``loop``: median step time of :func:`dip.fitting.loop.fit` at each size, with CUDA graphs and
   the default monitors, with graphs and no monitor but a timer, and eager with the
   timer only; the eager reference of ``dip/bench/reference.py`` beside them.
 * ``kernels``: ``torch.profiler`` over a few eager steps at the largest size (the
@@ -48,8 +48,8 @@ def log(text: str) -> None:
 def fit_time(size, device, steps, monitors="timer", **kw):
     """Median step time of a fit with a timer and ``monitors``: 'timer' (none else),
     'default', or a callable (problem, settings) -> list of monitors."""
-    from dip.fit import fit
-    from dip.step import default_monitors
+    from dip.fitting.loop import fit
+    from dip.fitting.step import default_monitors
 
     problem = bench.problem(size)
     s = bench.settings(steps, device, **kw)
@@ -71,9 +71,9 @@ def part_monitors(device, sizes=(64, 256), steps=80):
     import io
     import pstats
 
-    from dip.fit import fit
-    from dip.monitors import Backtrack, History, Oracle
-    from dip.step import default_monitors
+    from dip.fitting.loop import fit
+    from dip.fitting.monitors import Backtrack, History, Oracle
+    from dip.fitting.step import default_monitors
 
     sets = {"timer only": "timer", "Backtrack": lambda p, s: [Backtrack()],
             "History(10)": lambda p, s: [History(10)], "Oracle": lambda p, s: [Oracle()],
@@ -165,7 +165,7 @@ def part_kernels(sizes, device, n=8):
     _profile(_ref_step(size, device, True), device, title=f"reference channels_last {size}²")
     ours = bench.ours_net().to(device).train()
     _profile(_ref_step(size, device, False, ours), device, title=f"our net NCHW {size}²")
-    from dip.grouped import GroupedNet
+    from dip.nets.grouped import GroupedNet
 
     gnet = GroupedNet([bench.ours_net(i).to(device).train() for i in range(n)]).to(device)
     gsize = min(256, size)
@@ -288,7 +288,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     OUT = Path(args.out)
     OUT.mkdir(parents=True, exist_ok=True)
-    from dip.device import pick_device
+    from dip.launch.device import pick_device
 
     device = pick_device(args.device)
     sizes = [int(s) for s in args.sizes.split(",")]

@@ -24,12 +24,12 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from dip import DipError
-from dip.config import CONFIG_DIR
-from dip.records import existing_record
-from dip.registry import resolve
+from dip.data.registry import resolve
+from dip.errors import DipError
 from dip.report.sweeps import declared_runs
-from dip.run import identify
+from dip.runs.config import CONFIG_DIR
+from dip.runs.plan import identify
+from dip.runs.records import existing_record
 
 BLOCKS = [  # (block, experiment, the item prefix that picks the block's runs)
     ("inpainting", "table_inpainting", ""),

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 import dip
 from dip import nets
 from dip.data import load_image
-from dip.run import prepare, run
+from dip.runs.plan import prepare, run
 from tests.test_cli import make_cfg, smooth_png
 
 SMOKE = ["fit.num_iter=3"]

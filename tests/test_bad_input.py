@@ -168,8 +168,9 @@ def test_convertible_formats_run_with_a_note(bad_files, case):
 def test_size_mismatches_state_width_by_height(tmp_path, monkeypatch, capsys):
     import torch
 
-    from dip import DipError, tasks
-    from dip.masks import half_mask
+    from dip import DipError
+    from dip.data.masks import half_mask
+    from dip.problems import problem as tasks
     from tests.test_safe_outputs import dip_main
 
     monkeypatch.chdir(tmp_path)

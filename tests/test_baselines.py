@@ -8,9 +8,11 @@ import sys
 import pytest
 import torch
 
-from dip import DipError, baselines, tasks
+from dip import DipError
 from dip.data import load_image
-from dip.metrics import psnr
+from dip.problems import baselines
+from dip.problems import problem as tasks
+from dip.problems.metrics import psnr
 
 
 def smooth(channels: int = 3, size: int = 64) -> torch.Tensor:
@@ -81,9 +83,9 @@ def test_wrong_task_is_refused():
 
 
 def test_a_baseline_registered_beside_a_task_is_scored_in_its_records(tmp_path, monkeypatch):
-    """A task registers its own baselines (dip.baselines.register) from its own module;
+    """A task registers its own baselines (dip.problems.baselines.register) from its own module;
     records of the task score them and save their outputs, nothing else changes."""
-    from dip.run import run
+    from dip.runs.plan import run
     from tests.test_cli import make_cfg, smooth_png
 
     monkeypatch.setattr(baselines, "BASELINES", dict(baselines.BASELINES))

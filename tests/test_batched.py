@@ -7,13 +7,14 @@ import pytest
 import torch
 from test_fit import small_net, smooth_image
 
-from dip import fast, tasks
-from dip.batched import fit_batched
-from dip.fit import fit
-from dip.grouped import GroupedNet, can_group
-from dip.monitors import History, Monitor, Oracle
+from dip.fitting import fast
+from dip.fitting.batched import fit_batched
+from dip.fitting.loop import fit
+from dip.fitting.monitors import History, Monitor, Oracle
+from dip.fitting.settings import FitResult, FitSettings
 from dip.nets import build, resnet, skip
-from dip.settings import FitResult, FitSettings
+from dip.nets.grouped import GroupedNet, can_group
+from dip.problems import problem as tasks
 
 
 def _settings(**kw):
@@ -177,7 +178,7 @@ def test_threads_engine_shares_the_threads_among_its_runs(monkeypatch, n, expect
     calls = []
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
-    import dip.batched as batched
+    import dip.fitting.batched as batched
     stub = FitResult(final=None, average=None, oracle=None, iter_oracle=None, history=None,
                      seconds=0.0, device="cpu")
     monkeypatch.setattr(batched, "_fit_on_own_stream", lambda *a: stub)
@@ -255,7 +256,7 @@ def test_batched_launcher_writes_the_records_of_the_basic_launcher(tmp_path):
 @pytest.mark.parametrize("engine", ["grouped", "threads"])
 def test_early_stopping_in_a_batch_equals_separate_fits(float64, engine):
     """A run that stops leaves its group; its stop output, step and status are those of
-    a fit on its own (one shared result assembly: dip.fit.assemble_result)."""
+    a fit on its own (one shared result assembly: dip.fitting.loop.assemble_result)."""
     sets = [_settings(**{**r, "num_iter": 30}, stop="wmv", stop_window=3, stop_patience=p)
             for r, p in zip(RUNS, (2, 4, 40), strict=True)]
     seq = [fit(n, p, s) for n, p, s in zip(_nets(), _problems(), sets, strict=True)]
@@ -272,8 +273,8 @@ def test_early_stopping_in_a_batch_equals_separate_fits(float64, engine):
 def test_run_batch_fits_ensembles_and_early_stopping_like_single_runs(tmp_path, monkeypatch):
     """Seeds of an ensemble and early-stopped runs go through the batch (as members of
     its groups) and write the records that single runs write."""
-    from dip.run import run
-    from dip.run_batched import run_batch
+    from dip.runs.batched import run_batch
+    from dip.runs.plan import run
     from tests.test_cli import make_cfg, smooth_png
 
     monkeypatch.chdir(tmp_path)
@@ -296,8 +297,8 @@ def test_run_batch_fits_ensembles_and_early_stopping_like_single_runs(tmp_path, 
 def test_a_batch_resumes_from_its_runs_checkpoints(float64, engine, tmp_path):
     """Killed mid-batch, each run continues from its own checkpoint to the result of the
     uninterrupted batch (runs at different steps: the third saved before it ended)."""
-    from dip.checkpoint import Checkpoint
-    from dip.step import default_monitors
+    from dip.fitting.checkpoint import Checkpoint
+    from dip.fitting.step import default_monitors
     from tests.test_checkpoint import Crash, CrashAt
 
     sets = [_settings(**{**r, "num_iter": r.get("num_iter", 20) + 8}) for r in RUNS]

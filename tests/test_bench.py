@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dip.bench import PAPER_KWARGS, PAPER_PARAMS, markdown, reference_skip
-from dip.fast import GRAPH_WARMUP
+from dip.fitting.fast import GRAPH_WARMUP
 from dip.nets import build
 
 
@@ -129,7 +129,7 @@ def test_a_reference_process_that_fails_is_reported():
 
 
 def test_graph_engine_rows_run_the_threads_engine_with_cuda_graphs(monkeypatch):
-    import dip.batched
+    import dip.fitting.batched
     from dip import bench
 
     seen = []
@@ -138,7 +138,7 @@ def test_graph_engine_rows_run_the_threads_engine_with_cuda_graphs(monkeypatch):
         seen.append((engine, [s.cuda_graph for s in settings]))
         return [SimpleNamespace(graph_steps=7 if s.cuda_graph else 0) for s in settings]
 
-    monkeypatch.setattr(dip.batched, "fit_batched", fake)
+    monkeypatch.setattr(dip.fitting.batched, "fit_batched", fake)
     replayed = []
     for label in ("threads+graphs", "grouped"):
         engine, kw = bench.CUDA_ENGINES[label]
@@ -293,7 +293,8 @@ def test_size_lists_are_parsed_or_refused(capsys, tmp_path):
 
 
 def test_cpu_results_are_named_by_the_cpu_model(monkeypatch):
-    from dip import bench, provenance
+    from dip import bench
+    from dip.runs import provenance
 
     monkeypatch.setattr(provenance, "machine", lambda: {"cpu": "Intel(R) Xeon(R) Gold 6430"})
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)

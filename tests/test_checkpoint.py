@@ -14,11 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from dip import DipError, tasks
-from dip.checkpoint import Checkpoint, discard, load_checkpoint
-from dip.fit import fit
-from dip.monitors import History, Monitor
-from dip.step import default_monitors
+from dip import DipError
+from dip.fitting.checkpoint import Checkpoint, discard, load_checkpoint
+from dip.fitting.loop import fit
+from dip.fitting.monitors import History, Monitor
+from dip.fitting.step import default_monitors
+from dip.problems import problem as tasks
 from tests.test_cli import smooth_png
 from tests.test_fit import NanAt, settings, small_net, smooth_image
 

@@ -12,9 +12,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from dip.builders import build_net
-from dip.config import CONFIG_DIR
-from dip.run import run
+from dip.runs.builders import build_net
+from dip.runs.config import CONFIG_DIR
+from dip.runs.plan import run
 
 KEYS = ["psnr_corrupted", "psnr_final", "psnr_avg", "psnr_oracle", "iter_oracle", "num_iter",
         "seconds", "device", "seed", "profile", "versions", "config_hash", "commit"]

@@ -1,4 +1,4 @@
-"""Tests of the data layer through dip.data (image I/O, crops, registry) and of dip.fetch
+"""Tests of the data layer through dip.data (image I/O, crops, registry) and of dip.data.fetch
 (download into a data root; the pooch downloads are in test_fetch.py)."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from dip import DipError, data
-from dip.fetch import derived_image, mirror_url, write_registry
-from dip.fetch import main as fetch_main
+from dip.data.fetch import derived_image, mirror_url, write_registry
+from dip.data.fetch import main as fetch_main
 
 SMALL = "dip_official/inpainting/vase_mask.png"  # 930 bytes, 320×320 L
 
@@ -31,7 +31,8 @@ def pixels(path) -> np.ndarray:
 
 
 def test_data_re_exports_the_data_modules():
-    from dip import atomic, crops, images, registry
+    from dip import atomic
+    from dip.data import crops, images, registry
 
     assert data.load_image is images.load_image and data.save_image is images.save_image
     assert data.crop_to_multiple is crops.crop_to_multiple
@@ -156,7 +157,7 @@ def test_save_grey_clips_and_rounds(tmp_path):
 
 
 def test_a_16_bit_input_is_restored_as_16_bit(tmp_path, monkeypatch):
-    from dip.images import bit_depth
+    from dip.data.images import bit_depth
     from tests.test_safe_outputs import FAST, dip_main
 
     monkeypatch.chdir(tmp_path)
@@ -249,7 +250,7 @@ def test_center_crop():
 
 
 def test_registry_entries():
-    entries = data.registry()
+    entries = data.entries()
     assert len(entries) >= 152
     names = [e.name for e in entries]
     assert len(set(names)) == len(names)
@@ -268,7 +269,7 @@ def test_registry_entries():
 
 def test_registry_is_generated_from_manifest(data_root, tmp_path):
     out = tmp_path / "registry.csv"
-    assert write_registry(data_root / "MANIFEST.csv", out) == len(data.registry())
+    assert write_registry(data_root / "MANIFEST.csv", out) == len(data.entries())
     assert out.read_bytes() == data.REGISTRY_CSV.read_bytes()
 
 
@@ -299,7 +300,7 @@ def test_data_root_order(monkeypatch, tmp_path):
 
 
 def test_shared_root_holds_every_registry_file(data_root):
-    for e in data.registry():
+    for e in data.entries():
         if e.derived_from and not (data_root / e.dataset / e.file).exists():
             continue  # made from its sources when read: the next test
         path = data.resolve(e.name, data_root)
@@ -309,7 +310,7 @@ def test_shared_root_holds_every_registry_file(data_root):
 
 
 def test_a_derived_file_that_is_not_fetched_is_made_as_dip_fetch_makes_it(data_root):
-    made = [e for e in data.registry()
+    made = [e for e in data.entries()
             if e.derived_from and not (data_root / e.dataset / e.file).exists()]
     if not made:
         pytest.skip("the shared root holds every derived file")

@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from dip import tasks
-from dip.batched import fit_batched
-from dip.divergence import FLAT_MARGIN_DB, worse_than_flat
-from dip.fit import fit
+from dip.fitting.batched import fit_batched
+from dip.fitting.divergence import FLAT_MARGIN_DB, worse_than_flat
+from dip.fitting.loop import fit
+from dip.problems import problem as tasks
 from dip.report import tables
-from dip.run import run
+from dip.runs.plan import run
 from tests.test_cli import make_cfg, smooth_png
 from tests.test_fit import settings, small_net, smooth_image
 from tests.test_tables import PAPER_CSV, THIS, body, needs_paper, write_record

@@ -10,7 +10,7 @@ import sys
 import pytest
 from hydra import compose, initialize_config_dir
 
-from dip.config import CONFIG_DIR
+from dip.runs.config import CONFIG_DIR
 from tests.test_cli import make_cfg
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
@@ -40,7 +40,7 @@ def test_every_experiment_builds_every_net(experiment, net):
     the experiment's settings for its own net that the other one does not take are left out
     (fig_architectures and sweep_depth_lr pick their nets with arch=)."""
     from dip import DipError, nets
-    from dip.builders import build_net, unused_net_keys
+    from dip.runs.builders import build_net, unused_net_keys
 
     cfg = _compose(f"experiment={experiment}", f"net={net}", "profile=smoke")
     assert cfg.net.name == net
@@ -184,7 +184,7 @@ def test_make_table_runs_parallel_jobs_and_reproduces_exactly(tmp_path, data_roo
 
 
 def test_paper_noisy_inputs_carry_their_sigma_to_the_baselines(data_root):
-    from dip.inputs import build_problem
+    from dip.runs.inputs import build_problem
 
     cfg = _compose("experiment=table_denoising", "profile=smoke", "sigma=50")
     problem = build_problem(cfg)
@@ -273,7 +273,7 @@ def test_the_depth_lr_sweep_takes_each_of_its_nets(profile, arch):
     from omegaconf import OmegaConf
 
     from dip import nets
-    from dip.builders import build_net, net_multiple
+    from dip.runs.builders import build_net, net_multiple
 
     cfg = _compose("experiment=sweep_depth_lr", f"arch={arch}", f"profile={profile}")
     kwargs = OmegaConf.to_container(cfg.net, resolve=True)
@@ -295,7 +295,7 @@ def test_make_study_depth_lr_writes_the_study_of_its_runs(tmp_path, data_root):
     row per setting, each cell the record's own number."""
     import pandas as pd
 
-    from dip.records import find_records
+    from dip.runs.records import find_records
 
     root = CONFIG_DIR.parent
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}

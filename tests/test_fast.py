@@ -7,9 +7,10 @@ import pytest
 import torch
 from test_fit import settings, small_net, smooth_image
 
-from dip import fast, tasks
-from dip.fit import fit
-from dip.settings import FitSettings
+from dip.fitting import fast
+from dip.fitting.loop import fit
+from dip.fitting.settings import FitSettings
+from dip.problems import problem as tasks
 
 
 def test_cpu_defaults_are_eager_fp32_nchw_below_256_squared(monkeypatch):
@@ -84,7 +85,7 @@ def test_cuda_graphs_are_automatic_on_cuda_only():
 def test_step_graph_loop_equals_the_eager_loop(kw, monkeypatch):
     """The graph loop (two pieces, monitors between them; on the CPU each replay runs the
     function again) gives the eager loop's results bit for bit, rollbacks included."""
-    from dip.monitors import Monitor
+    from dip.fitting.monitors import Monitor
 
     class Spoil(Monitor):  # NaN loss at steps 5 and 9 (after the warm-up): rolled back
         def __init__(self):
@@ -95,7 +96,7 @@ def test_step_graph_loop_equals_the_eager_loop(kw, monkeypatch):
                 self.hits.discard(info.step)
                 info.loss = info.loss * float("nan")
 
-    from dip.step import default_monitors
+    from dip.fitting.step import default_monitors
 
     calls = []
     replay = fast.StepGraph.forward_backward
@@ -198,7 +199,7 @@ def test_freed_memory_is_kept_on_the_cpu_only_by_default():
 
 
 def test_runner_passes_keep_memory_to_the_fit():
-    from dip.builders import settings_from
+    from dip.runs.builders import settings_from
     from tests.test_cli import make_cfg
 
     assert settings_from(make_cfg()).keep_memory is None
@@ -210,7 +211,7 @@ GLIBC = sys.platform.startswith("linux") and "glibc" in " ".join(
 
 _HEAP = """
 import torch
-from dip import fast
+from dip.fitting import fast
 
 def in_heap():  # whether a fresh 64 MiB tensor lies in the heap (brk), not in an mmap
     t = torch.empty(16 * 2**20)
@@ -239,8 +240,9 @@ _FIT = """
 import sys, torch
 sys.path.insert(0, {tests!r})
 from test_fit import settings, small_net, smooth_image
-from dip import fast, tasks
-from dip.fit import fit
+from dip.fitting import fast
+from dip.problems import problem as tasks
+from dip.fitting.loop import fit
 torch.set_num_threads(1)
 problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
 torch.manual_seed(0)

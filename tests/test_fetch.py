@@ -1,4 +1,4 @@
-"""Tests of dip.fetch's downloads through pooch: a local HTTP server, local mirrors, errors.
+"""Tests of dip.data.fetch's downloads through pooch: a local HTTP server, local mirrors, errors.
 
 The machine running the tests needs no network: the HTTP server runs in a thread on
 127.0.0.1 and serves a temporary folder laid out as raw GitHub (REPO_OWNER/REPO/COMMIT/PATH).
@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from dip import DipError, data
-from dip.fetch import download
-from dip.fetch import main as fetch_main
+from dip.data.fetch import download
+from dip.data.fetch import main as fetch_main
 
 NAME = "dip_official/inpainting/vase_mask.png"  # 930 bytes
 ARGS = ["dip_official/inpainting", "--only", "vase_mask.png"]

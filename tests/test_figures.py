@@ -14,13 +14,13 @@ import torch
 from PIL import Image
 
 from dip import DipError
-from dip.builders import min_size
-from dip.config import CONFIG_DIR, LEGACY_EXCLUDE
-from dip.corrupt import signal
-from dip.inputs import build_input, build_problem
+from dip.problems.noise import signal
+from dip.problems.problem import fitting
 from dip.report.grids import FIGURES, build_figure
-from dip.run import run
-from dip.tasks import fitting
+from dip.runs.builders import min_size
+from dip.runs.config import CONFIG_DIR, LEGACY_EXCLUDE
+from dip.runs.inputs import build_input, build_problem
+from dip.runs.plan import run
 from tests.test_cli import make_cfg
 
 
@@ -219,8 +219,8 @@ def test_results_readme_shows_every_table_figure_and_benchmark(tmp_path):
 
 
 def test_corruptions_do_not_share_the_random_stream_of_the_code():
-    from dip.corrupt import bernoulli_mask
-    from dip.settings import make_input
+    from dip.fitting.settings import make_input
+    from dip.problems.noise import bernoulli_mask
 
     z = make_input("noise", 3, (32, 32), generator=torch.Generator().manual_seed(0))
     target = signal(torch.zeros(3, 32, 32), "noise", seed=0)

@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from dip import tasks
-from dip.fit import fit
-from dip.metrics import psnr
-from dip.monitors import Backtrack, History, Oracle
+from dip.fitting.loop import fit
+from dip.fitting.monitors import Backtrack, History, Oracle
+from dip.fitting.settings import FitSettings, make_input
 from dip.nets import skip
-from dip.settings import FitSettings, make_input
+from dip.problems import problem as tasks
+from dip.problems.metrics import psnr
 
 
 def smooth_image(channels=3, size=32, seed=0):
@@ -163,7 +163,7 @@ def test_backtracking_restores_parameters_after_a_psnr_drop():
 def test_backtrack_snapshot_groups_tensors_by_dtype_and_restores_all():
     """Parameters, Adam state and BatchNorm's int64 counters are copied in groups of one
     device and dtype each (one foreach call per group) and all come back on a rollback."""
-    from dip.monitors import StepInfo
+    from dip.fitting.monitors import StepInfo
 
     net = small_net()
     opt = torch.optim.Adam(net.parameters(), lr=0.01)
@@ -198,7 +198,7 @@ def test_make_input_kinds():
 
 def test_a_long_cpu_fit_says_how_long_and_what_would_be_short():
     from dip import DipNote
-    from dip.monitors import ExpectedTime, History
+    from dip.fitting.monitors import ExpectedTime, History
 
     note = ExpectedTime(1000).note(3.6, 3600.0, (512, 768))
     assert note.startswith("this fit will take about 60 min on the CPU (3.60 s a step, "

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from dip.bench import PAPER_KWARGS, reference_skip
-from dip.flops import gemm_gflop_s, step_gflop
+from dip.bench.flops import gemm_gflop_s, step_gflop
 from dip.nets import build
 
 

@@ -10,7 +10,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from PIL import Image
 
 from dip import DipError
-from dip.folder import expand_argv, images_in, paired_mask
+from dip.cli.folder import expand_argv
+from dip.data.folders import images_in, paired_mask
 from tests.test_cli import smooth_png
 from tests.test_safe_outputs import FAST, dip_main
 

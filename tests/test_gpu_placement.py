@@ -1,5 +1,5 @@
 """Several GPUs on one machine: a sweep's runs go round robin to the visible GPUs
-(dip.device.place_device), their records say which, and their identities do not."""
+(dip.launch.device.place_device), their records say which, and their identities do not."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from dip import run as run_module
-from dip.config import config_hash
-from dip.device import job_number, place_device, spread_device
+from dip.launch.device import spread_device
 from dip.report.configs import flat_config
+from dip.runs import plan as run_module
+from dip.runs.config import config_hash, job_number
+from dip.runs.plan import place_device
 from tests.test_cli import make_cfg, smooth_png
 
 
@@ -68,8 +69,8 @@ def test_a_joblib_job_is_placed_by_its_hydra_job_number(gpus, monkeypatch, tmp_p
     """prepare() places the job (as in a joblib worker: its number from Hydra, the
     launcher's n_jobs side by side) before it takes the run's identity."""
     gpus(2)
-    monkeypatch.setattr("dip.device.job_number", lambda: 5)
-    monkeypatch.setattr("dip.device.parallel_jobs", lambda: 2)
+    monkeypatch.setattr("dip.runs.plan.job_number", lambda: 5)
+    monkeypatch.setattr("dip.runs.plan.parallel_jobs", lambda: 2)
     monkeypatch.setattr(run_module, "check_fit_memory", lambda cfg, problem: 0)
     image = smooth_png(tmp_path / "a.png")
     cfg = make_cfg("profile=smoke", f"image={image}", f"records={tmp_path / 'runs'}",
@@ -90,7 +91,7 @@ def test_a_joblib_job_is_placed_by_its_hydra_job_number(gpus, monkeypatch, tmp_p
 def test_the_batched_launcher_fits_each_gpu_in_a_lane_of_its_own(gpus, monkeypatch, tmp_path):
     """Four runs on two GPUs: cuda:0, cuda:1, cuda:0, cuda:1, each GPU's group fitted in
     its own thread, both at once (the barrier breaks if the lanes ran in turn)."""
-    from dip import run_batched
+    from dip.runs import batched as run_batched
 
     gpus(2)
     monkeypatch.setattr(run_module, "check_fit_memory", lambda cfg, problem: 0)

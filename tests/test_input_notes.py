@@ -17,9 +17,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dip import DipError, DipNote, data, images, tasks
-from dip.inputs import build_problem
-from dip.run import run
+from dip import DipError, DipNote, data
+from dip.data import images
+from dip.problems import problem as tasks
+from dip.runs.inputs import build_problem
+from dip.runs.plan import run
 from tests.test_cli import make_cfg, smooth_png
 
 SKIP = "(a multiple of 32, the skip net's size multiple)"

@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio
 
-from dip.metrics import psnr, psnr_y, rgb_to_y, ssim
+from dip.problems.metrics import psnr, psnr_y, rgb_to_y, ssim
 
 
 @pytest.mark.parametrize("shape", [(17, 23), (17, 23, 1), (17, 23, 3)])
@@ -62,7 +62,7 @@ def test_ssim_identical_is_one():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_device_path_equals_numpy_path(monkeypatch, channels):
     # The tensor path runs where both images live on one GPU; force it on CPU tensors.
-    import dip.metrics as m
+    import dip.problems.metrics as m
 
     rng = np.random.default_rng(4)
     gt = torch.from_numpy(rng.random((channels, 21, 26)))

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from dip.corrupt import add_noise, bernoulli_mask, lr_image
-from dip.operators import Downsampler, Mask, get_kernel, kernel_1d
-from dip.tasks import sr
+from dip.problems.noise import add_noise, bernoulli_mask, lr_image
+from dip.problems.operators import Downsampler, Mask, get_kernel, kernel_1d
+from dip.problems.problem import sr
 
 
 def _official_lanczos_2d(factor, support, phase=0.5):

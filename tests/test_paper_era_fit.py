@@ -14,17 +14,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dip import DipError, fast, tasks
-from dip.batched import fit_batched
-from dip.builders import settings_from
-from dip.checkpoint import Checkpoint
-from dip.config import config_hash
-from dip.fit import fit
-from dip.monitors import Backtrack, History, Monitor, StepInfo
-from dip.official import OFFICIAL_BACKTRACK, InputNoise, OfficialBacktrack
+from dip import DipError
+from dip.fitting import fast
+from dip.fitting.batched import fit_batched
+from dip.fitting.checkpoint import Checkpoint
+from dip.fitting.loop import fit
+from dip.fitting.monitors import Backtrack, History, Monitor, StepInfo
+from dip.fitting.official import OFFICIAL_BACKTRACK, InputNoise, OfficialBacktrack
+from dip.fitting.settings import FitSettings, make_input
+from dip.fitting.step import default_monitors
+from dip.problems import problem as tasks
 from dip.report.tables import table
-from dip.settings import FitSettings, make_input
-from dip.step import default_monitors
+from dip.runs.builders import settings_from
+from dip.runs.config import config_hash
 from tests.test_checkpoint import Crash, CrashAt, same
 from tests.test_cli import make_cfg
 from tests.test_fit import settings, small_net, smooth_image

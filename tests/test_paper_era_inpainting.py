@@ -1,5 +1,6 @@
-"""The paper-era inpainting table: half masks (dip.fetch.half_mask, registry dataset
-``paper/inpainting50/mask_half``) and ``pad_image`` (dip.tasks.pad, dip.run.build_problem)."""
+"""The paper-era inpainting table: half masks (dip.data.fetch.half_mask, registry dataset
+``paper/inpainting50/mask_half``) and ``pad_image`` (dip.problems.problem.pad,
+dip.runs.inputs.build_problem)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,16 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-import dip.registry
-from dip import DipError, data, tasks
-from dip.builders import build_net
-from dip.config import config_hash
-from dip.fetch import HALF_SEED, half_mask, plan
-from dip.fetch import main as fetch_main
-from dip.inputs import build_problem
-from dip.metrics import psnr
-from dip.operators import Identity, Mask
+import dip.data.registry
+from dip import DipError, data
+from dip.data.fetch import HALF_SEED, half_mask, plan
+from dip.data.fetch import main as fetch_main
+from dip.problems import problem as tasks
+from dip.problems.metrics import psnr
+from dip.problems.operators import Identity, Mask
+from dip.runs.builders import build_net
+from dip.runs.config import config_hash
+from dip.runs.inputs import build_problem
 from tests.test_cli import make_cfg, smooth_png
 
 # Hashes of the quick table's configs, recorded before pad_image and the half masks
@@ -89,10 +91,10 @@ def fake_registry(tmp_path, monkeypatch):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    monkeypatch.setattr(dip.registry, "REGISTRY_CSV", registry)
-    dip.registry.clear_cache()
+    monkeypatch.setattr(dip.data.registry, "REGISTRY_CSV", registry)
+    dip.data.registry.clear_cache()
     yield root, registry
-    dip.registry.clear_cache()
+    dip.data.registry.clear_cache()
 
 
 def _row(dataset, file, repo, path, array) -> dict:
@@ -308,7 +310,7 @@ SMALL_NET = ["net.num_channels_down=[8,8]", "net.num_channels_up=[8,8]",
 def padded_run(tmp_path_factory):
     """A smoke inpainting run of a 64² image with pad_image=1: (out dir, metrics, problem,
     results, the 64² image)."""
-    from dip import run as run_module
+    from dip.runs import plan as run_module
 
     tmp = tmp_path_factory.mktemp("pad")
     image = smooth_png(tmp / "img.png")

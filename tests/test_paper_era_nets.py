@@ -13,11 +13,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from dip import DipError
-from dip.builders import build_net, unused_net_keys
-from dip.config import config_hash
-from dip.grouped import GroupedNet
+from dip.launch.device import usable_cores
 from dip.nets import build, builder_keys
-from dip.threads import resolve_threads, usable_cores
+from dip.nets.grouped import GroupedNet
+from dip.runs.builders import build_net, unused_net_keys
+from dip.runs.config import config_hash
+from dip.runs.plan import resolve_threads
 from tests.test_cli import make_cfg
 
 NETS = ("skip", "encdec", "resnet", "unet")

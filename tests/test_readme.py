@@ -95,7 +95,7 @@ def test_the_readmes_demo_output_is_the_committed_demo_record():
     ``make demo`` (results/demo/metrics.json), and the text names its CPU and threads."""
     import json
 
-    from dip.__main__ import summary
+    from dip.cli.main import summary
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     block = text.split("    $ make demo\n", 1)[1].split("    $ make test", 1)[0]

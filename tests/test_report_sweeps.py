@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from dip import DipError
-from dip.config import CONFIG_DIR
 from dip.report import sweeps
+from dip.runs.config import CONFIG_DIR
 
 
 def test_sweep_runs_in_hydras_order():

@@ -18,16 +18,16 @@ import time
 import pytest
 import torch
 
-import dip.run
+import dip.runs.plan
 from dip import DipError, DipNote
-from dip.__main__ import main
-from dip.claims import claim, lock_path
-from dip.config import config_hash
-from dip.device import pick_device
-from dip.monitors import Monitor
-from dip.records import foreign_files
+from dip.cli.main import main
+from dip.fitting.monitors import Monitor
+from dip.launch.claims import claim, lock_path
+from dip.launch.device import pick_device
 from dip.report.records import load_records
-from dip.run import run
+from dip.runs.config import config_hash
+from dip.runs.plan import run
+from dip.runs.records import foreign_files
 from tests.test_cli import make_cfg, smooth_png
 
 FAST = ["profile=smoke", "progress=false", "baselines=false", "fit.num_iter=3"]
@@ -132,14 +132,14 @@ def test_reports_skip_unreadable_records_with_a_note(images):
 # ------------------------------------------------------------ a sweep outlives its failures
 
 def _failing_fit(monkeypatch, image: str, error: Exception):
-    real = dip.run.fit_seeds
+    real = dip.runs.plan.fit_seeds
 
     def fit_seeds(plan, *args, **kwargs):
         if plan.cfg.image == image:
             raise error
         return real(plan, *args, **kwargs)
 
-    monkeypatch.setattr(dip.run, "fit_seeds", fit_seeds)
+    monkeypatch.setattr(dip.runs.plan, "fit_seeds", fit_seeds)
 
 
 @pytest.mark.parametrize("launcher", ["basic", "batched"])
@@ -241,7 +241,7 @@ def test_the_claim_of_a_dead_process_is_taken_over(images):
     cfg = make_cfg(*FAST, "image=a.png", "out_dir=run")
     script = textwrap.dedent("""
         import os, sys
-        from dip.claims import claim
+        from dip.launch.claims import claim
         held = claim(sys.argv[1])
         os._exit(0)  # dies holding it: the lock file stays
     """)
@@ -307,8 +307,8 @@ def test_a_signal_saves_the_step_and_the_rerun_resumes_there(images, monkeypatch
                                                              signum):
     args = [*FAST, "image=a.png", "fit.num_iter=20", "checkpoint_every=0", "seed=2"]
     assert dip_main(monkeypatch, *args, "out_dir=full") == 0
-    real = dip.run.default_monitors
-    monkeypatch.setattr(dip.run, "default_monitors",
+    real = dip.runs.plan.default_monitors
+    monkeypatch.setattr(dip.runs.plan, "default_monitors",
                         lambda *a: [*real(*a), SignalAt(7, signum)])
     capsys.readouterr()
     status = dip_main(monkeypatch, *args, "out_dir=run")
@@ -318,9 +318,9 @@ def test_a_signal_saves_the_step_and_the_rerun_resumes_there(images, monkeypatch
     assert err[0].startswith(f"error: interrupted by {name} at step 7: its state is saved in")
     # no half-written record: the run's folder holds its checkpoint alone
     assert [p.name.endswith(".s2.ckpt.pt") for p in (images / "run").iterdir()] == [True]
-    assert not dip.records.foreign_files(images / "run")
+    assert not dip.runs.records.foreign_files(images / "run")
 
-    monkeypatch.setattr(dip.run, "default_monitors", real)
+    monkeypatch.setattr(dip.runs.plan, "default_monitors", real)
     assert dip_main(monkeypatch, *args, "out_dir=run") == 0
     assert "resumed from step 7" in capsys.readouterr().out
     full, resumed = (json.loads((images / d / "metrics.json").read_text())
@@ -337,21 +337,21 @@ def test_the_checkpoint_of_an_out_dir_run_lives_inside_it(images, monkeypatch, c
     home.mkdir()
     args = [*FAST, "image=a.png", "fit.num_iter=12", "checkpoint_every=0", "seed=1",
             f"out_dir={home / 'result'}"]
-    real = dip.run.default_monitors
-    monkeypatch.setattr(dip.run, "default_monitors",
+    real = dip.runs.plan.default_monitors
+    monkeypatch.setattr(dip.runs.plan, "default_monitors",
                         lambda *a: [*real(*a), SignalAt(5, signal.SIGTERM)])
     assert dip_main(monkeypatch, *args) == 128 + signal.SIGTERM
     assert [p.name for p in home.iterdir()] == ["result"]  # nothing beside X
     saved = [p.name for p in (home / "result").iterdir()]
     assert len(saved) == 1 and saved[0].endswith(".s1.ckpt.pt"), saved
-    monkeypatch.setattr(dip.run, "default_monitors", real)
+    monkeypatch.setattr(dip.runs.plan, "default_monitors", real)
     capsys.readouterr()
     assert dip_main(monkeypatch, *args) == 0
     assert "resumed from step 5" in capsys.readouterr().out
     assert [p.name for p in home.iterdir()] == ["result"]
     assert not list((home / "result").glob(".*"))  # the checkpoint went with the record
     cfg = make_cfg(f"records={images / 'recs'}")  # under records=R: in R, as before
-    assert dip.run.checkpoint_path(cfg, 3) == images / "recs" / \
+    assert dip.runs.plan.checkpoint_path(cfg, 3) == images / "recs" / \
         f".{config_hash(cfg)}.s3.ckpt.pt"
 
 
@@ -385,8 +385,8 @@ def test_sigint_to_a_dip_process_checkpoints_and_exits_130(tmp_path):
 
 @pytest.mark.parametrize("engine", ["threads", "grouped"])
 def test_a_signal_stops_a_batched_fit(engine):
-    from dip.batched import fit_batched
-    from dip.signals import Interrupted, checkpoint_on_signals
+    from dip.fitting.batched import fit_batched
+    from dip.launch.signals import Interrupted, checkpoint_on_signals
     from tests.test_batched import RUNS, _nets, _problems, _settings
 
     sets = [_settings(**r) for r in RUNS]

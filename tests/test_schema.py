@@ -1,4 +1,4 @@
-"""The config schema (dip/schema.py): typed nodes made from FitSettings, the run keys'
+"""The config schema (dip/runs/schema.py): typed nodes made from FitSettings, the run keys'
 types, and Hydra's composition errors as one line."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf import OmegaConf
 
 from dip import DipError
-from dip.builders import settings_from
-from dip.schema import (
+from dip.fitting.settings import FitSettings, SettingError
+from dip.runs.builders import settings_from
+from dip.runs.schema import (
     CONFIG_KEYS,
     FastNode,
     FitNode,
@@ -21,7 +22,6 @@ from dip.schema import (
     one_line,
     quote_overrides,
 )
-from dip.settings import FitSettings, SettingError
 from tests.test_cli import make_cfg
 
 
@@ -85,7 +85,7 @@ def test_run_keys_of_the_wrong_type_name_the_key(override, message):
 
 
 def test_a_wrong_type_and_a_wrong_range_read_the_same():
-    from dip.inputs import build_problem
+    from dip.runs.inputs import build_problem
 
     for value in ("abc", "1"):
         with pytest.raises(DipError) as err:

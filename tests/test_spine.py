@@ -2,7 +2,7 @@
 
 Records keep the overrides that made them (single runs, Hydra multiruns, the batched
 launcher); ``prepare`` refuses bad settings before any fit; a task is one entry of
-:data:`dip.inputs.TASK_BUILDERS`; the nets registry owns the size rules.
+:data:`dip.runs.inputs.TASK_BUILDERS`; the nets registry owns the size rules.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from dip import DipError, nets, tasks
-from dip.builders import min_size, net_multiple
-from dip.inputs import TASK_BUILDERS, TaskEntry
-from dip.run import RunPlan, execute, prepare, run
+from dip import DipError, nets
+from dip.problems import problem as tasks
+from dip.runs.builders import min_size, net_multiple
+from dip.runs.inputs import TASK_BUILDERS, TaskEntry
+from dip.runs.plan import RunPlan, execute, prepare, run
 from tests.test_cli import make_cfg, smooth_png
 from tests.test_safe_outputs import FAST, dip_main
 
@@ -124,7 +125,7 @@ def test_the_registry_size_rules_need_no_config():
 
 
 def test_a_record_reads_back_through_one_schema(images, monkeypatch):
-    from dip.records import RunRecord, find_records
+    from dip.runs.records import RunRecord, find_records
 
     assert dip_main(monkeypatch, "-m", *FAST, "image=a.png", "records=recs",
                     "fit.lr=0.01,0.02") == 0
@@ -151,7 +152,7 @@ def test_a_record_reads_back_through_one_schema(images, monkeypatch):
 def test_fit_settings_check_their_own_values(field, value, message):
     """FitSettings is the one place the fit's values are checked: in Python as a
     ValueError, from a config as a DipError naming the config key."""
-    from dip.settings import FitSettings, SettingError
+    from dip.fitting.settings import FitSettings, SettingError
 
     with pytest.raises(SettingError, match=message.replace("(", r"\(").replace(")", r"\)")):
         FitSettings(**{field: value})
@@ -164,7 +165,7 @@ def test_fit_settings_check_their_own_values(field, value, message):
 def test_without_ground_truth_a_run_stops_early_by_default(images):
     """stop=auto: early stopping for a damaged image without ground truth, the fixed
     schedule otherwise (and then the record's identity of before)."""
-    from dip.config import config_hash
+    from dip.runs.config import config_hash
 
     automatic = [o for o in FAST if not o.startswith("fit.num_iter=")]  # given: the cap
     damaged = prepare(make_cfg(*automatic, "image=a.png", "corrupted=true", "out_dir=d",
@@ -198,14 +199,14 @@ def test_without_ground_truth_a_run_stops_early_by_default(images):
     (["stopping.cap=40"], (64, 64), 3),  # a fixed schedule has no cap but its own
 ])
 def test_the_cap_of_early_stopping_scales_with_the_side(overrides, size, cap):
-    from dip.builders import step_cap
+    from dip.runs.builders import step_cap
 
     assert step_cap(make_cfg(*FAST, *overrides), size) == cap
 
 
 def test_an_explicit_early_stop_keeps_its_identity():
     """The cap keys at their defaults leave a stop=wmv run's identity as it was (quick)."""
-    from dip.config import config_hash
+    from dip.runs.config import config_hash
 
     data = OmegaConf.to_container(make_cfg("profile=quick", "stop=wmv"))
     for key in ("cap", "cap_per_side", "unscored"):

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from dip import tasks
-from dip.fit import fit
-from dip.monitors import StepInfo
-from dip.stopping import EMV, WMV, make_stopper
+from dip.fitting.loop import fit
+from dip.fitting.monitors import StepInfo
+from dip.fitting.stopping import EMV, WMV, make_stopper
+from dip.problems import problem as tasks
 from tests.test_fit import settings, small_net, smooth_image
 
 
@@ -130,7 +130,7 @@ def test_fixed_schedule_reports_the_final_output_as_the_stop():
 def test_the_averaged_output_at_the_stop_is_kept(tmp_path):
     """stop=wmv keeps the running average at the detected step beside the raw output;
     a record scores and saves both."""
-    from dip.run import run
+    from dip.runs.plan import run
     from tests.test_cli import make_cfg, smooth_png
 
     image = smooth_png(tmp_path / "a.png")

@@ -29,7 +29,7 @@ PSNR = {("F16", 0.01, 0): 30.0, ("F16", 0.01, 1): 31.0,
 
 def write_record(root: Path, image: str, seed: int, psnr: float, *, lr=0.01, net="skip",
                  depth=5, profile="quick", overrides=None) -> Path:
-    """A record as dip.records writes it: metrics.json, config.yaml, history.csv."""
+    """A record as dip.runs.records writes it: metrics.json, config.yaml, history.csv."""
     path = root / f"{image}-{lr}-{net}{depth}-{seed}-{profile}"
     path.mkdir(parents=True)
     metrics = {"experiment": None, "task": "denoising", "image": f"denoising/{image}.png",

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from dip.run import prepare
-from dip.threads import resolve_threads, usable_cores
+from dip.launch.device import usable_cores
+from dip.runs.plan import prepare, resolve_threads
 from tests.test_cli import make_cfg, smooth_png
 from tests.test_safe_outputs import FAST, dip_main
 
@@ -23,7 +23,7 @@ def keep_threads():
 
 @pytest.mark.parametrize("jobs, expected", [(1, 8), (2, 4), (3, 2), (16, 1)])
 def test_auto_shares_the_cores_among_the_jobs(monkeypatch, jobs, expected):
-    monkeypatch.setattr("dip.threads.usable_cores", lambda: 8)
+    monkeypatch.setattr("dip.launch.device.usable_cores", lambda: 8)
     cfg = resolve_threads(make_cfg("threads=auto", "device=cpu"), jobs=jobs)
     assert cfg.threads == expected
     assert resolve_threads(make_cfg("threads=3", "device=cpu"), jobs=jobs).threads == 3

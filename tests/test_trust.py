@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import dip.records
+import dip.runs.records
 from dip import DipError
-from dip.builders import build_net
-from dip.config import LEGACY_EXCLUDE, config_hash
-from dip.memory import check_memory, fit_cost
-from dip.run import run
+from dip.launch.memory import check_memory, fit_cost
+from dip.runs.builders import build_net
+from dip.runs.config import LEGACY_EXCLUDE, config_hash
+from dip.runs.plan import run
 from tests.test_cli import make_cfg, smooth_png
 
 FAST = ["profile=smoke", "progress=false", "baselines=false", "fit.num_iter=6"]
@@ -89,7 +89,7 @@ def test_disk_full_while_writing_is_one_clear_error_and_leaves_no_trace(tmp_path
     def full(path, image, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(dip.records, "save_image", full)
+    monkeypatch.setattr(dip.runs.records, "save_image", full)
     with pytest.raises(DipError, match="no space left on device"):
         run(make_cfg(*FAST, f"image={image}", f"out_dir={out}", "force=true"))
     assert (out / "metrics.json").read_bytes() == earlier
@@ -126,15 +126,15 @@ def test_a_record_under_the_earlier_identity_is_found_and_replaced_in_place(tmp_
     cfg = make_cfg("experiment=table_inpainting", "profile=quick", f"records={tmp_path}")
     legacy = tmp_path / config_hash(cfg, exclude=LEGACY_EXCLUDE)
     assert legacy.name != config_hash(cfg)
-    assert dip.records.record_dir(cfg).name == config_hash(cfg)  # nothing stored yet
+    assert dip.runs.records.record_dir(cfg).name == config_hash(cfg)  # nothing stored yet
     legacy.mkdir()
     (legacy / "metrics.json").write_text(json.dumps({"psnr_final": 30.0, "config_hash": "a"}))
-    assert dip.records.record_dir(cfg) == legacy
-    assert dip.records.existing_record(cfg)["psnr_final"] == 30.0
+    assert dip.runs.records.record_dir(cfg) == legacy
+    assert dip.runs.records.existing_record(cfg)["psnr_final"] == 30.0
     current = tmp_path / config_hash(cfg)
     current.mkdir()
     (current / "metrics.json").write_text(json.dumps({"psnr_final": 31.0, "config_hash": "b"}))
-    assert dip.records.existing_record(cfg)["psnr_final"] == 31.0
+    assert dip.runs.records.existing_record(cfg)["psnr_final"] == 31.0
 
 
 def test_memory_estimate_scales_with_pixels_and_width():
@@ -154,34 +154,34 @@ def test_memory_estimate_scales_with_pixels_and_width():
 
 
 def test_device_name_and_machine_name_each_kernel_pin_that_is_set(monkeypatch):
-    for var, _ in dip.records.KERNEL_PINS:
+    for var, _ in dip.runs.records.KERNEL_PINS:
         monkeypatch.delenv(var, raising=False)
-    assert "oneDNN" not in dip.records.device_name("cpu")
-    assert dip.records.kernel_pins() == []
+    assert "oneDNN" not in dip.runs.records.device_name("cpu")
+    assert dip.runs.records.kernel_pins() == []
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     monkeypatch.setenv("MKL_CBWR", "avx2")
-    name = dip.records.device_name("cpu")
+    name = dip.runs.records.device_name("cpu")
     assert name.endswith("threads, oneDNN AVX2, MKL AVX2)") and "ATen" not in name
-    info = dip.records.machine()
+    info = dip.runs.records.machine()
     assert info["onednn_max_cpu_isa"] == "AVX2" and info["mkl_cbwr"] == "avx2"
     assert info["aten_cpu_capability"] is None
-    assert info["freed_memory_kept"] is dip.fast.freed_memory_kept()
+    assert info["freed_memory_kept"] is dip.fitting.fast.freed_memory_kept()
 
 
 def test_skipping_a_cpu_record_made_under_other_kernel_pins_says_so(tmp_path, monkeypatch):
-    from dip.__main__ import summary
+    from dip.cli.main import summary
 
     cfg = make_cfg(*FAST, f"records={tmp_path}")
-    out = dip.records.record_dir(cfg)
+    out = dip.runs.records.record_dir(cfg)
     out.mkdir()
     stored = {"image": "x.png", "device": "cpu", "machine": {"onednn_max_cpu_isa": "AVX2"},
               "config_hash": config_hash(cfg)}
     (out / "metrics.json").write_text(json.dumps(stored))
-    for var, _ in dip.records.KERNEL_PINS:
+    for var, _ in dip.runs.records.KERNEL_PINS:
         monkeypatch.setenv(var, "AVX2")
-    done = dip.records.existing_record(cfg)
+    done = dip.runs.records.existing_record(cfg)
     assert done["other_pins"] == "oneDNN AVX2; this process: oneDNN AVX2, ATen AVX2, MKL AVX2"
     assert "made with other CPU kernel pins (oneDNN AVX2; this process:" in summary(done)
     monkeypatch.delenv("ATEN_CPU_CAPABILITY")
     monkeypatch.delenv("MKL_CBWR")
-    assert "other_pins" not in dip.records.existing_record(cfg)
+    assert "other_pins" not in dip.runs.records.existing_record(cfg)

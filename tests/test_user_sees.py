@@ -10,16 +10,16 @@ import pytest
 import torch
 from PIL import Image
 
-from dip.__main__ import summary
-from dip.announce import announce
-from dip.builders import step_cap
-from dip.fit import fit
-from dip.monitors import Progress
-from dip.run import identify, prepare, run
-from dip.settings import FitSettings
-from dip.step import default_monitors
-from dip.sweep import EXIT_DIVERGED, EXIT_FAILED, exit_status_of
-from dip.tasks import Problem
+from dip.cli.main import summary
+from dip.fitting.loop import fit
+from dip.fitting.monitors import Progress
+from dip.fitting.settings import FitSettings
+from dip.fitting.step import default_monitors
+from dip.launch.sweep import EXIT_DIVERGED, EXIT_FAILED, exit_status_of
+from dip.problems.problem import Problem
+from dip.runs.announce import announce
+from dip.runs.builders import step_cap
+from dip.runs.plan import identify, prepare, run
 from tests.test_bad_input import dip_cli
 from tests.test_cli import make_cfg, smooth_png
 
@@ -69,9 +69,9 @@ def test_the_announcement_says_what_how_where_and_how_long(tmp_path):
 
 
 def test_a_resumed_progress_bar_continues_from_the_resumed_step(tmp_path):
-    from dip.checkpoint import Checkpoint, load_checkpoint
+    from dip.fitting.checkpoint import Checkpoint, load_checkpoint
     from dip.nets import build
-    from dip.operators import Identity
+    from dip.problems.operators import Identity
 
     gt = torch.rand(1, 3, 32, 32)
     problem = Problem("denoising", gt.clone(), Identity(), (3, 32, 32), gt=gt)
@@ -95,8 +95,8 @@ def test_a_resumed_progress_bar_continues_from_the_resumed_step(tmp_path):
 
 
 def test_the_oracle_is_never_below_the_final_output():
-    from dip.monitors import Oracle
-    from dip.step import best_output
+    from dip.fitting.monitors import Oracle
+    from dip.fitting.step import best_output
 
     gt = torch.rand(1, 3, 8, 8)
     problem = Problem("denoising", gt.clone(), torch.nn.Identity(), (3, 8, 8), gt=gt)

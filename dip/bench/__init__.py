@@ -2,7 +2,7 @@
 
 Measures, on the CPU or the GPU of this machine:
 
-* **single**: the per-iteration time of this project's :func:`dip.fit.fit` (the whole
+* **single**: the per-iteration time of this project's :func:`dip.fitting.loop.fit` (the whole
   loop with its default monitors: history, oracle, backtracking guard) against a
   plain eager reference implementation of the official skip network
   (:mod:`dip.bench.reference`: same architecture, 2,217,831 parameters, fp32 NCHW,
@@ -10,23 +10,23 @@ Measures, on the CPU or the GPU of this machine:
   between two of ours), so that a load that changes over time hits both alike. On the
   CPU the reference runs in a process of its own (:class:`RemoteReference`, driven
   through a pipe) so that it keeps the C library's default allocator, as a plain script
-  does, while ours keeps its freed memory (:func:`dip.fast.keep_freed_memory`,
+  does, while ours keeps its freed memory (:func:`dip.fitting.fast.keep_freed_memory`,
   process-wide, so one process could not hold both); the ``same-malloc`` row gives that
   process the kept memory too, which leaves the loop's own cost. On CUDA it runs in our
   process. Medians over all timed steps; ``ratio`` = median ours / median reference,
   ``ratio_paired`` the median of the step-by-step ratios.
-* **batched**: throughput of :func:`dip.batched.fit_batched` for N runs, per engine
+* **batched**: throughput of :func:`dip.fitting.batched.fit_batched` for N runs, per engine
   (CPU: threads and grouped; CUDA: also threads with CUDA graphs), against N
   sequential single runs with all the process's threads: ``sequential_s`` = N × the
-  steady-state wall time per step of a :func:`dip.fit.fit` call, ``batched_s`` = that
+  steady-state wall time per step of a :func:`dip.fitting.loop.fit` call, ``batched_s`` = that
   of a ``fit_batched`` call, each the wall time of a long fit minus that of a short one
   over the steps between (:func:`step_cost`: set-up, warm-up steps, graph captures and
   the final output cancel); medians, single and batched calls alternating; on CUDA one
   discarded short fit first per shape (cudnn.benchmark's trials).
 * **compute rate**: the convolution arithmetic of a paper-net step per size
-  (:func:`dip.flops.step_gflop`: forward and backward, from shapes alone) turns each
+  (:func:`dip.bench.flops.step_gflop`: forward and backward, from shapes alone) turns each
   row's time into GFLOP/s, set beside the fp32 rate of a large matrix product on this
-  machine (:func:`dip.flops.gemm_gflop_s`; on the CPU with one thread and with all of
+  machine (:func:`dip.bench.flops.gemm_gflop_s`; on the CPU with one thread and with all of
   the process's), the most a step of convolutions could sustain; a batched speedup s
   needs s times the sequential rate.
 * **peak memory**: of one paper-net fit per size, in a fresh subprocess

@@ -18,9 +18,10 @@ __all__ = ["check_problem", "amp_check", "graph_check"]
 def check_problem(problem, item="F16", sigma=25, crop=None):
     """The paper's noisy ``item`` (512², from the data root; its centre ``crop``×``crop``
     when given), else ``problem``, else a synthetic 256² image; with a description."""
-    from dip import DipError, tasks
-    from dip.crops import center_crop
-    from dip.registry import read
+    from dip.data.crops import center_crop
+    from dip.data.specs import read
+    from dip.errors import DipError
+    from dip.problems import problem as tasks
 
     if problem is None:
         try:
@@ -39,7 +40,7 @@ def check_problem(problem, item="F16", sigma=25, crop=None):
 def _compare(problem, device, log, num_iter, variants):
     """One paper-settings denoising fit (seed 0) per ``{name: settings}``; PSNR rows and
     the second variant's PSNR minus the first's."""
-    from dip.fit import fit
+    from dip.fitting.loop import fit
 
     rows = []
     for name, kw in variants.items():

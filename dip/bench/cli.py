@@ -13,13 +13,13 @@ import argparse
 
 import torch
 
-from dip import DipError
 from dip.bench.checks import amp_check, graph_check
 from dip.bench.measure import bench_batched, bench_single, compute_rates
 from dip.bench.memory import bench_memory, measure_memory
 from dip.bench.plans import Plan, chosen, plan_for
 from dip.bench.reference import serve_reference
 from dip.bench.report import ResultsFile, device_slug, new_results
+from dip.errors import DipError
 
 __all__ = ["main", "parser", "run_sections", "sides", "SECTIONS"]
 
@@ -134,7 +134,7 @@ def main(argv=None):
         size, dev, where = args._reference
         return serve_reference(int(size), dev, where)
 
-    from dip.device import pick_device
+    from dip.launch.device import pick_device
 
     try:
         device = pick_device(args.device)

@@ -1,6 +1,6 @@
 """Timing a fit step: the single and batched rows of the benchmark.
 
-* :func:`bench_single`: the per-step time of :func:`dip.fit.fit` (its default monitors
+* :func:`bench_single`: the per-step time of :func:`dip.fitting.loop.fit` (its default monitors
   plus a :class:`Timer`) against the eager reference (:mod:`dip.bench.reference`),
   alternating step by step (one reference step between two of ours) so that a load that
   changes over time hits both alike.
@@ -9,7 +9,7 @@
   GFLOP/s beside the most a step of convolutions could sustain.
 * :func:`bench_batched`: the steady-state cost of a step (:func:`step_cost`: a long fit's
   wall time minus a short one's, over the steps between) of N runs with an engine of
-  :func:`dip.batched.fit_batched`, against N sequential :func:`dip.fit.fit` runs.
+  :func:`dip.fitting.batched.fit_batched`, against N sequential :func:`dip.fitting.loop.fit` runs.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import time
 
 import torch
 
+from dip.bench.flops import gemm_gflop_s, step_gflop
 from dip.bench.reference import REFERENCES, Reference, RemoteReference, ours_net, reference_skip
 from dip.bench.workload import problem, settings, sync
-from dip.fast import GRAPH_WARMUP
-from dip.flops import gemm_gflop_s, step_gflop
-from dip.monitors import Monitor
+from dip.fitting.fast import GRAPH_WARMUP
+from dip.fitting.monitors import Monitor
 
 __all__ = ["compute_rates", "Timer", "ours_block", "bench_single", "fit_wall", "short_steps",
            "step_cost", "bench_batched"]
@@ -31,8 +31,8 @@ __all__ = ["compute_rates", "Timer", "ours_block", "bench_single", "fit_wall", "
 
 def compute_rates(sizes, device) -> dict:
     """The results' compute-rate fields: ``gflop_per_iter`` (GFLOP of a paper-net step
-    at each of ``sizes``, :func:`dip.flops.step_gflop`), ``gemm_gflop_s`` (the fp32
-    matrix product's rate, :func:`dip.flops.gemm_gflop_s`: on CUDA the GPU's; on the CPU
+    at each of ``sizes``, :func:`dip.bench.flops.step_gflop`), ``gemm_gflop_s`` (the fp32
+    matrix product's rate, :func:`dip.bench.flops.gemm_gflop_s`: on CUDA the GPU's; on the CPU
     with one thread and with all of the process's) and ``gemm_side`` (its side)."""
     rates = {"gflop_per_iter": {str(s): round(step_gflop(reference_skip, s), 3)
                                 for s in sorted(sizes)}}
@@ -77,10 +77,10 @@ class Timer(Monitor):
 
 
 def ours_block(size, steps, device, between=None, **kw):
-    """Step times of one :func:`dip.fit.fit` call (default monitors + a timer) and the
+    """Step times of one :func:`dip.fitting.loop.fit` call (default monitors + a timer) and the
     number of its steps that ran as CUDA graph replays."""
-    from dip.fit import fit
-    from dip.step import default_monitors
+    from dip.fitting.loop import fit
+    from dip.fitting.step import default_monitors
 
     prob = problem(size)
     s = settings(steps + 1, device, **kw)
@@ -126,12 +126,12 @@ def bench_single(size, repeats, steps, device, log, variant="default", reference
 
 def fit_wall(size, n, steps, device, engine=None, **kw):
     """Wall time of one whole fit call of ``steps`` steps (setup and final output
-    included): :func:`dip.fit.fit` for ``engine=None``, else
-    :func:`dip.batched.fit_batched` of ``n`` runs with that engine; ``kw`` are fit
+    included): :func:`dip.fitting.loop.fit` for ``engine=None``, else
+    :func:`dip.fitting.batched.fit_batched` of ``n`` runs with that engine; ``kw`` are fit
     settings of every run. Also returns the number of steps (all runs together) that ran
     as CUDA graph replays."""
-    from dip.batched import fit_batched
-    from dip.fit import fit
+    from dip.fitting.batched import fit_batched
+    from dip.fitting.loop import fit
 
     problems = [problem(size, seed=i) for i in range(n)]
     runs = [settings(steps, device, seed=i, **kw) for i in range(n)]

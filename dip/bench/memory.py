@@ -19,7 +19,7 @@ import torch
 
 from dip.bench.reference import ours_net
 from dip.bench.workload import problem, settings
-from dip.fast import GRAPH_WARMUP
+from dip.fitting.fast import GRAPH_WARMUP
 
 __all__ = ["bench_memory", "measure_memory", "proc_kb"]
 
@@ -37,9 +37,10 @@ def proc_kb(field):
 
 def _short_fit(size, n, device):
     """Set up a short fit of ``n`` runs (past a CUDA graph capture) and return the call
-    that runs it: :func:`dip.fit.fit` for one run, else :func:`dip.batched.fit_batched`."""
-    from dip.batched import fit_batched
-    from dip.fit import fit
+    that runs it: :func:`dip.fitting.loop.fit` for one run, else
+    :func:`dip.fitting.batched.fit_batched`."""
+    from dip.fitting.batched import fit_batched
+    from dip.fitting.loop import fit
 
     steps = GRAPH_WARMUP + 3 if device.type == "cuda" else 2
     problems = [problem(size, seed=i) for i in range(n)]

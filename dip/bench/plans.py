@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dip import DipError
+from dip.errors import DipError
 
 __all__ = ["Plan", "plan_for", "chosen", "ENGINES", "CUDA_ENGINES", "CPU_VARIANTS",
            "CUDA_VARIANTS", "BATCHED_CUDA_STEPS"]
@@ -23,7 +23,7 @@ __all__ = ["Plan", "plan_for", "chosen", "ENGINES", "CUDA_ENGINES", "CPU_VARIANT
 # threads+graphs, long fits no longer than short ones.
 BATCHED_CUDA_STEPS = 200
 
-# Batched rows: label -> (dip.batched engine, fit settings of its runs).
+# Batched rows: label -> (dip.fitting.batched engine, fit settings of its runs).
 ENGINES = {"threads": ("threads", {}), "grouped": ("grouped", {})}
 CUDA_ENGINES = {"threads": ("threads", {"cuda_graph": False}), "grouped": ("grouped", {}),
                 "threads+graphs": ("threads", {"cuda_graph": True})}

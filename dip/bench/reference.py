@@ -138,7 +138,7 @@ class RemoteReference:
     """:class:`Reference` in a child process (``python -m dip.bench --_reference``),
     stepped through a pipe; the same :meth:`block` and :meth:`close`.
 
-    ``where='kept'``: the child keeps its freed memory (:func:`dip.fast.keep_freed_memory`)
+    ``where='kept'``: the child keeps its freed memory (:func:`dip.fitting.fast.keep_freed_memory`)
     as our fits do; 'plain': it runs with the C library's defaults, as a plain script.
     A child that ends before replying raises ``RuntimeError`` (its error is on stderr).
     """
@@ -178,7 +178,7 @@ class RemoteReference:
 def serve_reference(size, device_str, where):
     """Child process of :class:`RemoteReference`: one warm-up step, then for each line
     ``N`` of stdin the times of N steps as one JSON line on stdout."""
-    from dip import fast
+    from dip.fitting import fast
 
     if where == "kept":
         fast.keep_freed_memory()

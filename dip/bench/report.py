@@ -29,7 +29,7 @@ def device_slug(device) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        from dip.provenance import machine
+        from dip.runs.provenance import machine
 
         name = f"cpu-{machine()['cpu']}-{torch.get_num_threads()}t"
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
@@ -51,7 +51,7 @@ def default_note(device) -> str:
 def new_results(device, quick: bool, note: str = "") -> dict:
     """The results of a run on ``device`` before any section has run: the header (device,
     CPU, torch, threads, commit, date, note, method) and empty sections."""
-    from dip.provenance import device_name, git_commit, machine
+    from dip.runs.provenance import device_name, git_commit, machine
 
     cuda = device.type == "cuda"
     return {
@@ -63,7 +63,7 @@ def new_results(device, quick: bool, note: str = "") -> dict:
         "single": [], "batched": [], "peak_mem_mb": {}, "peak_mem_batched_mb": {},
         "gflop_per_iter": {}, "gemm_gflop_s": None, "gemm_side": None,
         "amp_check": None, "graph_check": None,
-        "method": ("median step times; ours = dip.fit.fit with its default monitors, "
+        "method": ("median step times; ours = dip.fitting.loop.fit with its default monitors, "
                    "reference = eager loop in dip/bench/reference.py; memory = "
                    + ("torch.cuda.max_memory_allocated" if cuda else
                       "peak RSS (VmHWM) minus RSS before a 2-step fit, in a fresh subprocess "
@@ -102,7 +102,7 @@ def _rate_lines(res):
     counts = sorted(gflop.items(), key=lambda kv: int(kv[0]))  # a merged file's are unsorted
     lines = ["", "## Compute rate", "",
              "Convolution arithmetic of one paper-net step (forward and backward, "
-             "`dip.flops.step_gflop`): "
+             "`dip.bench.flops.step_gflop`): "
              + ", ".join(f"{k}² {v:.2f}" for k, v in counts) + " GFLOP."]
     if gemm:
         rates = [f"{v:.0f} GFLOP/s on {k} thread{'s' if k != '1' else ''}"
@@ -166,7 +166,7 @@ def _table_lines(res, commit, head, rule):
                      f"{r['ours_s_per_iter']:.4f} | {r['reference_s_per_iter']:.4f} | "
                      f"{r['ratio']:.2f} | {_rate_cell(r.get('ours_gflop_s'))} | "
                      f"{r.get('graph_steps', 0)} |" + commit(r))
-    lines += ["", "## Batched runs (dip.batched engines) vs N sequential runs", "",
+    lines += ["", "## Batched runs (dip.fitting.batched engines) vs N sequential runs", "",
               "| size | N | engine | N sequential s/it | batched s/it | speedup | run-it/s "
               "| sequential GFLOP/s | batched GFLOP/s | graph steps |" + head,
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" + rule]

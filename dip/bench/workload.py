@@ -33,15 +33,15 @@ def image(size: int, seed: int = 0) -> torch.Tensor:
 
 def problem(size: int, seed: int = 0):
     """σ 25 denoising of :func:`image` (``size``², noise drawn from ``seed``)."""
-    from dip import tasks
+    from dip.problems import problem as tasks
 
     return tasks.denoising(gt=image(size, seed), sigma=25, seed=seed)
 
 
 def settings(steps: int, device, seed: int = 0, **kw):
-    """The paper's denoising :class:`dip.settings.FitSettings` for ``steps`` steps on
+    """The paper's denoising :class:`dip.fitting.settings.FitSettings` for ``steps`` steps on
     ``device``; ``kw`` are further settings (e.g. ``amp='bf16'``, ``cuda_graph=False``)."""
-    from dip.settings import FitSettings
+    from dip.fitting.settings import FitSettings
 
     return FitSettings(num_iter=steps, lr=0.01, reg_noise_std=1.0 / 30, input_depth=32,
                        record_every=10, seed=seed, device=str(device), **kw)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from torch import nn
 
-from dip import DipError
+from dip.errors import DipError
 from dip.nets.resnet import resnet
 from dip.nets.skip import ENCDEC_FIXED, encdec, skip
 from dip.nets.unet import unet

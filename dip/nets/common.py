@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from dip.nets.pad import ReflectionPad2d
-from dip.operators import Downsampler
+from dip.problems.operators import Downsampler
 
 __all__ = [
     "PADS", "DOWNSAMPLE_MODES", "UPSAMPLE_MODES", "ACTIVATIONS", "BN_INITS",

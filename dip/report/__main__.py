@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dip import DipError
+from dip.errors import DipError
 
 __all__ = ["main"]
 

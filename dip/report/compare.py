@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dip import DipError
+from dip.errors import DipError
 
 __all__ = ["compare_tables", "DIFF_COLUMNS"]
 

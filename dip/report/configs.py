@@ -4,7 +4,7 @@
 (``fit.lr``, ``net.bn_init``, ...), without the keys that do not change a result (the
 seed, where outputs go, progress, the data root, ...; :data:`IGNORED`) and without the
 keys at the value that computes what runs computed before the key existed
-(:data:`dip.config.NEUTRAL`), so that a record made before a key existed agrees with one
+(:data:`dip.runs.config.NEUTRAL`), so that a record made before a key existed agrees with one
 made after. A record without a readable ``config.yaml`` falls back on the ``overrides``
 its ``metrics.json`` keeps.
 
@@ -21,9 +21,9 @@ import pandas as pd
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from dip import DipError
-from dip.config import IDENTITY_EXCLUDE, NEUTRAL
-from dip.records import RunRecord
+from dip.errors import DipError
+from dip.runs.config import IDENTITY_EXCLUDE, NEUTRAL
+from dip.runs.records import RunRecord
 
 __all__ = ["flatten", "parse_overrides", "record_settings", "flat_config", "check_seeds_only",
            "IGNORED", "UNSET"]
@@ -53,7 +53,7 @@ def flat_config(config: dict) -> dict:
     """The settings of one resolved config: dotted keys, without :data:`IGNORED` keys,
     ``stopping`` when ``stop`` is 'fixed', and the keys at their neutral value; a device
     the launcher placed (``cuda:K``) counts as the setting it came from, as in a run's
-    identity (:func:`dip.device.place_device`)."""
+    identity (:func:`dip.launch.device.place_device`)."""
     config = dict(config or {})
     if "device_setting" in config:
         config["device"] = config.pop("device_setting")

@@ -28,11 +28,13 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from dip import DipError
-from dip.images import load_image
+from dip.data.images import load_image, save_image
+from dip.data.registry import data_root
+from dip.errors import DipError
 from dip.plots import curves, histories, image_grid
 from dip.report.records import int_or_none, load_records, with_datasets
 from dip.report.sweeps import figure_records, sweep_order
+from dip.runs.inputs import build_problem
 
 __all__ = ["figure_records", "sweep_order", "build_figure", "build_table_figure",
            "image_grid", "curves", "FIGURES", "TABLE_FIGURES"]
@@ -80,9 +82,6 @@ def _rebuilt(record: str) -> dict:
     """``gt.png`` and ``corrupted.png`` of ``record`` rebuilt from its ``config.yaml``
     (the problem as the run built it, with the data root of this machine), as 8-bit
     images like the stored ones; {} with a warning when the data is not at hand."""
-    from dip.images import save_image
-    from dip.inputs import build_problem
-    from dip.registry import data_root
 
     try:
         cfg = OmegaConf.load(Path(record) / "config.yaml")

@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from dip.official import OFFICIAL_BACKTRACK
+from dip.fitting.official import OFFICIAL_BACKTRACK
 from dip.report.configs import record_settings
 from dip.report.records import int_or_none
 from dip.report.render import DAGGER, MEAN, fmt_cell

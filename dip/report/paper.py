@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dip import DipError
+from dip.errors import DipError
 from dip.report.records import int_or_none
 
 __all__ = ["paper_numbers", "default_paper_path", "PaperColumns", "match_image",

@@ -1,8 +1,8 @@
 """Run records read back for reports: one DataFrame row per finished run.
 
 A record is a directory under the records root (default ``results/runs/``) holding
-``metrics.json`` and ``config.yaml``, as :mod:`dip.records` writes it and reads it
-(:class:`~dip.records.RunRecord`, :func:`~dip.records.find_records`).
+``metrics.json`` and ``config.yaml``, as :mod:`dip.runs.records` writes it and reads it
+(:class:`~dip.runs.records.RunRecord`, :func:`~dip.runs.records.find_records`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dip.records import RunRecord, find_records
-from dip.registry import image_id
+from dip.data.registry import image_id
+from dip.runs.records import RunRecord, find_records
 
 __all__ = ["load_records", "with_datasets", "int_or_none", "RECORD_COLUMNS", "NUMERIC"]
 

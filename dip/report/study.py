@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dip import DipError, DipNote
 from dip.atomic import atomic_target, write_text
+from dip.errors import DipError, DipNote
 from dip.report.study_figures import plot_curves, plot_study
 from dip.report.varying import (
     load_study,

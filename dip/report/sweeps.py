@@ -18,9 +18,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from dip import DipError
-from dip.config import CONFIG_DIR, IDENTITY_EXCLUDE, LEGACY_EXCLUDE, config_hash
+from dip.errors import DipError
 from dip.report.records import load_records
+from dip.runs.config import CONFIG_DIR, IDENTITY_EXCLUDE, LEGACY_EXCLUDE, config_hash
 
 __all__ = ["sweep_runs", "declared_runs", "sweep_configs", "sweep_order", "figure_records"]
 
@@ -90,7 +90,7 @@ def sweep_order(experiment: str, profile: str,
                 exclude=IDENTITY_EXCLUDE) -> dict[str, int]:
     """Config hash → position of each run of the sweep that ``experiment`` declares
     (``hydra.sweeper.params``, in :func:`sweep_runs` order) under ``profile``, hashed
-    without the keys ``exclude`` (:data:`dip.config.LEGACY_EXCLUDE`: the earlier identity).
+    without the keys ``exclude`` (:data:`dip.runs.config.LEGACY_EXCLUDE`: the earlier identity).
 
     Empty when the configs cannot be composed here (e.g. inside a running Hydra app).
     """

@@ -18,8 +18,8 @@ import math
 
 import pandas as pd
 
-from dip import DipError
 from dip.atomic import write_text
+from dip.errors import DipError
 from dip.report.compare import compare_tables
 from dip.report.configs import check_seeds_only, record_settings
 from dip.report.notes import (

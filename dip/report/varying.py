@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dip import DipError
-from dip.records import RunRecord
+from dip.errors import DipError
 from dip.report.configs import IGNORED, UNSET, flatten, parse_overrides
 from dip.report.records import load_records
+from dip.runs.records import RunRecord
 
 __all__ = ["load_study", "varying_keys", "setting_text", "setting_order", "settings_of",
            "setting_labels", "STUDY_IGNORED", "UNSET", "ALL"]
@@ -46,7 +46,7 @@ def setting_text(value) -> str:
 
 
 def _record_values(folder) -> tuple[dict, list]:
-    """The flattened resolved config of a record (:class:`dip.records.RunRecord`),
+    """The flattened resolved config of a record (:class:`dip.runs.records.RunRecord`),
     completed by its job's overrides, and the keys those overrides name (``net=encdec``
     names ``net.name``)."""
     record = RunRecord.load(folder)

@@ -4,10 +4,10 @@ Selected with ``launcher=batched`` (``conf/launcher/batched.yaml``); the batch s
 ``hydra.launcher.batch_runs``, the engine ``hydra.launcher.engine`` (auto, threads,
 grouped) and ``hydra.launcher.workers`` the runs fitted at a time by the threads engine.
 Jobs whose problems share the image size, the network and the input code are fitted
-by one :func:`dip.batched.fit_batched` call (see :func:`dip.run_batched.run_batch`);
+by one :func:`dip.fitting.batched.fit_batched` call (see :func:`dip.runs.batched.run_batch`);
 each job still gets its own record, exactly as with the basic launcher, and finished
 records are skipped. A job that fails is reported on its own line and the others go on
-(:mod:`dip.sweep`).
+(:mod:`dip.launch.sweep`).
 """
 
 import logging
@@ -52,9 +52,9 @@ class BatchedLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
-        from dip import show_notes
-        from dip.run_batched import run_batch
-        from dip.signals import Interrupted, checkpoint_on_signals, exit_status
+        from dip.errors import show_notes
+        from dip.launch.signals import Interrupted, checkpoint_on_signals, exit_status
+        from dip.runs.batched import run_batch
 
         show_notes()
         setup_globals()
@@ -101,8 +101,8 @@ def _report(outcome: Any):
     """Task function of one job whose fit is done: print its outcome as `dip` does."""
 
     def task(_cfg: DictConfig) -> float:
-        from dip.__main__ import summary
-        from dip.sweep import report
+        from dip.cli.main import summary
+        from dip.launch.sweep import report
 
         return report(outcome, summary)
 
