@@ -26,9 +26,7 @@ from PIL import Image
 
 from dip.data.registry import resolve
 from dip.errors import DipError
-from dip.report.sweeps import declared_runs
-from dip.runs.config import CONFIG_DIR
-from dip.runs.plan import identify
+from dip.runs.config import CONFIG_DIR, declared_runs, identify, spelled, unspelled
 from dip.runs.records import existing_record
 
 BLOCKS = [  # (block, experiment, the item prefix that picks the block's runs)
@@ -67,10 +65,10 @@ def queue(records: str, overrides: list[str], items: set[str] | None = None):
                 item = item_of(run)
                 if not item.startswith(prefix) or (items is not None and item not in items):
                     continue
-                made = [f"experiment={experiment}", "profile=paper", *run, *overrides]
-                cfg = compose("config", overrides=[*made, f"records={records}"])
-                identify(cfg)
-                if existing_record(cfg) is None:
+                made = [f"experiment={experiment}", "profile=paper", *unspelled(run),
+                        *overrides]
+                cfg = compose("config", overrides=spelled([*made, f"records={records}"]))
+                if existing_record(identify(cfg)) is None:
                     rows.append((block, cost(cfg), made))
             out += sorted(rows, key=lambda row: row[1])
     return out

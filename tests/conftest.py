@@ -1,14 +1,30 @@
-"""Shared fixtures: the shared data root and small synthetic images."""
+"""Shared fixtures and helpers of the tests: the data root, small synthetic images,
+composed configs, the `dip` command in and out of process, small nets and fits.
+Test modules import the helpers from here, never from each other."""
 
 from __future__ import annotations
 
+import copy
+import functools
+import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
+
+from dip.cli.main import main
+from dip.fitting.monitors import Monitor
+from dip.fitting.settings import FitSettings
+from dip.nets.skip import skip
+from dip.problems.denoising import denoising
+from dip.runs.config import compose_config
+from dip.runs.plan import read_spec
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +76,138 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+# --- helpers shared by the test modules ----------------------------------------
+
+@functools.cache
+def _composed(overrides: tuple[str, ...]):
+    return compose_config(*overrides)
+
+
+def make_cfg(*overrides):
+    """The `dip` command's config for ``overrides``: composed once per test session (a
+    copy each call, which the test may change)."""
+    return copy.deepcopy(_composed(tuple(overrides)))
+
+
+def spec_of(cfg, overrides=()):
+    """The typed spec of a composed config (its identity resolved in place), as
+    :func:`dip.runs.plan.prepare` reads it."""
+    return read_spec(cfg, list(overrides))
+
+
+def smooth_png(path: Path, size=(64, 64), channels=3) -> Path:
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    planes = [0.5 + 0.4 * np.cos(2 * np.pi * (c + 1) * (x + 0.5 * y)) for c in range(channels)]
+    arr = (np.stack(planes, -1) * 255).round().astype(np.uint8)
+    Image.fromarray(arr[..., 0] if channels == 1 else arr).save(path)
+    return path
+
+
+def dip_cli(*args, cwd):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    env.pop("DIP_MEMORY_LIMIT_GB", None)
+    return subprocess.run([sys.executable, "-m", "dip", "progress=false", *args], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+FAST = ["profile=smoke", "progress=false", "baselines=false", "fit.num_iter=3"]
+
+
+def dip_main(monkeypatch, *args) -> int:
+    """``dip ARGS`` in this process; its exit status."""
+    monkeypatch.setattr(sys, "argv", ["dip", *args])
+    try:
+        main()
+    except SystemExit as done:
+        return done.code or 0
+    return 0
+
+
+def smooth_image(channels=3, size=32, seed=0):
+    """A smooth test image in [0.1, 0.9]: a few low-frequency cosines per channel."""
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    img = torch.zeros(channels, size, size)
+    for c in range(channels):
+        for _ in range(3):
+            fx, fy, ph = (torch.rand(3, generator=g) * torch.tensor([3.0, 3.0, 6.28])).tolist()
+            img[c] += torch.cos(2 * math.pi * (fx * x + fy * y) + ph)
+    img = (img - img.amin()) / (img.amax() - img.amin())
+    return 0.1 + 0.8 * img
+
+
+def small_net(n_in=8, n_out=3):
+    return skip(n_in, n_out, [16, 16, 16], [16, 16, 16], [4, 4, 4], upsample_mode="bilinear",
+                pad="reflection")
+
+
+def settings(**kw):
+    base = dict(num_iter=150, lr=0.01, reg_noise_std=0.0, input_depth=8, record_every=10)
+    base.update(kw)
+    return FitSettings(**base)
+
+
+class NanAt(nn.Module):
+    """Wraps a net and returns NaN on chosen forward calls (counted from 0)."""
+
+    def __init__(self, net, calls):
+        super().__init__()
+        self.net, self.calls, self.count = net, set(calls), 0
+
+    def forward(self, x):
+        out = self.net(x)
+        self.count += 1
+        return out * float("nan") if self.count - 1 in self.calls else out
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAt(Monitor):
+    """Raises on a chosen step (a killed process, in-process)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step(self, info):
+        if info.step == self.step:
+            raise Crash
+
+
+def same(a, b):
+    assert torch.equal(a.final, b.final)
+    assert torch.equal(a.average, b.average)
+    assert torch.equal(a.oracle, b.oracle) and a.iter_oracle == b.iter_oracle
+    assert torch.equal(a.stop, b.stop) and a.iter_stop == b.iter_stop
+    assert (a.status, a.steps, a.backtracks) == (b.status, b.steps, b.backtracks)
+    cols = ["step", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg"]
+    assert a.history[cols].equals(b.history[cols])
+
+
+def batch_settings(**kw):
+    base = dict(num_iter=12, lr=0.01, reg_noise_std=0.03, input_depth=8, record_every=3)
+    base.update(kw)
+    return FitSettings(**base)
+
+
+RUNS = [dict(seed=0, lr=0.01), dict(seed=1, lr=0.003, reg_noise_std=0.0),
+        dict(seed=2, lr=0.02, num_iter=9)]
+
+
+def batch_problems(size=32):
+    return [denoising(gt=smooth_image(size=size, seed=k), sigma=25, seed=k)
+            for k in range(len(RUNS))]
+
+
+def batch_nets(make=small_net):
+    out = []
+    for k in range(len(RUNS)):
+        torch.manual_seed(10 + k)
+        out.append(make())
+    return out
+

@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import make_cfg, smooth_png
 from omegaconf import OmegaConf
 
 import dip
 from dip import nets
 from dip.data import load_image
 from dip.runs.plan import prepare, run
-from tests.test_cli import make_cfg, smooth_png
 
 SMOKE = ["fit.num_iter=3"]
 
@@ -83,7 +83,7 @@ def test_a_seeded_preset_is_the_runs_net(tmp_path):
 ])
 def test_a_bad_task_or_setting_is_the_commands_one_line_error(tmp_path, monkeypatch, capsys,
                                                               call, args):
-    from tests.test_safe_outputs import dip_main
+    from conftest import dip_main
 
     monkeypatch.chdir(tmp_path)
     smooth_png(tmp_path / "a.png")

@@ -6,23 +6,11 @@ Formats that convert safely (16-bit, palette, alpha, CMYK) run with a one-line n
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import dip_cli, smooth_png
 from PIL import Image
-
-from tests.test_cli import smooth_png
-
-
-def dip_cli(*args, cwd):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    env.pop("DIP_MEMORY_LIMIT_GB", None)
-    return subprocess.run([sys.executable, "-m", "dip", "progress=false", *args], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +113,7 @@ def _args(case: str, folder):
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_input_gives_one_clear_line_and_no_output(bad_files, case, monkeypatch, capsys):
     """In this process (``dip``'s main): the error line, the status, nothing written."""
-    from tests.test_safe_outputs import dip_main
+    from conftest import dip_main
 
     monkeypatch.chdir(bad_files)
     monkeypatch.delenv("DIP_MEMORY_LIMIT_GB", raising=False)
@@ -167,11 +155,11 @@ def test_convertible_formats_run_with_a_note(bad_files, case):
 
 def test_size_mismatches_state_width_by_height(tmp_path, monkeypatch, capsys):
     import torch
+    from conftest import dip_main
 
     from dip import DipError
     from dip.data.masks import half_mask
-    from dip.problems import problem as tasks
-    from tests.test_safe_outputs import dip_main
+    from dip.problems.inpainting import inpainting
 
     monkeypatch.chdir(tmp_path)
     smooth_png(tmp_path / "wide.png", size=(64, 96))  # 96 wide, 64 tall
@@ -180,7 +168,7 @@ def test_size_mismatches_state_width_by_height(tmp_path, monkeypatch, capsys):
     assert dip_main(monkeypatch, "task=inpainting", "image=wide.png", "mask=tall.png") == 2
     assert capsys.readouterr().err == f"error: {expected}\n"
     with pytest.raises(DipError) as err:
-        tasks.inpainting(image=torch.zeros(3, 64, 96), mask=torch.ones(1, 96, 64))
+        inpainting(image=torch.zeros(3, 64, 96), mask=torch.ones(1, 96, 64))
     assert str(err.value) == expected
     assert dip_main(monkeypatch, "image=wide.png", "corrupted=true", "gt=tall.png") == 2
     assert capsys.readouterr().err.startswith(

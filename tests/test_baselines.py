@@ -11,8 +11,13 @@ import torch
 from dip import DipError
 from dip.data import load_image
 from dip.problems import baselines
-from dip.problems import problem as tasks
+from dip.problems import denoising as denoising_module
+from dip.problems import inpainting as inpainting_module
+from dip.problems import sr as sr_module
+from dip.problems.denoising import denoising
+from dip.problems.inpainting import inpainting
 from dip.problems.metrics import psnr
+from dip.problems.sr import sr
 
 
 def smooth(channels: int = 3, size: int = 64) -> torch.Tensor:
@@ -32,8 +37,8 @@ def check_output(out: torch.Tensor, problem) -> None:
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_nlm_beats_noisy(channels):
-    problem = tasks.denoising(gt=smooth(channels), sigma=25, seed=1)
-    out = baselines.nlm(problem)
+    problem = denoising(gt=smooth(channels), sigma=25, seed=1)
+    out = denoising_module.nlm(problem)
     check_output(out, problem)
     assert problem.score(out) > problem.score(problem.observation) + 3
 
@@ -41,23 +46,23 @@ def test_nlm_beats_noisy(channels):
 @pytest.mark.parametrize("channels", [1, 3])
 def test_cbm3d_beats_noisy(channels):
     pytest.importorskip("bm3d")
-    problem = tasks.denoising(gt=smooth(channels), sigma=25, seed=1)
-    out = baselines.cbm3d(problem)
+    problem = denoising(gt=smooth(channels), sigma=25, seed=1)
+    out = denoising_module.cbm3d(problem)
     check_output(out, problem)
     assert problem.score(out) > problem.score(problem.observation) + 3
 
 
 def test_cbm3d_without_bm3d_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "bm3d", None)  # makes `import bm3d` fail
-    problem = tasks.denoising(gt=smooth(1, 32), sigma=25)
+    problem = denoising(gt=smooth(1, 32), sigma=25)
     with pytest.raises(DipError, match=r"pip install -e \.\[bm3d\]"):
-        baselines.cbm3d(problem)
+        denoising_module.cbm3d(problem)
 
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_biharmonic_fills_missing_and_keeps_known(channels):
-    problem = tasks.inpainting(image=smooth(channels), p_missing=0.5, seed=2)
-    out = baselines.biharmonic(problem)
+    problem = inpainting(image=smooth(channels), p_missing=0.5, seed=2)
+    out = inpainting_module.biharmonic(problem)
     check_output(out, problem)
     known = problem.extras["mask"].bool().expand(channels, -1, -1)
     assert torch.allclose(out[0][known], problem.observation[0][known], atol=1e-6)
@@ -67,8 +72,8 @@ def test_biharmonic_fills_missing_and_keeps_known(channels):
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_bicubic_beats_nearest(channels):
-    problem = tasks.sr(hr=smooth(channels), factor=4)
-    near, cubic = baselines.nearest(problem), baselines.bicubic(problem)
+    problem = sr(hr=smooth(channels), factor=4)
+    near, cubic = sr_module.nearest(problem), sr_module.bicubic(problem)
     check_output(near, problem)
     check_output(cubic, problem)
     corrupted = problem.score(problem.corrupted_view())
@@ -77,16 +82,17 @@ def test_bicubic_beats_nearest(channels):
 
 
 def test_wrong_task_is_refused():
-    problem = tasks.sr(hr=smooth(1, 32), factor=4)
+    problem = sr(hr=smooth(1, 32), factor=4)
     with pytest.raises(DipError, match="for denoising"):
-        baselines.nlm(problem)
+        denoising_module.nlm(problem)
 
 
 def test_a_baseline_registered_beside_a_task_is_scored_in_its_records(tmp_path, monkeypatch):
     """A task registers its own baselines (dip.problems.baselines.register) from its own module;
     records of the task score them and save their outputs, nothing else changes."""
+    from conftest import make_cfg, smooth_png
+
     from dip.runs.plan import run
-    from tests.test_cli import make_cfg, smooth_png
 
     monkeypatch.setattr(baselines, "BASELINES", dict(baselines.BASELINES))
     monkeypatch.setattr(baselines, "TASK_BASELINES", {k: list(v) for k, v in
@@ -104,21 +110,22 @@ def test_a_baseline_registered_beside_a_task_is_scored_in_its_records(tmp_path, 
 
 def test_run_baselines_scores_the_task_baselines(monkeypatch):
     monkeypatch.setitem(baselines.OPTIONAL, "cbm3d", "a_package_that_is_not_installed")
-    problem = tasks.denoising(gt=smooth(1, 32), sigma=25)
+    problem = denoising(gt=smooth(1, 32), sigma=25)
     scores = baselines.run_baselines(problem)
     assert list(scores) == ["nlm"]  # cbm3d left out silently
-    assert scores["nlm"] == pytest.approx(problem.score(baselines.nlm(problem)))
-    sr = tasks.sr(hr=smooth(3, 32), factor=4)
-    assert list(baselines.run_baselines(sr, ["bicubic", "nearest"])) == ["bicubic", "nearest"]
+    assert scores["nlm"] == pytest.approx(problem.score(denoising_module.nlm(problem)))
+    upscaling = sr(hr=smooth(3, 32), factor=4)
+    assert list(baselines.run_baselines(upscaling, ["bicubic", "nearest"])) == ["bicubic",
+                                                                                "nearest"]
 
 
 def test_run_baselines_without_ground_truth_is_nan():
-    problem = tasks.denoising(noisy=smooth(1, 32), sigma=25)
+    problem = denoising(noisy=smooth(1, 32), sigma=25)
     scores = baselines.run_baselines(problem, ["nlm"])
     assert list(scores) == ["nlm"] and math.isnan(scores["nlm"])
 
 
 def test_run_baselines_unknown_name():
-    problem = tasks.denoising(gt=smooth(1, 32), sigma=25)
+    problem = denoising(gt=smooth(1, 32), sigma=25)
     with pytest.raises(DipError, match="unknown baseline"):
         baselines.run_baselines(problem, ["median"])

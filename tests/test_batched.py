@@ -5,43 +5,22 @@ import dataclasses
 
 import pytest
 import torch
-from test_fit import small_net, smooth_image
+from conftest import RUNS, batch_nets, batch_problems, batch_settings, small_net, smooth_image
 
 from dip.fitting import fast
 from dip.fitting.batched import fit_batched
 from dip.fitting.loop import fit
 from dip.fitting.monitors import History, Monitor, Oracle
-from dip.fitting.settings import FitResult, FitSettings
+from dip.fitting.settings import FitResult
 from dip.nets import build, resnet, skip
 from dip.nets.grouped import GroupedNet, can_group
-from dip.problems import problem as tasks
-
-
-def _settings(**kw):
-    base = dict(num_iter=12, lr=0.01, reg_noise_std=0.03, input_depth=8, record_every=3)
-    base.update(kw)
-    return FitSettings(**base)
-
-
-RUNS = [dict(seed=0, lr=0.01), dict(seed=1, lr=0.003, reg_noise_std=0.0),
-        dict(seed=2, lr=0.02, num_iter=9)]
-
-
-def _problems(size=32):
-    return [tasks.denoising(gt=smooth_image(size=size, seed=k), sigma=25, seed=k)
-            for k in range(len(RUNS))]
-
-
-def _nets(make=small_net):
-    out = []
-    for k in range(len(RUNS)):
-        torch.manual_seed(10 + k)
-        out.append(make())
-    return out
+from dip.problems.denoising import denoising
+from dip.problems.inpainting import inpainting
+from dip.problems.sr import sr
 
 
 def test_grouped_forward_and_gradients_match_the_separate_nets():
-    nets = _nets()
+    nets = batch_nets()
     g = GroupedNet(nets)
     zs = [torch.rand(1, 8, 32, 32) for _ in nets]
     out = g(torch.cat(zs, 1))
@@ -60,9 +39,9 @@ def test_grouped_forward_and_gradients_match_the_separate_nets():
 @pytest.mark.parametrize("engine", ["grouped", "threads"])
 def test_fit_batched_equals_separate_fits_in_float64(float64, engine):
     """Different seeds, learning rates, noise levels and lengths: the same numbers."""
-    sets = [_settings(**r) for r in RUNS]
-    seq = [fit(n, p, s) for n, p, s in zip(_nets(), _problems(), sets, strict=True)]
-    bat = fit_batched(_nets(), _problems(), sets, engine=engine)
+    sets = [batch_settings(**r) for r in RUNS]
+    seq = [fit(n, p, s) for n, p, s in zip(batch_nets(), batch_problems(), sets, strict=True)]
+    bat = fit_batched(batch_nets(), batch_problems(), sets, engine=engine)
     for a, b in zip(seq, bat, strict=True):
         torch.testing.assert_close(a.final, b.final, atol=1e-9, rtol=0)
         torch.testing.assert_close(a.average, b.average, atol=1e-9, rtol=0)
@@ -79,9 +58,9 @@ def test_fit_batched_matches_separate_fits_in_float32():
     """In float32 grouped and plain convolutions round differently, and Adam's first
     steps amplify rounding (normalised gradients) into steps of size lr: with learning
     rates scaled down 100× the runs stay close (equality is checked in float64)."""
-    sets = [_settings(**{**r, "num_iter": 3, "lr": r["lr"] / 100}) for r in RUNS]
-    seq = [fit(n, p, s) for n, p, s in zip(_nets(), _problems(), sets, strict=True)]
-    bat = fit_batched(_nets(), _problems(), sets, engine="grouped")
+    sets = [batch_settings(**{**r, "num_iter": 3, "lr": r["lr"] / 100}) for r in RUNS]
+    seq = [fit(n, p, s) for n, p, s in zip(batch_nets(), batch_problems(), sets, strict=True)]
+    bat = fit_batched(batch_nets(), batch_problems(), sets, engine="grouped")
     for a, b in zip(seq, bat, strict=True):
         torch.testing.assert_close(a.final, b.final, atol=2e-2, rtol=0)
         assert abs(a.history.psnr_gt.iloc[-1] - b.history.psnr_gt.iloc[-1]) < 0.05
@@ -89,11 +68,11 @@ def test_fit_batched_matches_separate_fits_in_float32():
 
 @pytest.mark.parametrize("engine", ["grouped", "threads"])
 def test_batchnorm_running_statistics_stay_per_run(float64, engine):
-    sets = [_settings(**r) for r in RUNS]
-    seq_nets, bat_nets = _nets(), _nets()
-    for n, p, s in zip(seq_nets, _problems(), sets, strict=True):
+    sets = [batch_settings(**r) for r in RUNS]
+    seq_nets, bat_nets = batch_nets(), batch_nets()
+    for n, p, s in zip(seq_nets, batch_problems(), sets, strict=True):
         fit(n, p, s)
-    fit_batched(bat_nets, _problems(), sets, engine=engine)
+    fit_batched(bat_nets, batch_problems(), sets, engine=engine)
     for a, b in zip(seq_nets, bat_nets, strict=True):
         for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
             torch.testing.assert_close(x, y, atol=1e-9, rtol=0)
@@ -112,14 +91,14 @@ class RollbackAt(Monitor):
 
 @pytest.mark.parametrize("engine", ["grouped", "threads"])
 def test_a_rolled_back_run_redoes_its_step_alone(float64, engine):
-    sets = [_settings(**r) for r in RUNS]
+    sets = [batch_settings(**r) for r in RUNS]
 
     def mons(i):
         return [RollbackAt(4)] if i == 1 else []
 
     seq = [fit(n, p, s, monitors=mons(i) + [History(1), Oracle()])
-           for i, (n, p, s) in enumerate(zip(_nets(), _problems(), sets, strict=True))]
-    bat = fit_batched(_nets(), _problems(), sets, engine=engine,
+           for i, (n, p, s) in enumerate(zip(batch_nets(), batch_problems(), sets, strict=True))]
+    bat = fit_batched(batch_nets(), batch_problems(), sets, engine=engine,
                       monitors=[mons(i) + [History(1), Oracle()] for i in range(3)])
     for a, b in zip(seq, bat, strict=True):
         torch.testing.assert_close(a.final, b.final, atol=1e-9, rtol=0)
@@ -127,9 +106,9 @@ def test_a_rolled_back_run_redoes_its_step_alone(float64, engine):
 
 def test_other_tasks_and_nets_in_a_batch():
     gt = smooth_image(size=32)
-    problems = [tasks.inpainting(image=gt, p_missing=0.5, seed=0), tasks.sr(hr=gt, factor=4)]
+    problems = [inpainting(image=gt, p_missing=0.5, seed=0), sr(hr=gt, factor=4)]
     nets = [build("encdec", 8, 3, depth=3, channels=[8, 8, 8]) for _ in problems]
-    results = fit_batched(nets, problems, _settings(num_iter=30), engine="grouped")
+    results = fit_batched(nets, problems, batch_settings(num_iter=30), engine="grouped")
     for r in results:
         assert r.final.shape == (1, 3, 32, 32) and torch.isfinite(r.final).all()
         assert r.history.psnr_obs.iloc[-1] > r.history.psnr_obs.iloc[0]
@@ -138,14 +117,14 @@ def test_other_tasks_and_nets_in_a_batch():
 def test_threads_engine_is_bit_identical_to_separate_one_thread_fits():
     """float32, two runs at a time with one intra-op thread each: exactly the numbers
     of separate fits on one thread; the process's thread count is restored."""
-    sets = [_settings(**r) for r in RUNS]
+    sets = [batch_settings(**r) for r in RUNS]
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        seq = [fit(n, p, s) for n, p, s in zip(_nets(), _problems(), sets, strict=True)]
+        seq = [fit(n, p, s) for n, p, s in zip(batch_nets(), batch_problems(), sets, strict=True)]
     finally:
         torch.set_num_threads(before)
-    bat = fit_batched(_nets(), _problems(), sets, engine="threads", workers=2,
+    bat = fit_batched(batch_nets(), batch_problems(), sets, engine="threads", workers=2,
                       threads_per_run=1)
     assert torch.get_num_threads() == before
     for a, b in zip(seq, bat, strict=True):
@@ -160,12 +139,12 @@ def test_threads_engine_with_graph_steps_equals_separate_eager_fits():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        seq = [fit(n, p, _settings(**r))
-               for n, p, r in zip(_nets(), _problems(), RUNS, strict=True)]
+        seq = [fit(n, p, batch_settings(**r))
+               for n, p, r in zip(batch_nets(), batch_problems(), RUNS, strict=True)]
     finally:
         torch.set_num_threads(before)
-    sets = [dataclasses.replace(_settings(**r), cuda_graph=True) for r in RUNS]
-    bat = fit_batched(_nets(), _problems(), sets, engine="threads", workers=2,
+    sets = [dataclasses.replace(batch_settings(**r), cuda_graph=True) for r in RUNS]
+    bat = fit_batched(batch_nets(), batch_problems(), sets, engine="threads", workers=2,
                       threads_per_run=1)
     for a, b in zip(seq, bat, strict=True):
         assert torch.equal(a.final, b.final) and torch.equal(a.average, b.average)
@@ -188,7 +167,8 @@ def test_threads_engine_shares_the_threads_among_its_runs(monkeypatch, n, expect
 
 def test_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="unknown engine 'vmap'"):
-        fit_batched(_nets(), _problems(), [_settings(**r) for r in RUNS], engine="vmap")
+        fit_batched(batch_nets(), batch_problems(), [batch_settings(**r) for r in RUNS],
+                    engine="vmap")
 
 
 def test_what_can_be_grouped():
@@ -197,8 +177,8 @@ def test_what_can_be_grouped():
     assert not can_group(resnet(2, 3, 1, 8))
     with pytest.raises(ValueError, match="output shape"):
         fit_batched([small_net(), small_net()],
-                    [tasks.denoising(gt=smooth_image(size=s), sigma=25) for s in (32, 64)],
-                    _settings())
+                    [denoising(gt=smooth_image(size=s), sigma=25) for s in (32, 64)],
+                    batch_settings())
 
 
 def _sweep(launcher, runs, cwd, engine="auto"):
@@ -257,10 +237,10 @@ def test_batched_launcher_writes_the_records_of_the_basic_launcher(tmp_path):
 def test_early_stopping_in_a_batch_equals_separate_fits(float64, engine):
     """A run that stops leaves its group; its stop output, step and status are those of
     a fit on its own (one shared result assembly: dip.fitting.loop.assemble_result)."""
-    sets = [_settings(**{**r, "num_iter": 30}, stop="wmv", stop_window=3, stop_patience=p)
+    sets = [batch_settings(**{**r, "num_iter": 30}, stop="wmv", stop_window=3, stop_patience=p)
             for r, p in zip(RUNS, (2, 4, 40), strict=True)]
-    seq = [fit(n, p, s) for n, p, s in zip(_nets(), _problems(), sets, strict=True)]
-    bat = fit_batched(_nets(), _problems(), sets, engine=engine)
+    seq = [fit(n, p, s) for n, p, s in zip(batch_nets(), batch_problems(), sets, strict=True)]
+    bat = fit_batched(batch_nets(), batch_problems(), sets, engine=engine)
     for a, b in zip(seq, bat, strict=True):
         assert (a.status, a.steps, a.iter_stop) == (b.status, b.steps, b.iter_stop)
         torch.testing.assert_close(a.stop, b.stop, atol=1e-9, rtol=0)
@@ -273,9 +253,10 @@ def test_early_stopping_in_a_batch_equals_separate_fits(float64, engine):
 def test_run_batch_fits_ensembles_and_early_stopping_like_single_runs(tmp_path, monkeypatch):
     """Seeds of an ensemble and early-stopped runs go through the batch (as members of
     its groups) and write the records that single runs write."""
+    from conftest import make_cfg, smooth_png
+
     from dip.runs.batched import run_batch
     from dip.runs.plan import run
-    from tests.test_cli import make_cfg, smooth_png
 
     monkeypatch.chdir(tmp_path)
     smooth_png(tmp_path / "a.png")
@@ -297,21 +278,22 @@ def test_run_batch_fits_ensembles_and_early_stopping_like_single_runs(tmp_path, 
 def test_a_batch_resumes_from_its_runs_checkpoints(float64, engine, tmp_path):
     """Killed mid-batch, each run continues from its own checkpoint to the result of the
     uninterrupted batch (runs at different steps: the third saved before it ended)."""
+    from conftest import Crash, CrashAt
+
     from dip.fitting.checkpoint import Checkpoint
     from dip.fitting.step import default_monitors
-    from tests.test_checkpoint import Crash, CrashAt
 
-    sets = [_settings(**{**r, "num_iter": r.get("num_iter", 20) + 8}) for r in RUNS]
-    reference = fit_batched(_nets(), _problems(), sets, engine=engine)
+    sets = [batch_settings(**{**r, "num_iter": r.get("num_iter", 20) + 8}) for r in RUNS]
+    reference = fit_batched(batch_nets(), batch_problems(), sets, engine=engine)
     paths = [tmp_path / f"run{k}.pt" for k in range(len(RUNS))]
 
     def batch(crash: bool):
-        problems = _problems()
+        problems = batch_problems()
         monitors = [default_monitors(p, s) + [Checkpoint(path, 5, key=str(k))]
                     for k, (p, s, path) in enumerate(zip(problems, sets, paths, strict=True))]
         if crash:
             monitors[0].insert(0, CrashAt(13))
-        return fit_batched(_nets(), problems, sets, monitors, engine=engine, workers=3,
+        return fit_batched(batch_nets(), problems, sets, monitors, engine=engine, workers=3,
                            resume=paths)
 
     with pytest.raises(Crash):

@@ -12,35 +12,19 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import Crash, CrashAt, NanAt, same, settings, small_net, smooth_image, smooth_png
 from PIL import Image
 
 from dip import DipError
 from dip.fitting.checkpoint import Checkpoint, discard, load_checkpoint
 from dip.fitting.loop import fit
-from dip.fitting.monitors import History, Monitor
+from dip.fitting.monitors import History
 from dip.fitting.step import default_monitors
-from dip.problems import problem as tasks
-from tests.test_cli import smooth_png
-from tests.test_fit import NanAt, settings, small_net, smooth_image
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAt(Monitor):
-    """Raises on a chosen step (a killed process, in-process)."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step(self, info):
-        if info.step == self.step:
-            raise Crash
+from dip.problems.denoising import denoising
 
 
 def run_fit(s, path=None, every=10, crash_at=None, nan_calls=()):
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     torch.manual_seed(s.seed)
     net = small_net()
     if nan_calls:
@@ -52,16 +36,6 @@ def run_fit(s, path=None, every=10, crash_at=None, nan_calls=()):
         monitors.append(Checkpoint(path, every, key="test"))
     return fit(net, problem, s, monitors, resume=None if path is None else
                load_checkpoint(path, key="test"))
-
-
-def same(a, b):
-    assert torch.equal(a.final, b.final)
-    assert torch.equal(a.average, b.average)
-    assert torch.equal(a.oracle, b.oracle) and a.iter_oracle == b.iter_oracle
-    assert torch.equal(a.stop, b.stop) and a.iter_stop == b.iter_stop
-    assert (a.status, a.steps, a.backtracks) == (b.status, b.steps, b.backtracks)
-    cols = ["step", "loss", "psnr_obs", "psnr_gt", "psnr_gt_avg"]
-    assert a.history[cols].equals(b.history[cols])
 
 
 @pytest.mark.parametrize("stop", ["fixed", "wmv", "emv"])
@@ -105,7 +79,7 @@ def test_a_finished_fit_resumes_to_its_result_without_stepping(tmp_path):
 def test_a_checkpoint_of_another_run_is_refused(tmp_path):
     path = tmp_path / "run.ckpt.pt"
     run_fit(settings(num_iter=3), path, every=1)
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     s = settings(num_iter=3)
     with pytest.raises(DipError, match="another run"):
         load_checkpoint(path, key="other")

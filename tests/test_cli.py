@@ -2,43 +2,17 @@
 
 from __future__ import annotations
 
-import copy
-import functools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import make_cfg, smooth_png, spec_of
 from PIL import Image
 
-from dip.runs.builders import build_net
-from dip.runs.config import CONFIG_DIR
 from dip.runs.plan import run
 
 KEYS = ["psnr_corrupted", "psnr_final", "psnr_avg", "psnr_oracle", "iter_oracle", "num_iter",
         "seconds", "device", "seed", "profile", "versions", "config_hash", "commit"]
-
-
-@functools.cache
-def _composed(overrides: tuple[str, ...]):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
-
-
-def make_cfg(*overrides):
-    """The `dip` command's config for ``overrides``: composed once per test session (a
-    copy each call, which the test may change)."""
-    return copy.deepcopy(_composed(tuple(overrides)))
-
-
-def smooth_png(path: Path, size=(64, 64), channels=3) -> Path:
-    h, w = size
-    y, x = np.mgrid[0:h, 0:w] / max(h, w)
-    planes = [0.5 + 0.4 * np.cos(2 * np.pi * (c + 1) * (x + 0.5 * y)) for c in range(channels)]
-    arr = (np.stack(planes, -1) * 255).round().astype(np.uint8)
-    Image.fromarray(arr[..., 0] if channels == 1 else arr).save(path)
-    return path
 
 
 @pytest.mark.parametrize("task", ["denoising", "inpainting", "sr"])
@@ -47,7 +21,7 @@ def smooth_png(path: Path, size=(64, 64), channels=3) -> Path:
 def test_every_group_combination_composes_and_builds(task, net, profile):
     cfg = make_cfg(f"task={task}", f"net={net}", f"profile={profile}")
     assert cfg.fit.num_iter >= 1 and cfg.fit.lr > 0
-    model = build_net(cfg, cfg.fit.input_depth, 3)
+    model = spec_of(cfg).net.build(cfg.fit.input_depth, 3)
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
@@ -61,9 +35,9 @@ def test_paper_settings_follow_the_official_notebooks():
     sr8 = make_cfg("profile=paper", "task=sr", "factor=8")
     assert (sr4.fit.num_iter, sr4.fit.reg_noise_std) == (2000, 0.03)
     assert (sr8.fit.num_iter, sr8.fit.reg_noise_std) == (4000, 0.05)
-    paper_net = build_net(den, 32, 3)
+    paper_net = spec_of(den).net.build(32, 3)
     assert sum(p.numel() for p in paper_net.parameters()) == 2_217_831
-    quick_net = build_net(make_cfg("profile=quick"), 32, 3)
+    quick_net = spec_of(make_cfg("profile=quick")).net.build(32, 3)
     assert sum(p.numel() for p in quick_net.parameters()) < 2_217_831 / 3
 
 

@@ -157,8 +157,9 @@ def test_save_grey_clips_and_rounds(tmp_path):
 
 
 def test_a_16_bit_input_is_restored_as_16_bit(tmp_path, monkeypatch):
+    from conftest import FAST, dip_main
+
     from dip.data.images import bit_depth
-    from tests.test_safe_outputs import FAST, dip_main
 
     monkeypatch.chdir(tmp_path)
     y, x = np.mgrid[0:64, 0:64]

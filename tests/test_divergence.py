@@ -9,22 +9,23 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import make_cfg, settings, small_net, smooth_image, smooth_png
 from PIL import Image
 
 from dip.fitting.batched import fit_batched
 from dip.fitting.divergence import FLAT_MARGIN_DB, worse_than_flat
 from dip.fitting.loop import fit
-from dip.problems import problem as tasks
+from dip.problems.denoising import denoising
+from dip.problems.inpainting import inpainting
+from dip.problems.sr import sr
 from dip.report import tables
 from dip.runs.plan import run
-from tests.test_cli import make_cfg, smooth_png
-from tests.test_fit import settings, small_net, smooth_image
 from tests.test_tables import PAPER_CSV, THIS, body, needs_paper, write_record
 
 PROBLEMS = {
-    "denoising": lambda gt: tasks.denoising(gt=gt, sigma=25, seed=0),
-    "inpainting": lambda gt: tasks.inpainting(image=gt, p_missing=0.5, seed=0),
-    "sr": lambda gt: tasks.sr(hr=gt, factor=2),
+    "denoising": lambda gt: denoising(gt=gt, sigma=25, seed=0),
+    "inpainting": lambda gt: inpainting(image=gt, p_missing=0.5, seed=0),
+    "sr": lambda gt: sr(hr=gt, factor=2),
 }
 
 
@@ -98,7 +99,7 @@ def test_the_grouped_engine_agrees_with_fit():
             for k, lr in enumerate((1e6, 0.01))]
 
     def problems():
-        return [tasks.denoising(gt=smooth_image(seed=k), sigma=25, seed=k) for k in range(2)]
+        return [denoising(gt=smooth_image(seed=k), sigma=25, seed=k) for k in range(2)]
 
     def nets():
         torch.manual_seed(0)

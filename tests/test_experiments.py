@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import make_cfg, spec_of
 from hydra import compose, initialize_config_dir
 
 from dip.runs.config import CONFIG_DIR
-from tests.test_cli import make_cfg
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
@@ -39,20 +39,21 @@ def test_every_experiment_builds_every_net(experiment, net):
     """Swapping the net of an experiment (the README's `net=encdec` sweep) builds that net;
     the experiment's settings for its own net that the other one does not take are left out
     (fig_architectures and sweep_depth_lr pick their nets with arch=)."""
+
     from dip import DipError, nets
-    from dip.runs.builders import build_net, unused_net_keys
 
     cfg = _compose(f"experiment={experiment}", f"net={net}", "profile=smoke")
     assert cfg.net.name == net
-    unused = unused_net_keys(cfg)
+    unused = list(spec_of(cfg).net.unused)
     assert not set(unused) & nets.builder_keys(net)
     if net == "skip":
         assert unused == []
     if (experiment, net) == ("table_inpainting", "encdec"):
         assert unused == ["num_channels_skip"]
-    assert unused_net_keys(_compose(f"net={net}")) == []  # the group's keys reach the builder
+    # the group's keys reach the builder
+    assert list(spec_of(_compose(f"net={net}")).net.unused) == []
     try:
-        built = build_net(cfg, 4, 3)
+        built = spec_of(cfg).net.build(4, 3)
     except DipError as err:  # e.g. fig_flash's 5 per-level upsampling modes, encdec depth 6
         assert str(err).startswith(f"net={net}: ") and "\n" not in str(err)
         assert net != "skip"
@@ -63,11 +64,11 @@ def test_every_experiment_builds_every_net(experiment, net):
 def test_table_settings_are_the_official_ones():
     inp = _compose("experiment=table_inpainting", "profile=paper", "item=boat")
     assert (inp.fit.lr, inp.fit.num_iter, inp.fit.reg_noise_std) == (0.001, 11000, 0.03)
-    assert inp.mask == "paper/inpainting50/mask_half/boat_mask_half.png" and inp.crop is None
+    assert inp.task.mask == "paper/inpainting50/mask_half/boat_mask_half.png" and inp.crop is None
     assert inp.pad_image == 1
-    assert _compose("experiment=table_inpainting", "item=boat").mask == \
+    assert _compose("experiment=table_inpainting", "item=boat").task.mask == \
         "paper/inpainting50/boat_mask.png"  # quick: the masks of its committed table
-    assert _compose("experiment=table_inpainting", "mask_source=random").mask is None
+    assert _compose("experiment=table_inpainting", "mask_source=random").task.mask is None
     den = _compose("experiment=table_denoising", "profile=paper", "sigma=50")
     assert (den.fit.num_iter, den.fit.reg_noise_std) == (3000, 0.05)
     assert den.image == "paper/denoising/sigma50/F16_noisy.png" and den.corrupted
@@ -187,7 +188,7 @@ def test_paper_noisy_inputs_carry_their_sigma_to_the_baselines(data_root):
     from dip.runs.inputs import build_problem
 
     cfg = _compose("experiment=table_denoising", "profile=smoke", "sigma=50")
-    problem = build_problem(cfg)
+    problem = build_problem(spec_of(cfg))
     assert problem.extras["sigma"] == 50.0  # NLM/CBM3D are told the real noise level
 
 
@@ -273,14 +274,13 @@ def test_the_depth_lr_sweep_takes_each_of_its_nets(profile, arch):
     from omegaconf import OmegaConf
 
     from dip import nets
-    from dip.runs.builders import build_net, net_multiple
 
     cfg = _compose("experiment=sweep_depth_lr", f"arch={arch}", f"profile={profile}")
     kwargs = OmegaConf.to_container(cfg.net, resolve=True)
     side = cfg.crop if cfg.crop is not None else 512
     assert side >= nets.min_size(kwargs.pop("name"), **kwargs)
-    assert side % net_multiple(cfg.net) == 0
-    assert sum(p.numel() for p in build_net(cfg, cfg.fit.input_depth, 1).parameters()) > 0
+    assert side % spec_of(cfg).net.multiple() == 0
+    assert sum(p.numel() for p in spec_of(cfg).net.build(cfg.fit.input_depth, 1).parameters()) > 0
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         full = compose("config", overrides=["experiment=sweep_depth_lr", f"profile={profile}"],
                        return_hydra_config=True)

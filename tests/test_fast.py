@@ -5,12 +5,12 @@ import sys
 
 import pytest
 import torch
-from test_fit import settings, small_net, smooth_image
+from conftest import settings, small_net, smooth_image, spec_of
 
 from dip.fitting import fast
 from dip.fitting.loop import fit
 from dip.fitting.settings import FitSettings
-from dip.problems import problem as tasks
+from dip.problems.denoising import denoising
 
 
 def test_cpu_defaults_are_eager_fp32_nchw_below_256_squared(monkeypatch):
@@ -45,7 +45,7 @@ def test_channels_last_setting_overrides_the_size_rule():
 @pytest.mark.parametrize("kw", [dict(amp="bf16"), dict(channels_last=True),
                                 dict(amp="bf16", channels_last=True), dict(fused_adam=True)])
 def test_fast_paths_run_and_fit(kw):
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     torch.manual_seed(0)
     result = fit(small_net(), problem, settings(num_iter=40, **kw))
     assert result.final.dtype == torch.float32 and torch.isfinite(result.final).all()
@@ -56,7 +56,7 @@ def test_fast_paths_run_and_fit(kw):
 def test_channels_last_gives_the_same_fit_up_to_rounding():
     # a tiny learning rate: Adam's first, normalised steps would otherwise turn rounding
     # differences of the gradients into steps of size lr
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     outs = []
     for cl in (False, True):
         torch.manual_seed(0)
@@ -67,7 +67,7 @@ def test_channels_last_gives_the_same_fit_up_to_rounding():
 
 
 def test_unknown_amp_mode_is_refused():
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     with pytest.raises(ValueError, match="amp"):
         fit(small_net(), problem, settings(num_iter=1, amp="fp8"))
 
@@ -102,7 +102,7 @@ def test_step_graph_loop_equals_the_eager_loop(kw, monkeypatch):
     replay = fast.StepGraph.forward_backward
     monkeypatch.setattr(fast.StepGraph, "forward_backward",
                         lambda self: calls.append(1) or replay(self))
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     results = []
     for graph in (False, True):
         torch.manual_seed(0)
@@ -146,7 +146,7 @@ def test_a_failed_capture_falls_back_to_the_eager_step(monkeypatch):
         raise RuntimeError("operation not permitted when stream is capturing\nmore")
 
     monkeypatch.setattr(fast.StepGraph, "_record", fail)
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     torch.manual_seed(0)
     eager = fit(small_net(), problem, settings(num_iter=8))
     with pytest.warns(UserWarning, match="capture failed.*not permitted"):
@@ -199,11 +199,10 @@ def test_freed_memory_is_kept_on_the_cpu_only_by_default():
 
 
 def test_runner_passes_keep_memory_to_the_fit():
-    from dip.runs.builders import settings_from
-    from tests.test_cli import make_cfg
+    from conftest import make_cfg
 
-    assert settings_from(make_cfg()).keep_memory is None
-    assert settings_from(make_cfg("fast.keep_memory=false")).keep_memory is False
+    assert spec_of(make_cfg()).settings_for().keep_memory is None
+    assert spec_of(make_cfg("fast.keep_memory=false")).settings_for().keep_memory is False
 
 
 GLIBC = sys.platform.startswith("linux") and "glibc" in " ".join(
@@ -239,12 +238,12 @@ def test_kept_memory_comes_from_the_heap():
 _FIT = """
 import sys, torch
 sys.path.insert(0, {tests!r})
-from test_fit import settings, small_net, smooth_image
+from conftest import settings, small_net, smooth_image
 from dip.fitting import fast
-from dip.problems import problem as tasks
+from dip.problems.denoising import denoising
 from dip.fitting.loop import fit
 torch.set_num_threads(1)
-problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
 torch.manual_seed(0)
 res = fit(small_net(), problem, settings(num_iter=15, keep_memory=False))
 torch.save([res.final, res.average], {out!r})
@@ -262,7 +261,7 @@ def test_keeping_freed_memory_changes_no_result(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, check=True)
     assert proc.stdout.split()[-1] == "None"  # keep_memory=False: never set
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     threads = torch.get_num_threads()  # CPU results depend on it: one in both processes
     torch.set_num_threads(1)
     try:

@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_cfg, spec_of
 from PIL import Image
 
 from dip import DipError
+from dip.problems.fitting import fitting
 from dip.problems.noise import signal
-from dip.problems.problem import fitting
 from dip.report.grids import FIGURES, build_figure
-from dip.runs.builders import min_size
 from dip.runs.config import CONFIG_DIR, LEGACY_EXCLUDE
 from dip.runs.inputs import build_input, build_problem
 from dip.runs.plan import run
-from tests.test_cli import make_cfg
+from dip.runs.spec import NetSpec
 
 
 def _compose(*overrides):
@@ -53,21 +53,24 @@ def test_fitting_problem_is_identity_without_ground_truth():
 
 
 def test_min_size_accounts_for_depth_and_filter():
-    assert min_size(_compose("net=skip").net) == 64          # 2 px at 1/32
-    assert min_size(_compose("net=encdec", "net.depth=6").net) == 192   # 5x5: 3 px at 1/64
-    assert min_size(_compose("net=encdec", "net.depth=2").net) == 12
-    assert min_size(_compose("net=resnet").net) == 1
+    def min_size(*overrides):
+        return NetSpec.read(_compose(*overrides).net).min_size()
+
+    assert min_size("net=skip") == 64          # 2 px at 1/32
+    assert min_size("net=encdec", "net.depth=6") == 192   # 5x5: 3 px at 1/64
+    assert min_size("net=encdec", "net.depth=2") == 12
+    assert min_size("net=resnet") == 1
 
 
 def test_scale_and_rectangular_crop_resize_image_and_mask(data_root):
     cfg = _compose("experiment=fig_architectures", "profile=quick")
-    p = build_problem(cfg)
+    p = build_problem(spec_of(cfg))
     assert p.out_shape == (3, 192, 320)
     mask = p.extras["mask"]
     assert set(torch.unique(mask).tolist()) == {0.0, 1.0}    # nearest keeps it binary
     assert 0.1 < p.extras["missing"] < 0.4
     with pytest.raises(DipError, match="scale=2"):
-        build_problem(_compose("experiment=fig_architectures", "scale=2"))
+        build_problem(spec_of(_compose("experiment=fig_architectures", "scale=2")))
 
 
 def test_image_input_must_match_the_output(tmp_path):
@@ -75,12 +78,13 @@ def test_image_input_must_match_the_output(tmp_path):
     Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(a)
     Image.fromarray(np.full((96, 96, 3), 90, np.uint8)).save(b)
     cfg = _compose("task=fitting", f"image={a}", f"input_image={a}", "fit.input_type=image")
-    z = build_input(cfg, build_problem(cfg))
+    z = build_input(spec_of(cfg), build_problem(spec_of(cfg)))
     assert z.shape == (1, 3, 64, 64)
-    assert build_input(_compose("task=fitting", f"image={a}"), build_problem(cfg)) is None
+    plain = spec_of(_compose("task=fitting", f"image={a}"))
+    assert build_input(plain, build_problem(spec_of(cfg))) is None
     bad = _compose("task=fitting", f"image={a}", f"input_image={b}", "fit.input_type=image")
     with pytest.raises(DipError, match="input_image is 96×96"):
-        build_input(bad, build_problem(bad))
+        build_input(spec_of(bad), build_problem(spec_of(bad)))
 
 
 def test_flash_run_uses_the_flash_photo_as_input(tmp_path, data_root):
@@ -113,7 +117,7 @@ def test_figure_settings_are_the_official_ones():
     assert (jpeg.fit.num_iter, jpeg.fit.input_depth, list(jpeg.net.num_channels_skip)) == (
         2400, 3, [0, 0, 0, 4, 4])
     rest = _compose("experiment=fig_restoration", "profile=paper")
-    assert (rest.p_missing, rest.fit.num_iter, rest.net.downsample_mode) == (0.98, 1000, "avg")
+    assert (rest.task.p_missing, rest.fit.num_iter, rest.net.downsample_mode) == (0.98, 1000, "avg")
 
 
 def _dip(*args, cwd, module="dip"):

@@ -1,46 +1,23 @@
 """Behaviour of the fitting loop on small smooth images (seconds each)."""
 
-import math
 
 import pytest
 import torch
+from conftest import NanAt, settings, small_net, smooth_image
 from torch import nn
 
 from dip.fitting.loop import fit
 from dip.fitting.monitors import Backtrack, History, Oracle
-from dip.fitting.settings import FitSettings, make_input
-from dip.nets import skip
-from dip.problems import problem as tasks
+from dip.fitting.settings import make_input
+from dip.problems.denoising import denoising
+from dip.problems.inpainting import inpainting
 from dip.problems.metrics import psnr
-
-
-def smooth_image(channels=3, size=32, seed=0):
-    """A smooth test image in [0.1, 0.9]: a few low-frequency cosines per channel."""
-    g = torch.Generator().manual_seed(seed)
-    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    img = torch.zeros(channels, size, size)
-    for c in range(channels):
-        for _ in range(3):
-            fx, fy, ph = (torch.rand(3, generator=g) * torch.tensor([3.0, 3.0, 6.28])).tolist()
-            img[c] += torch.cos(2 * math.pi * (fx * x + fy * y) + ph)
-    img = (img - img.amin()) / (img.amax() - img.amin())
-    return 0.1 + 0.8 * img
-
-
-def small_net(n_in=8, n_out=3):
-    return skip(n_in, n_out, [16, 16, 16], [16, 16, 16], [4, 4, 4], upsample_mode="bilinear",
-                pad="reflection")
-
-
-def settings(**kw):
-    base = dict(num_iter=150, lr=0.01, reg_noise_std=0.0, input_depth=8, record_every=10)
-    base.update(kw)
-    return FitSettings(**base)
+from dip.problems.sr import sr
 
 
 def test_denoising_beats_the_noisy_input():
     gt = smooth_image(size=64)
-    problem = tasks.denoising(gt=gt, sigma=25, seed=0)
+    problem = denoising(gt=gt, sigma=25, seed=0)
     torch.manual_seed(0)
     result = fit(small_net(), problem, settings(num_iter=200, reg_noise_std=0.03))
     noisy = problem.score(problem.observation)
@@ -58,7 +35,7 @@ def test_denoising_beats_the_noisy_input():
 
 def test_inpainting_fills_missing_pixels_better_than_zero_and_mean_fill():
     gt = smooth_image(channels=1)
-    problem = tasks.inpainting(image=gt, p_missing=0.5, seed=1)
+    problem = inpainting(image=gt, p_missing=0.5, seed=1)
     torch.manual_seed(0)
     result = fit(small_net(n_out=1), problem, settings(num_iter=200))
     missing = problem.extras["mask"] == 0
@@ -70,7 +47,7 @@ def test_inpainting_fills_missing_pixels_better_than_zero_and_mean_fill():
 
 def test_sr_beats_nearest_upsampling():
     hr = smooth_image(size=32)
-    problem = tasks.sr(hr=hr, factor=4)
+    problem = sr(hr=hr, factor=4)
     assert problem.observation.shape == (1, 3, 8, 8)
     torch.manual_seed(0)
     result = fit(small_net(), problem, settings(num_iter=200))
@@ -83,33 +60,20 @@ def test_same_seed_gives_identical_output_on_cpu():
     gt = smooth_image(size=32)
     outs = []
     for _ in range(2):
-        problem = tasks.denoising(gt=gt, sigma=25, seed=0)
+        problem = denoising(gt=gt, sigma=25, seed=0)
         torch.manual_seed(5)
         outs.append(fit(small_net(), problem, settings(num_iter=20, reg_noise_std=0.03, seed=5)))
     assert torch.equal(outs[0].final, outs[1].final)
     assert torch.equal(outs[0].average, outs[1].average)
-    problem = tasks.denoising(gt=gt, sigma=25, seed=0)
+    problem = denoising(gt=gt, sigma=25, seed=0)
     torch.manual_seed(5)
     other = fit(small_net(), problem, settings(num_iter=20, reg_noise_std=0.03, seed=6))
     assert not torch.equal(outs[0].final, other.final)
 
 
-class NanAt(nn.Module):
-    """Wraps a net and returns NaN on chosen forward calls (counted from 0)."""
-
-    def __init__(self, net, calls):
-        super().__init__()
-        self.net, self.calls, self.count = net, set(calls), 0
-
-    def forward(self, x):
-        out = self.net(x)
-        self.count += 1
-        return out * float("nan") if self.count - 1 in self.calls else out
-
-
 def test_backtracking_recovers_from_an_injected_nan():
     gt = smooth_image(size=32)
-    problem = tasks.denoising(gt=gt, sigma=25, seed=0)
+    problem = denoising(gt=gt, sigma=25, seed=0)
     torch.manual_seed(0)
     net = NanAt(small_net(), calls={30, 31})
     result = fit(net, problem, settings(num_iter=60))
@@ -122,7 +86,7 @@ def test_backtracking_recovers_from_an_injected_nan():
 
 def test_backtracking_gives_up_and_reports_divergence():
     gt = smooth_image(size=32)
-    problem = tasks.denoising(gt=gt, sigma=25, seed=0)
+    problem = denoising(gt=gt, sigma=25, seed=0)
     net = NanAt(small_net(), calls=set(range(5, 10_000)))
     result = fit(net, problem, settings(num_iter=50, max_backtracks=3))
     assert result.status == "diverged"
@@ -133,7 +97,7 @@ def test_backtracking_gives_up_and_reports_divergence():
 
 def test_backtracking_restores_parameters_after_a_psnr_drop():
     torch.manual_seed(0)
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     seen = {}
 
     class JumpAt(nn.Module):
@@ -207,7 +171,7 @@ def test_a_long_cpu_fit_says_how_long_and_what_would_be_short():
     assert early.startswith("this fit will take up to 5.2 h on the CPU (2.47 s a step, at "
                             "most 7525 steps; early stopping usually ends it after a third "
                             "to a half of them); crop=64 or scale=0.25 would take about 5 min")
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     with pytest.warns(DipNote, match=r"this fit will take about .* crop=32 or scale=1 would"):
         fit(small_net(), problem, settings(num_iter=8),
             [History(4), ExpectedTime(8, threshold=0.0, probe=2)])

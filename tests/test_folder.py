@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import FAST, dip_main, smooth_png
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from PIL import Image
 
 from dip import DipError
 from dip.cli.folder import expand_argv
 from dip.data.folders import images_in, paired_mask
-from tests.test_cli import smooth_png
-from tests.test_safe_outputs import FAST, dip_main
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ import threading
 
 import pytest
 import torch
+from conftest import make_cfg, smooth_png
 from omegaconf import open_dict
 
 from dip.launch.device import spread_device
 from dip.report.configs import flat_config
 from dip.runs import plan as run_module
-from dip.runs.config import config_hash, job_number
-from dip.runs.plan import place_device
-from tests.test_cli import make_cfg, smooth_png
+from dip.runs.config import config_hash, job_number, place_device
 
 
 @pytest.fixture
@@ -69,17 +68,17 @@ def test_a_joblib_job_is_placed_by_its_hydra_job_number(gpus, monkeypatch, tmp_p
     """prepare() places the job (as in a joblib worker: its number from Hydra, the
     launcher's n_jobs side by side) before it takes the run's identity."""
     gpus(2)
-    monkeypatch.setattr("dip.runs.plan.job_number", lambda: 5)
-    monkeypatch.setattr("dip.runs.plan.parallel_jobs", lambda: 2)
+    monkeypatch.setattr("dip.runs.config.job_number", lambda: 5)
+    monkeypatch.setattr("dip.runs.config.parallel_jobs", lambda: 2)
     monkeypatch.setattr(run_module, "check_fit_memory", lambda cfg, problem: 0)
     image = smooth_png(tmp_path / "a.png")
     cfg = make_cfg("profile=smoke", f"image={image}", f"records={tmp_path / 'runs'}",
                    "threads=auto")
     plan = run_module.prepare(cfg, [])
     try:
-        assert plan.cfg.device == "cuda:1" and plan.settings().device == "cuda:1"
-        assert plan.cfg.threads is None  # on a GPU the CPU threads are torch's default
-        unplaced, asked_for_gpu_1 = plan.cfg.copy(), plan.cfg.copy()
+        assert plan.spec.device == "cuda:1" and plan.settings().device == "cuda:1"
+        assert plan.spec.threads is None  # on a GPU the CPU threads are torch's default
+        unplaced, asked_for_gpu_1 = cfg.copy(), cfg.copy()  # as prepare() placed it
         with open_dict(unplaced), open_dict(asked_for_gpu_1):
             unplaced.device = unplaced.pop("device_setting")
             asked_for_gpu_1.pop("device_setting")
@@ -100,10 +99,10 @@ def test_the_batched_launcher_fits_each_gpu_in_a_lane_of_its_own(gpus, monkeypat
 
     def fake_fit_groups(members, eng, per_run, batch_runs, workers, outcomes, fitted):
         barrier.wait()
-        devices = {str(m[1].cfg.device) for m in members}
+        devices = {str(m[1].spec.device) for m in members}
         lanes[threading.get_ident()] = (devices, sorted(m[0] for m in members), eng)
         for m in members:
-            outcomes[m[0]] = {"device": str(m[1].cfg.device)}
+            outcomes[m[0]] = {"device": str(m[1].spec.device)}
 
     monkeypatch.setattr(run_batched, "_fit_groups", fake_fit_groups)
     image = smooth_png(tmp_path / "a.png")

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_cfg, smooth_png, spec_of
 from PIL import Image
 
 from dip import DipError, DipNote, data
 from dip.data import images
-from dip.problems import problem as tasks
+from dip.problems.inpainting import inpainting
 from dip.runs.inputs import build_problem
 from dip.runs.plan import run
-from tests.test_cli import make_cfg, smooth_png
 
 SKIP = "(a multiple of 32, the skip net's size multiple)"
 
@@ -129,7 +129,7 @@ def test_a_16_bit_rgb_image_runs_through_build_problem(tmp_path):
     values = (np.asarray(Image.open(smooth_png(tmp_path / "s.png"))).astype(np.uint16) * 257)
     path = png16(tmp_path / "deep.png", values)
     with pytest.warns(DipNote, match="16-bit RGB image: 16-bit values divided by 65535"):
-        problem = build_problem(make_cfg("profile=smoke", f"image={path}"))
+        problem = build_problem(spec_of(make_cfg("profile=smoke", f"image={path}")))
     assert torch.allclose(problem.gt[0], torch.from_numpy(values / 65535.0).float()
                           .permute(2, 0, 1))
 
@@ -140,16 +140,16 @@ def test_a_16_bit_rgb_image_runs_through_build_problem(tmp_path):
 def test_crop_cut_to_the_net_multiple_is_noted(tmp_path):
     image = smooth_png(tmp_path / "img.png", size=(120, 130))
     with pytest.warns(DipNote, match=re.escape(f"crop=100 cut to 96×96 {SKIP}")):
-        problem = build_problem(make_cfg("profile=smoke", f"image={image}", "crop=100"))
+        problem = build_problem(spec_of(make_cfg("profile=smoke", f"image={image}", "crop=100")))
     assert problem.out_shape == (3, 96, 96)
     with pytest.warns(DipNote, match=re.escape(f"crop=[100, 120] cut to 96×96 {SKIP}")):
-        build_problem(make_cfg("profile=smoke", f"image={image}", "crop=[100,120]"))
+        build_problem(spec_of(make_cfg("profile=smoke", f"image={image}", "crop=[100,120]")))
 
 
 def test_whole_image_cut_to_the_net_multiple_is_noted(tmp_path):
     image = smooth_png(tmp_path / "wide.png", size=(70, 100))
     with pytest.warns(DipNote, match=re.escape(f"image {image} is 70×100, cut to 64×96 {SKIP}")):
-        problem = build_problem(make_cfg("profile=smoke", f"image={image}"))
+        problem = build_problem(spec_of(make_cfg("profile=smoke", f"image={image}")))
     assert problem.out_shape == (3, 64, 96)
 
 
@@ -157,7 +157,8 @@ def test_whole_image_cut_to_the_net_multiple_is_noted(tmp_path):
                                    ["task=sr", "factor=2"], ["net=resnet"]])
 def test_nothing_cut_nothing_noted(tmp_path, extra):
     image = smooth_png(tmp_path / "img.png", size=(64, 96))
-    no_notes(build_problem, make_cfg("profile=smoke", f"image={image}", *extra))
+    no_notes(lambda cfg: build_problem(spec_of(cfg)),
+             make_cfg("profile=smoke", f"image={image}", *extra))
 
 
 def test_sr_cuts_name_the_factor(tmp_path):
@@ -165,12 +166,12 @@ def test_sr_cuts_name_the_factor(tmp_path):
     with pytest.warns(DipNote, match=re.escape("is 100×130, cut to 96×96 (a multiple of 96, "
                                                "for the skip net's size multiple 32 and the "
                                                "SR factor 3)")):
-        build_problem(make_cfg("profile=smoke", f"image={image}", "task=sr", "factor=3"))
+        build_problem(spec_of(make_cfg("profile=smoke", f"image={image}", "task=sr", "factor=3")))
     lr = smooth_png(tmp_path / "lr.png", size=(20, 30))
     with pytest.warns(DipNote, match=re.escape("is 20×30, cut to 16×24 (a multiple of 8, so "
                                                "that ×4 it is a multiple of 32")):
-        problem = build_problem(make_cfg("profile=smoke", f"image={lr}", "task=sr",
-                                         "factor=4", "corrupted=true"))
+        problem = build_problem(spec_of(make_cfg("profile=smoke", f"image={lr}", "task=sr",
+                                         "factor=4", "corrupted=true")))
     assert problem.out_shape == (3, 64, 96)
 
 
@@ -196,7 +197,7 @@ def test_sr_cuts_name_the_factor(tmp_path):
 def test_too_small_images_give_their_size_and_the_minimum(tmp_path, size, extra, message):
     image = smooth_png(tmp_path / "small.png", size=size)
     with pytest.raises(DipError, match=re.escape(message.format(image))) as info:
-        build_problem(make_cfg("profile=smoke", f"image={image}", *extra))
+        build_problem(spec_of(make_cfg("profile=smoke", f"image={image}", *extra)))
     assert "\n" not in str(info.value)
 
 
@@ -210,14 +211,15 @@ def test_a_mask_for_another_task_is_noted_as_ignored(tmp_path, task):
     name = task[0].split("=")[1]
     with pytest.warns(DipNote, match=re.escape(f"mask= is ignored by task={name} (only "
                                                "inpainting uses it)")):
-        build_problem(make_cfg("profile=smoke", f"image={image}", "mask=nowhere.png", *task))
+        build_problem(spec_of(make_cfg("profile=smoke", f"image={image}", "mask=nowhere.png",
+                                       *task)))
 
 
 def test_mask_threshold_without_a_mask_is_noted_as_ignored(tmp_path):
     image = smooth_png(tmp_path / "img.png")
     with pytest.warns(DipNote, match=r"mask_threshold=0\.5 is ignored: no mask= is given"):
-        build_problem(make_cfg("profile=smoke", f"image={image}", "task=inpainting",
-                               "mask_threshold=0.5"))
+        build_problem(spec_of(make_cfg("profile=smoke", f"image={image}", "task=inpainting",
+                               "mask_threshold=0.5")))
 
 
 def soft_mask(path: Path, size=64) -> tuple[Path, np.ndarray]:
@@ -235,8 +237,8 @@ def test_mask_threshold_must_be_a_level_in_0_1(tmp_path, level):
     mask, _ = soft_mask(tmp_path / "m.png")
     with pytest.raises(DipError, match=r"mask_threshold=\S+ is invalid; give a level in "
                                        r"\(0, 1\)"):
-        build_problem(make_cfg("profile=smoke", f"image={image}", "task=inpainting",
-                               f"mask={mask}", f"mask_threshold={level}"))
+        build_problem(spec_of(make_cfg("profile=smoke", f"image={image}", "task=inpainting",
+                               f"mask={mask}", f"mask_threshold={level}")))
 
 
 def test_grey_mask_is_refused_with_the_way_out(tmp_path):
@@ -246,8 +248,8 @@ def test_grey_mask_is_refused_with_the_way_out(tmp_path):
     with pytest.raises(DipError, match=re.escape(
             f"mask {mask} is not binary: {grey} of 4096 pixels are grey (neither black nor "
             "white); set mask_threshold=0.5 to round them")):
-        build_problem(make_cfg("profile=smoke", f"image={image}", "task=inpainting",
-                               f"mask={mask}"))
+        build_problem(spec_of(make_cfg("profile=smoke", f"image={image}", "task=inpainting",
+                               f"mask={mask}")))
 
 
 @pytest.mark.parametrize("level", [0.5, 0.9])
@@ -258,8 +260,9 @@ def test_mask_threshold_rounds_grey_pixels_with_a_count(tmp_path, level):
     assert 0 < grey < 4096
     with pytest.warns(DipNote, match=re.escape(f"m.png: binarised at {level}; {grey} of 4096 "
                                                "pixels were grey and were rounded")):
-        problem = build_problem(make_cfg("profile=smoke", f"image={image}", "task=inpainting",
-                                         f"mask={mask}", f"mask_threshold={level}"))
+        problem = build_problem(spec_of(make_cfg(
+            "profile=smoke", f"image={image}", "task=inpainting", f"mask={mask}",
+            f"mask_threshold={level}")))
     known = problem.extras["mask"][0].numpy()
     assert set(np.unique(known)) == {0.0, 1.0}
     assert np.array_equal(known, (values / 255.0 >= level).astype(np.float32))
@@ -270,7 +273,7 @@ def test_a_binary_mask_with_a_threshold_has_no_note(tmp_path):
     values = np.zeros((64, 64), np.uint8)
     values[16:48, 8:40] = 255
     Image.fromarray(values).save(tmp_path / "m.png")
-    problem = no_notes(build_problem, make_cfg(
+    problem = no_notes(lambda cfg: build_problem(spec_of(cfg)), make_cfg(
         "profile=smoke", f"image={image}", "task=inpainting", f"mask={tmp_path / 'm.png'}",
         "mask_threshold=0.5"))
     assert np.array_equal(problem.extras["mask"][0].numpy(), values / 255.0)
@@ -281,7 +284,7 @@ def test_inpainting_api_still_refuses_a_grey_mask():
     mask[0, 0, :3] = 0.5
     with pytest.raises(DipError, match=r"mask is not binary: 3 of 64 values .*"
                                        r"mask_threshold=0\.5"):
-        tasks.inpainting(image=torch.rand(3, 8, 8), mask=mask)
+        inpainting(image=torch.rand(3, 8, 8), mask=mask)
 
 
 def test_a_jpeg_mask_runs_with_mask_threshold(tmp_path):

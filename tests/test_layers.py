@@ -11,7 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dip"
 
-LAYERS = ["errors", "atomic", "data", "problems", "nets", "plots", "launch", "fitting",
+LAYERS = ["errors", "typed", "atomic", "data", "problems", "nets", "plots", "launch", "fitting",
           "runs", "report", "cli", "bench", "__main__", "__init__"]
 """Bottom to top: a module may import its own layer (without a cycle) and those below."""
 

@@ -4,7 +4,7 @@ import torch
 
 from dip.problems.noise import add_noise, bernoulli_mask, lr_image
 from dip.problems.operators import Downsampler, Mask, get_kernel, kernel_1d
-from dip.problems.problem import sr
+from dip.problems.sr import sr
 
 
 def _official_lanczos_2d(factor, support, phase=0.5):

@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import Crash, CrashAt, make_cfg, same, settings, small_net, smooth_image, spec_of
 from torch import nn
 
 from dip import DipError
@@ -23,13 +24,12 @@ from dip.fitting.monitors import Backtrack, History, Monitor, StepInfo
 from dip.fitting.official import OFFICIAL_BACKTRACK, InputNoise, OfficialBacktrack
 from dip.fitting.settings import FitSettings, make_input
 from dip.fitting.step import default_monitors
-from dip.problems import problem as tasks
+from dip.problems.denoising import denoising
+from dip.problems.fitting import fitting
+from dip.problems.inpainting import inpainting as inpainting_problem
+from dip.problems.sr import sr
 from dip.report.tables import table
-from dip.runs.builders import settings_from
 from dip.runs.config import config_hash
-from tests.test_checkpoint import Crash, CrashAt, same
-from tests.test_cli import make_cfg
-from tests.test_fit import settings, small_net, smooth_image
 from tests.test_tables import inpainting, needs_paper, write_record
 
 # config hashes of the quick tables before the switches existed: their records keep them
@@ -51,8 +51,8 @@ class Jump(nn.Module):
         return out * 4.0 if self.count - 1 in self.calls else out
 
 
-def denoising(size=32):
-    return tasks.denoising(gt=smooth_image(size=size), sigma=25, seed=0)
+def noisy(size=32):
+    return denoising(gt=smooth_image(size=size), sigma=25, seed=0)
 
 
 def fresh_net(jumps=(), seed=0):
@@ -101,28 +101,28 @@ def notebook(net, problem, s, show_every=None):
 def test_perturbed_final_is_the_net_on_the_last_perturbed_input(graph):
     """f_θ(z + σ·n_last), the notebooks' net(net_input): eager and on the graph path
     (its static noise buffer; on the CPU the graph's stand-in)."""
-    problem = denoising()
+    problem = noisy()
     s = settings(num_iter=9, reg_noise_std=0.05, seed=3, backtrack_drop_db=math.inf,
                  final_input="perturbed", cuda_graph=graph)
     result = fit(fresh_net(), problem, s)
-    reference, _ = notebook(fresh_net(), denoising(), s)
+    reference, _ = notebook(fresh_net(), noisy(), s)
     assert torch.equal(result.final, reference)
     assert result.graph_steps == (s.num_iter - fast.GRAPH_WARMUP if graph else 0)
-    clean = fit(fresh_net(), denoising(), dataclasses.replace(s, final_input="clean"))
+    clean = fit(fresh_net(), noisy(), dataclasses.replace(s, final_input="clean"))
     assert torch.equal(clean.average, result.average)  # the fit itself is the same
     assert not torch.equal(clean.final, result.final)
 
 
 def test_perturbed_equals_clean_without_input_noise():
     s = settings(num_iter=6, reg_noise_std=0.0, final_input="perturbed")
-    perturbed = fit(fresh_net(), denoising(), s)
-    clean = fit(fresh_net(), denoising(), dataclasses.replace(s, final_input="clean"))
+    perturbed = fit(fresh_net(), noisy(), s)
+    clean = fit(fresh_net(), noisy(), dataclasses.replace(s, final_input="clean"))
     assert torch.equal(perturbed.final, clean.final)
-    assert not any(isinstance(m, InputNoise) for m in default_monitors(denoising(), s))
+    assert not any(isinstance(m, InputNoise) for m in default_monitors(noisy(), s))
 
 
 def run_ckpt(s, path=None, every=10, crash_at=None, jumps=()):
-    problem = denoising()
+    problem = noisy()
     monitors = default_monitors(problem, s)
     if crash_at is not None:
         monitors.insert(0, CrashAt(crash_at))
@@ -163,9 +163,9 @@ def test_a_finished_perturbed_fit_resumes_to_its_final_output(tmp_path):
         mons = [History(10), Checkpoint(bare, 100, key="bare")]
         if bare.exists():
             with pytest.raises(DipError, match="without the last input noise"):
-                fit(fresh_net(seed=4), denoising(), s, mons, resume=bare)
+                fit(fresh_net(seed=4), noisy(), s, mons, resume=bare)
         else:
-            fit(fresh_net(seed=4), denoising(), s, mons, resume=bare)
+            fit(fresh_net(seed=4), noisy(), s, mons, resume=bare)
 
 
 # --- backtrack -----------------------------------------------------------------------
@@ -178,8 +178,8 @@ def test_official_backtrack_is_the_denoising_notebooks(graph):
     s = settings(num_iter=105, reg_noise_std=1 / 30, seed=1, backtrack="official",
                  final_input="perturbed", record_every=50, cuda_graph=graph)
     jumps = {3, 101}  # call 3: i = 3, rolled back; call 101: i = 100 (one rollback before)
-    result = fit(fresh_net(jumps), denoising(), s)
-    reference, fired = notebook(fresh_net(jumps), denoising(), s, show_every=100)
+    result = fit(fresh_net(jumps), noisy(), s)
+    reference, fired = notebook(fresh_net(jumps), noisy(), s, show_every=100)
     assert 3 in fired and 101 not in fired
     assert result.backtracks == len(fired)
     assert torch.equal(result.final, reference)
@@ -219,9 +219,9 @@ def test_official_rollback_restores_parameters_but_not_buffers_or_adam_state():
 @pytest.mark.parametrize("task", ["sr", "inpainting", "fitting"])
 def test_official_backtrack_is_none_where_the_notebook_has_none(task):
     gt = smooth_image(size=32)
-    problem = {"sr": lambda: tasks.sr(hr=gt, factor=4),
-               "inpainting": lambda: tasks.inpainting(image=gt, p_missing=0.5, seed=0),
-               "fitting": lambda: tasks.fitting(target=gt)}[task]()
+    problem = {"sr": lambda: sr(hr=gt, factor=4),
+               "inpainting": lambda: inpainting_problem(image=gt, p_missing=0.5, seed=0),
+               "fitting": lambda: fitting(target=gt)}[task]()
     s = settings(num_iter=8, backtrack="official")
     assert task not in OFFICIAL_BACKTRACK
     assert not any(isinstance(m, Backtrack) for m in default_monitors(problem, s))
@@ -229,17 +229,17 @@ def test_official_backtrack_is_none_where_the_notebook_has_none(task):
     assert result.backtracks == 0 and result.steps == 8
     guarded = fit(fresh_net({2, 3}), problem, dataclasses.replace(s, backtrack="guard"))
     assert guarded.backtracks >= 1
-    den = default_monitors(denoising(), s)
+    den = default_monitors(noisy(), s)
     assert [m.show_every for m in den if isinstance(m, OfficialBacktrack)] == [100]
 
 
 def test_unknown_switch_values_are_refused():
     with pytest.raises(ValueError, match="final_input"):
-        fit(small_net(), denoising(), settings(final_input="noisy"))
+        fit(small_net(), noisy(), settings(final_input="noisy"))
     with pytest.raises(ValueError, match="backtrack"):
-        default_monitors(denoising(), settings(backtrack="paper"))
+        default_monitors(noisy(), settings(backtrack="paper"))
     with pytest.raises(DipError, match=r"fit.backtrack=paper is unknown"):
-        settings_from(make_cfg("fit.backtrack=paper"))
+        spec_of(make_cfg("fit.backtrack=paper")).settings_for()
 
 
 # --- the grouped engine ----------------------------------------------------------------
@@ -261,7 +261,7 @@ def test_grouped_engine_honours_both_switches(float64):
             dict(seed=2, final_input="perturbed", reg_noise_std=0.0)]
     sets = [FitSettings(**{**dict(num_iter=10, lr=0.01, reg_noise_std=0.03, input_depth=8,
                                   record_every=3), **r}) for r in runs]
-    problems = [tasks.denoising(gt=smooth_image(size=32, seed=k), sigma=25, seed=k)
+    problems = [denoising(gt=smooth_image(size=32, seed=k), sigma=25, seed=k)
                 for k in range(3)]
 
     def mons(k):
@@ -290,7 +290,7 @@ def test_grouped_engine_honours_both_switches(float64):
 def test_paper_profile_follows_each_notebook(experiment):
     cfg = make_cfg(f"experiment={experiment}", "profile=paper")
     assert (cfg.fit.final_input, cfg.fit.backtrack) == ("perturbed", "official")
-    s = settings_from(cfg)
+    s = spec_of(cfg).settings_for()
     assert (s.final_input, s.backtrack) == ("perturbed", "official")
     fitting = make_cfg("task=fitting", "profile=paper")
     assert (fitting.fit.final_input, fitting.fit.backtrack) == ("clean", "guard")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_cfg, smooth_png, spec_of
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -21,13 +22,14 @@ import dip.data.registry
 from dip import DipError, data
 from dip.data.fetch import HALF_SEED, half_mask, plan
 from dip.data.fetch import main as fetch_main
-from dip.problems import problem as tasks
+from dip.problems.denoising import denoising
+from dip.problems.inpainting import inpainting
 from dip.problems.metrics import psnr
 from dip.problems.operators import Identity, Mask
-from dip.runs.builders import build_net
+from dip.problems.problem import pad
+from dip.problems.sr import sr
 from dip.runs.config import config_hash
 from dip.runs.inputs import build_problem
-from tests.test_cli import make_cfg, smooth_png
 
 # Hashes of the quick table's configs, recorded before pad_image and the half masks
 # existed: its committed records keep their identity.
@@ -179,12 +181,12 @@ def test_paper_table_pads_and_uses_the_half_masks():
     cfg = make_cfg("experiment=table_inpainting", "profile=paper", "item=peppers256")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert resolved["pad_image"] == 1
-    assert resolved["mask"] == "paper/inpainting50/mask_half/peppers256_mask_half.png"
+    assert resolved["task"]["mask"] == "paper/inpainting50/mask_half/peppers256_mask_half.png"
     assert make_cfg("experiment=table_inpainting", "profile=paper",
-                    "mask_source=random").mask is None
+                    "mask_source=random").task.mask is None
     for profile in ("quick", "smoke"):
         other = make_cfg("experiment=table_inpainting", f"profile={profile}", "item=boat")
-        assert (other.pad_image, other.mask) == (0, "paper/inpainting50/boat_mask.png")
+        assert (other.pad_image, other.task.mask) == (0, "paper/inpainting50/boat_mask.png")
     assert make_cfg().pad_image == 0
 
 
@@ -210,11 +212,11 @@ def test_paper_table_problem_is_padded(data_root, tmp_path):
                         root / f"paper/inpainting50/peppers256_{kind}.png")
     cfg = make_cfg("experiment=table_inpainting", "profile=paper", "item=peppers256",
                    f"data.root={root}")
-    in_memory = build_problem(cfg)  # the half mask is made from its sources when read
+    in_memory = build_problem(spec_of(cfg))  # the half mask is made from its sources when read
     assert not (root / "paper/inpainting50/mask_half").exists()
     assert fetch_main(["paper/inpainting50/mask_half", "--only", "peppers256_mask_half.png",
                        "--root", str(root)]) == 0
-    problem = build_problem(cfg)
+    problem = build_problem(spec_of(cfg))
     assert torch.equal(in_memory.extras["mask"], problem.extras["mask"])
     assert (problem.out_shape, problem.image_shape, problem.border) == \
         ((1, 258, 258), (1, 256, 256), 1)
@@ -229,7 +231,7 @@ def test_the_paper_net_runs_on_514():
     """The official geometry: 514 → 257 → 129 → 65 → 33 → 17 and back, the Concat cropping
     each upsampled branch to its skip's size; the output is 514²."""
     cfg = make_cfg("experiment=table_inpainting", "profile=paper", "net.width_scale=0.0625")
-    net = build_net(cfg, 32, 1)
+    net = spec_of(cfg).net.build(32, 1)
     with torch.no_grad():
         assert net(torch.rand(1, 32, 514, 514)).shape == (1, 1, 514, 514)
 
@@ -240,8 +242,8 @@ def test_the_paper_net_runs_on_514():
 def test_pad_reflects_and_scores_the_original():
     image = torch.rand(3, 8, 10)
     mask = (torch.rand(1, 8, 10) < 0.5).float()
-    plain = tasks.inpainting(image=image, mask=mask)
-    padded = tasks.pad(plain, 1)
+    plain = inpainting(image=image, mask=mask)
+    padded = pad(plain, 1)
     assert plain.border == 0 and plain.out_shape == (3, 8, 10)  # left as it was
     assert padded.out_shape == (3, 10, 12) and padded.image_shape == (3, 8, 10)
     reflect = torch.nn.ReflectionPad2d(1)
@@ -256,17 +258,17 @@ def test_pad_reflects_and_scores_the_original():
     out[..., 0, :] = 1 - out[..., 0, :]  # wrong only on the padded border
     assert padded.score(out) == float("inf") and psnr(padded.gt, out) < 20
     assert padded.score(plain.corrupted_view()) == plain.score(plain.corrupted_view())
-    assert tasks.pad(plain, 0) is plain
-    den = tasks.pad(tasks.denoising(gt=image, sigma=25, seed=0), 2)
+    assert pad(plain, 0) is plain
+    den = pad(denoising(gt=image, sigma=25, seed=0), 2)
     assert isinstance(den.operator, Identity) and den.out_shape == (3, 12, 14)
     with pytest.raises(ValueError, match="neither the fitted size"):
         padded.unpad(torch.zeros(1, 3, 9, 9))
     with pytest.raises(DipError, match="smaller pad_image"):
-        tasks.pad(plain, 8)
+        pad(plain, 8)
     with pytest.raises(DipError, match="cannot pad an SR problem"):
-        tasks.pad(tasks.sr(hr=torch.rand(3, 8, 8), factor=2), 1)
+        pad(sr(hr=torch.rand(3, 8, 8), factor=2), 1)
     with pytest.raises(DipError, match="padded already"):
-        tasks.pad(padded, 1)
+        pad(padded, 1)
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -280,7 +282,7 @@ def test_pad_reflects_and_scores_the_original():
 def test_build_problem_refuses_bad_padding(tmp_path, extra, message):
     image = smooth_png(tmp_path / "img.png")
     with pytest.raises(DipError, match=message):
-        build_problem(make_cfg("profile=smoke", f"image={image}", *extra))
+        build_problem(spec_of(make_cfg("profile=smoke", f"image={image}", *extra)))
 
 
 @pytest.mark.parametrize("task", ["denoising", "inpainting", "fitting"])
@@ -290,9 +292,9 @@ def test_build_problem_pads_after_the_crop(tmp_path, task):
     image = smooth_png(tmp_path / "img.png", size=(70, 102))
     args = ["profile=smoke", f"image={image}", f"task={task}", "signal=noisy", *SMALL_NET]
     with pytest.warns(UserWarning, match="cut to 68×100"):
-        plain = build_problem(make_cfg(*args))
+        plain = build_problem(spec_of(make_cfg(*args)))
     with pytest.warns(UserWarning, match="cut to 68×100"):
-        padded = build_problem(make_cfg(*args, "pad_image=2"))
+        padded = build_problem(spec_of(make_cfg(*args, "pad_image=2")))
     assert plain.out_shape == (3, 68, 100) and padded.out_shape == (3, 72, 104)
     assert torch.equal(padded.unpad(padded.observation), plain.observation)
     if task == "fitting":  # fitting a clean image: no ground truth to score

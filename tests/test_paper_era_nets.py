@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_cfg, spec_of
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -16,10 +17,7 @@ from dip import DipError
 from dip.launch.device import usable_cores
 from dip.nets import build, builder_keys
 from dip.nets.grouped import GroupedNet
-from dip.runs.builders import build_net, unused_net_keys
-from dip.runs.config import config_hash
-from dip.runs.plan import resolve_threads
-from tests.test_cli import make_cfg
+from dip.runs.config import config_hash, resolve_threads
 
 NETS = ("skip", "encdec", "resnet", "unet")
 # Small nets that have BatchNorm (unet: with norm_layer='batch').
@@ -75,9 +73,9 @@ def test_uniform_bn_init_is_seeded_by_torch(name):
 def test_paper_net_is_reproducible_from_the_seed_and_keeps_its_size():
     cfg = make_cfg("profile=paper")
     torch.manual_seed(0)
-    a = build_net(cfg, 32, 3)
+    a = spec_of(cfg).net.build(32, 3)
     torch.manual_seed(0)
-    b = build_net(cfg, 32, 3)
+    b = spec_of(cfg).net.build(32, 3)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
                                                   b.state_dict().values(), strict=True))
     w = bn_weights(a)
@@ -133,7 +131,7 @@ def test_bad_values_are_refused(name, kwargs, match):
 
 def test_bad_value_from_the_config_is_one_error_line():
     with pytest.raises(DipError, match="bn_init"):
-        build_net(make_cfg("profile=smoke", "net.bn_init=zeros"), 32, 3)
+        spec_of(make_cfg("profile=smoke", "net.bn_init=zeros")).net.build(32, 3)
 
 
 # --- grouped engine --------------------------------------------------------------------
@@ -185,7 +183,7 @@ def test_other_profiles_keep_todays_behaviour(profile, net):
 def test_every_net_takes_the_switches(profile, net):
     cfg = make_cfg(f"profile={profile}", f"net={net}")
     assert {"bn_init", "align_corners"} <= builder_keys(net)
-    assert unused_net_keys(cfg) == []
+    assert list(spec_of(cfg).net.unused) == []
     if profile == "paper":
         assert (cfg.net.bn_init, cfg.net.align_corners) == ("uniform", True)
 

@@ -70,8 +70,9 @@ def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch):
     import functools
     import math
 
+    from conftest import smooth_png
+
     import dip
-    from tests.test_cli import smooth_png
 
     lines = _python_example()
     assert lines[0] == "import dip" and any("dip.nets." in line for line in lines)

@@ -17,10 +17,10 @@ import time
 
 import pytest
 import torch
+from conftest import FAST, dip_main, make_cfg, smooth_png, spec_of
 
 import dip.runs.plan
 from dip import DipError, DipNote
-from dip.cli.main import main
 from dip.fitting.monitors import Monitor
 from dip.launch.claims import claim, lock_path
 from dip.launch.device import pick_device
@@ -28,19 +28,6 @@ from dip.report.records import load_records
 from dip.runs.config import config_hash
 from dip.runs.plan import run
 from dip.runs.records import foreign_files
-from tests.test_cli import make_cfg, smooth_png
-
-FAST = ["profile=smoke", "progress=false", "baselines=false", "fit.num_iter=3"]
-
-
-def dip_main(monkeypatch, *args) -> int:
-    """``dip ARGS`` in this process; its exit status."""
-    monkeypatch.setattr(sys, "argv", ["dip", *args])
-    try:
-        main()
-    except SystemExit as done:
-        return done.code or 0
-    return 0
 
 
 @pytest.fixture
@@ -135,7 +122,7 @@ def _failing_fit(monkeypatch, image: str, error: Exception):
     real = dip.runs.plan.fit_seeds
 
     def fit_seeds(plan, *args, **kwargs):
-        if plan.cfg.image == image:
+        if plan.spec.image == image:
             raise error
         return real(plan, *args, **kwargs)
 
@@ -351,7 +338,7 @@ def test_the_checkpoint_of_an_out_dir_run_lives_inside_it(images, monkeypatch, c
     assert [p.name for p in home.iterdir()] == ["result"]
     assert not list((home / "result").glob(".*"))  # the checkpoint went with the record
     cfg = make_cfg(f"records={images / 'recs'}")  # under records=R: in R, as before
-    assert dip.runs.plan.checkpoint_path(cfg, 3) == images / "recs" / \
+    assert dip.runs.plan.checkpoint_path(spec_of(cfg), 3) == images / "recs" / \
         f".{config_hash(cfg)}.s3.ckpt.pt"
 
 
@@ -385,11 +372,12 @@ def test_sigint_to_a_dip_process_checkpoints_and_exits_130(tmp_path):
 
 @pytest.mark.parametrize("engine", ["threads", "grouped"])
 def test_a_signal_stops_a_batched_fit(engine):
+    from conftest import RUNS, batch_nets, batch_problems, batch_settings
+
     from dip.fitting.batched import fit_batched
     from dip.launch.signals import Interrupted, checkpoint_on_signals
-    from tests.test_batched import RUNS, _nets, _problems, _settings
 
-    sets = [_settings(**r) for r in RUNS]
+    sets = [batch_settings(**r) for r in RUNS]
     with checkpoint_on_signals(), pytest.raises(Interrupted, match="SIGTERM at step 0"):
         os.kill(os.getpid(), signal.SIGTERM)
-        fit_batched(_nets(), _problems(), sets, engine=engine)
+        fit_batched(batch_nets(), batch_problems(), sets, engine=engine)

@@ -7,19 +7,19 @@ launcher); ``prepare`` refuses bad settings before any fit; a task is one entry 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
+from conftest import FAST, dip_main, make_cfg, smooth_png, spec_of
 from omegaconf import OmegaConf
 
 from dip import DipError, nets
-from dip.problems import problem as tasks
-from dip.runs.builders import min_size, net_multiple
-from dip.runs.inputs import TASK_BUILDERS, TaskEntry
+from dip.problems.fitting import fitting
+from dip.problems.task import Task, register
 from dip.runs.plan import RunPlan, execute, prepare, run
-from tests.test_cli import make_cfg, smooth_png
-from tests.test_safe_outputs import FAST, dip_main
+from dip.runs.spec import NetSpec
 
 
 @pytest.fixture
@@ -85,22 +85,27 @@ def test_the_seeded_net_of_a_plan_is_the_same_every_time(images):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_a_new_task_is_one_entry_of_the_table(images, monkeypatch):
-    """A task registered in TASK_BUILDERS runs end to end: nothing else knows task names."""
+@dataclasses.dataclass(frozen=True)
+class MirrorSettings:
+    """A task with no settings of its own."""
+
+
+def test_a_new_task_is_one_registered_module(images):
+    """A task that registers itself runs end to end: nothing else knows task names."""
     seen = []
 
-    def build(cfg, image, gt):
+    def build(inputs, settings):
+        image, _ = inputs.cropped()
         seen.append(tuple(image.shape))
-        return tasks.fitting(target=image.flip(-1), gt=None)
+        return fitting(target=image.flip(-1), gt=None)
 
-    monkeypatch.setitem(TASK_BUILDERS, "mirror", TaskEntry(lambda cfg: None, build,
-                                                           lambda cfg: {"axis": "width"}))
+    register(Task("mirror", MirrorSettings, build, fields=lambda s: {"axis": "width"}))
     metrics = run(make_cfg(*FAST, "image=a.png", "task=fitting", "task.name=mirror",
                            "out_dir=mirror"))
     assert seen == [(3, 64, 64)] and metrics["task"] == "mirror"
     assert metrics["size"] == [3, 64, 64] and metrics["axis"] == "width"
     assert "sigma" not in metrics and "factor" not in metrics  # other tasks' fields
-    with pytest.raises(DipError, match="unknown task 'nowhere'; choose one of denoising"):
+    with pytest.raises(DipError, match="unknown task 'nowhere'; choose one of deblurring"):
         run(make_cfg(*FAST, "image=a.png", "task=fitting", "task.name=nowhere"))
 
 
@@ -110,7 +115,8 @@ def test_a_new_task_is_one_entry_of_the_table(images, monkeypatch):
 ])
 def test_the_nets_registry_owns_the_size_rules(net, extra, multiple, smallest):
     cfg = make_cfg(f"net={net}", *extra).net
-    assert (net_multiple(cfg), min_size(cfg)) == (multiple, smallest)
+    spec = NetSpec.read(cfg)
+    assert (spec.multiple(), spec.min_size()) == (multiple, smallest)
     kwargs = {k: v for k, v in cfg.items() if k != "name"}
     assert nets.size_multiple(net, **kwargs) == multiple
     assert nets.min_size(net, **kwargs) == smallest
@@ -152,7 +158,8 @@ def test_a_record_reads_back_through_one_schema(images, monkeypatch):
 def test_fit_settings_check_their_own_values(field, value, message):
     """FitSettings is the one place the fit's values are checked: in Python as a
     ValueError, from a config as a DipError naming the config key."""
-    from dip.fitting.settings import FitSettings, SettingError
+    from dip.fitting.settings import FitSettings
+    from dip.typed import SettingError
 
     with pytest.raises(SettingError, match=message.replace("(", r"\(").replace(")", r"\)")):
         FitSettings(**{field: value})
@@ -174,15 +181,15 @@ def test_without_ground_truth_a_run_stops_early_by_default(images):
     given = prepare(make_cfg(*FAST, "image=a.png", "corrupted=true", "gt=a.png",
                              "out_dir=g"))
     try:
-        assert (damaged.cfg.stop, scored.cfg.stop, given.cfg.stop) == ("wmv", "fixed",
-                                                                       "fixed")
+        assert (damaged.spec.stop, scored.spec.stop, given.spec.stop) == ("wmv", "fixed",
+                                                                          "fixed")
         assert damaged.settings().stop == "wmv"
         assert config_hash(make_cfg(*FAST, "image=a.png", "out_dir=s")) == \
             config_hash(make_cfg(*FAST, "image=a.png", "out_dir=s", "stop=fixed"))
         # stopping.unscored: patience 300 and a cap of 24 steps per pixel of the side
-        assert damaged.cfg.stopping.patience == 300 and damaged.cfg.stopping.cap == "auto"
+        assert damaged.spec.stopping["patience"] == 300 and damaged.spec.stopping["cap"] == "auto"
         assert damaged.settings().num_iter == 24 * 64 and scored.settings().num_iter == 3
-        assert config_hash(damaged.cfg) == config_hash(make_cfg(
+        assert damaged.spec.identity == config_hash(make_cfg(
             *automatic, "image=a.png", "corrupted=true", "out_dir=d",
             "stopping.unscored.cap=auto"))
     finally:
@@ -199,9 +206,8 @@ def test_without_ground_truth_a_run_stops_early_by_default(images):
     (["stopping.cap=40"], (64, 64), 3),  # a fixed schedule has no cap but its own
 ])
 def test_the_cap_of_early_stopping_scales_with_the_side(overrides, size, cap):
-    from dip.runs.builders import step_cap
 
-    assert step_cap(make_cfg(*FAST, *overrides), size) == cap
+    assert spec_of(make_cfg(*FAST, *overrides)).step_cap(size) == cap
 
 
 def test_an_explicit_early_stop_keeps_its_identity():

@@ -4,12 +4,12 @@ import math
 
 import pytest
 import torch
+from conftest import settings, small_net, smooth_image
 
 from dip.fitting.loop import fit
 from dip.fitting.monitors import StepInfo
 from dip.fitting.stopping import EMV, WMV, make_stopper
-from dip.problems import problem as tasks
-from tests.test_fit import settings, small_net, smooth_image
+from dip.problems.denoising import denoising
 
 
 def feed(monitor, outputs):
@@ -109,7 +109,7 @@ def test_make_stopper():
 
 
 def test_fit_with_wmv_ends_patience_steps_after_the_detected_point():
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     torch.manual_seed(0)
     result = fit(small_net(), problem, settings(num_iter=400, reg_noise_std=0.03, stop="wmv",
                                                 stop_window=10, stop_patience=20))
@@ -120,7 +120,7 @@ def test_fit_with_wmv_ends_patience_steps_after_the_detected_point():
 
 
 def test_fixed_schedule_reports_the_final_output_as_the_stop():
-    problem = tasks.denoising(gt=smooth_image(size=32), sigma=25, seed=0)
+    problem = denoising(gt=smooth_image(size=32), sigma=25, seed=0)
     torch.manual_seed(0)
     result = fit(small_net(), problem, settings(num_iter=12))
     assert result.iter_stop == result.steps == 12 and result.status == "ok"
@@ -130,8 +130,9 @@ def test_fixed_schedule_reports_the_final_output_as_the_stop():
 def test_the_averaged_output_at_the_stop_is_kept(tmp_path):
     """stop=wmv keeps the running average at the detected step beside the raw output;
     a record scores and saves both."""
+    from conftest import make_cfg, smooth_png
+
     from dip.runs.plan import run
-    from tests.test_cli import make_cfg, smooth_png
 
     image = smooth_png(tmp_path / "a.png")
     m = run(make_cfg("profile=smoke", "progress=false", "baselines=false", f"image={image}",

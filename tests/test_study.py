@@ -238,7 +238,7 @@ def test_cli_module_exit_status(tmp_path):
 
 @pytest.mark.slow
 def test_multirun_end_to_end(tmp_path):
-    from tests.test_cli import smooth_png
+    from conftest import smooth_png
 
     image = smooth_png(tmp_path / "a.png")
     runs = tmp_path / "runs"

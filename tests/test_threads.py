@@ -7,11 +7,11 @@ import json
 
 import pytest
 import torch
+from conftest import FAST, dip_main, make_cfg, smooth_png
 
 from dip.launch.device import usable_cores
-from dip.runs.plan import prepare, resolve_threads
-from tests.test_cli import make_cfg, smooth_png
-from tests.test_safe_outputs import FAST, dip_main
+from dip.runs.config import resolve_threads
+from dip.runs.plan import prepare
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +47,7 @@ def test_the_thread_count_is_part_of_the_runs_identity(tmp_path):
     two = prepare(make_cfg(*common, "threads=2"))
     try:
         assert one.out != two.out
-        assert prepare(make_cfg(*common, "threads=auto"), write=False).cfg.threads == \
+        assert prepare(make_cfg(*common, "threads=auto"), write=False).spec.threads == \
             usable_cores()
     finally:
         one.release()

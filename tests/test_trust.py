@@ -8,15 +8,14 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_cfg, smooth_png, spec_of
 from PIL import Image
 
 import dip.runs.records
 from dip import DipError
 from dip.launch.memory import check_memory, fit_cost
-from dip.runs.builders import build_net
-from dip.runs.config import LEGACY_EXCLUDE, config_hash
+from dip.runs.config import LEGACY_EXCLUDE, config_hash, record_dir
 from dip.runs.plan import run
-from tests.test_cli import make_cfg, smooth_png
 
 FAST = ["profile=smoke", "progress=false", "baselines=false", "fit.num_iter=6"]
 
@@ -126,20 +125,20 @@ def test_a_record_under_the_earlier_identity_is_found_and_replaced_in_place(tmp_
     cfg = make_cfg("experiment=table_inpainting", "profile=quick", f"records={tmp_path}")
     legacy = tmp_path / config_hash(cfg, exclude=LEGACY_EXCLUDE)
     assert legacy.name != config_hash(cfg)
-    assert dip.runs.records.record_dir(cfg).name == config_hash(cfg)  # nothing stored yet
+    assert record_dir(cfg).name == config_hash(cfg)  # nothing stored yet
     legacy.mkdir()
     (legacy / "metrics.json").write_text(json.dumps({"psnr_final": 30.0, "config_hash": "a"}))
-    assert dip.runs.records.record_dir(cfg) == legacy
-    assert dip.runs.records.existing_record(cfg)["psnr_final"] == 30.0
+    assert record_dir(cfg) == legacy
+    assert dip.runs.records.existing_record(record_dir(cfg))["psnr_final"] == 30.0
     current = tmp_path / config_hash(cfg)
     current.mkdir()
     (current / "metrics.json").write_text(json.dumps({"psnr_final": 31.0, "config_hash": "b"}))
-    assert dip.runs.records.existing_record(cfg)["psnr_final"] == 31.0
+    assert dip.runs.records.existing_record(record_dir(cfg))["psnr_final"] == 31.0
 
 
 def test_memory_estimate_scales_with_pixels_and_width():
-    narrow = build_net(make_cfg("profile=smoke"), 32, 3)
-    wide = build_net(make_cfg("profile=quick"), 32, 3)
+    narrow = spec_of(make_cfg("profile=smoke")).net.build(32, 3)
+    wide = spec_of(make_cfg("profile=quick")).net.build(32, 3)
     per_narrow, fixed_narrow = fit_cost(narrow, 32, 32)
     per_wide, fixed_wide = fit_cost(wide, 32, 32)
     assert 0 < per_narrow < per_wide and 0 < fixed_narrow < fixed_wide
@@ -172,16 +171,16 @@ def test_skipping_a_cpu_record_made_under_other_kernel_pins_says_so(tmp_path, mo
     from dip.cli.main import summary
 
     cfg = make_cfg(*FAST, f"records={tmp_path}")
-    out = dip.runs.records.record_dir(cfg)
+    out = record_dir(cfg)
     out.mkdir()
     stored = {"image": "x.png", "device": "cpu", "machine": {"onednn_max_cpu_isa": "AVX2"},
               "config_hash": config_hash(cfg)}
     (out / "metrics.json").write_text(json.dumps(stored))
     for var, _ in dip.runs.records.KERNEL_PINS:
         monkeypatch.setenv(var, "AVX2")
-    done = dip.runs.records.existing_record(cfg)
+    done = dip.runs.records.existing_record(out)
     assert done["other_pins"] == "oneDNN AVX2; this process: oneDNN AVX2, ATen AVX2, MKL AVX2"
     assert "made with other CPU kernel pins (oneDNN AVX2; this process:" in summary(done)
     monkeypatch.delenv("ATEN_CPU_CAPABILITY")
     monkeypatch.delenv("MKL_CBWR")
-    assert "other_pins" not in dip.runs.records.existing_record(cfg)
+    assert "other_pins" not in dip.runs.records.existing_record(out)

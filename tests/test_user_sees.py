@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import dip_cli, make_cfg, smooth_png, spec_of
 from PIL import Image
 
 from dip.cli.main import summary
@@ -18,10 +19,8 @@ from dip.fitting.step import default_monitors
 from dip.launch.sweep import EXIT_DIVERGED, EXIT_FAILED, exit_status_of
 from dip.problems.problem import Problem
 from dip.runs.announce import announce
-from dip.runs.builders import step_cap
-from dip.runs.plan import identify, prepare, run
-from tests.test_bad_input import dip_cli
-from tests.test_cli import make_cfg, smooth_png
+from dip.runs.config import identify
+from dip.runs.plan import prepare, run
 
 UNSCORED = ["image=skimage:camera", "corrupted=true", "progress=false"]
 
@@ -37,7 +36,7 @@ def test_a_setting_the_user_gives_is_the_setting_used(given, cap, patience):
     cfg = make_cfg(*UNSCORED, *given)
     identify(cfg, given)
     assert cfg.stop == "wmv"
-    assert step_cap(cfg, (128, 128)) == cap and cfg.stopping.patience == patience
+    assert spec_of(cfg).step_cap((128, 128)) == cap and cfg.stopping.patience == patience
 
 
 def test_an_explicit_num_iter_caps_a_run_without_ground_truth_end_to_end(tmp_path):

@@ -21,7 +21,7 @@ def check_problem(problem, item="F16", sigma=25, crop=None):
     from dip.data.crops import center_crop
     from dip.data.specs import read
     from dip.errors import DipError
-    from dip.problems import problem as tasks
+    from dip.problems.denoising import denoising
 
     if problem is None:
         try:
@@ -31,7 +31,7 @@ def check_problem(problem, item="F16", sigma=25, crop=None):
             if crop:
                 gt, noisy = center_crop(gt, crop), center_crop(noisy, crop)
                 source += f" (centre {crop}² crop)"
-            return tasks.denoising(gt=gt, noisy=noisy, sigma=sigma), source
+            return denoising(gt=gt, noisy=noisy, sigma=sigma), source
         except DipError:
             problem = synthetic_problem(crop or 256)
     return problem, f"synthetic {problem.out_shape[-1]}² (sigma 25)"

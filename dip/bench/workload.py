@@ -33,9 +33,9 @@ def image(size: int, seed: int = 0) -> torch.Tensor:
 
 def problem(size: int, seed: int = 0):
     """σ 25 denoising of :func:`image` (``size``², noise drawn from ``seed``)."""
-    from dip.problems import problem as tasks
+    from dip.problems.denoising import denoising
 
-    return tasks.denoising(gt=image(size, seed), sigma=25, seed=seed)
+    return denoising(gt=image(size, seed), sigma=25, seed=seed)
 
 
 def settings(steps: int, device, seed: int = 0, **kw):

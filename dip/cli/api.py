@@ -18,19 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.errors import CompactHydraException
 
-from dip.errors import DipError
 from dip.fitting.settings import FitResult
 from dip.problems.problem import Problem
-from dip.runs.config import CONFIG_DIR
-from dip.runs.inputs import problem_from
+from dip.runs.config import compose_config
 from dip.runs.plan import execute, fit_seeds, prepare
-from dip.runs.schema import one_line, quote_overrides
+from dip.runs.schema import quote_overrides
 from dip.runs.scores import metrics_of
 
-__all__ = ["restore", "Restored", "compose_config"]
+__all__ = ["restore", "Restored"]
 
 
 @dataclass
@@ -69,17 +65,6 @@ def _value(value) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_value(v) for v in value) + "]"
     return str(value)
-
-
-def compose_config(*overrides: str):
-    """The ``dip`` command's config for ``overrides`` (``key=value`` strings); a config that
-    cannot be composed (an unknown task or key) is the command's one-line
-    :class:`~dip.DipError` (:func:`dip.runs.schema.one_line`), not Hydra's multi-line text."""
-    try:
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            return compose("config", overrides=list(overrides))
-    except CompactHydraException as err:
-        raise DipError(one_line(err)) from None
 
 
 def restore(image: str | Path | torch.Tensor | np.ndarray, task: str = "denoising", *,
@@ -122,8 +107,8 @@ def restore(image: str | Path | torch.Tensor | np.ndarray, task: str = "denoisin
         given.append(f"out_dir={out_dir}")
     given, overrides = quote_overrides(given), quote_overrides(overrides)  # as `dip` does
     cfg = compose_config(*given, *overrides)
-    problem = problem_from(cfg, _tensor(image)) if in_memory else None
-    plan = prepare(cfg, [*given, *overrides], problem=problem, write=out_dir is not None)
+    plan = prepare(cfg, [*given, *overrides], image=_tensor(image) if in_memory else None,
+                   write=out_dir is not None)
     if isinstance(plan, dict):  # an existing record: fit again only with force=true
         raise FileExistsError(f"{plan['out_dir']} holds this run's record already; pass "
                               "force=True to fit it again, or another out_dir")
@@ -132,7 +117,7 @@ def restore(image: str | Path | torch.Tensor | np.ndarray, task: str = "denoisin
     if out_dir is not None:
         metrics = execute(plan, results)
     else:
-        metrics = metrics_of(plan.problem, results[0], cfg)
+        metrics = metrics_of(plan.problem, results[0], plan.spec)
     result = results[0]
     return Restored(image=plan.problem.unpad(result.average)[0],
                     final=plan.problem.unpad(result.final)[0], result=result,

@@ -17,12 +17,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, open_dict
 
 from dip.data.folders import images_in, is_folder
 from dip.errors import DipError
 from dip.launch.sweep import describe, exit_status_of
 from dip.report.study import build_study
+from dip.runs.config import with_values
 
 __all__ = ["expand_argv", "run_folder"]
 
@@ -44,18 +44,17 @@ def expand_argv(argv: Sequence[str]) -> list[str]:
     return argv
 
 
-def _one(cfg: DictConfig, image: Path) -> DictConfig:
-    one = cfg.copy()
-    with open_dict(one):
-        one.image = str(image)
-        if one.out_dir is not None:  # one record folder per image, under out_dir
-            one.out_dir = str(Path(str(cfg.out_dir)) / image.stem)
-    return one
+def _one(cfg, image: Path):
+    """``cfg`` for one image of the folder (its record folder under ``out_dir``)."""
+    if cfg.out_dir is None:
+        return with_values(cfg, image=str(image))
+    return with_values(cfg, image=str(image), out_dir=str(Path(str(cfg.out_dir)) / image.stem))
 
 
-def run_folder(cfg: DictConfig, task: Callable[[DictConfig, list[str]], dict],
+def run_folder(cfg, task: Callable[[object, list[str]], dict],
                summary: Callable[[dict], str], overrides: Sequence[str] = ()) -> float:
-    """Restore every image of the folder ``cfg.image`` with ``task(cfg, overrides)``
+    """Restore every image of the folder ``cfg.image`` (a composed config) with
+    ``task(cfg, overrides)``
     (:func:`dip.runs.plan.run`), print each outcome, then the study table of the runs.
 
     Returns the mean final PSNR of the finished runs (NaN when none is scored); exits
@@ -90,7 +89,7 @@ def run_folder(cfg: DictConfig, task: Callable[[DictConfig, list[str]], dict],
     return sum(scores) / len(scores) if scores else float("nan")
 
 
-def _study(done: list[dict], cfg: DictConfig) -> None:
+def _study(done: list[dict], cfg) -> None:
     """The study table of the folder's records, printed and written beside them, to
     ``<out_dir or records>/studies/<folder>_<profile>/``
     (:func:`dip.report.study.build_study`)."""

@@ -35,7 +35,7 @@ from dip.errors import show_notes
 from dip.launch.signals import checkpoint_on_signals
 from dip.launch.sweep import EXIT_DIVERGED, execute, report
 from dip.problems.baselines import label as baseline_label
-from dip.runs.config import CONFIG_DIR, job_overrides
+from dip.runs.config import CONFIG_DIR, job_overrides, spelled
 from dip.runs.plan import run
 from dip.runs.schema import one_line, quote_overrides
 
@@ -111,10 +111,11 @@ def app(cfg: DictConfig) -> float:
 def main() -> None:
     """The ``dip`` command: a config that cannot be composed (an unknown key, a value of
     the wrong type: :mod:`dip.runs.schema`) is one ``error:`` line and exit status 2. Values
-    with non-ASCII characters are quoted for Hydra (:func:`dip.runs.schema.quote_overrides`)."""
+    with non-ASCII characters are quoted for Hydra (:func:`dip.runs.schema.quote_overrides`),
+    and a task's settings may be spelled short (``sigma=25``: :func:`dip.runs.config.spelled`)."""
     argv = expand_argv(sys.argv)
-    sys.argv = [argv[0], *quote_overrides(argv[1:], sweeps=bool({"-m", "--multirun"} &
-                                                               set(argv)))]
+    sweeps = bool({"-m", "--multirun"} & set(argv))
+    sys.argv = [argv[0], *spelled(quote_overrides(argv[1:], sweeps=sweeps))]
     before = os.environ.get("HYDRA_FULL_ERROR")
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises: the line is ours
     try:

@@ -4,58 +4,19 @@ network input (:func:`make_input`, :func:`code_channels`, :func:`seed_everything
 from __future__ import annotations
 
 import math
-import typing
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import OmegaConf
-from omegaconf.errors import ValidationError
 
 from dip.fitting.fast import AMP_MODES
 from dip.fitting.official import BACKTRACKS, FINAL_INPUTS
 from dip.fitting.stopping import STOP_MODES
+from dip.typed import SettingError, check_int, typed_fields
 
-__all__ = ["FitSettings", "FitResult", "SettingError", "seed_everything", "code_channels",
-           "make_input", "draw_code", "check_int", "typed", "type_hint"]
-
-
-class SettingError(ValueError):
-    """An invalid :class:`FitSettings` value: ``field``, ``value`` and what to give."""
-
-    def __init__(self, field: str, value, hint: str, word: str = "invalid"):
-        self.field, self.value, self.hint, self.word = field, value, hint, word
-        super().__init__(f"{field}={value} is {word}; {hint}")
-
-
-_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a word"}
-
-
-def type_hint(hint) -> str:
-    """What to give for a value of type ``hint`` ('an integer', 'a number or null')."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-    word = " or ".join(_WORDS.get(a, getattr(a, "__name__", str(a))) for a in args)
-    return f"{word} or null" if type(None) in typing.get_args(hint) else word
-
-
-def typed(obj) -> dict:
-    """The fields of dataclass ``obj`` converted to their annotated types by OmegaConf's
-    structured-config validation (the schema of :mod:`dip.runs.schema`: '0.5' → 0.5, 3 → 3.0
-    for a float); :class:`SettingError` names the first field that does not convert."""
-    try:
-        return OmegaConf.to_container(OmegaConf.structured(obj))
-    except ValidationError as err:
-        name = str(err.key)
-        hint = typing.get_type_hints(type(obj))[name]
-        raise SettingError(name, getattr(obj, name), f"give {type_hint(hint)}") from None
-
-
-def check_int(name: str, value: int, minimum: int = 1) -> None:
-    """:class:`SettingError` unless the integer ``value`` is at least ``minimum``."""
-    if value < minimum:
-        raise SettingError(name, value, f"give an integer >= {minimum}" if minimum != 1
-                           else "give a positive integer")
+__all__ = ["FitSettings", "FitResult", "seed_everything", "code_channels", "make_input",
+           "draw_code"]
 
 
 def _choice(name: str, value, known) -> None:
@@ -166,9 +127,7 @@ class FitSettings:
     def __post_init__(self):
         """Convert each value to its type and refuse invalid ones (:class:`SettingError`):
         the one place they are checked."""
-        for name, value in typed(self).items():  # the types: dip.runs.schema's
-            if isinstance(value, float) and math.isnan(value):
-                raise SettingError(name, "nan", "give a number")
+        for name, value in typed_fields(self).items():  # the types of the config's schema
             setattr(self, name, value)
         check_int("num_iter", self.num_iter)
         if not self.lr > 0 or not math.isfinite(self.lr):

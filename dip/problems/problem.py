@@ -2,8 +2,7 @@
 
 A :class:`Problem` bundles the observation x̂, the forward operator A applied to the
 network output in the data term ‖A f(z) − x̂‖², the ground truth when it is known and
-the metric the paper reports. ``denoising``, ``inpainting`` and ``sr`` build one from
-a clean image (synthetic corruption, seeded) or from a given corrupted image;
+the metric the paper reports. Each task's module builds one (:mod:`dip.problems.task`);
 :func:`pad` reflection-pads one before fitting (the official ``restoration.ipynb``).
 """
 
@@ -15,13 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dip.data.images import size_wh
 from dip.errors import DipError
 from dip.problems.metrics import psnr, psnr_y
-from dip.problems.noise import add_noise, bernoulli_mask, lr_image, pil_resize
-from dip.problems.operators import Downsampler, Identity, Mask
+from dip.problems.noise import pil_resize
+from dip.problems.operators import Identity, Mask
 
-__all__ = ["Problem", "denoising", "inpainting", "sr", "fitting", "pad", "TASKS"]
+__all__ = ["Problem", "pad", "batch", "METRICS"]
 
 METRICS = {"psnr": psnr, "psnr_y": psnr_y}
 
@@ -108,104 +106,9 @@ class Problem:
         return self
 
 
-def _batch(x: torch.Tensor) -> torch.Tensor:
+def batch(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as a batch of one (1×C×H×W), unless it is one already."""
     return x if x.dim() == 4 else x[None]
-
-
-def denoising(*, gt: torch.Tensor | None = None, noisy: torch.Tensor | None = None,
-              sigma: float = 25.0, seed: int = 0) -> Problem:
-    """Denoising: A = I, x̂ = noisy image.
-
-    Give ``gt`` (C×H×W, [0, 1]) to draw Gaussian noise of level ``sigma`` (0–255 scale)
-    with ``seed``; give ``noisy`` to restore an already noisy image (then ``gt`` is
-    only used for scoring).
-    """
-    if noisy is None:
-        if gt is None:
-            raise ValueError("denoising needs gt or noisy")
-        if not sigma > 0:
-            raise DipError(f"sigma must be > 0 (noise std on the 0-255 scale), got {sigma}")
-        noisy = add_noise(gt, sigma, seed)
-    if gt is not None and gt.shape != noisy.shape:
-        raise DipError(f"noisy image {tuple(noisy.shape)} and ground truth {tuple(gt.shape)} "
-                       "differ in shape; give images of the same size")
-    return Problem("denoising", _batch(noisy), Identity(), tuple(noisy.shape[-3:]),
-                   gt=None if gt is None else _batch(gt), extras={"sigma": sigma})
-
-
-def inpainting(*, image: torch.Tensor, mask: torch.Tensor | None = None,
-               p_missing: float = 0.5, seed: int = 0, image_is_gt: bool = True) -> Problem:
-    """Inpainting: A x = x·m with m = 1 on known pixels.
-
-    Parameters
-    ----------
-    image : torch.Tensor
-        C×H×W in [0, 1]: the clean image (``image_is_gt=True``) or the damaged one.
-    mask : torch.Tensor, optional
-        1×H×W or C×H×W binary mask (1 = known). Drawn with ``p_missing`` and ``seed``
-        when omitted.
-    """
-    c, h, w = image.shape[-3:]
-    if mask is None:
-        mask = bernoulli_mask((h, w), p_missing, seed)
-    mask = mask if mask.dim() == 3 else mask[None]
-    if tuple(mask.shape[-2:]) != (h, w):
-        raise DipError(f"mask is {size_wh(mask)} but the image is {size_wh(image)}; "
-                       "give a mask of the image's size")
-    grey = int(((mask != 0) & (mask != 1)).sum())
-    if grey:
-        raise DipError(f"mask is not binary: {grey} of {mask.numel()} values are neither 0 nor "
-                       "1; give a black-and-white mask (white = known pixel), or round it at "
-                       "0.5 ((mask >= 0.5).float(); the dip command: mask_threshold=0.5)")
-    if not bool(mask.any()):
-        raise DipError("mask has no known pixel (all zero); white marks the pixels to keep")
-    if mask.shape[0] not in (1, c):
-        raise DipError(f"mask has {mask.shape[0]} channels, image {c}; give a 1-channel mask")
-    gt = _batch(image) if image_is_gt else None
-    obs = _batch(image * mask)
-    return Problem("inpainting", obs, Mask(_batch(mask)), (c, h, w), gt=gt,
-                   extras={"mask": mask, "missing": float(1 - mask.float().mean())})
-
-
-def sr(*, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None, factor: int = 4,
-       kernel_type: str = "lanczos2") -> Problem:
-    """Super-resolution: A = d, a fixed Lanczos downsampler by ``factor``.
-
-    Give ``hr`` (sides multiples of ``factor``) to synthesise the LR input with PIL
-    Lanczos, as the official code; or give ``lr`` to upscale an image of your own.
-    Even factors use the official half-phase kernel; odd factors, which the official
-    code does not handle, use the odd-length (phase 0) Lanczos kernel, centred on the
-    middle pixel of each factor×factor block as PIL's LR pixel is.
-    """
-    if isinstance(factor, bool) or int(factor) != factor or factor < 2:
-        raise DipError(f"SR factor must be an integer >= 2, got {factor}")
-    factor = int(factor)
-    if lr is None:
-        if hr is None:
-            raise ValueError("sr needs hr or lr")
-        h, w = hr.shape[-2:]
-        if h % factor or w % factor:
-            raise DipError(f"image {h}×{w} is not divisible by the SR factor {factor}; "
-                           "crop it to a multiple of the factor")
-        lr = lr_image(hr, factor)
-    c, h, w = lr.shape[-3:]
-    out_shape = (c, h * factor, w * factor)
-    phase = 0.5 if factor % 2 == 0 else 0.0
-    return Problem("sr", _batch(lr), Downsampler(c, factor, kernel_type, phase, True), out_shape,
-                   gt=None if hr is None else _batch(hr), metric="psnr_y",
-                   extras={"factor": factor, "lr": lr})
-
-
-def fitting(*, target: torch.Tensor, gt: torch.Tensor | None = None) -> Problem:
-    """Plain fitting: A = I, x̂ = ``target`` (C×H×W in [0, 1]).
-
-    What the network is asked to reproduce is not a corrupted image but a signal
-    of interest in itself: the targets of the paper's Fig. 2 (an image, the same
-    with noise, with shuffled pixels, pure noise), or the no-flash photo that a net
-    fed with the flash photo must reproduce. ``gt`` (optional) is only for scoring.
-    """
-    return Problem("fitting", _batch(target), Identity(), tuple(target.shape[-3:]),
-                   gt=None if gt is None else _batch(gt))
 
 
 def pad(problem: Problem, border: int) -> Problem:
@@ -246,7 +149,7 @@ def pad(problem: Problem, border: int) -> Problem:
                        f"it is {h}×{w}; use a smaller pad_image")
 
     def reflect(x: torch.Tensor) -> torch.Tensor:
-        y = F.pad(_batch(x).float(), (border,) * 4, mode="reflect").to(x.dtype)
+        y = F.pad(batch(x).float(), (border,) * 4, mode="reflect").to(x.dtype)
         return y if x.dim() == 4 else y[0]
 
     operator = problem.operator
@@ -262,5 +165,3 @@ def pad(problem: Problem, border: int) -> Problem:
                    gt=None if problem.gt is None else reflect(problem.gt), extras=extras,
                    border=border)
 
-
-TASKS = {"denoising": denoising, "inpainting": inpainting, "sr": sr, "fitting": fitting}

@@ -22,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from dip.errors import DipError
-from dip.runs.config import IDENTITY_EXCLUDE, NEUTRAL
+from dip.runs.config import IDENTITY_EXCLUDE, NEUTRAL, legacy_layout
 from dip.runs.records import RunRecord
 
 __all__ = ["flatten", "parse_overrides", "record_settings", "flat_config", "check_seeds_only",
@@ -54,7 +54,7 @@ def flat_config(config: dict) -> dict:
     ``stopping`` when ``stop`` is 'fixed', and the keys at their neutral value; a device
     the launcher placed (``cuda:K``) counts as the setting it came from, as in a run's
     identity (:func:`dip.launch.device.place_device`)."""
-    config = dict(config or {})
+    config = legacy_layout(dict(config or {}))  # task settings where old records keep them
     if "device_setting" in config:
         config["device"] = config.pop("device_setting")
     flat = {k: v for k, v in flatten(config).items() if not _ignored(k)}

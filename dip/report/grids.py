@@ -26,7 +26,6 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from dip.data.images import load_image, save_image
 from dip.data.registry import data_root
@@ -35,6 +34,8 @@ from dip.plots import curves, histories, image_grid
 from dip.report.records import int_or_none, load_records, with_datasets
 from dip.report.sweeps import figure_records, sweep_order
 from dip.runs.inputs import build_problem
+from dip.runs.records import RunRecord
+from dip.runs.spec import RunSpec
 
 __all__ = ["figure_records", "sweep_order", "build_figure", "build_table_figure",
            "image_grid", "curves", "FIGURES", "TABLE_FIGURES"]
@@ -48,8 +49,9 @@ BASELINE_NAMES = {"biharmonic": "biharmonic (skimage)", "nlm": "NLM (skimage)",
 
 
 def _spec(record: str) -> dict:
-    cfg = OmegaConf.load(Path(record) / "config.yaml")
-    return OmegaConf.to_container(cfg.get("figure") or {}, resolve=False)
+    """The ``figure`` block of a record's config ({} when none)."""
+    loaded = RunRecord.load(record)
+    return dict((loaded.config if loaded is not None else {}).get("figure") or {})
 
 
 def _provenance(df: pd.DataFrame) -> str:
@@ -84,9 +86,9 @@ def _rebuilt(record: str) -> dict:
     images like the stored ones; {} with a warning when the data is not at hand."""
 
     try:
-        cfg = OmegaConf.load(Path(record) / "config.yaml")
-        cfg.data.root = str(data_root())
-        problem = build_problem(cfg)
+        config = dict(RunRecord.load(record).config)
+        config["data"] = {**(config.get("data") or {}), "root": str(data_root())}
+        problem = build_problem(RunSpec.read(config))
     except (DipError, OSError, ValueError) as err:
         warnings.warn(f"{record}: ground truth and corrupted panels left out, they could not "
                       f"be rebuilt from the data root: {str(err).splitlines()[0]}",

@@ -15,7 +15,7 @@ from dip.fitting.loop import fit
 from dip.fitting.monitors import History
 from dip.fitting.settings import FitSettings
 from dip.launch.device import pick_device
-from dip.runs.builders import step_cap
+from dip.runs.spec import RunSpec
 
 __all__ = ["announce", "time_step", "steps_text"]
 
@@ -35,17 +35,17 @@ def time_step(plan, steps: int = 3) -> float:
     return float((seconds[-1] - seconds[0]) / max(1, len(seconds) - 1))
 
 
-def steps_text(cfg, size) -> str:
+def steps_text(spec: RunSpec, size) -> str:
     """'3000 steps' for a fixed schedule; for a run that stops early its rule, its
     patience and its cap, and where the cap comes from when it is automatic."""
-    cap = step_cap(cfg, size)
-    if cfg.stop == "fixed":
+    cap = spec.step_cap(size)
+    if spec.stop == "fixed":
         return f"{cap} steps"
-    rule = f"{cfg.stop} early stopping (patience {cfg.stopping.patience})"
-    if str(cfg.stopping.get("cap")) == "auto":
-        source = (f"automatic: {cfg.stopping.cap_per_side:g} per pixel of the image's side; "
-                  "fit.num_iter=N sets it")
-    elif cfg.stopping.get("cap") is not None:
+    rule = f"{spec.stop} early stopping (patience {spec.stopping.get('patience')})"
+    if str(spec.stopping.get("cap")) == "auto":
+        source = (f"automatic: {spec.stopping.get('cap_per_side'):g} per pixel of the image's "
+                  "side; fit.num_iter=N sets it")
+    elif spec.stopping.get("cap") is not None:
         source = "stopping.cap"
     else:
         source = "fit.num_iter"
@@ -61,18 +61,18 @@ def _duration(seconds: float) -> str:
 def announce(plan, per_step: float | None = None) -> str:
     """The announcement of ``plan`` (one line). ``per_step``: the seconds of a step
     (default: :func:`time_step`)."""
-    cfg, problem = plan.cfg, plan.problem
+    spec, problem = plan.spec, plan.problem
     c, h, w = problem.image_shape
     size = tuple(problem.out_shape[-2:])
-    device = pick_device(str(cfg.device))
+    device = pick_device(spec.device)
     n = torch.get_num_threads()
     threads = f" with {n} thread{'s' if n > 1 else ''}" if device.type == "cpu" else ""
     per_step = time_step(plan) if per_step is None else per_step
-    steps = step_cap(cfg, size) * len(plan.seeds)
+    steps = spec.step_cap(size) * len(plan.seeds)
     seeds = f" × {len(plan.seeds)} seeds" if len(plan.seeds) > 1 else ""
-    time = f"{'up to ' if cfg.stop != 'fixed' else 'about '}{_duration(per_step * steps)}"
-    return (f"{cfg.task.name} of {cfg.image} ({h}×{w} pixels, H×W, {c} channel"
-            f"{'s' if c > 1 else ''}): net {cfg.net.name} ({cfg.profile.name} profile, "
-            f"widths ×{float(cfg.net.get('width_scale', 1.0)):g}), "
-            f"{steps_text(cfg, size)}{seeds}, on {device}{threads}; "
+    time = f"{'up to ' if spec.stop != 'fixed' else 'about '}{_duration(per_step * steps)}"
+    return (f"{spec.task} of {spec.image} ({h}×{w} pixels, H×W, {c} channel"
+            f"{'s' if c > 1 else ''}): net {spec.net.name} ({spec.profile} profile, "
+            f"widths ×{spec.net.width_scale:g}), "
+            f"{steps_text(spec, size)}{seeds}, on {device}{threads}; "
             f"{time} ({per_step:.3g} s a step)")

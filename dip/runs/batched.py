@@ -8,7 +8,7 @@ others are grouped by image size, network config and input code
 :func:`dip.fitting.batched.fit_batched`, and written one record per run exactly as
 :func:`dip.runs.plan.run` writes it (plus ``batched``: how many runs shared the fit, whose
 ``seconds`` are the run's share of the batch's wall time). With several GPUs visible the
-runs go round robin to them (:func:`dip.launch.device.place_device`), and each GPU's groups are
+runs go round robin to them (:func:`dip.runs.config.place_device`), and each GPU's groups are
 fitted in a thread of their own, all GPUs at once.
 """
 
@@ -20,17 +20,17 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from dip.fitting.batched import batch_key, fit_batched
 from dip.launch.device import pick_device
 from dip.nets.grouped import can_group
-from dip.runs.plan import RunPlan, execute, place_device, prepare
+from dip.runs.config import place_device
+from dip.runs.plan import RunPlan, execute, prepare
 
 __all__ = ["run_batch"]
 
 
-def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
+def run_batch(cfgs: list, batch_runs: int = 8, engine: str = "auto",
               workers: int | None = None,
               overrides: list[list[str]] | None = None) -> list[dict | Exception]:
     """Run every config, fitting compatible runs ``batch_runs`` at a time.
@@ -92,10 +92,10 @@ def run_batch(cfgs: list[DictConfig], batch_runs: int = 8, engine: str = "auto",
 
 def _fit_lanes(groups: dict, batch_runs: int, workers: int | None, outcomes: list) -> None:
     """Fit the groups, one lane per device: the lanes of several GPUs (``cuda:K``, runs
-    placed by :func:`dip.launch.device.place_device`) at once, a thread each; otherwise in turn."""
+    placed by :func:`dip.runs.config.place_device`) at once, a thread each; otherwise in turn."""
     lanes: dict[str, list] = defaultdict(list)
     for (_, eng, per_run), members in groups.items():
-        lanes[str(members[0][1].cfg.device)].append((members, eng, per_run))
+        lanes[members[0][1].spec.device].append((members, eng, per_run))
     fitted: dict[int, dict] = defaultdict(dict)  # run -> seed -> result
 
     def lane(items):
@@ -123,7 +123,7 @@ def _group_of(plan: RunPlan, engine: str, batch_runs: int):
     it is fitted on its own (an image input, a net the engine cannot group, or
     ``batch_runs`` 1). Early stopping and ensembles are fitted in groups: a run that stops
     leaves its group, and each seed of an ensemble is a member of the group."""
-    cfg = plan.cfg
+    spec = plan.spec
     if plan.z is not None or batch_runs <= 1:
         return None, None
     settings = plan.settings()
@@ -133,9 +133,8 @@ def _group_of(plan: RunPlan, engine: str, batch_runs: int):
         eng = "grouped" if pick_device(settings.device).type == "cuda" else "threads"
     if eng == "grouped" and not can_group(nets[0][1]):
         return None, None
-    net_key = json.dumps(OmegaConf.to_container(cfg.net, resolve=True), sort_keys=True,
-                         default=str)
-    per_run = int(cfg.get("threads") or 0) or None
+    net_key = json.dumps(spec.config["net"], sort_keys=True, default=str)
+    per_run = int(spec.threads or 0) or None
     return (batch_key(plan.problem, settings, net_key), eng, per_run), nets
 
 

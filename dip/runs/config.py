@@ -1,21 +1,41 @@
-"""Config helpers: the ``pick`` resolver, config hashing and the config directory (and,
-imported, the config schema of :mod:`dip.runs.schema`)."""
+"""The config: composing it, its resolvers, and a run's identity.
+
+Owns the config directory and :func:`compose_config` (the short spellings of the task's
+settings, ``sigma=25`` for ``task.sigma=25``: :func:`spelled`), the ``pick`` and
+``part`` resolvers, what Hydra says about the running job (:func:`job_overrides`,
+:func:`job_number`, :func:`parallel_jobs`), and a run's identity: :func:`identify`
+resolves what it depends on (the device a sweep placed it on, threads, ``stop=auto``),
+:func:`config_hash` hashes it, :func:`record_dir` finds its record folder. Importing it
+registers the config's schema (:mod:`dip.runs.schema`).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dip.launch.device import usable_cores
+from dip.errors import DipError
+from dip.launch.device import spread_device, thread_count, usable_cores
+from dip.problems import task as tasks
+from dip.runs.schema import one_line
+from dip.runs.spec import LEGACY_TASK_KEYS
 
 __all__ = ["CONFIG_DIR", "pick", "part", "config_hash", "auto_stop", "IDENTITY_EXCLUDE",
            "LEGACY_EXCLUDE", "NEUTRAL", "auto_stopping", "job_overrides", "job_number",
-           "parallel_jobs"]
+           "parallel_jobs", "legacy_layout", "spelled", "unspelled", "compose_config",
+           "with_values", "identify", "place_device", "resolve_threads", "resolve_stop",
+           "given_keys", "explicit_num_iter", "record_dir", "sweep_runs", "declared_runs",
+           "sweep_configs"]
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -97,15 +117,36 @@ def auto_stopping(stop: str, stopping: dict, keep=()) -> dict:
     return {**stopping, **unscored}
 
 
-def config_hash(cfg: DictConfig, exclude=IDENTITY_EXCLUDE) -> str:
-    """Short sha256 of the resolved config without the keys that do not change results
-    (``stop: auto`` counts as what it means: :func:`auto_stop`; the thread count is
-    hashed where profiles kept it before ``threads`` became the launcher's,
-    ``profile.threads``, and the net's width as ``profile.width_scale``, where it was
-    before it became ``net.width_scale``, so earlier records keep their identity; a
-    device placed by the launcher counts as the setting it came from,
-    ``device_setting``: :func:`dip.launch.device.place_device`)."""
-    data = OmegaConf.to_container(cfg, resolve=True)
+def legacy_layout(data: dict) -> dict:
+    """``data`` (a resolved config) with the task settings that once were top-level keys
+    of every run back there (:data:`dip.runs.spec.LEGACY_TASK_KEYS`, their defaults
+    then where the task has no such setting): the layout a run's identity hashes, so
+    that moving them into the task's group kept every record's identity. An old
+    record's config is returned as it is."""
+    task = data.get("task")
+    if not isinstance(task, dict):
+        return data
+    data = {**data, "task": dict(task)}
+    for key, default in LEGACY_TASK_KEYS.items():
+        if key in data["task"]:
+            data[key] = data["task"].pop(key)
+        elif key not in data:
+            data[key] = default
+    return data
+
+
+def config_hash(cfg, exclude=IDENTITY_EXCLUDE) -> str:
+    """Short sha256 of the resolved config (a DictConfig or a resolved dict) without the
+    keys that do not change results (``stop: auto`` counts as what it means:
+    :func:`auto_stop`; the thread count is hashed where profiles kept it before
+    ``threads`` became the launcher's, ``profile.threads``, the net's width as
+    ``profile.width_scale``, and the task's settings as top-level keys
+    (:func:`legacy_layout`), where each was before, so earlier records keep their
+    identity; a device placed by the launcher counts as the setting it came from,
+    ``device_setting``: :func:`place_device`)."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else \
+        json.loads(json.dumps(dict(cfg), default=str))
+    data = legacy_layout(data)
     if "device_setting" in data:
         data["device"] = data.pop("device_setting")
     if isinstance(data.get("profile"), dict):  # where these lived before: same identities
@@ -158,8 +199,217 @@ def parallel_jobs() -> int:
     return 1
 
 
+
+# --- composing ------------------------------------------------------------------------
+
+def spelled(overrides) -> list[str]:
+    """``overrides`` with the short spelling of a task's setting (``sigma=25``,
+    ``factor=8``, ``mask=m.png``: :func:`dip.problems.task.setting_names`) written as
+    the task group's key (``++task.sigma=25``; ``++`` sets it whether the task's config
+    has it or not: a setting of another task is then noted and left out)."""
+    names = tasks.setting_names()
+    out = []
+    for item in overrides:
+        key, eq, value = str(item).partition("=")
+        bare = key.lstrip("+~")
+        if eq and bare in names:
+            item = f"{'~' if key.startswith('~') else '++'}task.{bare}={value}"
+        out.append(item)
+    return out
+
+
+def unspelled(overrides) -> list[str]:
+    """The inverse of :func:`spelled`: ``++task.sigma=25`` → ``sigma=25`` (how a
+    record keeps the overrides that made it)."""
+    names = tasks.setting_names()
+    out = []
+    for item in overrides:
+        key, eq, value = str(item).partition("=")
+        bare = key.lstrip("+~")
+        if eq and bare.startswith("task.") and bare[5:] in names:
+            item = f"{'~' if key.startswith('~') else ''}{bare[5:]}={value}"
+        out.append(item)
+    return out
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """The ``dip`` command's config for ``overrides`` (``key=value`` strings, short
+    spellings allowed); a composition error is the command's one-line DipError."""
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            return compose("config", overrides=spelled(overrides))
+    except HydraException as err:
+        raise DipError(one_line(err)) from None
+
+
+def with_values(cfg: DictConfig, **values) -> DictConfig:
+    """A copy of ``cfg`` with top-level ``values`` set (e.g. one image of a folder)."""
+    copy = cfg.copy()
+    with open_dict(copy):
+        for key, value in values.items():
+            copy[key] = value
+    return copy
+
+
+_CONFIGS: dict[tuple[str, str], tuple] = {}  # composed once per process
+
+
+def sweep_runs(params: Mapping) -> list[list[str]]:
+    """The overrides of each run of a sweep, in the order Hydra's basic sweeper runs them.
+
+    Parameters
+    ----------
+    params : mapping
+        ``hydra.sweeper.params``: key → sweep (``"a,b"``, ``"range(3)"``,
+        ``"'x,y',z"``, ``"[1,2],[3]"``) or a single value.
+
+    Returns
+    -------
+    list of list of str
+        One list of ``key=value`` overrides per run (the last key varies fastest); values
+        as Hydra writes them back (quoted where they need it).
+
+    Raises
+    ------
+    DipError
+        When a sweep cannot be parsed or listed (e.g. an ``interval(...)``).
+    """
+    try:
+        overrides = OverridesParser.create().parse_overrides(
+            [f"{k}={v}" for k, v in params.items()])
+        choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+                   if o.is_sweep_override() else
+                   [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
+                   for o in overrides]
+    except (HydraException, ValueError, TypeError) as err:
+        raise DipError(f"cannot list the sweep {dict(params)}: {err}; use choices "
+                       "(a,b), range(...) or lists") from err
+    return [list(run) for run in itertools.product(*choices)]
+
+
+def declared_runs(experiment: str) -> list[list[str]]:
+    """The overrides of each run that ``experiment``'s sweep declares
+    (``hydra.sweeper.params`` of ``conf/experiment/<experiment>.yaml``), in
+    :func:`sweep_runs` order."""
+    node = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml")
+    params = OmegaConf.select(node, "hydra.sweeper.params") or {}
+    return sweep_runs({k: params[k] for k in params})
+
+
+def sweep_configs(experiment: str, profile: str) -> tuple:
+    """The composed config of each run of the sweep that ``experiment`` declares, under
+    ``profile``, in :func:`sweep_runs` order; empty (and not kept) when the configs cannot
+    be composed here (e.g. inside a running Hydra app)."""
+    if (experiment, profile) in _CONFIGS:
+        return _CONFIGS[experiment, profile]
+    runs = declared_runs(experiment)
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            configs = tuple(compose("config", overrides=[
+                f"experiment={experiment}", f"profile={profile}", *run]) for run in runs)
+    except (ValueError, HydraException):
+        return ()
+    _CONFIGS[experiment, profile] = configs
+    return configs
+
+
+# --- a run's identity -----------------------------------------------------------------
+
+def given_keys(overrides) -> set[str]:
+    """The config keys that ``overrides`` (``key=value`` strings, Hydra's syntax) set."""
+    if not overrides:
+        return set()
+    parsed = OverridesParser.create().parse_overrides(spelled(overrides))
+    return {o.key_or_group for o in parsed}
+
+
+def explicit_num_iter(cfg: DictConfig, given=()) -> bool:
+    """Whether ``fit.num_iter`` was set by the user: given as an override, or a plain
+    number in the composed config (every config of the project sets it through an
+    interpolation of its profile's schedule)."""
+    return "fit.num_iter" in given or not OmegaConf.is_interpolation(cfg.fit, "num_iter")
+
+
+def resolve_stop(cfg: DictConfig, given=()) -> DictConfig:
+    """``cfg`` with ``stop: auto`` replaced by what it means (in place; :func:`auto_stop`),
+    before the run's identity is taken: a run with ground truth keeps 'fixed' and its
+    identity; one without stops early with the patience and cap of
+    ``stopping.unscored``, except for the settings the user gave (``given``: the
+    overridden keys): an explicit ``stopping.patience`` or ``stopping.cap`` is kept, and
+    an explicit ``fit.num_iter`` is the cap (:func:`explicit_num_iter`)."""
+    if str(cfg.stop) == "auto":
+        stop = auto_stop(cfg.corrupted, cfg.get("gt"))
+        keep = {k.split(".", 1)[1] for k in given if k.startswith("stopping.")}
+        if explicit_num_iter(cfg, given) and "cap" not in keep:
+            keep.add("cap")
+            with open_dict(cfg):
+                cfg.stopping.cap = None  # null: the cap is fit.num_iter
+        values = auto_stopping(stop, OmegaConf.to_container(cfg.stopping), keep)
+        with open_dict(cfg):
+            cfg.stop = stop
+            for key, value in values.items():
+                cfg.stopping[key] = value
+    return cfg
+
+
+def place_device(cfg: DictConfig, job: int | None = None, jobs: int | None = None
+                 ) -> DictConfig:
+    """``cfg`` with its device placed among the visible GPUs (in place;
+    :func:`dip.launch.device.spread_device`): ``device`` says the GPU (recorded),
+    ``device_setting`` what was asked (hashed). ``job``: the run's number in its sweep
+    (default: the Hydra job's); ``jobs``: runs side by side (default: Hydra's)."""
+    setting = str(cfg.get("device", "auto"))
+    job = job_number() if job is None else job
+    if job is None:
+        return cfg
+    device = spread_device(setting, job, parallel_jobs() if jobs is None else jobs)
+    if device != setting:
+        with open_dict(cfg):
+            cfg.device = device
+            cfg.device_setting = setting
+    return cfg
+
+
+def resolve_threads(cfg: DictConfig, jobs: int | None = None) -> DictConfig:
+    """``cfg`` with ``threads: auto`` replaced by the count this run uses (in place;
+    :func:`dip.launch.device.thread_count`), before the run's identity is taken, so the
+    record keeps it: CPU runs with other thread counts (whose numbers differ in the last
+    digits) are other runs. ``jobs``: runs side by side (default: Hydra's)."""
+    if str(cfg.get("threads")) == "auto":
+        with open_dict(cfg):
+            cfg.threads = thread_count(str(cfg.device),
+                                       parallel_jobs() if jobs is None else jobs)
+    return cfg
+
+
+def record_dir(cfg: DictConfig) -> Path:
+    """Where a run's record goes: ``out_dir`` if set, else ``records/<config hash>``.
+
+    A record stored under the hash of the earlier identity (:data:`LEGACY_EXCLUDE`), and
+    not under the current one, is used where it is: a resumed sweep skips it, and a
+    forced rerun replaces it rather than adding a second record that a table would count
+    twice.
+    """
+    if cfg.out_dir is not None:
+        return Path(cfg.out_dir)
+    out = Path(cfg.records) / config_hash(cfg)
+    if (out / "metrics.json").is_file():
+        return out
+    legacy = Path(cfg.records) / config_hash(cfg, exclude=LEGACY_EXCLUDE)
+    return legacy if (legacy / "metrics.json").is_file() else out
+
+
+def identify(cfg: DictConfig, overrides=()) -> Path:
+    """Resolve what a run's identity depends on (in place) and return its record folder:
+    the GPU of a sweep's run (recorded, not hashed), the thread count (the record keeps
+    it) and ``stop=auto`` (early stopping without ground truth; the settings that
+    ``overrides`` give are kept: :func:`resolve_stop`)."""
+    place_device(cfg)
+    resolve_threads(cfg)
+    resolve_stop(cfg, given_keys(overrides))
+    return record_dir(cfg)
+
+
 for _name, _fn in (("pick", pick), ("part", part)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
-
-import dip.runs.schema  # noqa: E402,F401  (registers the config schema that conf/config.yaml lists)

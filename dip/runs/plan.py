@@ -1,12 +1,13 @@
 """A run, from a composed config to its record: ``prepare`` → :class:`RunPlan` → ``execute``.
 
-:func:`prepare` does every check before any fit: the config's values, the input (through
-:func:`dip.runs.inputs.build_problem`), the device, the memory a fit needs, the output folder
-and the claim on the run (:mod:`dip.launch.claims`). It returns a :class:`RunPlan`, or the
-outcome of a run that needs no fit (its record exists, or another process holds it).
-:func:`execute` fits a plan's seeds and writes its record (:mod:`dip.runs.records`). The CLI
-(:func:`run`), the batched launcher (:mod:`dip.runs.batched`) and seed ensembles all go
-through these two.
+:func:`prepare` reads the config once (:func:`read_spec`: its identity, record folder and
+typed :class:`~dip.runs.spec.RunSpec`) and does every check before any fit: the values,
+the input (:func:`dip.runs.inputs.build_problem`), the device, the memory a fit needs,
+the output folder and the claim on the run (:mod:`dip.launch.claims`). It returns a
+:class:`RunPlan`, or the outcome of a run that needs no fit (its record exists, or
+another process holds it). :func:`execute` fits a plan's seeds and writes its record
+(:mod:`dip.runs.records`). The CLI (:func:`run`), the batched launcher
+(:mod:`dip.runs.batched`) and seed ensembles all go through these two.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from dip.errors import DipError
 from dip.fitting.checkpoint import Checkpoint, discard, load_checkpoint
@@ -24,47 +25,38 @@ from dip.fitting.loop import fit
 from dip.fitting.settings import FitResult, FitSettings, code_channels, seed_everything
 from dip.fitting.step import default_monitors
 from dip.launch.claims import Claim, claim
-from dip.launch.device import pick_device, spread_device, thread_count
+from dip.launch.device import pick_device
 from dip.launch.memory import ENV_LIMIT, GB, available_bytes, check_memory, fit_cost
 from dip.problems.problem import Problem
 from dip.runs.announce import announce
-from dip.runs.builders import (
-    build_net,
-    given_keys,
-    min_size,
-    net_multiple,
-    note_unused_net_keys,
-    resolve_stop,
-    settings_from,
-)
-from dip.runs.config import config_hash, job_number, job_overrides, parallel_jobs
-from dip.runs.inputs import build_input, build_problem
-from dip.runs.records import (
-    check_not_foreign,
-    check_writable,
-    existing_record,
-    record_dir,
-    record_run,
-)
-from dip.runs.schema import check_run_keys, invalid
+from dip.runs.config import config_hash, identify, job_overrides, unspelled
+from dip.runs.inputs import build_input, build_problem, problem_from
+from dip.runs.records import check_not_foreign, check_writable, existing_record, record_run
+from dip.runs.spec import RunSpec, invalid
 
-__all__ = ["run", "prepare", "execute", "RunPlan", "place_device", "resolve_threads",
-           "check_config",
-           "set_threads", "fit_seeds", "checkpoint_path", "check_fit_memory", "taken"]
+__all__ = ["run", "prepare", "execute", "RunPlan", "read_spec", "check_spec", "set_threads",
+           "fit_seeds", "checkpoint_path", "check_fit_memory", "taken"]
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Refuse invalid settings (one ``DipError`` line each): the types of the run's keys
-    (:func:`dip.runs.schema.check_run_keys`), those of the fit, early
-    stopping and fast paths as :class:`~dip.fitting.settings.FitSettings` checks them
-    (:func:`dip.runs.builders.settings_from`), then seeds, checkpoints and the memory limit;
-    the task's own values are checked by its entry in :data:`dip.runs.inputs.TASK_BUILDERS`."""
-    check_run_keys(cfg)
-    settings_from(cfg)
+def read_spec(cfg: DictConfig, overrides=()) -> RunSpec:
+    """The typed spec of a composed config, its identity resolved
+    (:func:`dip.runs.config.identify`, in place) and its record folder found: the one
+    place a run's config is read."""
+    home = identify(cfg, overrides)
+    return RunSpec.read(OmegaConf.to_container(cfg, resolve=True), config_hash(cfg), home)
+
+
+def check_spec(spec: RunSpec) -> None:
+    """Refuse invalid settings (one ``DipError`` line each) beyond the types that reading
+    the spec checked: the fit, early stopping and fast paths as
+    :class:`~dip.fitting.settings.FitSettings` checks them, then seeds, checkpoints and
+    the memory limit (the task's own values are checked by the task)."""
+    spec.settings_for()
+    keys = spec.keys
     for key, minimum in (("seeds", 1), ("checkpoint_every", 0)):
-        if cfg[key] < minimum:
-            raise invalid(key, cfg[key])
-    limit = cfg.memory_limit_gb
+        if getattr(keys, key) < minimum:
+            raise invalid(key, getattr(keys, key))
+    limit = keys.memory_limit_gb
     if limit is not None and not limit > 0:
         raise invalid("memory_limit_gb", limit)
 
@@ -82,22 +74,22 @@ def set_threads(threads) -> None:
     torch.set_num_threads(threads)
 
 
-def checkpoint_path(cfg: DictConfig, seed: int) -> Path:
+def checkpoint_path(spec: RunSpec, seed: int) -> Path:
     """Checkpoint file of one seed of a run, where the run writes.
 
     ``X/.<config hash>.s<seed>.ckpt.pt`` inside the run's own folder ``X`` (its
     ``out_dir``; without one ``R/.<config hash>.s<seed>.ckpt.pt`` in ``records=R``), so a
     run writes nothing outside what the user named. Hidden, so record readers skip it
-    (and a folder that holds only checkpoints is not a record: :func:`dip.runs.records.
-    foreign_files`), and keyed by the config hash, so only the same run resumes from it.
-    It is written every ``checkpoint_every`` steps (0: never) and when the run is
-    interrupted (SIGINT, SIGTERM: :mod:`dip.launch.signals`), and goes with the folder's old
-    content when the record is written.
+    (and a folder that holds only checkpoints is not a record:
+    :func:`dip.runs.records.foreign_files`), and keyed by the config hash, so only the
+    same run resumes from it. It is written every ``checkpoint_every`` steps (0: never)
+    and when the run is interrupted (SIGINT, SIGTERM: :mod:`dip.launch.signals`), and goes
+    with the folder's old content when the record is written.
     """
-    name = f".{config_hash(cfg)}.s{int(seed)}.ckpt.pt"
-    if cfg.out_dir is not None:
-        return Path(str(cfg.out_dir)) / name
-    return record_dir(cfg).parent / name
+    name = f".{spec.identity}.s{int(seed)}.ckpt.pt"
+    if spec.out_dir is not None:
+        return Path(str(spec.out_dir)) / name
+    return spec.home.parent / name
 
 
 def fit_seeds(plan: RunPlan) -> list[FitResult]:
@@ -115,10 +107,10 @@ def fit_seeds(plan: RunPlan) -> list[FitResult]:
     return results
 
 
-def memory_limit(cfg: DictConfig, device: torch.device) -> int:
+def memory_limit(spec: RunSpec, device: torch.device) -> int:
     """Bytes a fit may use: ``memory_limit_gb``, else $DIP_MEMORY_LIMIT_GB, else free memory."""
-    if cfg.memory_limit_gb is not None:
-        return int(float(cfg.memory_limit_gb) * GB)
+    if spec.keys.memory_limit_gb is not None:
+        return int(float(spec.keys.memory_limit_gb) * GB)
     if os.environ.get(ENV_LIMIT):
         try:
             return int(float(os.environ[ENV_LIMIT]) * GB)
@@ -128,18 +120,18 @@ def memory_limit(cfg: DictConfig, device: torch.device) -> int:
     return available_bytes(device)
 
 
-def check_fit_memory(cfg: DictConfig, problem: Problem) -> int:
+def check_fit_memory(spec: RunSpec, problem: Problem) -> int:
     """Estimated bytes of fitting ``problem``; DipError (with a crop that fits) when too many."""
-    settings = settings_from(cfg)
+    settings = spec.settings_for()
     n_in = code_channels(settings)
-    probe = build_net(cfg, n_in, problem.out_shape[0])  # throw-away: fits re-seed and rebuild
+    probe = spec.net.build(n_in, problem.out_shape[0])  # throw-away: fits re-seed, rebuild
     device = pick_device(settings.device)
-    multiple = net_multiple(cfg.net)
+    multiple = spec.net.multiple()
     window = settings.stop_window if settings.stop == "wmv" else 0
     per_pixel, fixed = fit_cost(probe.to(device), n_in, multiple, problem.out_shape[0], window,
-                                min_side=min_size(cfg.net))
+                                min_side=spec.net.min_size())
     return check_memory(per_pixel, fixed, tuple(problem.out_shape[1:]),
-                        memory_limit(cfg, device), multiple, cfg.profile.name)
+                        memory_limit(spec, device), multiple, spec.profile)
 
 
 @dataclass
@@ -148,16 +140,13 @@ class RunPlan:
 
     Attributes
     ----------
-    cfg : DictConfig
-        The composed config of the run.
+    spec : RunSpec
+        The run's typed settings, identity and record folder.
     problem : Problem
         What is fitted (observation, operator, ground truth).
     z : torch.Tensor or None
         The network input when it is an image (``fit.input_type=image``), else None
         (the fit draws its code from the seed).
-    seeds : list of int
-        The seeds fitted: ``seed``, ``seed + 1``, ... (``seeds`` of them; more than one:
-        an ensemble).
     out : Path or None
         Where the record goes (None: nothing is written).
     overrides : list of str
@@ -169,44 +158,48 @@ class RunPlan:
         Whether a record was at ``out`` before (``force=true``).
     """
 
-    cfg: DictConfig
+    spec: RunSpec
     problem: Problem
     z: torch.Tensor | None
-    seeds: list[int]
     out: Path | None
     overrides: list[str]
     claim: Claim | None
     replaces: bool = False
 
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds fitted: ``seed``, ``seed + 1``, ... (more than one: an ensemble)."""
+        return self.spec.seeds
+
     def settings(self, seed: int | None = None) -> FitSettings:
         """The fit settings of one seed (default: the run's ``seed``), the cap of an
         early-stopped run set by the fitted image's size."""
-        return settings_from(self.cfg, seed, tuple(self.problem.out_shape[-2:]))
+        return self.spec.settings_for(seed, tuple(self.problem.out_shape[-2:]))
 
     def build_net(self, seed: int | None = None) -> torch.nn.Module:
         """The network of one seed: every RNG seeded with it, then the net built."""
-        seed = int(self.cfg.seed) if seed is None else int(seed)
+        seed = self.spec.keys.seed if seed is None else int(seed)
         seed_everything(seed)
         n_in = code_channels(self.settings(seed)) if self.z is None else self.z.shape[1]
-        return build_net(self.cfg, n_in, self.problem.out_shape[0])
+        return self.spec.net.build(n_in, self.problem.out_shape[0])
 
     def monitors(self, seed: int) -> list:
-        """The monitors of one seed's fit: :func:`dip.fitting.step.default_monitors` and, when
-        the plan writes a record, the seed's :class:`~dip.fitting.checkpoint.Checkpoint`."""
+        """The monitors of one seed's fit: :func:`dip.fitting.step.default_monitors` and,
+        when the plan writes a record, the seed's :class:`~dip.fitting.checkpoint.Checkpoint`."""
         monitors = default_monitors(self.problem, self.settings(seed))
         if self.out is not None:
-            monitors.append(Checkpoint(checkpoint_path(self.cfg, seed),
-                                       int(self.cfg.checkpoint_every), key=self._key(seed)))
+            monitors.append(Checkpoint(checkpoint_path(self.spec, seed),
+                                       self.spec.keys.checkpoint_every, key=self._key(seed)))
         return monitors
 
     def resume_state(self, seed: int) -> dict | None:
         """The saved state of one seed's fit, when its checkpoint exists (else None)."""
         if self.out is None:
             return None
-        return load_checkpoint(checkpoint_path(self.cfg, seed), self._key(seed))
+        return load_checkpoint(checkpoint_path(self.spec, seed), self._key(seed))
 
     def _key(self, seed: int) -> str:
-        return f"{config_hash(self.cfg)}/{int(seed)}"
+        return f"{self.spec.identity}/{int(seed)}"
 
     def release(self) -> None:
         """Give up the run's claim without fitting it."""
@@ -214,110 +207,68 @@ class RunPlan:
             self.claim.release()
 
 
-def place_device(cfg: DictConfig, job: int | None = None, jobs: int | None = None
-                 ) -> DictConfig:
-    """``cfg`` with its device placed among the visible GPUs (in place;
-    :func:`dip.launch.device.spread_device`): ``device`` says the GPU (recorded),
-    ``device_setting`` what was asked (hashed). ``job``: the run's number in its sweep
-    (default: the Hydra job's); ``jobs``: runs side by side (default: Hydra's)."""
-    setting = str(cfg.get("device", "auto"))
-    job = job_number() if job is None else job
-    if job is None:
-        return cfg
-    device = spread_device(setting, job, parallel_jobs() if jobs is None else jobs)
-    if device != setting:
-        with open_dict(cfg):
-            cfg.device = device
-            cfg.device_setting = setting
-    return cfg
-
-
-def resolve_threads(cfg: DictConfig, jobs: int | None = None) -> DictConfig:
-    """``cfg`` with ``threads: auto`` replaced by the count this run uses (in place;
-    :func:`dip.launch.device.thread_count`), before the run's identity is taken, so the
-    record keeps it: CPU runs with other thread counts (whose numbers differ in the last
-    digits) are other runs. ``jobs``: runs side by side (default: Hydra's)."""
-    if str(cfg.get("threads")) == "auto":
-        with open_dict(cfg):
-            cfg.threads = thread_count(str(cfg.device),
-                                       parallel_jobs() if jobs is None else jobs)
-    return cfg
-
-
-def identify(cfg: DictConfig, overrides=()) -> Path:
-    """Resolve what a run's identity depends on (in place) and return its record folder:
-    the GPU of a sweep's run (recorded, not hashed), the thread count (the record keeps
-    it) and ``stop=auto`` (early stopping without ground truth; the settings that
-    ``overrides`` give are kept: :func:`dip.runs.builders.resolve_stop`)."""
-    place_device(cfg)
-    resolve_threads(cfg)
-    resolve_stop(cfg, given_keys(overrides))
-    return record_dir(cfg)
-
-
 def prepare(cfg: DictConfig, overrides: list[str] | None = None, *,
-            problem: Problem | None = None, write: bool = True) -> RunPlan | dict:
+            image: torch.Tensor | None = None, write: bool = True) -> RunPlan | dict:
     """Check everything about a run before any fit and return its plan.
 
     Returns the stored metrics (``skipped = True``) instead when the record exists and
     ``force`` is off, and ``taken`` metrics when another process is fitting the run. A
     folder holding anything but an earlier record is refused, never replaced.
-    ``overrides`` default to the Hydra job's (:func:`job_overrides`). ``problem``: fit
-    this problem instead of the one ``cfg`` describes (an image given in memory:
-    :func:`dip.runs.inputs.problem_from`). ``write=False``: a plan for a fit whose results
-    stay in memory (no record, no claim, no checkpoints: :func:`dip.cli.api.restore`).
+    ``overrides`` default to the Hydra job's (:func:`dip.runs.config.job_overrides`).
+    ``image``: an image given in memory (C×H×W in [0, 1]) instead of the one ``cfg``
+    names (:func:`dip.runs.inputs.problem_from`). ``write=False``: a plan for a fit whose
+    results stay in memory (no record, no claim, no checkpoints:
+    :func:`dip.cli.api.restore`).
     """
     overrides = job_overrides() if overrides is None else list(overrides)
-    home = identify(cfg, overrides)
-    out = home if write else None
+    spec = read_spec(cfg, overrides)
+    out = spec.home if write else None
     replaces = False
     if write:
         check_not_foreign(out)
         replaces = (out / "metrics.json").is_file()
-        if (done := existing_record(cfg)) is not None:
+        if (done := existing_record(out, spec.keys.force)) is not None:
             return done
-    check_config(cfg)
-    note_unused_net_keys(cfg)
-    problem = build_problem(cfg) if problem is None else problem
-    set_threads(cfg.get("threads"))
-    z = build_input(cfg, problem)
-    pick_device(str(cfg.device))  # fail early on an unknown device string
-    check_fit_memory(cfg, problem)
+    check_spec(spec)
+    spec.net.note_unused()
+    problem = build_problem(spec) if image is None else problem_from(spec, image)
+    set_threads(spec.threads)
+    z = build_input(spec, problem)
+    pick_device(spec.device)  # fail early on an unknown device string
+    check_fit_memory(spec, problem)
     held = None
     if write:
         check_writable(out)
         held = claim(out)
         if isinstance(held, str):
-            return taken(cfg, held)
-    seeds = [int(cfg.seed) + k for k in range(int(cfg.seeds))]
-    return RunPlan(cfg, problem, z, seeds, out, overrides, held, replaces)
+            return taken(spec, held)
+    return RunPlan(spec, problem, z, out, unspelled(overrides), held, replaces)
 
 
 def execute(plan: RunPlan, results: list[FitResult] | None = None, **extra) -> dict:
     """Fit the plan's seeds (unless ``results`` are given: fitted elsewhere, e.g. in a
     batch), write its record with ``extra`` in metrics.json, release its claim and
     return the metrics. Checkpoints are deleted once the record is written."""
-    cfg = plan.cfg
     if plan.claim is None:
         raise ValueError("a plan made with write=False has no record to write; "
                          "fit it with fit_seeds(plan)")
     with plan.claim:
-        if not plan.replaces and (done := existing_record(cfg)) is not None:
+        if not plan.replaces and (done := existing_record(plan.out)) is not None:
             return done  # finished by another process since the first look
         if results is None:
             results = fit_seeds(plan)
-        metrics = record_run(cfg, plan.problem, results, plan.seeds, plan.z,
+        metrics = record_run(plan.spec, plan.problem, results, plan.z,
                              overrides=plan.overrides, **extra)
     for seed in plan.seeds:  # the record is safe: the checkpoints are no longer needed
-        discard(checkpoint_path(cfg, seed))
+        discard(checkpoint_path(plan.spec, seed))
     return metrics
 
 
 def run(cfg: DictConfig, overrides: list[str] | None = None, *, tell=None) -> dict:
     """Fit DIP as ``cfg`` describes, write the record and return its metrics:
     :func:`prepare`, then :func:`execute` (see there for skipped and taken runs).
-    ``tell``: called with the run's announcement (:func:`dip.runs.announce.announce`) before
-    its first step (e.g. ``print``)."""
+    ``tell``: called with the run's announcement (:func:`dip.runs.announce.announce`)
+    before its first step (e.g. ``print``)."""
     plan = prepare(cfg, overrides)
     if isinstance(plan, dict):
         return plan
@@ -326,6 +277,6 @@ def run(cfg: DictConfig, overrides: list[str] | None = None, *, tell=None) -> di
     return execute(plan)
 
 
-def taken(cfg: DictConfig, holder: str) -> dict:
+def taken(spec: RunSpec, holder: str) -> dict:
     """What a run that another process holds returns (``taken`` names the holder)."""
-    return {"taken": holder, "image": str(cfg.image), "out_dir": str(record_dir(cfg))}
+    return {"taken": holder, "image": spec.image, "out_dir": str(spec.home)}

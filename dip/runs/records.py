@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+import yaml
 
 from dip.data.images import save_image
 from dip.errors import DipError, DipNote
@@ -31,7 +31,6 @@ from dip.plots import plot_history, side_by_side
 from dip.problems.baselines import label as baseline_label
 from dip.problems.baselines import run_baselines
 from dip.problems.problem import Problem
-from dip.runs.config import LEGACY_EXCLUDE, config_hash
 from dip.runs.provenance import (  # noqa: F401  (part of this module's interface)
     KERNEL_PINS,
     device_name,
@@ -41,8 +40,9 @@ from dip.runs.provenance import (  # noqa: F401  (part of this module's interfac
     versions,
 )
 from dip.runs.scores import ENSEMBLE_IMAGES, ensemble, ensemble_metrics, metrics_of
+from dip.runs.spec import RunSpec
 
-__all__ = ["RunRecord", "find_records", "record_dir", "existing_record", "record_run",
+__all__ = ["RunRecord", "find_records", "existing_record", "record_run",
            "write_record", "check_writable",
            "read_metrics", "foreign_files", "check_not_foreign", "RECORD_FILES",
            "RECORD_IMAGES", "git_commit",
@@ -128,7 +128,7 @@ def _clean(obj):
     return obj
 
 
-def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitResult,
+def write_record(out_dir: Path, spec: RunSpec, problem: Problem, result: FitResult,
                  metrics: dict, images: dict | None = None) -> Path:
     """Write a run's files into a temporary directory, then move it to ``out_dir``.
 
@@ -143,7 +143,7 @@ def write_record(out_dir: Path, cfg: DictConfig, problem: Problem, result: FitRe
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        _write_files(tmp, cfg, problem, result, metrics, images)
+        _write_files(tmp, spec, problem, result, metrics, images)
         out_dir = _replace_dir(tmp, out_dir)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -185,7 +185,7 @@ def _replace_dir(tmp: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult,
+def _write_files(tmp: Path, spec: RunSpec, problem: Problem, result: FitResult,
                  metrics: dict, images: dict | None = None) -> None:
     view = problem.unpad  # the original image: a padded border (pad_image) cut off
     bits = problem.extras.get("bits", 8)  # a 16-bit input's images stay 16-bit
@@ -208,37 +208,31 @@ def _write_files(tmp: Path, cfg: DictConfig, problem: Problem, result: FitResult
     for name, score in (metrics.get("baselines") or {}).items():
         if f"baseline_{name}" in (images or {}):
             panels.append((baseline_label(name), view(images[f"baseline_{name}"]).cpu(), score))
-    if cfg.stop != "fixed":
+    if spec.stop != "fixed":
         save("restored_stop", view(result.stop))
         if result.stop_average is not None:
             save("restored_stop_avg", view(result.stop_average))
-        panels.append((f"DIP ({cfg.stop} stop, step {result.iter_stop})", view(result.stop),
+        panels.append((f"DIP ({spec.stop} stop, step {result.iter_stop})", view(result.stop),
                        metrics["psnr_stop"]))
     side_by_side(panels, tmp / "comparison.png",
-                 title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name} · "
-                       f"{metrics['num_iter']} it · seed {cfg.seed}")
+                 title=f"{spec.task} · {spec.image} · profile {spec.profile} · "
+                       f"{metrics['num_iter']} it · seed {spec.keys.seed}")
     result.history.to_csv(tmp / "history.csv", index=False)
     plot_history(result.history, tmp / "curves.png",
-                 title=f"{cfg.task.name} · {cfg.image} · profile {cfg.profile.name}")
-    (tmp / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+                 title=f"{spec.task} · {spec.image} · profile {spec.profile}")
+    (tmp / "config.yaml").write_text(yaml.safe_dump(
+        _plain(spec.config), sort_keys=False, allow_unicode=True, default_flow_style=False),
+        encoding="utf-8")
     (tmp / "metrics.json").write_text(json.dumps(_clean(metrics), indent=2) + "\n")
 
 
-def record_dir(cfg: DictConfig) -> Path:
-    """Where a run's record goes: ``out_dir`` if set, else ``records/<config hash>``.
-
-    A record stored under the hash of the earlier identity
-    (:data:`dip.runs.config.LEGACY_EXCLUDE`), and not under the current one, is used where it
-    is: a resumed sweep skips it, and a forced rerun replaces it rather than adding a
-    second record that a table would count twice.
-    """
-    if cfg.out_dir is not None:
-        return Path(cfg.out_dir)
-    out = Path(cfg.records) / config_hash(cfg)
-    if (out / "metrics.json").is_file():
-        return out
-    legacy = Path(cfg.records) / config_hash(cfg, exclude=LEGACY_EXCLUDE)
-    return legacy if (legacy / "metrics.json").is_file() else out
+def _plain(node):
+    """A resolved config as plain dicts and lists (``config.yaml``)."""
+    if isinstance(node, dict) or hasattr(node, "items"):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_plain(v) for v in node]
+    return node
 
 
 def read_metrics(out_dir: Path) -> dict | None:
@@ -293,7 +287,7 @@ class RunRecord:
             return None
         config = {}
         if (path / "config.yaml").is_file():
-            loaded = OmegaConf.to_container(OmegaConf.load(path / "config.yaml"))
+            loaded = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
             config = loaded if isinstance(loaded, dict) else {}
         return cls(path, metrics, config)
 
@@ -329,13 +323,12 @@ def find_records(root: str | os.PathLike) -> list[RunRecord]:
     return found
 
 
-def existing_record(cfg: DictConfig) -> dict | None:
-    """The stored metrics (``skipped = True``) when the run's record exists and
-    ``force`` is off, else None (also for a record that cannot be read:
+def existing_record(out: Path, force: bool = False) -> dict | None:
+    """The stored metrics of the record at ``out`` (``skipped = True``) when it exists
+    and ``force`` is off, else None (also for a record that cannot be read:
     :func:`read_metrics`). A CPU record made under other kernel pins than this
     process's (:func:`kernel_pins`) gets ``other_pins`` saying which."""
-    out = record_dir(cfg)
-    if cfg.force:
+    if force:
         return None
     stored = read_metrics(out)
     if stored is None:
@@ -353,26 +346,26 @@ def existing_record(cfg: DictConfig) -> dict | None:
     return done
 
 
-def record_run(cfg: DictConfig, problem: Problem, results: list[FitResult],
-               seeds: list[int], z: torch.Tensor | None = None, **extra) -> dict:
-    """Score the fits of a run (and its baselines), write its record, return the metrics.
+def record_run(spec: RunSpec, problem: Problem, results: list[FitResult],
+               z: torch.Tensor | None = None, **extra) -> dict:
+    """Score the fits of a run (and its baselines), write its record at ``spec.home``,
+    return the metrics.
 
-    ``results`` are the fits of ``seeds`` (more than one: an ensemble); ``z`` the network
-    input when it is an image; ``extra`` goes into metrics.json as is.
+    ``results`` are the fits of the run's seeds (more than one: an ensemble); ``z`` the
+    network input when it is an image; ``extra`` goes into metrics.json as is.
     """
     problem.to("cpu")
     result = results[0]
-    metrics = metrics_of(problem, result, cfg)
+    metrics = metrics_of(problem, result, spec)
     images = {} if z is None else {"input": z}
     if len(results) > 1:
         means = {name: ensemble(results, which) for name, which in ENSEMBLE_IMAGES.items()}
-        metrics.update(ensemble_metrics(problem, results, seeds, means))
+        metrics.update(ensemble_metrics(problem, results, spec.seeds, means))
         images.update(means)
     metrics.update(extra)
-    if cfg.baselines and problem.gt is not None:
+    if spec.keys.baselines and problem.gt is not None:
         outputs: dict = {}
         metrics["baselines"] = run_baselines(problem, images=outputs)
         images.update({f"baseline_{k}": v for k, v in outputs.items()})
-    metrics["out_dir"] = str(write_record(record_dir(cfg), cfg, problem, result, metrics,
-                                          images))
+    metrics["out_dir"] = str(write_record(spec.home, spec, problem, result, metrics, images))
     return metrics

@@ -5,11 +5,11 @@
   each field lives), registered in Hydra's ConfigStore as ``schema`` and listed first in
   ``conf/config.yaml``'s defaults: a value of the wrong type or an unknown key is refused
   when the config is composed, naming its key (``dip fit.lr=abc``, ``dip fit.lrr=0.1``).
-- The run's own keys (``sigma``, ``factor``, ``seeds``, ...) are typed by
-  :class:`RunKeys` and checked by :func:`check_run_keys` (a copy is checked: their values,
-  and so the runs' identities, stay as written).
+- The run's own keys (``seeds``, ``pad_image``, ...) and each task's settings are typed
+  when a run's spec is read (:class:`dip.runs.spec.RunSpec`); the values of a config,
+  and so the runs' identities, stay as written.
 
-Ranges and choices are checked where the values are used (FitSettings, the task entries).
+Ranges and choices are checked where the values are used (FitSettings, the tasks).
 :func:`one_line` turns Hydra's composition errors into the one line the CLI prints;
 :func:`quote_overrides` quotes the values that Hydra's grammar takes only in quotes (paths
 with non-ASCII characters), so that they work as written.
@@ -26,23 +26,13 @@ from collections.abc import Sequence
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ValidationError
+from omegaconf import DictConfig
 
-from dip.errors import DipError
-from dip.fitting.settings import FitSettings, type_hint
+from dip.fitting.settings import FitSettings
+from dip.problems import task as tasks
+from dip.runs.spec import CONFIG_KEYS
 
-__all__ = ["CONFIG_KEYS", "FAST_KEYS", "FitNode", "StoppingNode", "FastNode", "RunKeys",
-           "check_run_keys", "invalid", "one_line", "quote_overrides"]
-
-FAST_KEYS = ("amp", "channels_last", "compile", "fused_adam", "cuda_graph", "keep_memory")
-CONFIG_KEYS = {"stop": "stop", "stop_window": "stopping.window",
-               "stop_patience": "stopping.patience", "stop_alpha": "stopping.alpha",
-               "seed": "seed", "device": "device", "progress": "progress",
-               **{k: f"fast.{k}" for k in FAST_KEYS}}
-"""FitSettings field → the config key it comes from (others: ``fit.<field>``)."""
-
-
+__all__ = ["FitNode", "StoppingNode", "FastNode", "one_line", "quote_overrides"]
 def _node(name: str, node: str, extra: tuple = ()) -> type:
     """A dataclass of the FitSettings fields that live under config node ``node``, named
     as the config names them, with FitSettings' types and defaults (then ``extra``: the
@@ -59,62 +49,13 @@ def _node(name: str, node: str, extra: tuple = ()) -> type:
 
 FitNode = _node("FitNode", "fit")
 StoppingNode = _node("StoppingNode", "stopping", (
-    ("cap", typing.Any, dataclasses.field(default=None)),  # null | N | auto: dip.runs.builders
+    ("cap", typing.Any, dataclasses.field(default=None)),  # null | N | auto: dip.runs.spec
     ("cap_per_side", float, dataclasses.field(default=24.0)),
     ("unscored", dict[str, typing.Any], dataclasses.field(default_factory=dict))))
 FastNode = _node("FastNode", "fast")
 
 ConfigStore.instance().store(name="schema", node={"fit": FitNode, "stopping": StoppingNode,
                                                   "fast": FastNode})
-
-
-def _key(default, give: str | None = None):
-    return dataclasses.field(default=default, metadata={"give": give} if give else {})
-
-
-@dataclasses.dataclass
-class RunKeys:
-    """Types of the run's own top-level keys (``conf/config.yaml`` says what each is) and,
-    where the type says too little, what to give (:func:`invalid`)."""
-
-    sigma: float | None = _key(25.0, "the noise std on the 0-255 scale, e.g. sigma=25")
-    factor: int = _key(4, "the SR factor, an integer >= 2, e.g. factor=4")
-    p_missing: float = _key(0.5, "a fraction in [0, 1)")
-    pad_image: int | None = _key(0, "the pixels of reflection padding (an integer >= 0, "
-                                    "e.g. pad_image=1; 0 = none)")
-    scale: float | None = _key(None, "a downscaling factor in (0, 1]")
-    mask_threshold: float | None = _key(None, "a level in (0, 1) (mask pixels at or above "
-                                              "it are known), e.g. mask_threshold=0.5")
-    corrupted: bool = False
-    seed: int = 0
-    seeds: int = _key(1, "a positive integer")
-    checkpoint_every: int = _key(0, "an integer >= 0")
-    memory_limit_gb: float | None = _key(None, "a positive number of GB or null (the free "
-                                               "memory)")
-    progress: bool = True
-    baselines: bool = True
-    force: bool = False
-
-
-def invalid(key: str, value) -> DipError:
-    """The one-line error of a run key's invalid value: ``key=value is invalid; give
-    ...``, the same whether its type or its range is wrong."""
-    f = {f.name: f for f in dataclasses.fields(RunKeys)}[key]
-    give = f.metadata.get("give") or type_hint(typing.get_type_hints(RunKeys)[key])
-    return DipError(f"{key}={value} is invalid; give {give}")
-
-
-def check_run_keys(cfg: DictConfig) -> None:
-    """:func:`invalid` for the first of ``cfg``'s :class:`RunKeys` whose value is not of
-    its type (``factor=abc``, ``seeds=1.5``)."""
-    for key in typing.get_type_hints(RunKeys):
-        if key not in cfg:
-            continue
-        value = OmegaConf.select(cfg, key)
-        try:
-            OmegaConf.merge(OmegaConf.structured(RunKeys), {key: value})
-        except ValidationError:
-            raise invalid(key, value) from None
 
 
 def one_line(err: BaseException) -> str:
@@ -157,7 +98,10 @@ def _key_hint(cause) -> str:
         close = difflib.get_close_matches(key, keys, n=1)
         if close:
             parent = str(getattr(cause, "full_key", "")).rpartition(".")[0]
-            return f"; did you mean {parent + '.' if parent else ''}{close[0]}?"
+            name = f"{parent + '.' if parent else ''}{close[0]}"
+            if name.startswith("task.") and name[5:] in tasks.setting_names():
+                name = name[5:]  # its short spelling
+            return f"; did you mean {name}?"
     return "; `dip --cfg job` lists the keys (a new key needs a leading +)"
 
 

@@ -12,21 +12,18 @@ import time
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from dip.data.registry import image_id
 from dip.fitting.settings import FitResult
 from dip.problems.metrics import psnr
 from dip.problems.problem import Problem
-from dip.runs.builders import step_cap
-from dip.runs.config import config_hash
-from dip.runs.inputs import record_fields
 from dip.runs.provenance import device_name, git_commit, machine, versions
+from dip.runs.spec import RunSpec
 
 __all__ = ["metrics_of", "ensemble", "ensemble_metrics", "ENSEMBLE_IMAGES"]
 
 
-def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
+def metrics_of(problem: Problem, result: FitResult, spec: RunSpec) -> dict:
     """The numbers of a run, each with how it was made.
 
     ``psnr_stop`` / ``iter_stop`` are the output and step of the detected stopping point
@@ -41,27 +38,27 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
     corrupted_view = problem.corrupted_view().cpu()
     nan = float("nan")
     return {
-        "experiment": cfg.name,
-        "label": cfg.get("label"),
-        "task": cfg.task.name,
-        "image": str(cfg.image),
-        "image_id": image_id(str(cfg.gt if cfg.corrupted and cfg.gt else cfg.image)),
-        "dataset": cfg.dataset,
-        **record_fields(cfg),  # the task's own: sigma, factor, ...
+        "experiment": spec.name,
+        "label": spec.label,
+        "task": spec.task,
+        "image": spec.image,
+        "image_id": image_id(str(spec.gt if spec.keys.corrupted and spec.gt else spec.image)),
+        "dataset": spec.dataset,
+        **spec.record_fields(),  # the task's own: sigma, factor, ...
         "metric": problem.metric,
         "psnr_corrupted": problem.score(corrupted_view) if scored else nan,
         "psnr_final": problem.score(result.final) if scored else nan,
         "psnr_avg": problem.score(result.average) if scored else nan,
         "psnr_oracle": problem.score(result.oracle) if result.oracle is not None else nan,
         "iter_oracle": result.iter_oracle,
-        "stop": str(cfg.stop),
+        "stop": spec.stop,
         "psnr_stop": problem.score(result.stop) if scored else nan,
         "psnr_stop_avg": problem.score(result.stop_average) if scored and
         result.stop_average is not None else nan,
         "iter_stop": result.iter_stop,
         "psnr_obs_final": psnr(problem.observation.cpu(),
                                problem.operator.cpu()(result.final).detach()),
-        "num_iter": step_cap(cfg, tuple(problem.out_shape[-2:])),
+        "num_iter": spec.step_cap(tuple(problem.out_shape[-2:])),
         "steps": result.steps,
         "seconds": round(result.seconds, 3),
         "sec_per_iter": round(result.seconds / max(1, result.steps), 5),
@@ -73,12 +70,12 @@ def metrics_of(problem: Problem, result: FitResult, cfg: DictConfig) -> dict:
         "device_name": device_name(result.device), "machine": machine(),
         "memory_format": result.memory_format,
         "graph_steps": result.graph_steps,
-        "seed": int(cfg.seed),
-        "seeds": [int(cfg.seed)],
-        "profile": cfg.profile.name,
-        "net": cfg.net.name,
+        "seed": spec.keys.seed,
+        "seeds": [spec.keys.seed],
+        "profile": spec.profile,
+        "net": spec.net.name,
         "size": list(problem.image_shape),
-        "config_hash": config_hash(cfg),
+        "config_hash": spec.identity,
         "commit": git_commit(),
         "versions": versions(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
