@@ -105,10 +105,10 @@ def deblurring(*, gt: torch.Tensor | None = None, blurred: torch.Tensor | None =
 
 def _check(settings: DeblurringSettings, corrupted: bool) -> None:
     if not settings.blur_sigma > 0:
-        raise DipError(f"blur_sigma={settings.blur_sigma} is invalid; give a std in pixels "
+        raise DipError(f"blur_sigma={settings.blur_sigma:g} is invalid; give a std in pixels "
                        "> 0, e.g. 1.6")
     if not settings.noise_std >= 0:
-        raise DipError(f"noise_std={settings.noise_std} is invalid; give a std >= 0 on the "
+        raise DipError(f"noise_std={settings.noise_std:g} is invalid; give a std >= 0 on the "
                        "[0, 1] range, e.g. 0.01")
 
 
