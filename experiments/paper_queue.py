@@ -26,7 +26,8 @@ from PIL import Image
 
 from dip.data.registry import resolve
 from dip.errors import DipError
-from dip.runs.config import CONFIG_DIR, declared_runs, identify, spelled, unspelled
+from dip.runs.config import CONFIG_DIR, identify, spelled, unspelled
+from dip.runs.experiments import declared_runs
 from dip.runs.records import existing_record
 
 BLOCKS = [  # (block, experiment, the item prefix that picks the block's runs)

@@ -16,10 +16,10 @@ LAYERS = ["errors", "typed", "atomic", "data", "problems", "nets", "plots", "lau
 """Bottom to top: a module may import its own layer (without a cycle) and those below."""
 
 CONFIG_READERS = {"dip.cli.main", "dip.runs.config", "dip.runs.schema", "dip.runs.plan",
-                  "dip.launch.sweep", "dip.report.configs"}
+                  "dip.runs.experiments", "dip.launch.sweep", "dip.report.configs"}
 """The modules that may import omegaconf or Hydra: the command, the config and its
-schema, the plan that reads a config once, the sweep's Hydra callback and the report's
-reading of old records."""
+schema, the plan that reads a config once, an experiment's declared sweep, the sweep's
+Hydra callback and the report's reading of old records."""
 
 
 def _module(path: Path) -> str:

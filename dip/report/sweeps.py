@@ -1,7 +1,7 @@
 """An experiment's records in the order its sweep declares its runs.
 
 :func:`sweep_order` maps the config hash of each run that an experiment declares
-(:func:`dip.runs.config.sweep_configs`) to its place, and :func:`figure_records` puts a
+(:func:`dip.runs.experiments.sweep_configs`) to its place, and :func:`figure_records` puts a
 figure's records in that order.
 """
 
@@ -11,7 +11,8 @@ import pandas as pd
 
 from dip.errors import DipError
 from dip.report.records import load_records
-from dip.runs.config import IDENTITY_EXCLUDE, LEGACY_EXCLUDE, config_hash, sweep_configs
+from dip.runs.config import IDENTITY_EXCLUDE, LEGACY_EXCLUDE, config_hash
+from dip.runs.experiments import sweep_configs
 
 __all__ = ["sweep_order", "figure_records"]
 
