@@ -19,7 +19,7 @@ import pandas as pd
 import tabulate
 
 from dip.atomic import atomic_target
-from dip.report.paper import experiment_name
+from dip.report.declared import experiment_name
 
 __all__ = ["markdown", "latex", "caption", "write_table", "table_cpus", "fmt_cell",
            "provenance_path", "MEAN", "DAGGER"]
