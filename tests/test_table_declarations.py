@@ -213,9 +213,11 @@ def test_a_new_experiment_gets_its_table_from_its_declaration(new_table, tmp_pat
                                 "NLM (this run, quick)", "DIP (this run, quick)"]
     assert df["image"].tolist() == ["F16", "lena", "mean", "F16", "mean"]
     assert df["DIP (this run, quick)"].tolist() == [30.0, 31.0, 30.5, 27.0, 27.0]
-    notes = json.loads((tmp_path / "tables" / "table_colour_quick.json").read_text())["notes"]
-    assert notes[0] == "A table that no code names." and "paper_path" not in notes
-    assert "| **25** | **mean** |" in capsys.readouterr().out
+    facts = json.loads((tmp_path / "tables" / "table_colour_quick.json").read_text())
+    assert facts["notes"][0] == "A table that no code names." and facts["paper_path"] is None
+    out = capsys.readouterr().out
+    assert "| **25** | **mean** |" in out
+    assert "PSNR in dB, from the run records." in out and "(paper)" not in out
 
 
 def test_an_experiment_without_a_table_is_one_line_naming_those_with_one(capsys):

@@ -270,7 +270,7 @@ def table(experiment: str, profile: str = "quick", root="results/runs",
     facts = provenance(records)
     if facts["crops"]:
         notes.append(_crops_note(facts["crops"], profile, ref is not None))
-    where = {} if ref is None else {"paper_path": ref.attrs.get("path", "paper_numbers.csv")}
-    df.attrs.update(facts, experiment=name, profile=profile, notes=notes, **where,
+    source = None if ref is None else ref.attrs.get("path", "paper_numbers.csv")
+    df.attrs.update(facts, experiment=name, profile=profile, notes=notes, paper_path=source,
                     diverged=flagged(df, bad, cells))
     return df
