@@ -40,8 +40,7 @@ DIP    := $(BIN)/dip --multirun progress=false profile=$(PROFILE) launcher=$(LAU
           $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS)) records=$(RECORDS)
 REPORT := $(BIN)/python -m dip.report
 
-.PHONY: setup demo test test-all lint bench clean table-inpainting table-denoising table-sr tables \
-        figures readme study-depth-lr
+.PHONY: setup demo test test-all lint bench clean tables figures readme study-depth-lr
 
 setup: $(STAMP)
 
@@ -53,10 +52,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/dip experiment=demo
 
-# Paper tables: sweep (resumes: finished runs are skipped), then the table files under
-# results/tables/ and their image grids and curves under results/figures/. PROFILE=paper
-# for the official settings (GPU), quick for the CPU. A sweep of which some runs failed
-# still writes the table of the finished ones; make then exits with the sweep's status.
+# Tables: `make table-NAME` runs the sweep of conf/experiment/table_NAME.yaml (resumes:
+# finished runs are skipped), then the table that its `table:` block declares under
+# results/tables/ and its image grids and curves under results/figures/: a new table is a
+# new config, no code (docs/experiments.md#tables-as-declarations). PROFILE=paper for the
+# official settings (GPU), quick for the CPU. A sweep of which some runs failed still
+# writes the table of the finished ones; make then exits with the sweep's status.
 report_table = $(REPORT) table $(1) --profile $(PROFILE) --root $(RECORDS) --out $(TABLES) && \
 	$(REPORT) figure $(1) --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
 define sweep_and_report
@@ -64,15 +65,10 @@ define sweep_and_report
 	$(call report_table,$(1)) && exit $$status
 endef
 
-table-inpainting: $(STAMP)
-	$(call sweep_and_report,table_inpainting)
+table-%: $(STAMP)
+	$(call sweep_and_report,table_$*)
 
-table-denoising: $(STAMP)
-	$(call sweep_and_report,table_denoising)
-
-table-sr: $(STAMP)
-	$(call sweep_and_report,table_sr)
-
+# The paper's three tables.
 tables: table-inpainting table-denoising table-sr
 
 # report-inpainting / -denoising / -sr: the table and its figures from the records alone,

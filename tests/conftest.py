@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import math
 import os
 import subprocess
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -23,6 +25,7 @@ from dip.fitting.monitors import Monitor
 from dip.fitting.settings import FitSettings
 from dip.nets.skip import skip
 from dip.problems.denoising import denoising
+from dip.report.paper import PAPER_ENV, default_paper_path
 from dip.runs.config import compose_config
 from dip.runs.plan import read_spec
 
@@ -210,4 +213,47 @@ def batch_nets(make=small_net):
         torch.manual_seed(10 + k)
         out.append(make())
     return out
+
+
+# --- run records for the report's tests ----------------------------------------
+
+PAPER_CSV = Path(os.environ.get(PAPER_ENV) or default_paper_path())
+
+
+
+needs_paper = pytest.mark.skipif(not PAPER_CSV.is_file(), reason=f"no {PAPER_CSV}")
+
+
+
+THIS = "this run, quick"
+
+
+
+def write_record(root: Path, name: str, crop=None, **metrics) -> Path:
+    record = {"experiment": None, "task": "inpainting", "profile": "quick", "sigma": 25,
+              "factor": 4, "psnr_corrupted": 10.0, "psnr_final": 30.0, "psnr_avg": 30.5,
+              "psnr_oracle": None, "iter_oracle": None, "num_iter": 1500, "seed": 0,
+              "device": "cpu", "device_name": "cpu (x86_64, 2 threads)",
+              "machine": {"cpu": "Some CPU 9000", "cpu_capability": "AVX2"},
+              "commit": "0123456789abcdef", "seconds": 1.0, "status": "ok",
+              "config_hash": name, "finished": "2025-03-01T10:00:00+0000", "baselines": {}}
+    record.update(metrics)
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text(json.dumps(record))
+    (path / "config.yaml").write_text(f"seed: 0\ncrop: {'null' if crop is None else crop}\n")
+    return path
+
+
+
+def inpainting_record(root: Path, image: str, seed: int, final: float, profile="quick", **kw):
+    return write_record(root, f"inp-{image}-{seed}-{profile}", experiment="table_inpainting",
+                        image=f"paper/inpainting50/{image}_GT.png", image_id=image,
+                        dataset="csc11", seed=seed, psnr_final=final, psnr_avg=final + 0.5,
+                        profile=profile, baselines={"biharmonic": final - 2}, **kw)
+
+
+
+def body(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["image"] != "mean"]
 

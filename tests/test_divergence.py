@@ -9,7 +9,18 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import make_cfg, settings, small_net, smooth_image, smooth_png
+from conftest import (
+    PAPER_CSV,
+    THIS,
+    body,
+    make_cfg,
+    needs_paper,
+    settings,
+    small_net,
+    smooth_image,
+    smooth_png,
+    write_record,
+)
 from PIL import Image
 
 from dip.fitting.batched import fit_batched
@@ -20,7 +31,6 @@ from dip.problems.inpainting import inpainting
 from dip.problems.sr import sr
 from dip.report import tables
 from dip.runs.plan import run
-from tests.test_tables import PAPER_CSV, THIS, body, needs_paper, write_record
 
 PROBLEMS = {
     "denoising": lambda gt: denoising(gt=gt, sigma=25, seed=0),

@@ -12,7 +12,19 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import Crash, CrashAt, make_cfg, same, settings, small_net, smooth_image, spec_of
+from conftest import (
+    Crash,
+    CrashAt,
+    inpainting_record,
+    make_cfg,
+    needs_paper,
+    same,
+    settings,
+    small_net,
+    smooth_image,
+    spec_of,
+    write_record,
+)
 from torch import nn
 
 from dip import DipError
@@ -30,7 +42,6 @@ from dip.problems.inpainting import inpainting as inpainting_problem
 from dip.problems.sr import sr
 from dip.report.tables import table
 from dip.runs.config import config_hash
-from tests.test_tables import inpainting, needs_paper, write_record
 
 # config hashes of the quick tables before the switches existed: their records keep them
 QUICK_HASHES = {"table_inpainting": "f6954e221b7d", "table_denoising": "e7f6e86819d2",
@@ -321,21 +332,21 @@ def test_quick_tables_keep_their_identity():
 @needs_paper
 def test_table_notes_say_how_often_the_backtracking_fired(tmp_path):
     root = tmp_path / "runs"
-    inpainting(root, "barbara", 0, 30.0, backtracks=3)
-    inpainting(root, "house", 0, 31.0, backtracks=0)
-    inpainting(root, "hill", 0, 29.0, backtracks=1)
+    inpainting_record(root, "barbara", 0, 30.0, backtracks=3)
+    inpainting_record(root, "house", 0, 31.0, backtracks=0)
+    inpainting_record(root, "hill", 0, 29.0, backtracks=1)
     notes = table("inpainting", "quick", root).attrs["notes"]
     assert "Backtracking guard (guard): 4 rollbacks over 2 of 3 run(s)." in notes
 
     quiet = tmp_path / "quiet"
-    inpainting(quiet, "barbara", 0, 30.0, backtracks=0)
-    inpainting(quiet, "house", 0, 30.0)  # a record without the count
+    inpainting_record(quiet, "barbara", 0, 30.0, backtracks=0)
+    inpainting_record(quiet, "house", 0, 30.0)  # a record without the count
     notes = table("inpainting", "quick", quiet).attrs["notes"]
     assert ("Backtracking guard (guard): no rollbacks in 1 run(s), unknown for 1 run(s) "
             "recorded without a count.") in notes
 
     old = tmp_path / "old"
-    inpainting(old, "barbara", 0, 30.0)
+    inpainting_record(old, "barbara", 0, 30.0)
     assert ("Backtracking guard (guard): rollbacks unknown (1 run(s) recorded without a "
             "count).") in table("inpainting", "quick", old).attrs["notes"]
 

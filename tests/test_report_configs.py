@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import PAPER_CSV, THIS, body, inpainting_record, needs_paper
 
 from dip import DipError
 from dip.report.__main__ import main
 from dip.report.configs import check_seeds_only, flat_config, record_settings
 from dip.report.records import load_records
 from dip.report.tables import table
-from tests.test_tables import PAPER_CSV, THIS, body, inpainting, needs_paper
 
 
 def _config(record, text: str) -> None:
@@ -34,7 +34,8 @@ def test_flat_config_leaves_out_what_does_not_change_a_result():
 def test_records_of_one_image_with_different_settings_are_refused(tmp_path, capsys):
     root = tmp_path / "runs"
     for seed, lr in ((0, 0.01), (1, 0.001)):
-        _config(inpainting(root, "barbara", seed, 30.0 + seed), f"seed: {seed}\nfit:\n  lr: {lr}\n")
+        _config(inpainting_record(root, "barbara", seed, 30.0 + seed),
+                f"seed: {seed}\nfit:\n  lr: {lr}\n")
     message = ("the records of table_inpainting (quick) differ in fit.lr (0.01, 0.001) for the "
                "same image; a table averages seeds only: make a study instead: "
                f"python -m dip.report study --root {root}")
@@ -51,14 +52,14 @@ def test_records_of_one_image_with_different_settings_are_refused(tmp_path, caps
 def test_seeds_of_one_setting_are_averaged(tmp_path):
     root = tmp_path / "runs"
     for seed in (0, 1):  # seeds, outputs and threads differ; the settings do not
-        _config(inpainting(root, "barbara", seed, 30.0 + seed),
+        _config(inpainting_record(root, "barbara", seed, 30.0 + seed),
                 f"seed: {seed}\nout_dir: /runs/{seed}\nthreads: {seed + 1}\nfit:\n  lr: 0.01\n")
     # a record made before fit.backtrack existed ran what its neutral value computes
-    _config(inpainting(root, "house", 0, 29.0), "seed: 0\nfit:\n  lr: 0.01\n")
-    _config(inpainting(root, "house", 1, 31.0),
+    _config(inpainting_record(root, "house", 0, 29.0), "seed: 0\nfit:\n  lr: 0.01\n")
+    _config(inpainting_record(root, "house", 1, 31.0),
             "seed: 1\nfit:\n  lr: 0.01\n  backtrack: guard\n")
     # another image may have other settings: it is another cell
-    _config(inpainting(root, "hill", 0, 28.0), "seed: 0\nfit:\n  lr: 0.001\n")
+    _config(inpainting_record(root, "hill", 0, 28.0), "seed: 0\nfit:\n  lr: 0.001\n")
     rows = body(table("inpainting", "quick", root=root, paper=PAPER_CSV)).set_index("image")
     assert rows["runs"].to_dict() == {"barbara": 2, "house": 2, "hill": 1}
     assert rows.loc["barbara", f"DIP final ({THIS})"] == 30.5
@@ -68,7 +69,7 @@ def test_seeds_of_one_setting_are_averaged(tmp_path):
 def test_a_record_without_config_is_judged_by_its_overrides(tmp_path):
     root = tmp_path / "runs"
     for seed, lr in ((0, "0.01"), (1, "0.001")):
-        record = inpainting(root, "barbara", seed, 30.0)
+        record = inpainting_record(root, "barbara", seed, 30.0)
         (record / "config.yaml").unlink()
         metrics = json.loads((record / "metrics.json").read_text())
         metrics["overrides"] = [f"seed={seed}", f"fit.lr={lr}", "experiment=table_inpainting"]
@@ -83,8 +84,8 @@ def test_a_record_without_config_is_judged_by_its_overrides(tmp_path):
 
 def test_every_differing_setting_is_named_and_a_missing_one_is_unset(tmp_path):
     root = tmp_path / "runs"
-    _config(inpainting(root, "barbara", 0, 30.0), "fit:\n  lr: 0.01\n  num_iter: 10\n")
-    _config(inpainting(root, "barbara", 1, 30.0), "fit:\n  num_iter: 20\n")
+    _config(inpainting_record(root, "barbara", 0, 30.0), "fit:\n  lr: 0.01\n  num_iter: 10\n")
+    _config(inpainting_record(root, "barbara", 1, 30.0), "fit:\n  num_iter: 20\n")
     records = load_records(root)
     with pytest.raises(DipError, match=r"differ in fit\.lr \(0\.01, unset\) and "
                                        r"fit\.num_iter \(10, 20\) for"):

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import PAPER_CSV, THIS, body, inpainting_record, needs_paper, write_record
 
 from dip import DipError
 from dip.data import image_id
 from dip.report import tables
 from dip.report.__main__ import main
-from dip.report.paper import default_paper_path
 from dip.report.records import load_records
 from dip.report.tables import match_image, table, write_table
-
-PAPER_CSV = Path(os.environ.get(tables.PAPER_ENV) or default_paper_path())
-needs_paper = pytest.mark.skipif(not PAPER_CSV.is_file(), reason=f"no {PAPER_CSV}")
-THIS = "this run, quick"
 
 
 def paper_value(experiment, image, method, factor="", dataset=None) -> float:
@@ -37,38 +32,15 @@ def paper_value(experiment, image, method, factor="", dataset=None) -> float:
     raise KeyError((experiment, image, method, factor, dataset))
 
 
-def write_record(root: Path, name: str, crop=None, **metrics) -> Path:
-    record = {"experiment": None, "task": "inpainting", "profile": "quick", "sigma": 25,
-              "factor": 4, "psnr_corrupted": 10.0, "psnr_final": 30.0, "psnr_avg": 30.5,
-              "psnr_oracle": None, "iter_oracle": None, "num_iter": 1500, "seed": 0,
-              "device": "cpu", "device_name": "cpu (x86_64, 2 threads)",
-              "machine": {"cpu": "Some CPU 9000", "cpu_capability": "AVX2"},
-              "commit": "0123456789abcdef", "seconds": 1.0, "status": "ok",
-              "config_hash": name, "finished": "2025-03-01T10:00:00+0000", "baselines": {}}
-    record.update(metrics)
-    path = root / name
-    path.mkdir(parents=True)
-    (path / "metrics.json").write_text(json.dumps(record))
-    (path / "config.yaml").write_text(f"seed: 0\ncrop: {'null' if crop is None else crop}\n")
-    return path
-
-
-def inpainting(root: Path, image: str, seed: int, final: float, profile="quick", **kw):
-    return write_record(root, f"inp-{image}-{seed}-{profile}", experiment="table_inpainting",
-                        image=f"paper/inpainting50/{image}_GT.png", image_id=image,
-                        dataset="csc11", seed=seed, psnr_final=final, psnr_avg=final + 0.5,
-                        profile=profile, baselines={"biharmonic": final - 2}, **kw)
-
-
 @pytest.fixture
 def runs(tmp_path) -> Path:
     root = tmp_path / "runs"
-    inpainting(root, "barbara", 0, 30.0)
-    inpainting(root, "barbara", 1, 31.0)
-    inpainting(root, "Cameraman256", 0, 28.0)
-    inpainting(root, "barbara", 0, 99.0, profile="paper", num_iter=5000)
-    inpainting(root, "house", 0, 50.0, profile="paper")
-    inpainting(root / ".x.tmp-1", "barbara", 0, 77.0)  # unfinished: hidden
+    inpainting_record(root, "barbara", 0, 30.0)
+    inpainting_record(root, "barbara", 1, 31.0)
+    inpainting_record(root, "Cameraman256", 0, 28.0)
+    inpainting_record(root, "barbara", 0, 99.0, profile="paper", num_iter=5000)
+    inpainting_record(root, "house", 0, 50.0, profile="paper")
+    inpainting_record(root / ".x.tmp-1", "barbara", 0, 77.0)  # unfinished: hidden
     (root / "no-metrics").mkdir()
     for sigma, final in ((25, 29.0), (50, 26.0)):
         for image in ("F16", "kodim01"):
@@ -83,10 +55,6 @@ def runs(tmp_path) -> Path:
                      psnr_final=27.0 + factor / 4, psnr_avg=27.25 + factor / 4,
                      baselines={"bicubic": 25.0})
     return root
-
-
-def body(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["image"] != "mean"]
 
 
 @pytest.mark.parametrize("spec, expected", [

@@ -34,7 +34,6 @@ from pathlib import Path
 import pooch
 from PIL import Image
 
-from dip.errors import DipError
 from dip.atomic import atomic_target
 from dip.data.masks import HALF_SEED, derive_mask, derived_image, half_mask
 from dip.data.registry import (
@@ -47,6 +46,7 @@ from dip.data.registry import (
     lookup,
 )
 from dip.data.registry import entries as all_entries
+from dip.errors import DipError
 
 GITHUB_RAW = "https://raw.githubusercontent.com"
 __all__ = [

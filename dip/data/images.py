@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dip.errors import DipError, DipNote
 from dip.atomic import atomic_target
+from dip.errors import DipError, DipNote
 
 __all__ = ["load_image", "save_image", "to_tensor", "bit_depth", "size_wh", "EXAMPLE_NAME"]
 

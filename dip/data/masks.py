@@ -16,9 +16,9 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from dip.errors import DipError
 from dip.data.images import size_wh
 from dip.data.registry import Entry, image_id, resolve
+from dip.errors import DipError
 
 __all__ = ["derived_image", "derive_mask", "half_mask", "HALF_SEED"]
 

@@ -26,8 +26,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from dip.errors import DipError
 
 __all__ = [

@@ -43,11 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dip.report",
                                      description="Reports built from run records.")
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("table", help="a paper table (markdown, CSV, LaTeX) from the records",
-                       description="Build one of the paper's tables from the run records "
-                                   "of one profile, beside the paper's numbers.")
+    t = sub.add_parser("table", help="a table (markdown, CSV, LaTeX) from the records",
+                       description="Build the table that an experiment declares (the "
+                                   "table: block of its config) from the run records of "
+                                   "one profile, beside the paper's numbers.")
     t.add_argument("experiment",
-                   help="table_inpainting, table_denoising or table_sr (or inpainting, ...)")
+                   help="an experiment that declares a table: table_inpainting, "
+                        "table_denoising, table_sr, ... (or inpainting, ...)")
     _record_options(t, "results/tables")
     t.add_argument("--stop", default="fixed", choices=["fixed", "wmv", "emv"],
                    help="only records of this stopping rule (default: fixed; the files of "
@@ -60,8 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "of one profile.")
     f.add_argument("experiment", help="fig_architectures, fig_kate, fig_lr, fig_vase, "
                                       "fig_restoration, fig_jpeg, fig_flash, fig_prior_curves, "
-                                      "or a table (table_inpainting, table_denoising, "
-                                      "table_sr: a grid of its images and their curves)")
+                                      "or an experiment that declares a table "
+                                      "(table_inpainting, ...: a grid of its images and "
+                                      "their curves)")
     _record_options(f, "results/figures")
     c = sub.add_parser("compare", help="check that a rerun reproduces a table exactly",
                        description="Compare two table CSVs value by value, in the "

@@ -10,6 +10,12 @@ its ``metrics.json`` keeps.
 
 :func:`check_seeds_only` is the paper tables' guard: the records averaged into one table
 cell may differ in their seed only; anything else is a study, not a table.
+
+:func:`experiment_names` and :func:`table_block` read the experiment configs
+(``conf/experiment/*.yaml``) as written: the names, and the ``table:`` block that declares
+an experiment's table (:mod:`dip.report.declared` reads it); :func:`record_config` and
+:func:`record_node` read a record's ``config.yaml``. This module is the report's reader of
+configs and YAML.
 """
 
 from __future__ import annotations
@@ -18,21 +24,26 @@ import json
 import math
 
 import pandas as pd
+import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from dip.errors import DipError
-from dip.runs.config import IDENTITY_EXCLUDE, NEUTRAL, legacy_layout
+from dip.runs.config import CONFIG_DIR, IDENTITY_EXCLUDE, NEUTRAL, legacy_layout
 from dip.runs.records import RunRecord
 
 __all__ = ["flatten", "parse_overrides", "record_settings", "flat_config", "check_seeds_only",
-           "IGNORED", "UNSET"]
+           "experiment_names", "table_block", "IGNORED", "UNSET",
+           "EXPERIMENTS"]
 
 IGNORED = (*IDENTITY_EXCLUDE, "seed", "label", "threads", "baselines", "hydra")
 """Config keys (and groups of keys) that do not change what a run computes: where it
 went, how it ran (threads, progress), what else it scored (baselines), its seed."""
 
 UNSET = "unset"  # how a key a record lacks is shown
+EXPERIMENTS = CONFIG_DIR / "experiment"  # the experiment configs, one YAML file each
 
 
 def flatten(node, prefix: str = "") -> dict:
@@ -148,3 +159,30 @@ def check_seeds_only(records: pd.DataFrame, settings: pd.DataFrame, keys: list[s
     raise DipError(f"the records of {what} differ in {differ} for the same image; a table "
                    "averages seeds only: make a study instead: python -m dip.report study "
                    f"--root {root}")
+
+
+# --- experiment configs ---------------------------------------------------------------
+
+def experiment_names() -> list[str]:
+    """The experiments (``conf/experiment/<name>.yaml``), sorted."""
+    return sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))
+
+
+def table_block(experiment: str) -> dict | None:
+    """The ``table:`` block of ``conf/experiment/<experiment>.yaml`` as plain data, as
+    written (not composed: it is the same under every profile); None when the experiment
+    declares none.
+
+    Raises
+    ------
+    DipError
+        When the file is missing or is not valid YAML.
+    """
+    path = EXPERIMENTS / f"{experiment}.yaml"
+    try:
+        spec = OmegaConf.load(path)
+    except (OSError, OmegaConfBaseException, ValueError, yaml.YAMLError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DipError(f"cannot read {path}: {first}") from err
+    block = spec.get("table") if OmegaConf.is_dict(spec) else None
+    return None if block is None else OmegaConf.to_container(block, resolve=False)

@@ -12,9 +12,10 @@ records share ``experiment``; its ``figure`` node says how to show them:
 
 :func:`build_figure` writes ``<out>/<experiment>_<profile>.png`` (grid) and
 ``<experiment>_<profile>_curves.png`` (PSNR or MSE against iteration for every run).
-The table experiments get the same pair per block (sigma, SR set and factor) from
-:func:`build_table_figure`: a row per image with its baselines and DIP's outputs, as the
-paper's comparison figures. Every figure carries its profile, iterations, device, seed
+The experiments that declare a table (:mod:`dip.report.declared`) get the same pair per
+block of the table's cells (sigma, SR set and factor) from :func:`build_table_figure`: a
+row per image with its baselines and DIP's outputs, as the paper's comparison figures,
+as the table's ``figure`` declares them. Every figure carries its profile, iterations, device, seed
 and commit.
 """
 
@@ -31,6 +32,7 @@ from dip.data.images import load_image, save_image
 from dip.data.registry import data_root
 from dip.errors import DipError
 from dip.plots import curves, histories, image_grid
+from dip.report.declared import run_hint, table_experiments, table_spec
 from dip.report.records import int_or_none, load_records, with_datasets
 from dip.report.sweeps import figure_records, sweep_order
 from dip.runs.inputs import build_problem
@@ -38,7 +40,7 @@ from dip.runs.records import RunRecord
 from dip.runs.spec import RunSpec
 
 __all__ = ["figure_records", "sweep_order", "build_figure", "build_table_figure",
-           "image_grid", "curves", "FIGURES", "TABLE_FIGURES"]
+           "image_grid", "curves", "FIGURES"]
 
 FIGURES = ("fig_architectures", "fig_kate", "fig_lr", "fig_vase", "fig_restoration",
            "fig_jpeg", "fig_flash", "fig_prior_curves")
@@ -137,13 +139,15 @@ def build_figure(experiment: str, profile: str = "quick", root="results/runs",
                  out="results/figures") -> list[Path]:
     """Write the figure(s) of ``experiment`` from its records; return the paths.
 
-    A table experiment gets its grids and curves from :func:`build_table_figure`.
+    An experiment that declares a table gets its grids and curves from
+    :func:`build_table_figure`.
     """
-    if experiment in TABLE_FIGURES:
+    tables = table_experiments()
+    if experiment in tables:
         return build_table_figure(experiment, profile, root=root, out=out)
     if experiment not in FIGURES:
         raise DipError(f"unknown figure {experiment!r}; choose one of "
-                       f"{', '.join(FIGURES + tuple(TABLE_FIGURES))}")
+                       f"{', '.join(FIGURES + tuple(tables))}")
     df = figure_records(experiment, profile, root)
     spec = _spec(df.record.iloc[0])
     out = Path(out)
@@ -165,39 +169,15 @@ def build_figure(experiment: str, profile: str = "quick", root="results/runs",
 
 # --- table figures ------------------------------------------------------------------
 
-# Per table: the groups that get a figure each, the images shown (image_id, those of a
-# group's; the first four when none of them ran), the title of the corrupted input and the
-# panels of a row after the ground truth and the corrupted input: (title, image file,
-# metric column).
-TABLE_FIGURES = {
-    "table_inpainting": {
-        "block": [], "corrupted": "masked", "rows": ["barbara", "house", "Lena512", "hill"],
-        "panels": [("biharmonic", "baseline_biharmonic.png", "baseline_biharmonic"),
-                   ("DIP", "restored.png", "psnr_final"),
-                   ("DIP (averaged)", "restored_avg.png", "psnr_avg")]},
-    "table_denoising": {
-        "block": ["sigma"], "corrupted": "noisy", "rows": ["F16", "kodim03", "baboon"],
-        "panels": [("NLM", "baseline_nlm.png", "baseline_nlm"),
-                   ("CBM3D", "baseline_cbm3d.png", "baseline_cbm3d"),
-                   ("DIP (averaged)", "restored_avg.png", "psnr_avg"),
-                   ("DIP ensemble (averaged)", "restored_ensemble_avg.png",
-                    "psnr_ensemble_avg")]},
-    "table_sr": {
-        "block": ["dataset", "factor"], "corrupted": "low resolution",
-        "rows": ["baby", "butterfly", "bird", "zebra", "ppt3", "baboon"],
-        "panels": [("bicubic", "baseline_bicubic.png", "baseline_bicubic"),
-                   ("DIP", "restored.png", "psnr_final"),
-                   ("DIP (averaged)", "restored_avg.png", "psnr_avg")]},
-}
-"""The table experiments that have figures (``dip.report figure table_...``)."""
-
+# How a cell field names a block in a figure's file name (others: FIELD then value).
 _BLOCK_NAMES = {"sigma": "sigma{}", "factor": "x{}", "dataset": "{}"}
 
 
 def _block_suffix(block: list[str], key) -> str:
     key = key if isinstance(key, tuple) else (key,)
-    return "_".join(_BLOCK_NAMES[col].format(int_or_none(value) if col != "dataset" else value)
-                    for col, value in zip(block, key, strict=True))
+    return "_".join(_BLOCK_NAMES.get(col, col + "{}").format(
+        value if isinstance(value, str) else int_or_none(value))
+        for col, value in zip(block, key, strict=True))
 
 
 def _first_seed(records: pd.DataFrame) -> pd.DataFrame:
@@ -217,14 +197,16 @@ def build_table_figure(experiment: str, profile: str = "quick", root="results/ru
 
     Parameters
     ----------
-    experiment : {'table_inpainting', 'table_denoising', 'table_sr'}
+    experiment : str
+        An experiment that declares a table; its ``table.figure`` says what the grids show
+        (:class:`dip.report.declared.Figure`) and its ``table.cells`` make the blocks.
     profile : str
         Profile of the records shown.
     root, out : path-like
         Records root; folder of the PNGs.
     rows : list of str, optional
-        Images of the grids (``image_id`` values, in this order); default: those of
-        :data:`TABLE_FIGURES`, else the first four.
+        Images of the grids (``image_id`` values, in this order); default: the declared
+        ``figure.images`` a block has, else its first four.
 
     Returns
     -------
@@ -232,24 +214,23 @@ def build_table_figure(experiment: str, profile: str = "quick", root="results/ru
         ``<out>/<experiment>_<profile>[_<block>].png`` and ``..._curves.png``, with
         block e.g. ``sigma25`` or ``set5_x4``.
     """
-    spec = TABLE_FIGURES[experiment]
+    table = table_spec(experiment)
+    experiment, spec, block = table.experiment, table.figure, list(table.cells)
     records = load_records(root, experiment=experiment, profile=profile, stop="fixed")
     if records.empty:
         raise DipError(f"no records of {experiment} with profile {profile} under {root}; "
-                       f"run `make {experiment.replace('_', '-')} PROFILE={profile}` first")
-    if "dataset" in spec["block"]:  # records without one: as the SR table names it
+                       f"run `{run_hint(experiment, profile)}` first")
+    if "dataset" in block:  # records without one: as the table names it
         records = with_datasets(records)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    block = spec["block"]
     groups = records.groupby(block, sort=True, dropna=False) if block else [((), records)]
-    y = "psnr_gt_avg" if experiment == "table_denoising" else "psnr_gt"
     paths = []
     for key, part in groups:
         runs = _first_seed(part).set_index("image_id", drop=False)
-        shown = [i for i in (rows or spec["rows"]) if i in runs.index] or list(runs.index[:4])
+        shown = [i for i in (rows or spec.images) if i in runs.index] or list(runs.index[:4])
         # the columns every shown image has (a baseline may be missing, e.g. CBM3D)
-        cols = [p for p in spec["panels"]
+        cols = [p for p in spec.panels
                 if all((Path(runs.record[i]) / p[1]).is_file() for i in shown)]
         suffix = _block_suffix(block, key) if block else ""
         stem = "_".join(x for x in (experiment, profile, suffix) if x)
@@ -259,7 +240,7 @@ def build_table_figure(experiment: str, profile: str = "quick", root="results/ru
         for i in shown:
             run = runs.loc[i]
             panels.append((f"{i}: ground truth", _read(run.record, "gt.png"), None))
-            panels.append((spec["corrupted"], _read(run.record, "corrupted.png"),
+            panels.append((spec.corrupted, _read(run.record, "corrupted.png"),
                            run.psnr_corrupted))
             panels += [(name, _read(run.record, file), run.get(col)) for name, file, col in cols]
         footer = _provenance(part)
@@ -267,5 +248,6 @@ def build_table_figure(experiment: str, profile: str = "quick", root="results/ru
                                 inset=(0.35, 0.35, 0.3), ncols=2 + len(cols),
                                 panel_in=2.2))
         paths.append(curves(histories(runs.image_id, runs.record),
-                            out / f"{stem}_curves.png", y=y, title=title, footer=footer))
+                            out / f"{stem}_curves.png", y=spec.curves, title=title,
+                            footer=footer))
     return paths

@@ -22,23 +22,22 @@ __all__ = ["provenance", "partial_blocks", "bad_runs", "flagged", "diverged_note
            "backtrack_note", "ensembles", "GOOD_STATUS"]
 
 GOOD_STATUS = ("ok", "stopped")  # 'stopped': early stopping ended the run, as it should
-BLOCK_TO_PAPER = {"sigma": "factor", "factor": "factor", "dataset": "dataset"}
 
 
-def _block(df: pd.DataFrame) -> list[str]:
-    return [c for c in ("dataset", "factor", "sigma") if c in df]
+def partial_blocks(df: pd.DataFrame, paper_rows: pd.DataFrame, match: dict) -> list[str]:
+    """'N of M images[ for KEY]' for each block showing fewer images than the paper has.
 
-
-def partial_blocks(df: pd.DataFrame, paper_rows: pd.DataFrame) -> list[str]:
-    """'N of M images[ for KEY]' for each block showing fewer images than the paper has."""
-    block = _block(df)
+    ``match``: each cell field of the table (in order) → the paper_numbers.csv column it
+    pairs with ('factor' or 'dataset'; :class:`dip.report.declared.TableSpec`'s ``match``).
+    """
+    block = list(match)
     rows = df[df["image"] != MEAN]
     out = []
     for key, part in (rows.groupby(block, sort=False, dropna=False) if block else [((), rows)]):
         key = key if isinstance(key, tuple) else (key,)
         sub = paper_rows
         for col, value in zip(block, key, strict=True):
-            col = BLOCK_TO_PAPER[col]
+            col = match[col]
             sub = sub[sub[col].map(int_or_none if col == "factor" else str) == value]
         total = sub["image"].nunique()
         if len(part) < total:
@@ -55,14 +54,14 @@ def bad_runs(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def _block_key(row, block: list[str]) -> tuple:
-    """A record's or table row's dataset, factor and sigma (those in ``block``), comparable."""
-    return tuple((row[c] if isinstance(row[c], str) else None) if c == "dataset"
-                 else int_or_none(row[c]) for c in block)
+    """A record's or table row's cell fields (``block``: dataset, factor, sigma, ...),
+    comparable: text as it is, numbers as :func:`int_or_none`."""
+    return tuple(row[c] if isinstance(row[c], str) else int_or_none(row[c]) for c in block)
 
 
-def flagged(df: pd.DataFrame, bad: pd.DataFrame) -> list[int]:
-    """Per table row, how many of ``bad`` it averages (a mean row: those of its block)."""
-    block = _block(df)
+def flagged(df: pd.DataFrame, bad: pd.DataFrame, block: list[str]) -> list[int]:
+    """Per table row, how many of ``bad`` it averages (a mean row: those of its block of
+    cell fields ``block``)."""
     runs = [(_block_key(r, block), r["image_id"]) for _, r in bad.iterrows()]
     return [sum(key == _block_key(row, block) and row["image"] in (MEAN, image)
                 for key, image in runs) for _, row in df.iterrows()]

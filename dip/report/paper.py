@@ -20,10 +20,7 @@ from dip.errors import DipError
 from dip.report.records import int_or_none
 
 __all__ = ["paper_numbers", "default_paper_path", "PaperColumns", "match_image",
-           "experiment_name", "natural_key", "TABLES", "PAPER_ENV", "PAPER_COLUMNS"]
-
-TABLES = {"table_inpainting": "inpainting50", "table_denoising": "denoising", "table_sr": "sr"}
-"""Table experiments → their ``experiment`` in paper_numbers.csv."""
+           "natural_key", "PAPER_ENV", "PAPER_COLUMNS"]
 
 PAPER_ENV = "DIP_PAPER_NUMBERS"
 PAPER_COLUMNS = ["experiment", "dataset", "factor", "image", "method", "psnr_recomputed",
@@ -50,15 +47,6 @@ def match_image(name: str, candidates) -> str | None:
         if len(hits) == 1:
             return hits[0]
     return None
-
-
-def experiment_name(experiment: str) -> str:
-    """Canonical table name: 'inpainting', 'table-inpainting' → 'table_inpainting'."""
-    name = str(experiment).replace("-", "_")
-    name = name if name.startswith("table_") else f"table_{name}"
-    if name not in TABLES:
-        raise DipError(f"unknown table {experiment!r}; choose one of {', '.join(TABLES)}")
-    return name
 
 
 def natural_key(value) -> tuple:

@@ -19,7 +19,7 @@ import pandas as pd
 import tabulate
 
 from dip.atomic import atomic_target
-from dip.report.paper import experiment_name
+from dip.report.declared import experiment_name
 
 __all__ = ["markdown", "latex", "caption", "write_table", "table_cpus", "fmt_cell",
            "provenance_path", "MEAN", "DAGGER"]
@@ -30,7 +30,8 @@ CAPTION_SEP = " · "  # between the caption's parts
 
 
 def caption(df: pd.DataFrame) -> str:
-    """One line: experiment, profile, runs, iterations, devices, commits, dates, sources."""
+    """One line: experiment, profile, runs, iterations, devices, commits, dates, sources
+    (``paper_path`` None: a table without paper numbers)."""
     a = df.attrs
     parts = [f"{a.get('experiment', 'table')}", f"profile {a.get('profile', '?')}"]
     if "runs" in a:
@@ -50,6 +51,8 @@ def caption(df: pd.DataFrame) -> str:
     if a.get("dates"):
         first, last = a["dates"]
         parts.append(first if first == last else f"{first} to {last}")
+    if "paper_path" in a and a["paper_path"] is None:  # a table without paper numbers
+        return CAPTION_SEP.join(parts) + ". PSNR in dB, from the run records."
     return (CAPTION_SEP.join(parts) + ". PSNR in dB; (paper) columns come from paper_numbers.csv, "
             "(this run) columns from the run records.")
 

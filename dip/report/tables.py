@@ -1,5 +1,7 @@
-"""The paper's tables, rebuilt from run records next to the paper's own numbers.
+"""The tables that experiments declare, built from run records next to the paper's numbers.
 
+An experiment's config declares its table (its ``table:`` block, read by
+:mod:`dip.report.declared`: cells, columns, Δ, footnotes); nothing here names a table.
 :func:`~dip.report.records.load_records` gathers the run records into a DataFrame;
 :func:`table` averages the runs of each image (over seeds, within one profile, and only
 over seeds: records of one image that differ in any other setting are refused, see
@@ -17,11 +19,13 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from dip.atomic import write_text
 from dip.errors import DipError
 from dip.report.compare import compare_tables
 from dip.report.configs import check_seeds_only, record_settings
+from dip.report.declared import Column, TableSpec, experiment_name, run_hint, table_spec
 from dip.report.notes import (
     backtrack_note,
     bad_runs,
@@ -31,33 +35,22 @@ from dip.report.notes import (
     partial_blocks,
     provenance,
 )
-from dip.report.paper import (
-    PAPER_ENV,
-    TABLES,
-    PaperColumns,
-    experiment_name,
-    match_image,
-    natural_key,
-    paper_numbers,
-)
+from dip.report.paper import PAPER_ENV, PaperColumns, match_image, natural_key, paper_numbers
 from dip.report.records import int_or_none, load_records, with_datasets
 from dip.report.render import MEAN, caption, latex, markdown, table_cpus, write_table
 
 __all__ = ["paper_numbers", "table", "write_table", "table_cpus", "markdown", "latex",
            "caption", "experiment_name", "match_image", "compare_tables", "backtrack_note",
-           "no_records_message", "write_text", "TABLES", "PAPER_ENV", "CELLS"]
-
-CELLS = {"table_inpainting": [], "table_denoising": ["sigma"],
-         "table_sr": ["dataset", "factor"]}
-"""Per table, the record columns that, with ``image_id``, make one cell of the table."""
+           "no_records_message", "write_text", "PAPER_ENV"]
 
 
 # --- tables -------------------------------------------------------------------------
 
-def _aggregate(records: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Mean of every metric per group of ``keys`` (over seeds), with a ``runs`` count."""
+def _aggregate(records: pd.DataFrame, keys: list[str], fields=()) -> pd.DataFrame:
+    """Mean of every metric (and of ``fields``) per group of ``keys`` (over seeds), with a
+    ``runs`` count."""
     cols = [c for c in records if c.startswith(("psnr_", "baseline_"))
-            or c in ("iter_stop", "steps")]
+            or c in ("iter_stop", "steps", *fields)]
     groups = records.groupby(keys, dropna=False, sort=False)
     out = groups[cols].mean()
     out["runs"] = groups.size()
@@ -134,107 +127,74 @@ def _mean_std(df: pd.DataFrame, t: str) -> pd.DataFrame:
     return df.drop(columns=[mean, std])
 
 
-def _inpainting(records, paper, profile):
+def _cells(agg: pd.DataFrame, cells) -> dict[str, list]:
+    """The cell fields of each aggregated row: numbers as integers where they are (25.0 →
+    25; sigma, factor), text as it is (dataset)."""
+    return {c: [int_or_none(v) for v in agg[c]] if is_numeric_dtype(agg[c]) else list(agg[c])
+            for c in cells}
+
+
+def _column(col: Column, agg: pd.DataFrame, ref: PaperColumns | None, label: str,
+            rows: dict) -> tuple:
+    """The values of a declared column (None where it is left out: an optional record
+    column no record has, a per-cell paper column with no method for any row, e.g. DIP 003
+    without ×8 rows) and, for an optional paper column whose methods paper_numbers.csv
+    lacks, what the footnote on it names (else None)."""
+    if not col.is_paper:
+        values = _col(agg, col.record)
+        return (None if col.optional and not values.notna().any() else values), None
+    methods = [col.method_of(v) for v in rows["cells"][col.by]] if col.by else col.method
+    if not any(methods if col.by else [methods]):
+        return None, None
+    if col.optional and not ref.rows["method"].isin(col.all_methods()).any():
+        return None, f"{col.label} (method {' or '.join(col.all_methods())})"
+    return ref.column(label, methods, rows["images"], rows["factors"], rows["datasets"]), None
+
+
+def _build(spec: TableSpec, records: pd.DataFrame, paper, profile: str):
+    """The table of ``spec`` from its records: cells, image, runs, the declared columns
+    in order, the Δ column, then the early-stopping and ensemble columns; and its
+    footnotes."""
     t = _this(profile)
-    agg = _aggregate(records, ["image_id"])
-    ref = PaperColumns(paper, "inpainting50")
-    images = list(agg["image_id"])
-    df = pd.DataFrame({"image": images, "runs": agg["runs"]})
-    df["Papyan et al. (paper)"] = ref.column("Papyan et al. (paper)", "papyan", images)
-    df["DIP (paper)"] = ref.column("DIP (paper)", "deep_prior", images)
-    df[f"biharmonic ({t})"] = _col(agg, "baseline_biharmonic")
-    df[f"DIP final ({t})"] = agg["psnr_final"]
-    df[f"DIP avg ({t})"] = agg["psnr_avg"]
-    df[f"Δ vs paper ({t})"] = df[f"DIP final ({t})"] - df["DIP (paper)"]
-    notes = [ref.note(), f"Δ = DIP final ({t}) − DIP (paper)."]
-    notes += _trust_columns(df, agg, records, t)
-    return _mean_std(_with_means(df, []), t), notes, ref
-
-
-def _denoising(records, paper, profile):
-    t = _this(profile)
-    agg = _aggregate(records, ["sigma", "image_id"])
-    ref = PaperColumns(paper, "denoising")
-    images, sigmas = list(agg["image_id"]), [int_or_none(s) for s in agg["sigma"]]
-    df = pd.DataFrame({"sigma": sigmas, "image": images, "runs": agg["runs"]})
-    df[f"noisy ({t})"] = agg["psnr_corrupted"]
-    df["noisy (paper)"] = ref.column("noisy (paper)", "noisy", images, sigmas)
-    df[f"NLM ({t})"] = _col(agg, "baseline_nlm")
-    if _col(agg, "baseline_cbm3d").notna().any():
-        df[f"CBM3D ({t})"] = agg["baseline_cbm3d"]
-    df["NLM (paper)"] = ref.column("NLM (paper)", "nlm", images, sigmas)
-    df["CBM3D (paper)"] = ref.column("CBM3D (paper)", "bm3d", images, sigmas)
-    df["DIP (paper)"] = ref.column("DIP (paper)", "deep_prior", images, sigmas)
-    df[f"DIP avg ({t})"] = agg["psnr_avg"]
-    df[f"DIP final ({t})"] = agg["psnr_final"]
-    df[f"Δ vs paper ({t})"] = df[f"DIP avg ({t})"] - df["DIP (paper)"]
-    notes = [ref.note(),
-             f"Δ = DIP avg ({t}) − DIP (paper): the paper's denoising numbers are those of "
-             "the exponentially averaged output."]
-    notes += _trust_columns(df, agg, records, t)
-    return _mean_std(_with_means(df, ["sigma"]), t), notes, ref
-
-
-SR_DIP = {4: "deep_prior", 8: "deep_prior_005"}
-# Paper columns of the SR table before DIP's, in the paper's order: (label, method,
-# optional). An optional one is shown only where paper_numbers.csv has rows for it (the
-# paper prints these methods, the released results may lack them).
-SR_PAPER = (("Bicubic (paper)", "bicubic", False), ("TV prior (paper)", "TV", True),
-            ("LapSRN (paper)", "LapSRN", False), ("SRResNet (paper)", "SRResNet", True))
-SR_OPTIONAL = tuple((label, method) for label, method, optional in SR_PAPER if optional)
-
-
-def _sr(records, paper, profile):
-    t = _this(profile)
-    records = with_datasets(records)
-    agg = _aggregate(records, ["dataset", "factor", "image_id"])
-    ref = PaperColumns(paper, "sr")
-    images, factors = list(agg["image_id"]), [int_or_none(f) for f in agg["factor"]]
-    datasets = list(agg["dataset"])
-    df = pd.DataFrame({"dataset": datasets, "factor": factors, "image": images,
-                       "runs": agg["runs"]})
-    df[f"bicubic ({t})"] = _col(agg, "baseline_bicubic")
-    notes, absent = [], []
-    for label, method, optional in SR_PAPER:
-        if not optional or (ref.rows["method"] == method).any():
-            df[label] = ref.column(label, method, images, factors, datasets)
-        else:
-            absent.append(f"{label.removesuffix(' (paper)')} (method {method})")
+    fields = [c.record for c in spec.columns if not c.is_paper]
+    records = records.assign(**{f: pd.to_numeric(records[f], errors="coerce")
+                                for f in fields if f in records})
+    agg = _aggregate(records, [*spec.cells, "image_id"], fields)
+    images, cells = list(agg["image_id"]), _cells(agg, spec.cells)
+    df = pd.DataFrame({**cells, "image": images, "runs": agg["runs"]})
+    ref = None if spec.paper is None else PaperColumns(paper, spec.paper)
+    rows = {"cells": cells, "images": images,  # what the paper's numbers are looked up by
+            **{f"{key}s": cells.get(spec.paper_key(key)) for key in ("factor", "dataset")}}
+    absent, notes = [], []
+    for col in spec.columns:
+        label = col.heading(t)
+        values, lacking = _column(col, agg, ref, label, rows)
+        absent += [lacking] if lacking else []
+        if values is not None:
+            df[label] = values
+            notes += [col.note] if col.note else []
     if absent:
-        notes.append(f"No column for {' or '.join(absent)}: paper_numbers.csv has no "
-                     "per-image numbers for it.")
-    dip = [SR_DIP.get(f, "deep_prior") for f in factors]
-    df["DIP (paper)"] = ref.column("DIP (paper)", dip, images, factors, datasets)
-    if 8 in factors:
-        alt = ["deep_prior_003" if f == 8 else "" for f in factors]
-        df["DIP 003 (paper)"] = ref.column("DIP 003 (paper)", alt, images, factors, datasets)
-        notes.append("×8: DIP (paper) is paper_numbers.csv's deep_prior_005 and DIP 003 (paper) "
-                     "its deep_prior_003; we read the suffixes as reg_noise_std 0.05 and 0.03 "
-                     "(the official ×8 setting, and the one our runs use, is 0.05). "
-                     "×4: DIP (paper) is deep_prior.")
-    df[f"DIP final ({t})"] = agg["psnr_final"]
-    df[f"DIP avg ({t})"] = agg["psnr_avg"]
-    df[f"Δ vs paper ({t})"] = df[f"DIP final ({t})"] - df["DIP (paper)"]
-    notes = [ref.note(), *notes,
-             f"Δ = DIP final ({t}) − DIP (paper): the official SR notebook reports the final "
-             "output. DIP avg is the exponential average of the outputs (exp_weight 0.99, as "
-             "in the denoising notebook). PSNR on BT.601 Y after the authors' border shave."]
+        notes.insert(0, f"No column for {' or '.join(absent)}: paper_numbers.csv has no "
+                        "per-image numbers for it.")
+    if spec.delta is not None:
+        d = spec.delta
+        this, base = f"{d.this} ({t})", f"{d.paper} (paper)"
+        df[f"Δ vs paper ({t})"] = _col(df, this) - _col(df, base)
+        notes.append(f"Δ = {this} − {base}" + (f": {d.note}" if d.note else "."))
+    notes = ([ref.note()] if ref is not None else []) + notes + list(spec.notes)
     notes += _trust_columns(df, agg, records, t)
-    return _mean_std(_with_means(df, ["dataset", "factor"]), t), notes, ref
-
-
-BUILDERS = {"table_inpainting": _inpainting, "table_denoising": _denoising, "table_sr": _sr}
+    return _mean_std(_with_means(df, list(spec.cells)), t), notes
 
 
 def no_records_message(experiment: str, profile: str, root) -> str:
     """The one-line error for an empty selection of records."""
-    target = experiment.replace("_", "-")
     return (f"no records for {experiment} with profile {profile} under {root}; "
-            f"run `make {target} PROFILE={profile}` first")
+            f"run `{run_hint(experiment, profile)}` first")
 
 
-def _records(name: str, profile: str, root, stop) -> pd.DataFrame:
+def _records(spec: TableSpec, profile: str, root, stop) -> pd.DataFrame:
     """The records of one table: one profile, one stopping rule, datasets named."""
+    name = spec.experiment
     records = load_records(root, name, profile, stop)
     if stop is None and "stop" in records:
         rules = sorted(set(records["stop"].fillna("fixed")))
@@ -243,23 +203,32 @@ def _records(name: str, profile: str, root, stop) -> pd.DataFrame:
                            f"({', '.join(rules)}); choose one with stop= (--stop)")
     if records.empty:
         raise DipError(no_records_message(name, profile, root))
-    return with_datasets(records) if "dataset" in CELLS[name] else records
+    return with_datasets(records) if "dataset" in spec.cells else records
+
+
+def _crops_note(crops: list[int], profile: str, paper: bool) -> str:
+    sides = "/".join(f"{c}×{c}" for c in crops)
+    note = f"This run's images are centre {sides} crops (profile {profile})"
+    return note + ("; the paper's numbers are for whole images, so Δ compares different "
+                   "images." if paper else ".")
 
 
 def table(experiment: str, profile: str = "quick", root="results/runs",
           paper=None, stop=None) -> pd.DataFrame:
-    """Per-image table of one table experiment, beside the paper's numbers.
+    """Per-image table of an experiment that declares one, beside the paper's numbers.
 
     Parameters
     ----------
-    experiment : {'table_inpainting', 'table_denoising', 'table_sr'}
-        Short names ('inpainting', ...) are accepted.
+    experiment : str
+        An experiment whose config declares a ``table:`` block ('table_inpainting',
+        'table_denoising', 'table_sr', ...); short names ('inpainting', ...) are accepted.
     profile : str
         Only records of this profile are used (profiles are never mixed).
     root : str or Path
         Records root.
     paper : str, Path or pandas.DataFrame, optional
-        paper_numbers.csv or its :func:`paper_numbers` frame; default as there.
+        paper_numbers.csv or its :func:`paper_numbers` frame; default as there (not read
+        for a table without paper numbers).
     stop : {'fixed', 'wmv', 'emv'}, optional
         Only records of this stopping rule. Records with early stopping add the columns
         DIP stop, iter stop, steps run, DIP oracle and gap to oracle; seed ensembles add
@@ -268,38 +237,40 @@ def table(experiment: str, profile: str = "quick", root="results/runs",
     Returns
     -------
     pandas.DataFrame
-        One row per image (runs of several seeds averaged; ``runs`` counts them) and a
-        'mean' row closing each block (per sigma for denoising, per dataset and factor
-        for SR). ``df.attrs`` holds the caption's provenance and footnotes.
+        One row per image and cell (runs of several seeds averaged; ``runs`` counts them)
+        and a 'mean' row closing each block of the declared cells (per sigma for
+        denoising, per dataset and factor for SR). ``df.attrs`` holds the caption's
+        provenance and footnotes.
 
     Raises
     ------
     DipError
-        When no record matches, when the records of one image differ in anything but
-        their seed (that is a study: ``python -m dip.report study``), or when the paper
-        numbers cannot be found.
+        When the experiment declares no table, when no record matches, when the records
+        of one image differ in anything but their seed (that is a study: ``python -m
+        dip.report study``), or when the paper numbers cannot be found.
     """
-    name = experiment_name(experiment)
-    records = _records(name, profile, root, stop)
+    spec = table_spec(experiment)
+    name, cells = spec.experiment, list(spec.cells)
+    records = _records(spec, profile, root, stop)
     settings = record_settings(records)
-    check_seeds_only(records, settings, [*CELLS[name], "image_id"], f"{name} ({profile})",
-                     root)
-    ref = paper if isinstance(paper, pd.DataFrame) else paper_numbers(paper)
-    df, notes, _ = BUILDERS[name](records, ref, profile)
-    partial = partial_blocks(df, ref[ref["experiment"] == TABLES[name]])
-    if partial:
-        notes.append("Mean rows average only the images shown (" + "; ".join(partial)
-                     + "), so they are not the paper's dataset means.")
+    check_seeds_only(records, settings, [*cells, "image_id"], f"{name} ({profile})", root)
+    ref = None
+    if spec.paper is not None:
+        ref = paper if isinstance(paper, pd.DataFrame) else paper_numbers(paper)
+    df, notes = _build(spec, records, ref, profile)
+    if ref is not None:
+        partial = partial_blocks(df, ref[ref["experiment"] == spec.paper], dict(spec.match))
+        if partial:
+            notes.append("Mean rows average only the images shown (" + "; ".join(partial)
+                         + "), so they are not the paper's dataset means.")
     bad = bad_runs(records)
     if not bad.empty:
         notes.append(diverged_note(bad))
     notes.append(backtrack_note(records, settings))
     facts = provenance(records)
     if facts["crops"]:
-        sides = "/".join(f"{c}×{c}" for c in facts["crops"])
-        notes.append(f"This run's images are centre {sides} crops (profile {profile}); the "
-                     "paper's numbers are for whole images, so Δ compares different images.")
-    df.attrs.update(facts, experiment=name, profile=profile, notes=notes,
-                    paper_path=ref.attrs.get("path", "paper_numbers.csv"),
-                    diverged=flagged(df, bad))
+        notes.append(_crops_note(facts["crops"], profile, ref is not None))
+    source = None if ref is None else ref.attrs.get("path", "paper_numbers.csv")
+    df.attrs.update(facts, experiment=name, profile=profile, notes=notes, paper_path=source,
+                    diverged=flagged(df, bad, cells))
     return df

@@ -41,7 +41,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 # sit in the keys they set (fit.num_iter, crop, ...), so editing another profile's entry
 # keeps this profile's records. A dotted key names a key inside a group.
 IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force", "checkpoint_every",
-                    "memory_limit_gb", "fast.keep_memory", "schedule")
+                    "memory_limit_gb", "fast.keep_memory", "schedule", "table")
 # The identity before ``schedule`` was left out: records made then are still found.
 LEGACY_EXCLUDE = tuple(k for k in IDENTITY_EXCLUDE if k != "schedule")
 
