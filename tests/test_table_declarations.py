@@ -138,9 +138,8 @@ def _identities_kept(experiment: str, profiles, pick=None) -> int:
     commit before). Returns how many runs were checked."""
     from hydra import compose, initialize_config_dir
 
-    from dip.report.sweeps import declared_runs
-    from dip.runs.config import CONFIG_DIR, LEGACY_EXCLUDE, config_hash
-    from dip.runs.plan import identify
+    from dip.runs.config import CONFIG_DIR, LEGACY_EXCLUDE, config_hash, identify
+    from dip.runs.experiments import declared_runs
 
     before = json.loads((FROZEN / "identities.json").read_text())
     runs = list(enumerate(declared_runs(experiment)))

@@ -32,9 +32,11 @@ def _row(record: RunRecord) -> dict:
     """The table row of a record: its scalar metrics, baselines, CPU model, size, crop."""
     metrics = record.metrics
     row = {k: v for k, v in metrics.items()
-           if k != "baselines" and not isinstance(v, (dict, list))}
+           if k not in ("baselines", "released") and not isinstance(v, (dict, list))}
     for name, value in (metrics.get("baselines") or {}).items():
         row[f"baseline_{name}"] = value
+    for name, value in (metrics.get("released") or {}).items():
+        row[f"released_{name}"] = value
     if isinstance(metrics.get("seeds"), list):
         row["n_seeds"] = len(metrics["seeds"])
     machine = metrics.get("machine")

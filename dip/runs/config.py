@@ -39,9 +39,12 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Keys that do not change what a run computes: left out of its identity hash. An
 # experiment's ``schedule`` is a per-profile look-up table whose picked values already
 # sit in the keys they set (fit.num_iter, crop, ...), so editing another profile's entry
-# keeps this profile's records. A dotted key names a key inside a group.
+# keeps this profile's records. A table's declaration (``table``, a task's ``task.table``)
+# and the compared methods' results scored beside a run (``released``) are no part of what
+# it computes either. A dotted key names a key inside a group.
 IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force", "checkpoint_every",
-                    "memory_limit_gb", "fast.keep_memory", "schedule", "table")
+                    "memory_limit_gb", "fast.keep_memory", "schedule", "table", "task.table",
+                    "released")
 # The identity before ``schedule`` was left out: records made then are still found.
 LEGACY_EXCLUDE = tuple(k for k in IDENTITY_EXCLUDE if k != "schedule")
 

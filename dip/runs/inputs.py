@@ -25,7 +25,7 @@ from dip.problems.problem import Problem, pad
 from dip.problems.task import Inputs
 from dip.runs.spec import RunSpec, invalid
 
-__all__ = ["build_problem", "problem_from", "build_input", "cropper"]
+__all__ = ["build_problem", "problem_from", "build_input", "cropper", "released_scores"]
 
 
 def _read(spec, root, what: str) -> torch.Tensor:
@@ -196,3 +196,21 @@ def build_input(spec: RunSpec, problem: Problem) -> torch.Tensor | None:
                        f"output is {problem.out_shape[1]}×{problem.out_shape[2]}; give an "
                        "image of the same size")
     return z[None]
+
+
+def released_scores(spec: RunSpec, problem: Problem) -> dict[str, float]:
+    """The scores of the compared methods' released whole-image results (``released``:
+    name → image spec) seen through this run's crop: each is resized, centre-cropped and
+    cut exactly as the image was, then scored as DIP's output is (``problem.score``). A
+    result whose crop does not have the restored image's size is left out with a note."""
+    scores = {}
+    c, h, w = problem.image_shape
+    for name, image in spec.released.items():
+        full = _read(image, spec.data_root, f"released result {name}")
+        out = cropper(spec)(full, spec.net.multiple())
+        if tuple(out.shape) != (c, h, w):
+            warnings.warn(f"released result {name} ({image}) is {tuple(out.shape)} through the "
+                          f"run's crop, not {(c, h, w)}; left out", DipNote, stacklevel=2)
+            continue
+        scores[name] = problem.score(out[None])
+    return scores

@@ -31,6 +31,7 @@ from dip.plots import plot_history, side_by_side
 from dip.problems.baselines import label as baseline_label
 from dip.problems.baselines import run_baselines
 from dip.problems.problem import Problem
+from dip.runs.inputs import released_scores
 from dip.runs.provenance import (  # noqa: F401  (part of this module's interface)
     KERNEL_PINS,
     device_name,
@@ -367,5 +368,7 @@ def record_run(spec: RunSpec, problem: Problem, results: list[FitResult],
         outputs: dict = {}
         metrics["baselines"] = run_baselines(problem, images=outputs)
         images.update({f"baseline_{k}": v for k, v in outputs.items()})
+    if spec.released and problem.gt is not None:  # the compared methods' own results
+        metrics["released"] = released_scores(spec, problem)
     metrics["out_dir"] = str(write_record(spec.home, spec, problem, result, metrics, images))
     return metrics

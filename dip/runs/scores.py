@@ -89,18 +89,21 @@ ENSEMBLE_IMAGES = {"restored_ensemble": "final", "restored_ensemble_avg": "avera
 def ensemble_metrics(problem: Problem, results: list[FitResult], seeds: list[int],
                      means: dict[str, torch.Tensor]) -> dict:
     """Numbers of a seed ensemble: each seed's PSNR of its final output, their mean and
-    sample std (ddof 1), the PSNR of the mean of the final outputs (``psnr_ensemble``)
+    sample std (ddof 1), each seed's PSNR of its averaged output (``psnr_seeds_avg``),
+    the PSNR of the mean of the final outputs (``psnr_ensemble``)
     and of the averaged outputs (``psnr_ensemble_avg``), and the fitting time of all
     seeds (``seconds_seeds``; ``seconds`` is seed ``seed``'s alone). ``means`` are the
     mean outputs named as in :data:`ENSEMBLE_IMAGES`."""
     scored = problem.gt is not None
     nan = float("nan")
     values = [problem.score(r.final) if scored else nan for r in results]
+    averaged = [problem.score(r.average) if scored else nan for r in results]
     return {
         "seeds": [int(s) for s in seeds],
         "psnr_seeds": values,
         "psnr_seeds_mean": float(np.mean(values)),
         "psnr_seeds_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "psnr_seeds_avg": averaged,
         "psnr_ensemble": problem.score(means["restored_ensemble"]) if scored else nan,
         "psnr_ensemble_avg": problem.score(means["restored_ensemble_avg"]) if scored else nan,
         "status_seeds": [r.status for r in results],

@@ -145,6 +145,8 @@ class NetSpec:
 class RunSpec:
     """Everything a run's config says, typed (see the module's docstring).
 
+    ``released``: name → image spec of the compared methods' released results for this
+    image (scored through the run's crop: :func:`dip.runs.inputs.released_scores`).
     ``config`` is the resolved config as ``config.yaml`` holds it; ``identity`` the
     run's config hash (:func:`dip.runs.config.config_hash`) and ``home`` its record
     folder, when the spec is a new run's (else empty).
@@ -172,6 +174,7 @@ class RunSpec:
     dataset: str | None = None
     out_dir: str | None = None
     records: str = "results/runs"
+    released: Mapping = field(default_factory=dict)
     identity: str = ""
     home: Path | None = None
 
@@ -193,7 +196,9 @@ class RunSpec:
             device=str(get("device", "auto")), threads=get("threads"),
             profile=str((get("profile") or {}).get("name", "")), name=get("name"),
             label=get("label"), dataset=get("dataset"), out_dir=get("out_dir"),
-            records=str(get("records", "results/runs")), identity=identity, home=home)
+            records=str(get("records", "results/runs")),
+            released=MappingProxyType(dict(get("released") or {})), identity=identity,
+            home=home)
 
     @property
     def seeds(self) -> list[int]:
