@@ -21,6 +21,7 @@ from PIL import Image
 from dip import DipError, DipNote, data
 from dip.data import images
 from dip.problems.inpainting import inpainting
+from dip.problems.task import settings_of
 from dip.runs.inputs import build_problem
 from dip.runs.plan import run
 
@@ -206,13 +207,16 @@ def test_too_small_images_give_their_size_and_the_minimum(tmp_path, size, extra,
 
 @pytest.mark.parametrize("task", [["task=denoising"], ["task=sr", "factor=2"],
                                   ["task=fitting"]])
-def test_a_mask_for_another_task_is_noted_as_ignored(tmp_path, task):
+def test_a_mask_for_another_task_is_one_line_naming_the_task_that_takes_it(tmp_path, task):
     image = smooth_png(tmp_path / "img.png")
     name = task[0].split("=")[1]
+    with pytest.raises(DipError, match=re.escape(f"mask= is not a setting of task={name} (its "
+                                                 "settings: ")) as err:
+        make_cfg("profile=smoke", f"image={image}", "mask=nowhere.png", *task)
+    assert str(err.value).endswith("it is one of task=inpainting")
     with pytest.warns(DipNote, match=re.escape(f"mask= is ignored by task={name} (only "
-                                               "inpainting uses it)")):
-        build_problem(spec_of(make_cfg("profile=smoke", f"image={image}", "mask=nowhere.png",
-                                       *task)))
+                                               "inpainting uses it)")):  # set by a config
+        settings_of(name, {"mask": "nowhere.png"})
 
 
 def test_mask_threshold_without_a_mask_is_noted_as_ignored(tmp_path):

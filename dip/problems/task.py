@@ -149,9 +149,11 @@ def get(name: str) -> Task:
     return _TASKS[name]
 
 
-def setting_names() -> set[str]:
-    """Every task's setting names (their short spellings: ``sigma``, ``factor``, ...)."""
-    return {f.name for n in names() for f in dataclasses.fields(_TASKS[n].settings)}
+def setting_names(task: str | None = None) -> set[str]:
+    """The setting names of ``task``, or of every task (their short spellings: ``sigma``,
+    ``factor``, ...)."""
+    chosen = names() if task is None else [get(task).name]
+    return {f.name for n in chosen for f in dataclasses.fields(_TASKS[n].settings)}
 
 
 def settings_of(name: str, values: Mapping, corrupted: bool = False):

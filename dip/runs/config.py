@@ -205,29 +205,29 @@ def parallel_jobs() -> int:
 def spelled(overrides) -> list[str]:
     """``overrides`` with the short spelling of a task's setting (``sigma=25``,
     ``factor=8``, ``mask=m.png``: :func:`dip.problems.task.setting_names`) written as
-    the task group's key (``++task.sigma=25``; ``++`` sets it whether the task's config
-    has it or not: a setting of another task is then noted and left out)."""
+    the task group's key (``task.sigma=25``; a setting the chosen task does not have is
+    then one line naming the tasks that have it: :func:`dip.runs.schema.one_line`)."""
     names = tasks.setting_names()
     out = []
     for item in overrides:
         key, eq, value = str(item).partition("=")
         bare = key.lstrip("+~")
         if eq and bare in names:
-            item = f"{'~' if key.startswith('~') else '++'}task.{bare}={value}"
+            item = f"{key[:len(key) - len(bare)]}task.{bare}={value}"
         out.append(item)
     return out
 
 
 def unspelled(overrides) -> list[str]:
-    """The inverse of :func:`spelled`: ``++task.sigma=25`` → ``sigma=25`` (how a
-    record keeps the overrides that made it)."""
+    """The inverse of :func:`spelled`: ``task.sigma=25`` → ``sigma=25`` (how a record
+    keeps the overrides that made it)."""
     names = tasks.setting_names()
     out = []
     for item in overrides:
         key, eq, value = str(item).partition("=")
         bare = key.lstrip("+~")
         if eq and bare.startswith("task.") and bare[5:] in names:
-            item = f"{'~' if key.startswith('~') else ''}{bare[5:]}={value}"
+            item = f"{key[:len(key) - len(bare)]}{bare[5:]}={value}"
         out.append(item)
     return out
 

@@ -75,7 +75,8 @@ def one_line(err: BaseException) -> str:
             ("Config search path", "provider="))]
         head += f"; choose one of {', '.join(options)}"
     elif "not in struct" in head or "not in '" in head:
-        head += _key_hint(cause)
+        other = _other_task(cause)
+        head = other if other else head + _key_hint(cause)
     elif "token recognition error" in head and not head.isascii():
         override = lines[0].partition(": ")[2]
         key, _, value = override.partition("=")
@@ -84,6 +85,22 @@ def one_line(err: BaseException) -> str:
     elif "override_grammar" in text:
         head += " (the override syntax: https://hydra.cc/docs/advanced/override_grammar/basic)"
     return head
+
+
+def _other_task(cause) -> str | None:
+    """The line for another task's setting given to this one (``mask=`` with
+    ``task=denoising``: the key is missing from the task's node), else None."""
+    node, key = getattr(cause, "parent_node", None), getattr(cause, "key", None)
+    full = str(getattr(cause, "full_key", ""))
+    if not (isinstance(node, DictConfig) and full == f"task.{key}" and "name" in node):
+        return None
+    users = [name for name in tasks.names() if key in tasks.setting_names(name)]
+    if not users:
+        return None
+    which = " or ".join(f"task={u}" for u in users)
+    return (f"{key}= is not a setting of task={node['name']} (its settings: "
+            f"{', '.join(sorted(tasks.setting_names(node['name']))) or 'none'}); it is one "
+            f"of {which}")
 
 
 def _key_hint(cause) -> str:
