@@ -53,20 +53,24 @@ demo: $(STAMP)
 	$(BIN)/dip experiment=demo
 
 # Tables: `make table-NAME` runs the sweep of conf/experiment/table_NAME.yaml (resumes:
-# finished runs are skipped), then the table that its `table:` block declares under
-# results/tables/ and its image grids and curves under results/figures/: a new table is a
-# new config, no code (docs/experiments.md#tables-as-declarations). PROFILE=paper for the
-# official settings (GPU), quick for the CPU. A sweep of which some runs failed still
-# writes the table of the finished ones; make then exits with the sweep's status.
+# finished runs are skipped), or, without that file, the table that task NAME declares in
+# its own config (task.table, run by conf/experiment/table_task.yaml), then the table that
+# the `table:` block declares under results/tables/ and its image grids and curves under
+# results/figures/: a new table is a new config, no code
+# (docs/experiments.md#tables-as-declarations). PROFILE=paper for the official settings
+# (GPU), quick for the CPU. A sweep of which some runs failed still writes the table of
+# the finished ones; make then exits with the sweep's status.
 report_table = $(REPORT) table $(1) --profile $(PROFILE) --root $(RECORDS) --out $(TABLES) && \
 	$(REPORT) figure $(1) --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
+table_runs = $(if $(wildcard conf/experiment/table_$(1).yaml),experiment=table_$(1),\
+	experiment=table_task task=$(1))
 define sweep_and_report
-	$(DIP) experiment=$(1) $(ARGS); status=$$?; \
-	$(call report_table,$(1)) && exit $$status
+	$(DIP) $(call table_runs,$(1)) $(ARGS); status=$$?; \
+	$(call report_table,table_$(1)) && exit $$status
 endef
 
 table-%: $(STAMP)
-	$(call sweep_and_report,table_$*)
+	$(call sweep_and_report,$*)
 
 # The paper's three tables.
 tables: table-inpainting table-denoising table-sr

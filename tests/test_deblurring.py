@@ -94,3 +94,35 @@ def test_restore_takes_deblurring_and_its_settings_by_keyword():
 def test_bad_settings_are_one_line(setting, message):
     with pytest.raises(DipError, match=message):
         spec_of(make_cfg(*FAST, "task=deblurring", setting))
+
+
+def test_the_task_declares_its_own_table_and_experiment():
+    """`make table-deblurring` needs no experiment file: conf/experiment/table_task.yaml
+    runs the images the task's config names, and the report reads its declaration."""
+    from dip.report.declared import table_experiments, table_spec
+
+    assert "table_deblurring" in table_experiments()
+    spec = table_spec("deblurring")
+    assert [c.record for c in spec.columns] == ["psnr_corrupted", "baseline_richardson_lucy",
+                                                "baseline_wiener", "psnr_final", "psnr_avg"]
+    cfg = make_cfg("experiment=table_task", "task=deblurring", "profile=quick")
+    assert (cfg.name, cfg.image, cfg.crop) == ("table_deblurring", "set12/01.png", 128)
+
+
+@pytest.mark.slow
+def test_make_table_deblurring_builds_a_table_from_its_declaration(tmp_path, data_root):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        ["make", "-s", "table-deblurring", "PROFILE=smoke", "JOBS=1",
+         "ARGS=item=01.png,07.png fit.num_iter=3", f"RECORDS={tmp_path / 'runs'}",
+         f"TABLES={tmp_path / 'tables'}", f"FIGS={tmp_path / 'figs'}",
+         f"BIN={Path(sys.executable).parent}", f"STAMP={sys.executable}"],
+        cwd=root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    table = (tmp_path / "tables" / "table_deblurring_smoke.csv").read_text()
+    assert "Richardson-Lucy" in table and "01" in table and "07" in table
+    assert (tmp_path / "figs" / "table_deblurring_smoke.png").is_file()

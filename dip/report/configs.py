@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -44,6 +45,7 @@ went, how it ran (threads, progress), what else it scored (baselines), its seed.
 
 UNSET = "unset"  # how a key a record lacks is shown
 EXPERIMENTS = CONFIG_DIR / "experiment"  # the experiment configs, one YAML file each
+TASKS = CONFIG_DIR / "task"  # the task configs (a task may declare its own table)
 
 
 def flatten(node, prefix: str = "") -> dict:
@@ -164,14 +166,37 @@ def check_seeds_only(records: pd.DataFrame, settings: pd.DataFrame, keys: list[s
 # --- experiment configs ---------------------------------------------------------------
 
 def experiment_names() -> list[str]:
-    """The experiments (``conf/experiment/<name>.yaml``), sorted."""
-    return sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))
+    """The experiments (``conf/experiment/<name>.yaml``) and the tables that tasks declare
+    in their own config (``table_<task>``: ``task.table`` in ``conf/task/<task>.yaml``,
+    run by ``conf/experiment/table_task.yaml``), sorted."""
+    names = {p.stem for p in EXPERIMENTS.glob("*.yaml")}
+    names |= {f"table_{p.stem}" for p in TASKS.glob("*.yaml") if _task_table(p) is not None}
+    return sorted(names)
+
+
+def _load(path: Path):
+    try:
+        return OmegaConf.load(path)
+    except (OSError, OmegaConfBaseException, ValueError, yaml.YAMLError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DipError(f"cannot read {path}: {first}") from err
+
+
+def _task_table(path: Path) -> dict | None:
+    """The ``task.table`` block of a task's config, without its ``runs`` (None if none)."""
+    node = OmegaConf.select(_load(path), "task.table")
+    if node is None:
+        return None
+    block = OmegaConf.to_container(node, resolve=False)
+    block.pop("runs", None)
+    return block
 
 
 def table_block(experiment: str) -> dict | None:
     """The ``table:`` block of ``conf/experiment/<experiment>.yaml`` as plain data, as
-    written (not composed: it is the same under every profile); None when the experiment
-    declares none.
+    written (not composed: it is the same under every profile), or for ``table_<task>``
+    without such a file the ``task.table`` block of ``conf/task/<task>.yaml``; None when
+    there is none.
 
     Raises
     ------
@@ -179,10 +204,9 @@ def table_block(experiment: str) -> dict | None:
         When the file is missing or is not valid YAML.
     """
     path = EXPERIMENTS / f"{experiment}.yaml"
-    try:
-        spec = OmegaConf.load(path)
-    except (OSError, OmegaConfBaseException, ValueError, yaml.YAMLError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DipError(f"cannot read {path}: {first}") from err
+    task = TASKS / f"{experiment.removeprefix('table_')}.yaml"
+    if not path.is_file() and experiment.startswith("table_") and task.is_file():
+        return _task_table(task)
+    spec = _load(path)
     block = spec.get("table") if OmegaConf.is_dict(spec) else None
     return None if block is None else OmegaConf.to_container(block, resolve=False)
