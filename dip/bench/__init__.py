@@ -1,4 +1,5 @@
-"""Benchmark of the fit step against a plain eager reference (``make bench``).
+"""Benchmark of the fit step against a plain eager reference (``make bench``). At the
+top of the house beside :mod:`dip.cli`: it may import every layer.
 
 Measures, on the CPU or the GPU of this machine:
 

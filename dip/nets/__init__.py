@@ -1,5 +1,10 @@
 """Deep Image Prior generator networks and a name -> builder registry.
 
+The official builders (skip, encoder-decoder, ResNet, U-Net), their size rules and
+presets, and N nets fitted as one grouped net (:mod:`~dip.nets.grouped`). May import
+:mod:`dip.problems` (the Lanczos downsampler of ``downsample_mode``) and the shared
+modules; knows nothing of configs.
+
 >>> from dip.nets import build
 >>> net = build("skip", 32, 3, num_channels_skip=[4] * 5, pad="reflection")
 """
