@@ -5,6 +5,8 @@
     python -m dip.report figure fig_architectures --profile quick
     python -m dip.report compare results/tables/table_inpainting_quick.csv rerun.csv
     python -m dip.report readme
+    python -m dip.report export --root results/runs --profile quick [--out results/records]
+    python -m dip.report claims --profile quick [--records results/records] [--out results]
     python -m dip.report study --root results/lr_sweep [--out O] [--metric psnr_avg]
                                [--by fit.lr net.depth] [--profile quick] [--name NAME]
 
@@ -17,7 +19,10 @@ markdown table and writes ``study.{csv,md,tex,png}`` and ``study_curves.png`` in
 :mod:`dip.report.study`.
 
 On bad input a command prints one ``error:`` line and exits 2 (as ``dip`` does);
-``compare`` exits 1 when the tables differ.
+``compare`` exits 1 when the tables differ. ``export`` writes the records' per-seed rows,
+``results/records/<experiment>_<profile>.csv`` (:mod:`dip.report.export`); ``claims``
+builds the scorecard of ``conf/claims.yaml`` from those alone
+(:mod:`dip.report.claims`): ``<out>/claims_<profile>.{md,csv,png}``.
 """
 
 from __future__ import annotations
@@ -81,7 +86,29 @@ def _parser() -> argparse.ArgumentParser:
                                    "and benchmark found under <results>.")
     r.add_argument("--results", default="results", help="results folder (default: results)")
     _study_parser(sub)
+    _claims_parsers(sub)
     return parser
+
+
+def _claims_parsers(sub) -> None:
+    e = sub.add_parser("export", help="the records' per-seed rows as committed CSVs",
+                       description="Write <out>/<experiment>_<profile>.csv, one row per seed "
+                                   "of each record, for the claims scorecard.")
+    e.add_argument("--root", default="results/runs", help="records root (default: "
+                                                           "results/runs)")
+    e.add_argument("--profile", default="quick", help="profile (default: quick)")
+    e.add_argument("--out", default="results/records", help="where the CSVs go (default: "
+                                                             "results/records)")
+    c = sub.add_parser("claims", help="which of the paper's claims hold (conf/claims.yaml)",
+                       description="Decide each claim of conf/claims.yaml from the exported "
+                                   "per-seed rows, with a bootstrap interval; write "
+                                   "claims_<profile>.{md,csv,png}.")
+    c.add_argument("--profile", default="quick", help="profile (default: quick)")
+    c.add_argument("--records", default="results/records",
+                   help="the exported rows (default: results/records)")
+    c.add_argument("--claims", default=None, help="the claims file (default: conf/claims.yaml)")
+    c.add_argument("--out", default="results", help="where the files go (default: results)")
+    c.add_argument("--paper", default=None, help="paper_numbers.csv (default: as for table)")
 
 
 def _study_parser(sub) -> None:
@@ -167,12 +194,36 @@ def _study(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from dip.report.export import export_records
+
+    paths = export_records(args.root, args.profile, args.out)
+    print("wrote " + (", ".join(str(p) for p in paths) or f"nothing (no {args.profile} records "
+                      f"under {args.root})"), file=sys.stderr)
+    return 0
+
+
+def _claims(args) -> int:
+    from dip.report.claims import read_claims, scorecard
+    from dip.report.scorecard import markdown, write_scorecard
+
+    df = scorecard(args.profile, args.records, read_claims(args.claims), args.paper)
+    paths = write_scorecard(df, args.profile, args.out)
+    sys.stdout.write(markdown(df))
+    lacking = df[~df["link"] & (df["verdict"] == "no records")]["id"].tolist()
+    if lacking:
+        print(f"note: {len(lacking)} claim(s) have no records: {', '.join(lacking)}",
+              file=sys.stderr)
+    print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (on error one line on stderr and 2)."""
     args = _parser().parse_args(argv)
     try:
         commands = {"table": _table, "figure": _figure, "compare": _compare, "readme": _readme,
-                    "study": _study}
+                    "study": _study, "export": _export, "claims": _claims}
         return commands[args.command](args)
     except DipError as err:
         print(f"error: {err}", file=sys.stderr)

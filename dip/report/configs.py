@@ -36,7 +36,7 @@ from dip.runs.config import CONFIG_DIR, IDENTITY_EXCLUDE, NEUTRAL, legacy_layout
 from dip.runs.records import RunRecord
 
 __all__ = ["flatten", "parse_overrides", "record_settings", "flat_config", "check_seeds_only",
-           "experiment_names", "table_block", "IGNORED", "UNSET",
+           "experiment_names", "table_block", "claims_block", "IGNORED", "UNSET",
            "EXPERIMENTS"]
 
 IGNORED = (*IDENTITY_EXCLUDE, "seed", "label", "threads", "baselines", "hydra")
@@ -46,6 +46,7 @@ went, how it ran (threads, progress), what else it scored (baselines), its seed.
 UNSET = "unset"  # how a key a record lacks is shown
 EXPERIMENTS = CONFIG_DIR / "experiment"  # the experiment configs, one YAML file each
 TASKS = CONFIG_DIR / "task"  # the task configs (a task may declare its own table)
+CLAIMS = CONFIG_DIR / "claims.yaml"  # the claims scorecard's claims
 
 
 def flatten(node, prefix: str = "") -> dict:
@@ -210,3 +211,12 @@ def table_block(experiment: str) -> dict | None:
     spec = _load(path)
     block = spec.get("table") if OmegaConf.is_dict(spec) else None
     return None if block is None else OmegaConf.to_container(block, resolve=False)
+
+
+def claims_block(path=None) -> list[dict]:
+    """The ``claims:`` list of ``conf/claims.yaml`` (or ``path``) as plain data."""
+    node = _load(Path(path) if path is not None else CLAIMS)
+    claims = OmegaConf.select(node, "claims")
+    if claims is None or not OmegaConf.is_list(claims):
+        raise DipError(f"{path or CLAIMS} has no claims: list; see its first comment")
+    return OmegaConf.to_container(claims, resolve=False)
