@@ -4,10 +4,13 @@
 # early stopping without ground truth, then the depth x lr study. Finished runs are
 # skipped, so the script resumes where it stopped. Each sweep runs JOBS processes of one
 # thread with the AVX2 kernel pins, as `make table-* PROFILE=quick` does.
-#   bash experiments/claims_quick.sh [RECORDS]   (default results/runs; a log per sweep)
+#   bash experiments/claims_quick.sh [RECORDS]   (a log per sweep)
+# RECORDS defaults to results/quick-runs, committed without images (.gitignore), so that
+# the runs of one session are skipped by the next and the scorecard's rows can be exported
+# from them: python -m dip.report export --root results/quick-runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-RECORDS=${1:-results/runs}
+RECORDS=${1:-results/quick-runs}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 export DIP_DATA_ROOT="${DIP_DATA_ROOT:-$(cd .. && pwd)/shared/data}"
 export ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AVX2
