@@ -224,8 +224,8 @@ def test_an_experiment_without_a_table_is_one_line_naming_those_with_one(capsys)
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "fig_kate declares no table" in err
-    assert "table_denoising, table_inpainting, table_sr" in err
-    with pytest.raises(DipError, match="unknown table 'nope'; choose one of table_denoising"):
+    assert "table_deblurring, table_denoising, table_inpainting, table_sr" in err
+    with pytest.raises(DipError, match="unknown table 'nope'; choose one of table_deblurring"):
         declared.table_spec("nope")
 
 

@@ -62,7 +62,8 @@ MANIFEST_COLUMNS = ["dataset", "file", "source_repo", "source_path", "source_com
 
 
 def write_registry(manifest: str | os.PathLike, out: str | os.PathLike = REGISTRY_CSV) -> int:
-    """Write the registry CSV from a data ``MANIFEST.csv``, adding the ``url`` column.
+    """Write the registry CSV from a data ``MANIFEST.csv`` (and those of its sub-folders,
+    e.g. ``paper_baselines/MANIFEST.csv``), adding the ``url`` column.
 
     The package's own derived files (rows of the shipped registry whose ``source_repo``
     is ``derived`` and that the manifest lacks, such as the half masks of
@@ -80,13 +81,16 @@ def write_registry(manifest: str | os.PathLike, out: str | os.PathLike = REGISTR
     int
         Number of entries written.
     """
-    with open(manifest, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = sorted(set(MANIFEST_COLUMNS) - set(reader.fieldnames or []))
-        if missing:
-            raise DipError(f"{manifest} lacks the columns {', '.join(missing)}; "
-                           "give the MANIFEST.csv of the data folder")
-        rows = [{**{k: row[k] for k in MANIFEST_COLUMNS}, "url": raw_url(row)} for row in reader]
+    rows = []
+    for path in [Path(manifest), *sorted(Path(manifest).parent.glob("*/MANIFEST.csv"))]:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = sorted(set(MANIFEST_COLUMNS) - set(reader.fieldnames or []))
+            if missing:
+                raise DipError(f"{path} lacks the columns {', '.join(missing)}; "
+                               "give the MANIFEST.csv of the data folder")
+            rows += [{**{k: row[k] for k in MANIFEST_COLUMNS}, "url": raw_url(row)}
+                     for row in reader]
     rows += _package_derivations({(row["dataset"], row["file"]) for row in rows})
     with atomic_target(out) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*MANIFEST_COLUMNS, "url"], lineterminator="\n")
