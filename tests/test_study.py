@@ -282,43 +282,6 @@ def test_multirun_end_to_end(tmp_path):
     assert Image.open(tmp_path / "study" / "study_curves.png").size[0] > 300
 
 
-def drawn_axes(monkeypatch) -> list:
-    """The axes of the figures build_study saves (study.png first)."""
-    axes = []
-    save = study_figures.save_figure
-    monkeypatch.setattr(study_figures, "save_figure",
-                        lambda fig, path: axes.append(fig.axes[0]) or save(fig, path))
-    return axes
-
-
-def test_line_axis_log_or_categorical(tmp_path, monkeypatch):
-    axes = drawn_axes(monkeypatch)
-    for lr, psnr in ((0.1, 20.0), (0.01, 30.0), (0.001, 25.0)):
-        study_record(tmp_path / "lr", "F16", 0, psnr, lr=lr)
-    build_study(tmp_path / "lr", tmp_path / "o1")
-    assert axes[0].get_xscale() == "log" and axes[0].get_xlabel() == "fit.lr"
-    for net, psnr in (("skip", 30.0), ("encdec", 29.0)):
-        study_record(tmp_path / "net", "F16", 0, psnr, net=net)
-    axes.clear()
-    build_study(tmp_path / "net", tmp_path / "o2")
-    assert axes[0].get_xscale() == "linear"
-    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["encdec", "skip"]
-
-
-def test_three_keys_show_the_two_that_spread_most(tmp_path, monkeypatch):
-    axes = drawn_axes(monkeypatch)
-    for lr in (0.01, 0.001):
-        for depth in (4, 5):
-            for net in ("skip", "unet"):  # net moves the mean by 0.1 dB, lr by 9, depth by 1
-                study_record(tmp_path, "F16", 0, 20 + 1000 * lr + depth + (net == "unet") / 10,
-                             lr=lr, depth=depth, net=net,
-                             overrides=[f"fit.lr={lr}", f"net.depth={depth}", f"net={net}"])
-    text, paths = build_study(tmp_path, tmp_path / "out")
-    assert list(pd.read_csv(paths[0]).columns[1:4]) == ["fit.lr", "net.depth", "net.name"]
-    assert (axes[0].get_ylabel(), axes[0].get_xlabel()) == ("fit.lr", "net.depth")
-    assert "mean over images and net.name" in axes[0].get_title()
-
-
 def test_results_readme_shows_each_study_with_its_reading(tmp_path):
     from dip.report.readme import build_readme
 
@@ -326,10 +289,12 @@ def test_results_readme_shows_each_study_with_its_reading(tmp_path):
     study.mkdir(parents=True)
     (study / "study.md").write_text("Study sweep_x: psnr_avg per image\n\n| image | a |\n")
     (study / "study.csv").write_text("image,a\n")
+    (study / "study_settings.csv").write_text("setting,a\n")
     (study / "study.png").write_bytes(b"png")
     page = build_readme(tmp_path).read_text()
     assert "## Study `sweep_x_quick`" in page and "| image | a |" in page
     assert "[study.csv](studies/sweep_x_quick/study.csv)" in page
+    assert "[study_settings.csv](studies/sweep_x_quick/study_settings.csv)" in page
     assert "![study](studies/sweep_x_quick/study.png)" in page
     assert "study_curves" not in page  # only the figures that are there
     (study / "reading.md").write_text("Deeper nets win at commit abc.\n")

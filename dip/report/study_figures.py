@@ -99,8 +99,8 @@ def plot_line(ax, table: pd.DataFrame, cells: pd.DataFrame, key: str | None,
         ax.errorbar(part["_x"], part[metric], yerr=part[std].fillna(0) if std in part
                     else None, marker="o", capsize=3, alpha=0.7, lw=1.2, label=image)
     xs = cells[key].map(place) if key else [0] * len(cells)
-    ax.errorbar(xs, cells["mean"], yerr=cells["pm"].fillna(0), color="black", lw=3,
-                marker="s", capsize=4, label="mean over images")
+    ax.errorbar(xs, cells["mean"], yerr=cells["pm"].fillna(0), color="black", lw=2.5,
+                elinewidth=1.5, marker="s", capsize=5, label="mean over images")
     ax.set(xlabel=key or "", ylabel=f"{metric} (dB)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
@@ -215,7 +215,7 @@ def plot_curves(runs: pd.DataFrame, keys: list[str], metric: str, title: str, pa
     nrows, ncols = _grid(len(panels))
     fig, axes = plt.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False,
                              layout="constrained",
-                             figsize=(1.6 + 3.0 * ncols, 1.0 + 2.4 * nrows))
+                             figsize=(max(6.4, 1.6 + 3.0 * ncols), max(4.0, 1.0 + 2.4 * nrows)))
     for i, (ax, panel) in enumerate(zip(axes.flat, panels, strict=False)):
         _draw_panel(ax, stats[stats["panel"] == panel], colours)
         if len(shown) == 2:
