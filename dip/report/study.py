@@ -55,12 +55,13 @@ PSNR_FIELDS = ("psnr_final", "psnr_avg", "psnr_oracle", "psnr_stop")
 
 def study_runs(records: pd.DataFrame, values: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """A row per record: ``image``, ``seed``, ``setting`` (its label), each key's value,
-    the PSNR fields present and ``record``: what :mod:`dip.report.study_stats` reads."""
+    the PSNR fields present and ``record``: what :mod:`dip.report.study_stats` reads
+    (``--by seed`` keeps the one ``seed`` column)."""
     psnr = [f for f in PSNR_FIELDS if f in records and records[f].notna().any()]
     runs = pd.DataFrame({"image": records["image_id"].astype(str), "seed": records["seed"],
                          "setting": setting_labels(values, keys)}, index=records.index)
-    return pd.concat([runs, values.reindex(columns=keys), records[psnr + ["record"]]],
-                     axis=1)
+    own = [k for k in keys if k not in (*runs.columns, *psnr, "record")]
+    return pd.concat([runs, values.reindex(columns=own), records[psnr + ["record"]]], axis=1)
 
 
 def study_table(records: pd.DataFrame, values: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

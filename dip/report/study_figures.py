@@ -34,6 +34,7 @@ HISTORY_NAMES = {"psnr_gt": "PSNR to ground truth (dB)",
 
 
 def _numeric(value) -> bool:
+    """Whether a setting's value is a number (not a bool)."""
     return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
 
 
@@ -83,6 +84,7 @@ def _edges(positions: list, log: bool) -> np.ndarray:
 
 
 def _pm_text(mean: float, pm: float) -> str:
+    """A heatmap cell's text: the mean, and its ± on a second line when there is one."""
     return f"{mean:.2f}" if math.isnan(pm) else f"{mean:.2f}\n± {pm:.2f}"
 
 
@@ -192,6 +194,7 @@ def _grid(n: int) -> tuple[int, int]:
 
 
 def _draw_panel(ax, part: pd.DataFrame, colours: dict) -> None:
+    """One panel's curves (rows of :func:`curve_stats`), each with its seeds' band."""
     for curve, line in part.groupby("curve", sort=False):
         ax.plot(line["step"], line["mean"], color=colours[curve], lw=1.4, label=curve)
         if (line["seeds"] > 1).any():
@@ -238,5 +241,5 @@ def plot_curves(runs: pd.DataFrame, keys: list[str], metric: str, title: str, pa
     band = (f"band: the lowest to the highest of those {seeds} seed curves" if seeds > 1
             else "one seed: no band")
     fig.text(0.5, -0.01, f"Each curve: the mean over seeds of each seed's mean over images "
-             f"of {y}; {band}.", ha="center", va="top", fontsize=7, color="#555555")
+             f"of {y}; {band}.", ha="center", va="top", fontsize=7, color="#555555", wrap=True)
     return save_figure(fig, path)

@@ -36,12 +36,14 @@ def span(values) -> str:
 
 
 def _cell(mean: float, std: float) -> str:
+    """An image's cell: 'mean ± std' over its seeds, the mean alone for one seed."""
     if math.isnan(mean):
         return NONE
     return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
 
 def _interval_cell(mean: float, lo: float, hi: float) -> str:
+    """A setting's mean: 'mean [lo, hi]', the mean alone when the interval is a point."""
     if math.isnan(mean):
         return NONE
     return f"{mean:.2f}" if not hi > lo else f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
