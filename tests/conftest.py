@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from PIL import Image
 from torch import nn
 
@@ -257,3 +258,30 @@ def inpainting_record(root: Path, image: str, seed: int, final: float, profile="
 def body(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["image"] != "mean"]
 
+
+def study_record(root: Path, image: str, seed: int, psnr: float, *, lr=0.01, net="skip",
+                 depth=5, profile="quick", overrides=None) -> Path:
+    """A record of a study (tests of dip.report.study) as dip.runs.records writes it:
+    metrics.json, config.yaml, history.csv (psnr_gt_avg: NaN, psnr - 2, psnr)."""
+    path = root / f"{image}-{lr}-{net}{depth}-{seed}-{profile}"
+    path.mkdir(parents=True)
+    metrics = {"experiment": None, "task": "denoising", "image": f"denoising/{image}.png",
+               "image_id": image, "profile": profile, "psnr_final": psnr - 1.0,
+               "psnr_avg": psnr, "psnr_oracle": psnr + 1.0, "iter_oracle": 100 + seed,
+               "psnr_stop": psnr - 1.0, "num_iter": 300, "seed": seed, "seconds": 2.0 + seed,
+               "device": "cpu", "device_name": "cpu (x86_64, 2 threads)",
+               "commit": "0123456789abcdef", "status": "ok", "config_hash": path.name}
+    if overrides is not None:
+        metrics["overrides"] = overrides
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    config = {"image": f"denoising/{image}.png", "gt": f"denoising/{image}_GT.png",
+              "seed": seed, "out_dir": str(path), "records": str(root), "threads": seed + 1,
+              "progress": bool(seed), "device": "cpu", "data": {"root": f"/data{seed}"},
+              "seeds": 1, "profile": {"name": profile},
+              "net": {"name": net, "depth": depth, "pad": "reflection"},
+              "fit": {"lr": lr, "num_iter": 300, "record_every": 100}}
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    pd.DataFrame({"step": [0, 100, 200], "psnr_gt": [10.0, psnr - 3, psnr - 1],
+                  "psnr_gt_avg": [math.nan, psnr - 2, psnr]}).to_csv(path / "history.csv",
+                                                                     index=False)
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -11,12 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from conftest import study_record
 from PIL import Image
 
 from dip import DipError, DipNote
 from dip.report import study_figures
 from dip.report.__main__ import main
+from dip.report.stats import Interval, bootstrap
 from dip.report.study import build_study
 from dip.report.varying import load_study, varying_keys
 
@@ -27,36 +27,9 @@ PSNR = {("F16", 0.01, 0): 30.0, ("F16", 0.01, 1): 31.0,
         ("kodim01", 0.001, 0): 26.0, ("kodim01", 0.001, 1): 26.2}
 
 
-def write_record(root: Path, image: str, seed: int, psnr: float, *, lr=0.01, net="skip",
-                 depth=5, profile="quick", overrides=None) -> Path:
-    """A record as dip.runs.records writes it: metrics.json, config.yaml, history.csv."""
-    path = root / f"{image}-{lr}-{net}{depth}-{seed}-{profile}"
-    path.mkdir(parents=True)
-    metrics = {"experiment": None, "task": "denoising", "image": f"denoising/{image}.png",
-               "image_id": image, "profile": profile, "psnr_final": psnr - 1.0,
-               "psnr_avg": psnr, "psnr_oracle": psnr + 1.0, "iter_oracle": 100 + seed,
-               "psnr_stop": psnr - 1.0, "num_iter": 300, "seed": seed, "seconds": 2.0 + seed,
-               "device": "cpu", "device_name": "cpu (x86_64, 2 threads)",
-               "commit": "0123456789abcdef", "status": "ok", "config_hash": path.name}
-    if overrides is not None:
-        metrics["overrides"] = overrides
-    (path / "metrics.json").write_text(json.dumps(metrics))
-    config = {"image": f"denoising/{image}.png", "gt": f"denoising/{image}_GT.png",
-              "seed": seed, "out_dir": str(path), "records": str(root), "threads": seed + 1,
-              "progress": bool(seed), "device": "cpu", "data": {"root": f"/data{seed}"},
-              "seeds": 1, "profile": {"name": profile},
-              "net": {"name": net, "depth": depth, "pad": "reflection"},
-              "fit": {"lr": lr, "num_iter": 300, "record_every": 100}}
-    (path / "config.yaml").write_text(yaml.safe_dump(config))
-    pd.DataFrame({"step": [0, 100, 200], "psnr_gt": [10.0, psnr - 3, psnr - 1],
-                  "psnr_gt_avg": [math.nan, psnr - 2, psnr]}).to_csv(path / "history.csv",
-                                                                     index=False)
-    return path
-
-
 def lr_sweep(root: Path, overrides=True) -> Path:
     for (image, lr, seed), psnr in PSNR.items():
-        write_record(root, image, seed, psnr, lr=lr, overrides=[
+        study_record(root, image, seed, psnr, lr=lr, overrides=[
             f"image=denoising/{image}.png", f"fit.lr={lr}", f"seed={seed}",
             f"records={root}"] if overrides else None)
     return root
@@ -69,13 +42,13 @@ def runs(tmp_path) -> Path:
 
 def test_csv_means_and_stds(runs, tmp_path):
     text, paths = build_study(runs, tmp_path / "out")
-    assert [p.name for p in paths] == ["study.csv", "study.md", "study.tex", "study.png",
-                                       "study_curves.png"]
+    assert [p.name for p in paths] == ["study.csv", "study_settings.csv", "study.md",
+                                       "study.tex", "study.png", "study_curves.png"]
     table = pd.read_csv(tmp_path / "out" / "study.csv")
-    assert list(table.columns[:4]) == ["image", "fit.lr", "setting", "runs"]
+    assert list(table.columns[:5]) == ["image", "fit.lr", "setting", "runs", "seeds"]
     assert {"psnr_final", "psnr_avg_std", "psnr_oracle", "psnr_stop_std", "iter_oracle",
             "seconds"} <= set(table.columns)
-    assert len(table) == 4 and set(table["runs"]) == {2}
+    assert len(table) == 4 and set(table["runs"]) == {2} and set(table["seeds"]) == {2}
     for (image, lr), row in table.set_index(["image", "fit.lr"]).iterrows():
         a, b = PSNR[image, lr, 0], PSNR[image, lr, 1]
         assert row["psnr_avg"] == pytest.approx((a + b) / 2)
@@ -87,8 +60,8 @@ def test_csv_means_and_stds(runs, tmp_path):
 
 
 def test_one_run_per_cell_has_no_std(tmp_path):
-    write_record(tmp_path, "F16", 0, 30.0, lr=0.01)
-    write_record(tmp_path, "F16", 0, 29.0, lr=0.1)
+    study_record(tmp_path, "F16", 0, 30.0, lr=0.01)
+    study_record(tmp_path, "F16", 0, 29.0, lr=0.1)
     table = pd.read_csv(Path(build_study(tmp_path, tmp_path / "o")[1][0]))
     assert table["psnr_avg_std"].isna().all() and list(table["fit.lr"]) == [0.01, 0.1]
 
@@ -104,7 +77,7 @@ def test_varying_key_found(tmp_path, overrides):
 @pytest.mark.parametrize("overrides", [True, False])
 def test_group_override_names_the_net_not_its_derived_keys(tmp_path, overrides):
     for net, depth, psnr in (("skip", 5, 30.0), ("encdec", 6, 29.0)):
-        write_record(tmp_path, "F16", 0, psnr, net=net, depth=depth,
+        study_record(tmp_path, "F16", 0, psnr, net=net, depth=depth,
                      overrides=[f"net={net}"] if overrides else None)
     records, values, named = load_study(tmp_path)
     assert varying_keys(values, records["image_id"], named) == ["net.name"]
@@ -113,28 +86,77 @@ def test_group_override_names_the_net_not_its_derived_keys(tmp_path, overrides):
 
 
 def cells(text: str) -> dict:
-    """Row label → cells of a markdown table."""
+    """Row label (first column) → the other cells of a markdown table."""
     return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in text.splitlines() if line.startswith("| ")}
 
 
-def test_best_cell_in_bold(runs, tmp_path):
+def interval(image_seeds: dict) -> Interval:
+    """The bootstrap interval of the mean over images of {image: [value per seed]}."""
+    return bootstrap([image_seeds[i] for i in sorted(image_seeds)])
+
+
+def test_table_gives_seed_std_per_image_and_interval_per_setting(runs, tmp_path):
     text, _ = build_study(runs, tmp_path / "out", metric="psnr_avg")
     rows = cells(text)
-    assert rows["image"] == ["fit.lr=0.001", "fit.lr=0.01"]
-    assert rows["F16"] == ["28.25", "**30.50**"]
-    assert rows["kodim01"] == ["**26.10**", "26.00"]
-    assert rows["mean"] == ["27.18", "**28.25**"]
+    assert rows["fit.lr"] == ["F16", "kodim01", "mean [95 % interval]", "seeds"]
+    low = interval({"F16": [28.0, 28.5], "kodim01": [26.0, 26.2]})
+    high = interval({"F16": [30.0, 31.0], "kodim01": [25.0, 27.0]})
+    assert low.lo < low.mean < low.hi and high.lo < high.mean < high.hi
+    assert rows["0.001"] == ["28.25 ± 0.35", "**26.10 ± 0.14**", low.text(), "2"]
+    assert rows["0.01"] == ["**30.50 ± 0.71**", "26.00 ± 1.41", f"**{high.text()}**", "2"]
     assert "profile quick, 300 iterations, device cpu (x86_64, 2 threads), commit 0123456" \
-        in text and "2 run(s) per cell (seeds 0, 1)" in text
+        in text and "2 seed(s) per cell (0, 1)." in text
+    assert "each image's mean ± std over its seeds" in text and "95 % bootstrap" in text
     assert (tmp_path / "out" / "study.md").read_text() == text
     tex = (tmp_path / "out" / "study.tex").read_text()
-    assert r"\textbf{30.50}" in tex and r"\textbf{26.10}" in tex and "28.25 &" in tex
-    assert r"fit.lr=0.01" in tex and r"\caption{" in tex
+    assert r"\textbf{30.50 $\pm$ 0.71}" in tex and r"\textbf{26.10 $\pm$ 0.14}" in tex
+    assert "0.001 & 28.25 $\\pm$ 0.35 &" in tex and r"\caption{" in tex
+    assert r"fit.lr & F16 & kodim01 & mean [95 \% interval] & seeds \\" in tex
+
+
+def test_settings_csv_gives_each_setting_s_interval(runs, tmp_path):
+    build_study(runs, tmp_path / "out")
+    settings = pd.read_csv(tmp_path / "out" / "study_settings.csv")
+    assert list(settings.columns[:5]) == ["fit.lr", "setting", "images", "seeds", "runs"]
+    assert settings["fit.lr"].tolist() == [0.001, 0.01]
+    assert settings[["images", "seeds", "runs"]].values.tolist() == [[2, 2, 4], [2, 2, 4]]
+    final = interval({"F16": [29.0, 30.0], "kodim01": [24.0, 26.0]})  # psnr_final, lr 0.01
+    assert settings.loc[1, ["psnr_final", "psnr_final_lo", "psnr_final_hi"]].tolist() == \
+        pytest.approx([final.mean, final.lo, final.hi])
+    assert (settings["psnr_avg_lo"] < settings["psnr_avg"]).all()
+
+
+def test_images_go_down_the_rows_when_they_outnumber_the_settings(tmp_path):
+    for image, psnr in (("a", 30.0), ("b", 28.0), ("c", 26.0)):  # a folder run: one seed
+        study_record(tmp_path, image, 0, psnr)
+    with pytest.warns(DipNote, match="one setting"):
+        text, _ = build_study(tmp_path, tmp_path / "out")
+    rows = cells(text)
+    mean = interval({"a": [30.0], "b": [28.0], "c": [26.0]})
+    assert rows["image"] == ["all runs"] and rows["a"] == ["**30.00**"]
+    assert rows["c"] == ["**26.00**"]  # the only setting: the best of its image
+    assert rows["mean [95 % interval]"] == [f"**{mean.text()}**"] and rows["seeds"] == ["1"]
+    assert "1 seed(s) per cell (0)." in text
+
+
+def test_uneven_seeds_are_stated(runs, tmp_path):
+    study_record(runs, "F16", 2, 30.5)  # a third seed for one image of lr 0.01
+    text, paths = build_study(runs, tmp_path / "out")
+    assert cells(text)["0.01"][-1] == "2–3" and cells(text)["0.001"][-1] == "2"
+    assert "2–3 seed(s) per cell (0, 1, 2; see the seeds of each setting)." in text
+    assert pd.read_csv(paths[0])["seeds"].tolist() == [2, 3, 2, 2]  # F16 first
+
+
+def test_text_settings_in_natural_order(tmp_path):
+    for depth, arch in enumerate(("encdec10", "skip5", "encdec2")):
+        study_record(tmp_path, "F16", 0, 30.0, depth=depth, overrides=[f"arch={arch}"])
+    _, paths = build_study(tmp_path, tmp_path / "out")
+    assert pd.read_csv(paths[0])["arch"].tolist() == ["encdec2", "encdec10", "skip5"]
 
 
 def test_profiles_are_never_mixed(runs, tmp_path):
-    write_record(runs, "F16", 0, 40.0, profile="paper")
+    study_record(runs, "F16", 0, 40.0, profile="paper")
     with pytest.raises(DipError, match=r"holds records of profiles paper and quick; "
                                        r"choose one with --profile"):
         build_study(runs, tmp_path / "out")
@@ -150,7 +172,7 @@ def test_default_out_is_beside_the_records_named_after_root_and_profile(runs, tm
     monkeypatch.chdir(tmp_path)
     _, paths = build_study(runs)
     assert paths[0] == runs / "studies" / "runs_quick" / "study.csv"
-    assert build_study(runs, name="lr")[1][1] == runs / "studies" / "lr_quick" / "study.md"
+    assert build_study(runs, name="lr")[1][2] == runs / "studies" / "lr_quick" / "study.md"
     assert main(["study", "--root", str(runs), "--name", "cli"]) == 0
     assert (runs / "studies" / "cli_quick" / "study.csv").is_file()
     assert not (tmp_path / "results").exists()  # never into the checkout's results/
@@ -161,7 +183,7 @@ def two_keys(root: Path) -> Path:
     for image in ("F16", "kodim01"):
         for lr in (0.01, 0.001):
             for depth in (4, 5):
-                write_record(root, image, 0, 20 + 1000 * lr + depth, lr=lr, depth=depth,
+                study_record(root, image, 0, 20 + 1000 * lr + depth, lr=lr, depth=depth,
                              overrides=[f"fit.lr={lr}", f"net.depth={depth}"])
     return root
 
@@ -170,14 +192,14 @@ def test_two_keys_draw_a_heatmap(tmp_path, monkeypatch):
     drawn = []
     heatmap = study_figures.plot_heatmap
     monkeypatch.setattr(study_figures, "plot_heatmap",
-                        lambda fig, ax, table, keys, metric: drawn.append(keys) or heatmap(
-                            fig, ax, table, keys, metric))
+                        lambda fig, ax, cells, runs, keys, metric: drawn.append(keys) or
+                        heatmap(fig, ax, cells, runs, keys, metric))
     text, paths = build_study(two_keys(tmp_path / "r"), tmp_path / "out")
     assert drawn == [["fit.lr", "net.depth"]]
     table = pd.read_csv(paths[0])
     assert list(table.columns[:5]) == ["image", "fit.lr", "net.depth", "setting", "runs"]
-    assert "fit.lr=0.01, net.depth=5" in text and len(table) == 8
-    assert Image.open(paths[3]).size[0] > 300
+    assert cells(text)["0.01"][:2] == ["5", "**35.00**"] and len(table) == 8
+    assert Image.open(paths[4]).size[0] > 300
 
 
 def test_by_chooses_the_keys(tmp_path):
@@ -193,11 +215,12 @@ def test_by_chooses_the_keys(tmp_path):
 
 
 def test_one_setting_is_still_a_table(tmp_path):
-    write_record(tmp_path, "F16", 0, 30.0)
-    write_record(tmp_path, "F16", 1, 32.0)
+    study_record(tmp_path, "F16", 0, 30.0)
+    study_record(tmp_path, "F16", 1, 32.0)
     with pytest.warns(DipNote, match="one setting"):
         text, paths = build_study(tmp_path, tmp_path / "out")
-    assert cells(text)["F16"] == ["**31.00**"] and cells(text)["image"] == ["all runs"]
+    assert cells(text)["setting"] == ["F16", "mean [95 % interval]", "seeds"]
+    assert cells(text)["all runs"] == ["**31.00 ± 1.41**", "**31.00 [30.00, 32.00]**", "2"]
     assert "one setting" in text
     assert pd.read_csv(paths[0])["setting"].tolist() == ["all runs"]
 
@@ -219,8 +242,8 @@ def test_cli(runs, tmp_path, capsys):
     assert main(["study", "--root", str(runs), "--out", str(tmp_path / "o"),
                  "--metric", "psnr_final"]) == 0
     out, err = capsys.readouterr()
-    assert "| F16" in out and "**29.50**" in out and "study.csv" in err
-    write_record(runs, "F16", 0, 40.0, profile="paper")
+    assert " F16 " in out and "**29.50 ± 0.71**" in out and "study.csv" in err
+    study_record(runs, "F16", 0, 40.0, profile="paper")
     assert main(["study", "--root", str(runs)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"error: {runs} holds records of profiles paper and quick; choose one "
@@ -259,43 +282,6 @@ def test_multirun_end_to_end(tmp_path):
     assert Image.open(tmp_path / "study" / "study_curves.png").size[0] > 300
 
 
-def drawn_axes(monkeypatch) -> list:
-    """The axes of the figures build_study saves (study.png first)."""
-    axes = []
-    save = study_figures.save_figure
-    monkeypatch.setattr(study_figures, "save_figure",
-                        lambda fig, path: axes.append(fig.axes[0]) or save(fig, path))
-    return axes
-
-
-def test_line_axis_log_or_categorical(tmp_path, monkeypatch):
-    axes = drawn_axes(monkeypatch)
-    for lr, psnr in ((0.1, 20.0), (0.01, 30.0), (0.001, 25.0)):
-        write_record(tmp_path / "lr", "F16", 0, psnr, lr=lr)
-    build_study(tmp_path / "lr", tmp_path / "o1")
-    assert axes[0].get_xscale() == "log" and axes[0].get_xlabel() == "fit.lr"
-    for net, psnr in (("skip", 30.0), ("encdec", 29.0)):
-        write_record(tmp_path / "net", "F16", 0, psnr, net=net)
-    axes.clear()
-    build_study(tmp_path / "net", tmp_path / "o2")
-    assert axes[0].get_xscale() == "linear"
-    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["encdec", "skip"]
-
-
-def test_three_keys_show_the_two_that_spread_most(tmp_path, monkeypatch):
-    axes = drawn_axes(monkeypatch)
-    for lr in (0.01, 0.001):
-        for depth in (4, 5):
-            for net in ("skip", "unet"):  # net moves the mean by 0.1 dB, lr by 9, depth by 1
-                write_record(tmp_path, "F16", 0, 20 + 1000 * lr + depth + (net == "unet") / 10,
-                             lr=lr, depth=depth, net=net,
-                             overrides=[f"fit.lr={lr}", f"net.depth={depth}", f"net={net}"])
-    text, paths = build_study(tmp_path, tmp_path / "out")
-    assert list(pd.read_csv(paths[0]).columns[1:4]) == ["fit.lr", "net.depth", "net.name"]
-    assert (axes[0].get_ylabel(), axes[0].get_xlabel()) == ("fit.lr", "net.depth")
-    assert "mean over images and net.name" in axes[0].get_title()
-
-
 def test_results_readme_shows_each_study_with_its_reading(tmp_path):
     from dip.report.readme import build_readme
 
@@ -303,10 +289,12 @@ def test_results_readme_shows_each_study_with_its_reading(tmp_path):
     study.mkdir(parents=True)
     (study / "study.md").write_text("Study sweep_x: psnr_avg per image\n\n| image | a |\n")
     (study / "study.csv").write_text("image,a\n")
+    (study / "study_settings.csv").write_text("setting,a\n")
     (study / "study.png").write_bytes(b"png")
     page = build_readme(tmp_path).read_text()
     assert "## Study `sweep_x_quick`" in page and "| image | a |" in page
     assert "[study.csv](studies/sweep_x_quick/study.csv)" in page
+    assert "[study_settings.csv](studies/sweep_x_quick/study_settings.csv)" in page
     assert "![study](studies/sweep_x_quick/study.png)" in page
     assert "study_curves" not in page  # only the figures that are there
     (study / "reading.md").write_text("Deeper nets win at commit abc.\n")

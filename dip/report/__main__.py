@@ -14,7 +14,8 @@
 ``figure`` writes ``<out>/<experiment>_<profile>.png`` (and ``..._curves.png``).
 ``study`` reports a sweep (``dip -m ... records=R``): it finds the settings that differ
 across the records under ``--root`` (or takes ``--by``), averages the seeds, prints the
-markdown table and writes ``study.{csv,md,tex,png}`` and ``study_curves.png`` into
+markdown table and writes ``study.{csv,md,tex,png}``, ``study_settings.csv`` and
+``study_curves.png`` into
 ``--out`` (default ``<root>/studies/<name>_<profile>``, beside the records); see
 :mod:`dip.report.study`.
 

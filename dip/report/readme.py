@@ -40,7 +40,7 @@ def _study(md: Path, results: Path) -> str:
     """A study's table, its reading (``reading.md``, when there is one), files and figures."""
     folder, rel = md.parent, md.parent.relative_to(results).as_posix()
     reading = folder / "reading.md"
-    files = [f"[{p.name}]({rel}/{p.name})" for p in sorted(folder.glob("study.*"))
+    files = [f"[{p.name}]({rel}/{p.name})" for p in sorted(folder.glob("study*"))
              if p.suffix in (".md", ".csv", ".tex")]
     shown = "".join(f"\n\n![{p.stem}]({rel}/{p.name})" for p in
                     (folder / "study.png", folder / "study_curves.png") if p.is_file())

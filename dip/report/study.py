@@ -3,20 +3,29 @@
     python -m dip.report study --root R [--out O] [--metric psnr_avg] [--by KEY ...]
                                [--profile P] [--name NAME]
 
-A sweep (``dip -m image=a.png,b.png fit.lr=0.01,0.001 seed=0,1 records=R``) leaves a
+A sweep (``dip -m image=a.png,b.png fit.lr=0.01,0.001 seed=0,1,2 records=R``) leaves a
 record per run under ``R``. :func:`varying_keys` finds the settings that tell them apart
 (dotted config keys whose values differ, those the jobs' ``overrides`` name first; never
 the seed, outputs, execution, the data root, nor keys that follow from the image or from
 another setting); :func:`study_table` averages the seeds of each (image, setting). Written
 into ``O`` (default ``R/studies/<name>_<profile>``, beside the records it reports; name:
 the root folder's; committed studies pass ``O`` under ``results/studies/``):
-``study.csv`` (a row per image and setting: each key, ``runs``, each PSNR field's mean and
-``<field>_std`` over seeds, ``iter_oracle``, ``seconds``), ``study.md`` / ``study.tex``
-(``--metric`` per image and setting, the best of each row in bold, a caption saying
-profile, iterations, device, commits and seeds), ``study.png`` (the metric against the
-varying key, a line per image; a heatmap for two keys, or the two that spread the most)
-and ``study_curves.png`` (mean PSNR against iteration per setting). Records of different
-profiles are never mixed: choose one with ``--profile``.
+
+- ``study.csv``: a row per image and setting: each key, ``runs``, ``seeds``, each PSNR
+  field's mean and ``<field>_std`` over seeds, ``iter_oracle``, ``seconds``;
+- ``study_settings.csv``: a row per setting: each key, ``images``, ``seeds`` (the fewest
+  any image has), ``runs``, each PSNR field's mean over images of the per-image seed
+  means and its 95 % bootstrap interval ``<field>_lo``, ``<field>_hi``
+  (:func:`dip.report.stats.bootstrap`: images, then seeds);
+- ``study.md`` / ``study.tex`` (:mod:`dip.report.study_render`): ``--metric`` per setting
+  and image as mean ± std over seeds, the mean over images with its interval, the seeds
+  behind each row, the best of each column in bold, a caption saying profile,
+  iterations, device, commits and seeds;
+- ``study.png`` and ``study_curves.png`` (:mod:`dip.report.study_figures`): the metric
+  per setting (a heatmap of mean ± interval for two keys) and PSNR curves, a panel per
+  value of the first key.
+
+Records of different profiles are never mixed: choose one with ``--profile``.
 """
 
 from __future__ import annotations
@@ -28,7 +37,10 @@ import pandas as pd
 
 from dip.atomic import atomic_target, write_text
 from dip.errors import DipError, DipNote
+from dip.report.stats import LEVEL
 from dip.report.study_figures import plot_curves, plot_study
+from dip.report.study_render import latex, layout, markdown, span, summary
+from dip.report.study_stats import setting_intervals
 from dip.report.varying import (
     load_study,
     setting_labels,
@@ -36,30 +48,46 @@ from dip.report.varying import (
     varying_keys,
 )
 
-__all__ = ["build_study", "study_table", "pivot", "PSNR_FIELDS"]
+__all__ = ["build_study", "study_table", "study_runs", "pivot", "PSNR_FIELDS"]
 
 PSNR_FIELDS = ("psnr_final", "psnr_avg", "psnr_oracle", "psnr_stop")
+
+
+def study_runs(records: pd.DataFrame, values: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """A row per record: ``image``, ``seed``, ``setting`` (its label), each key's value,
+    the PSNR fields present and ``record``: what :mod:`dip.report.study_stats` reads
+    (``--by seed`` keeps the one ``seed`` column)."""
+    psnr = [f for f in PSNR_FIELDS if f in records and records[f].notna().any()]
+    runs = pd.DataFrame({"image": records["image_id"].astype(str), "seed": records["seed"],
+                         "setting": setting_labels(values, keys)}, index=records.index)
+    own = [k for k in keys if k not in (*runs.columns, *psnr, "record")]
+    return pd.concat([runs, values.reindex(columns=own), records[psnr + ["record"]]], axis=1)
+
+
 def study_table(records: pd.DataFrame, values: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per (image, setting): the key values, runs, means and standard deviations.
 
     ``records`` and ``values`` come from :func:`load_study`, ``keys`` from
     :func:`varying_keys` (or are chosen). Columns: ``image``, each key, ``setting`` (its
-    label), ``runs``, each PSNR field's mean and ``<field>_std`` (ddof 1; NaN with one
-    run), the means of ``iter_oracle`` and ``seconds``; images sorted, settings by value.
+    label), ``runs``, ``seeds`` (distinct), each PSNR field's mean and ``<field>_std``
+    (ddof 1; NaN with one run), the means of ``iter_oracle`` and ``seconds``; images
+    sorted, settings in the keys' natural order.
     """
     df = records.assign(image=records["image_id"].astype(str),
                         setting=setting_labels(values, keys))
     psnr = [f for f in PSNR_FIELDS if f in df and df[f].notna().any()]
     other = [f for f in ("iter_oracle", "seconds") if f in df]
     groups = df.groupby(["image", "setting"], sort=False)
-    table = pd.concat([groups.size().rename("runs"), groups[psnr + other].mean(),
+    table = pd.concat([groups.size().rename("runs"),
+                       groups["seed"].nunique(dropna=False).rename("seeds"),
+                       groups[psnr + other].mean(),
                        groups[psnr].std(ddof=1).add_suffix("_std")], axis=1).reset_index()
     settings = settings_of(values, keys)
     table = table.merge(settings, left_on="setting", right_index=True, how="left")
     rank = {s: i for i, s in enumerate(settings.index)}
     table = table.assign(_rank=table["setting"].map(rank)).sort_values(["image", "_rank"])
     fields = [c for f in psnr for c in (f, f"{f}_std")] + other
-    return table[["image", *keys, "setting", "runs", *fields]].reset_index(drop=True)
+    return table[["image", *keys, "setting", "runs", "seeds", *fields]].reset_index(drop=True)
 
 
 def pivot(table: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -71,12 +99,6 @@ def pivot(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return grid
 
 
-def _best(grid: pd.DataFrame) -> pd.DataFrame:
-    """The cells of each row equal to its maximum at the two decimals shown."""
-    shown = grid.round(2)
-    return shown.eq(shown.max(axis=1), axis=0) & shown.notna()
-
-
 def _caption(records: pd.DataFrame, table: pd.DataFrame, metric: str, name: str) -> str:
     def listed(column, fmt=str):
         if column not in records:
@@ -84,41 +106,16 @@ def _caption(records: pd.DataFrame, table: pd.DataFrame, metric: str, name: str)
         return ", ".join(dict.fromkeys(fmt(v) for v in records[column].dropna())) or "?"
 
     devices = records.get("device_name", pd.Series(dtype=object)).fillna(records["device"])
-    runs = sorted(set(table["runs"]))
-    per_cell = str(runs[0]) if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
-    seeds = sorted({int(s) for s in records["seed"].dropna()})
-    return (f"Study {name}: {metric} (dB) per image and setting, best of each row in bold; "
-            f"profile {listed('profile')}, {listed('num_iter', lambda v: str(int(v)))} "
-            f"iterations, device {', '.join(dict.fromkeys(devices.dropna().astype(str)))}, "
-            f"commit {listed('commit', lambda c: c[:7] + ('+dirty' * c.endswith('+dirty')))}"
-            f", {per_cell} run(s) per cell (seeds {', '.join(map(str, seeds))}).")
-
-
-def _markdown(grid: pd.DataFrame, caption: str, notes: list[str]) -> str:
-    best = _best(grid)
-    cells = grid.apply(lambda col: col.map(lambda v: "–" if pd.isna(v) else f"{v:.2f}"))
-    cells = cells.mask(best, "**" + cells + "**")
-    align = ("left",) + ("right",) * len(grid.columns)
-    body = cells.rename_axis("image").to_markdown(disable_numparse=True, colalign=align)
-    return "\n".join([caption, "", body, *([""] + [f"- {n}" for n in notes] if notes
-                                            else [])]) + "\n"
-
-
-def _latex(grid: pd.DataFrame, caption: str, notes: list[str]) -> str:
-    frame = grid.rename_axis("image").reset_index()
-    best = _best(grid).reset_index(drop=True).replace({True: "textbf:--rwrap;", False: ""})
-    styler = frame.style.hide(axis="index").format(precision=2, na_rep="--")
-    styler = styler.format(escape="latex", subset=["image"]).format_index(escape="latex",
-                                                                          axis=1)
-    styler = styler.apply(lambda _: best, axis=None, subset=list(grid.columns))
-    styler.set_table_styles([{"selector": rule, "props": ":hline;"}  # no booktabs needed
-                             for rule in ("toprule", "midrule", "bottomrule")])
-    tabular = styler.to_latex(column_format="l" + "r" * len(grid.columns))
-    escape = str.maketrans({c: "\\" + c for c in "_&%$#{}"})
-    lines = [r"\begin{table}", r"\centering", rf"\caption{{{caption.translate(escape)}}}",
-             tabular.rstrip("\n")]
-    lines += [r"\par\footnotesize " + n.translate(escape) for n in notes]
-    return "\n".join(lines + [r"\end{table}"]) + "\n"
+    seeds = ", ".join(map(str, sorted({int(s) for s in records["seed"].dropna()})))
+    uneven = "; see the seeds of each setting" if len(set(table["seeds"])) > 1 else ""
+    return (f"Study {name}: {metric} (dB) per setting and image, each image's mean ± std "
+            f"over its seeds; mean: the mean over images of those seed means [its "
+            f"{LEVEL * 100:.0f} % bootstrap interval, images then seeds]; best of each "
+            f"image and of the mean in bold; profile {listed('profile')}, "
+            f"{listed('num_iter', lambda v: str(int(v)))} iterations, device "
+            f"{', '.join(dict.fromkeys(devices.dropna().astype(str)))}, commit "
+            f"{listed('commit', lambda c: c[:7] + ('+dirty' * c.endswith('+dirty')))}, "
+            f"{span(table['seeds'])} seed(s) per cell ({seeds or '?'}{uneven}).")
 
 
 def _notes(keys: list[str], grid: pd.DataFrame) -> list[str]:
@@ -175,18 +172,24 @@ def build_study(root="results/runs", out=None, *, metric: str = "psnr_avg", by=N
         profile = profiles.iloc[0] if len(profiles) else "none"
     name = name or Path(root).resolve().name
     out = Path(out) if out is not None else Path(root) / "studies" / f"{name}_{profile}"
-    table = study_table(records, values, keys)
-    grid = pivot(table, metric)
-    caption, notes = _caption(records, table, metric, name), _notes(keys, grid)
-    text = _markdown(grid, caption, notes)
-    with atomic_target(out / "study.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    paths = [out / "study.csv", write_text(out / "study.md", text),
-             write_text(out / "study.tex", _latex(grid, caption, notes)),
-             plot_study(table, keys, metric, f"{name} ({profile})", out / "study.png")]
-    curve = plot_curves(records, setting_labels(values, keys), list(grid.columns), metric,
-                         f"{name} ({profile}): mean over images and seeds",
-                         out / "study_curves.png")
+    table, runs = study_table(records, values, keys), study_runs(records, values, keys)
+    settings = settings_of(values, keys)
+    intervals = setting_intervals(runs, [f for f in PSNR_FIELDS if f in table],
+                                  list(settings.index))
+    caption = _caption(records, table, metric, name)
+    notes = _notes(keys, pivot(table, metric))
+    frame, best, heads = layout(*summary(table, intervals, metric), settings)
+    text = markdown(frame, best, heads, caption, notes)
+    per_setting = pd.concat([settings.reset_index(drop=True), intervals], axis=1)
+    for file, data in (("study.csv", table), ("study_settings.csv", per_setting)):
+        with atomic_target(out / file) as tmp:
+            data.to_csv(tmp, index=False)
+    title = f"{name} ({profile})"
+    paths = [out / "study.csv", out / "study_settings.csv", write_text(out / "study.md", text),
+             write_text(out / "study.tex", latex(frame, best, heads, caption, notes)),
+             plot_study(runs, table, keys, metric, title, out / "study.png")]
+    curve = plot_curves(runs, keys, metric, f"{title}: PSNR history, mean over images and "
+                        "seeds", out / "study_curves.png")
     if curve is None:
         warnings.warn(f"no record under {root} has a history.csv: no study_curves.png",
                       DipNote, stacklevel=2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -137,10 +138,12 @@ def varying_keys(values: pd.DataFrame, images, named=()) -> list[str]:
 
 
 def setting_order(value):
-    """Sort key of a setting's value: numbers by value, before text."""
+    """Sort key of a setting's value: numbers by value, then text in natural order (the
+    numbers within it by value: 'encdec2' < 'encdec10'), then unset values."""
     if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-        return (0, float(value), "") if not math.isnan(value) else (2, 0.0, "")
-    return (1, 0.0, setting_text(value))
+        return (0, float(value), ()) if not math.isnan(value) else (2, 0.0, ())
+    parts = re.split(r"(\d+)", setting_text(value))
+    return (1, 0.0, tuple(int(p) if i % 2 else p for i, p in enumerate(parts)))
 
 
 def settings_of(values: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
