@@ -5,8 +5,8 @@ groups (this run, the released results, the paper, Δ: :mod:`dip.report.headings
 the column labels, a caption line (experiment, profile, records and seeds, iterations,
 device, CPU, commit, dates, what each group is) and its footnotes; an image row shows a
 DIP column as mean ± std over the image's seeds, a mean row a column of this run as mean
-[lo, hi]. :func:`write_table` writes them, the CSV (full precision, every number in its
-own column: compared by ``python -m dip.report compare``) and ``<stem>.json``: the table's
+[lo, hi]. :func:`write_table` writes them, the CSV (4 decimals, every number in its own
+column: compared by ``python -m dip.report compare``) and ``<stem>.json``: the table's
 provenance (``df.attrs``) as data, which is what :func:`table_cpus` reads. Nothing is ever
 read back from the rendered text.
 """
@@ -86,7 +86,7 @@ def fmt_cell(value, column: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     head = parse(column)
-    integer = head.label in (SEEDS, "runs", "sigma", "factor") or head.label.startswith(
+    integer = head.label in (SEEDS, "sigma", "factor") or head.label.startswith(
         ("iter ", "steps "))
     if integer and isinstance(value, (int, float, np.number)):
         return f"{value:.0f}" if isinstance(value, (float, np.floating)) else str(value)
