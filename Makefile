@@ -116,11 +116,12 @@ study-depth-lr: $(STAMP)
 
 # claims: the scorecard of conf/claims.yaml, results/claims_<profile>.{md,csv,png}, from the
 # committed per-seed rows of the records (results/records/<experiment>_<profile>.csv). The
-# rows are first exported from the records when they are here (RECORDS); on a fresh clone
-# the scorecard rebuilds from the committed rows alone, fitting nothing.
+# rows are first exported from the committed records (results/quick-runs, paper-runs:
+# CLAIMS_RECORDS), fitting nothing; the files rebuild to the byte.
+CLAIMS_RECORDS ?= $(if $(filter paper,$(PROFILE)),results/paper-runs,results/quick-runs)
 claims: $(STAMP)
-	@if [ -d "$(RECORDS)" ]; then \
-	  $(REPORT) export --root $(RECORDS) --profile $(PROFILE) --out results/records; fi
+	@if [ -d "$(CLAIMS_RECORDS)" ]; then \
+	  $(REPORT) export --root $(CLAIMS_RECORDS) --profile $(PROFILE) --out results/records; fi
 	$(REPORT) claims --profile $(PROFILE)
 
 # results/README.md: every committed table, figure and benchmark on one page.
