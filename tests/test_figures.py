@@ -204,8 +204,13 @@ def test_results_readme_shows_every_table_figure_and_benchmark(tmp_path):
                  "table_denoising_quick_stop-wmv_sigma25.png"):
         Image.new("RGB", (4, 4)).save(tmp_path / "figures" / name)
     (tmp_path / "tables" / "table_sr_quick.json").write_text("{}")
+    (tmp_path / "claims_quick.md").write_text("Claims scorecard\n\n| claim |\n| --- |\n")
+    Image.new("RGB", (4, 4)).save(tmp_path / "claims_quick.png")
     assert main(["readme", "--results", str(tmp_path)]) == 0
     text = (tmp_path / "README.md").read_text()
+    first = text.split("\n## ")[1]  # the scorecard leads, with its figure
+    assert first.startswith("Claims scorecard `claims_quick`") and \
+        "![claims_quick](claims_quick.png)" in first
     assert "## Table `table_sr_quick`" in text and "| 1 |" in text
     assert "![fig_kate_quick](figures/fig_kate_quick.png)" in text
     assert "![fig_kate_quick_curves](figures/fig_kate_quick_curves.png)" in text

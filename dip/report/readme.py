@@ -1,4 +1,5 @@
-"""``results/README.md``: the committed tables, figures, studies and benchmarks on one page.
+"""``results/README.md``: the claims scorecard, then the committed tables, figures, studies
+and benchmarks, on one page.
 
 Everything on the page is read from the files under ``results/`` (tables written by
 ``python -m dip.report table``, figures by ``... figure``, studies by ``... study``,
@@ -26,7 +27,8 @@ another CPU model, even with the same pins, single images move by tenths of a dB
 long fit can break down where it did not: docs/reproducibility.md); `paper` results use
 the official settings. The two are never mixed in one column.
 
-Regenerate: `make tables figures PROFILE=quick` (sweeps resume: finished runs are skipped),
+Regenerate: `make claims PROFILE=quick` (the scorecard, from the committed per-seed rows),
+`make tables figures PROFILE=quick` (sweeps resume: finished runs are skipped),
 `make study-depth-lr`, then `make readme`. Check the inpainting table:
 `make reproduce-inpainting`.
 """
@@ -54,6 +56,11 @@ def build_readme(results="results") -> Path:
     found there."""
     results = Path(results)
     parts = [INTRO]
+    for md in sorted(results.glob("claims_*.md")):  # the scorecard leads
+        png = md.with_suffix(".png")
+        shown = f"\n\n![{md.stem}]({png.name})" if png.is_file() else ""
+        parts.append(_section(f"Claims scorecard `{md.stem}`", md.read_text() + "\n\nFiles: "
+                              + f"[{md.name}]({md.name}), [csv]({md.stem}.csv)" + shown))
     tables = sorted((results / "tables").glob("*.md"))
     figures = sorted((results / "figures").glob("*.png"))
     owner = {}  # a table's own figures (grids, curves) go under it: the longest prefix wins
