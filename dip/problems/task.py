@@ -12,6 +12,7 @@ new task needs no edit of a central list.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import pkgutil
 import warnings
@@ -126,8 +127,10 @@ def register(task: Task) -> Task:
     return task
 
 
+@functools.cache
 def _discover() -> None:
-    """Import every module of :mod:`dip.problems`: each task module registers itself."""
+    """Import every module of :mod:`dip.problems` (once): each task module registers
+    itself."""
     package = importlib.import_module("dip.problems")
     for info in pkgutil.iter_modules(package.__path__):
         if info.name not in _BASE:
