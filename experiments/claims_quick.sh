@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quick-profile runs that decide the claims scorecard (conf/claims.yaml), at 3 seeds,
-# in the order of their cost: the three tables, Fig. 2's curves, Fig. 8's architectures,
-# early stopping without ground truth, then the depth x lr study. Finished runs are
+# cheapest verdicts first: denoising (four claims and the seed ensemble), Fig. 2's curves,
+# early stopping without ground truth, inpainting, Fig. 8's architectures, SR, then the
+# depth x lr study. Finished runs are
 # skipped, so the script resumes where it stopped. Each sweep runs JOBS processes of one
 # thread with the AVX2 kernel pins, as `make table-* PROFILE=quick` does.
 #   bash experiments/claims_quick.sh [RECORDS]   (a log per sweep)
@@ -27,13 +28,13 @@ sweep() {  # sweep NAME OVERRIDES...: one sweep, its log, its exit status noted
   echo "$(date -Is) end $name status $?" >> "$LOGS/queue.log"
 }
 SEEDS=seed=0,1,2
-sweep table_inpainting experiment=table_inpainting "$SEEDS" records="$RECORDS"
 sweep table_denoising experiment=table_denoising records="$RECORDS"   # seeds=3 ensembles
-sweep table_sr experiment=table_sr "$SEEDS" records="$RECORDS"
 sweep fig_prior_curves experiment=fig_prior_curves "$SEEDS" records="$RECORDS"
-sweep fig_architectures experiment=fig_architectures "$SEEDS" records="$RECORDS"
 sweep table_denoising_wmv experiment=table_denoising sigma=25 stop=wmv \
   stopping.patience=300 seeds=1 "$SEEDS" records="$RECORDS"
+sweep table_inpainting experiment=table_inpainting "$SEEDS" records="$RECORDS"
+sweep fig_architectures experiment=fig_architectures "$SEEDS" records="$RECORDS"
+sweep table_sr experiment=table_sr "$SEEDS" records="$RECORDS"
 sweep sweep_depth_lr experiment=sweep_depth_lr "$SEEDS" records="$RECORDS/sweep_depth_lr"
 sweep sweep_depth_lr_skip experiment=sweep_depth_lr "$SEEDS" arch=skip5 fit.lr=0.01 \
   records="$RECORDS/sweep_depth_lr"
