@@ -95,6 +95,13 @@ class FitSettings:
         Keep freed memory in the process (:func:`dip.fitting.fast.keep_freed_memory`: faster CPU
         steps, bit-identical results, a larger peak memory); None = on the CPU only.
         Process-wide: once a fit has turned it on, False does not turn it off.
+    snapshot_every : int
+        Keep the output every this many steps (:class:`~dip.fitting.snapshots.Snapshots`,
+        ``FitResult.snapshots``); 0 = none.
+    snapshot_limit : int
+        Most snapshots kept; when reached, every other one goes and the period doubles.
+    snapshot_side : int
+        Longest side of a kept snapshot (area-downscaled above it).
     """
 
     num_iter: int = 3000
@@ -123,6 +130,9 @@ class FitSettings:
     fused_adam: bool | None = None
     cuda_graph: bool | None = None
     keep_memory: bool | None = None
+    snapshot_every: int = 0
+    snapshot_limit: int = 64
+    snapshot_side: int = 256
 
     def __post_init__(self):
         """Convert each value to its type and refuse invalid ones (:class:`SettingError`):
@@ -140,6 +150,9 @@ class FitSettings:
         _choice("amp", self.amp, AMP_MODES)
         _choice("final_input", self.final_input, FINAL_INPUTS)
         _choice("backtrack", self.backtrack, BACKTRACKS)
+        check_int("snapshot_every", self.snapshot_every, 0)
+        check_int("snapshot_limit", self.snapshot_limit, 2)
+        check_int("snapshot_side", self.snapshot_side, 8)
 
 
 @dataclass
@@ -157,7 +170,9 @@ class FitResult:
     updates done; ``resumed_at`` is the step a checkpoint was resumed from (or None);
     ``memory_format`` ('nchw' or 'channels_last') is the layout the net ran in;
     ``graph_steps`` counts the steps run as graph replays (``cuda_graph``; on the CPU by
-    the graph's eager stand-in), 0 when every step ran eagerly.
+    the graph's eager stand-in), 0 when every step ran eagerly. ``snapshots`` are the
+    outputs kept along the fit (``snapshot_every``; :class:`~dip.fitting.snapshots.Frame`),
+    scored against ``snapshots_scored`` ('ground truth' or 'observation').
 
     ``status`` is 'ok', 'stopped' (early stopping ended the run) or 'diverged': the
     backtracking guard gave up, the parameters blew up (non-finite output; ``final`` is
@@ -182,6 +197,8 @@ class FitResult:
     memory_format: str = "nchw"
     graph_steps: int = 0
     stop_average: torch.Tensor | None = None
+    snapshots: list = field(default_factory=list)
+    snapshots_scored: str = "ground truth"
 
 
 def seed_everything(seed: int) -> None:

@@ -30,6 +30,7 @@ from dip.fitting.monitors import (
     StepInfo,
 )
 from dip.fitting.settings import FitResult, FitSettings
+from dip.fitting.snapshots import Snapshots
 from dip.fitting.stopping import Stopper, make_stopper
 from dip.problems.problem import Problem
 
@@ -93,8 +94,8 @@ def commit(info: StepInfo, monitors: list[Monitor], update) -> int:
 def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
     """Backtracking guard (``settings.backtrack``), history, oracle (with ground truth),
     early stopping (unless ``stop='fixed'``), the last input noise (for checkpoints of
-    ``final_input='perturbed'``), an optional progress bar and a note with the
-    expected time of a long CPU fit."""
+    ``final_input='perturbed'``), snapshots (``snapshot_every``), an optional progress
+    bar and a note with the expected time of a long CPU fit."""
     official.check(settings)
     monitors: list[Monitor] = []
     if settings.backtrack == "official":
@@ -110,6 +111,9 @@ def default_monitors(problem: Problem, settings: FitSettings) -> list[Monitor]:
         monitors.append(stopper)
     if settings.final_input == "perturbed" and settings.reg_noise_std > 0:
         monitors.append(official.InputNoise())
+    if settings.snapshot_every:
+        monitors.append(Snapshots(settings.snapshot_every, settings.snapshot_limit,
+                                  settings.snapshot_side))
     if settings.progress:
         monitors.append(Progress(settings.num_iter, settings.record_every))
     monitors.append(ExpectedTime(settings.num_iter, early=settings.stop != "fixed"))
@@ -132,6 +136,7 @@ def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
     history = next((m.frame() for m in monitors if isinstance(m, History)), pd.DataFrame())
     backtrack = next((m for m in monitors if isinstance(m, Backtrack)), None)
     stopper = next((m for m in monitors if isinstance(m, Stopper)), None)
+    snaps = next((m for m in monitors if isinstance(m, Snapshots)), None)
     average = out_avg if out_avg is not None else final
     if not bool(torch.isfinite(final).all()):  # parameters blew up without a NaN loss
         info.status = "diverged"
@@ -154,6 +159,8 @@ def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
         stop=stop, iter_stop=iter_stop, steps=step, resumed_at=resumed_at,
         memory_format="channels_last" if channels_last else "nchw",
         graph_steps=graph_steps, stop_average=stop_average.contiguous(),
+        snapshots=[] if snaps is None else list(snaps.frames),
+        snapshots_scored="ground truth" if problem.gt is not None else "observation",
     )
 
 

@@ -32,7 +32,7 @@ __all__ = ["CONFIG_DIR", "pick", "part", "config_hash", "auto_stop", "IDENTITY_E
            "LEGACY_EXCLUDE", "NEUTRAL", "auto_stopping", "job_overrides", "job_number",
            "parallel_jobs", "legacy_layout", "spelled", "unspelled", "compose_config",
            "with_values", "identify", "place_device", "resolve_threads", "resolve_stop",
-           "given_keys", "explicit_num_iter", "record_dir"]
+           "given_keys", "explicit_num_iter", "record_dir", "override_values"]
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -41,10 +41,11 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 # sit in the keys they set (fit.num_iter, crop, ...), so editing another profile's entry
 # keeps this profile's records. A table's declaration (``table``, a task's ``task.table``)
 # and the compared methods' results scored beside a run (``released``) are no part of what
-# it computes either. A dotted key names a key inside a group.
+# it computes either, nor is what watches it (snapshots, a logger). A dotted key names a
+# key inside a group.
 IDENTITY_EXCLUDE = ("out_dir", "records", "progress", "data", "force", "checkpoint_every",
                     "memory_limit_gb", "fast.keep_memory", "schedule", "table", "task.table",
-                    "released")
+                    "released", "snapshot_every", "snapshot_limit", "snapshot_side", "logger")
 # The identity before ``schedule`` was left out: records made then are still found.
 LEGACY_EXCLUDE = tuple(k for k in IDENTITY_EXCLUDE if k != "schedule")
 
@@ -252,6 +253,23 @@ def with_values(cfg: DictConfig, **values) -> DictConfig:
 
 
 # --- a run's identity -----------------------------------------------------------------
+
+def override_values(overrides) -> dict:
+    """``{key: value}`` of the ``overrides`` that change what a run computes (not
+    :data:`IDENTITY_EXCLUDE`'s keys, nor Hydra's), as Hydra parses them (``fit.lr=0.01`` →
+    0.01, ``arch=encdec6`` → 'encdec6'; a list or a deletion as its text): a sweep's
+    hyperparameters (:mod:`dip.fitting.tensorboard`)."""
+    values = {}
+    for o in OverridesParser.create().parse_overrides(list(overrides)):
+        key = o.get_key_element().lstrip("+~")
+        if key.startswith("hydra") or any(key == k or key.startswith(f"{k}.")
+                                          for k in IDENTITY_EXCLUDE):
+            continue
+        value = o.value() if not o.is_delete() else None
+        values[key] = value if isinstance(value, (bool, int, float, str)) else \
+            o.get_value_element_as_str()
+    return values
+
 
 def given_keys(overrides) -> set[str]:
     """The config keys that ``overrides`` (``key=value`` strings, Hydra's syntax) set."""

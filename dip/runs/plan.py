@@ -24,18 +24,19 @@ from dip.fitting.checkpoint import Checkpoint, discard, load_checkpoint
 from dip.fitting.loop import fit
 from dip.fitting.settings import FitResult, FitSettings, code_channels, seed_everything
 from dip.fitting.step import default_monitors
+from dip.fitting.tensorboard import TensorBoard, require
 from dip.launch.claims import Claim, claim
 from dip.launch.device import pick_device
 from dip.launch.memory import ENV_LIMIT, GB, available_bytes, check_memory, fit_cost
 from dip.problems.problem import Problem
 from dip.runs.announce import announce
-from dip.runs.config import config_hash, identify, job_overrides, unspelled
+from dip.runs.config import config_hash, identify, job_overrides, override_values, unspelled
 from dip.runs.inputs import build_input, build_problem, problem_from
 from dip.runs.records import check_not_foreign, check_writable, existing_record, record_run
 from dip.runs.spec import RunSpec, invalid
 
 __all__ = ["run", "prepare", "execute", "RunPlan", "read_spec", "check_spec", "set_threads",
-           "fit_seeds", "checkpoint_path", "check_fit_memory", "taken"]
+           "fit_seeds", "checkpoint_path", "check_fit_memory", "taken", "LOGGERS"]
 
 
 def read_spec(cfg: DictConfig, overrides=()) -> RunSpec:
@@ -59,6 +60,14 @@ def check_spec(spec: RunSpec) -> None:
     limit = keys.memory_limit_gb
     if limit is not None and not limit > 0:
         raise invalid("memory_limit_gb", limit)
+    logger = spec.logger.get("name", "none")
+    if logger not in LOGGERS:
+        raise DipError(f"logger={logger} is unknown; choose one of {', '.join(LOGGERS)}")
+    if logger == "tensorboard":
+        require()
+
+
+LOGGERS = ("none", "tensorboard")
 
 
 def set_threads(threads) -> None:
@@ -184,13 +193,30 @@ class RunPlan:
         return self.spec.net.build(n_in, self.problem.out_shape[0])
 
     def monitors(self, seed: int) -> list:
-        """The monitors of one seed's fit: :func:`dip.fitting.step.default_monitors` and,
-        when the plan writes a record, the seed's :class:`~dip.fitting.checkpoint.Checkpoint`."""
+        """The monitors of one seed's fit: :func:`dip.fitting.step.default_monitors`, the
+        logger's (:meth:`tensorboard`) and, when the plan writes a record, the seed's
+        :class:`~dip.fitting.checkpoint.Checkpoint`."""
         monitors = default_monitors(self.problem, self.settings(seed))
+        if self.spec.logger.get("name") == "tensorboard":
+            monitors.append(self.tensorboard(seed))
         if self.out is not None:
             monitors.append(Checkpoint(checkpoint_path(self.spec, seed),
                                        self.spec.keys.checkpoint_every, key=self._key(seed)))
         return monitors
+
+    def tensorboard(self, seed: int) -> TensorBoard:
+        """The TensorBoard monitor of one seed's fit: events in ``<logger.dir>/<record
+        name>`` (``/seed<k>`` for each seed of an ensemble), the task, image, net, profile
+        and seed, then the run's overrides, as its hyperparameters."""
+        spec = self.spec
+        name = spec.home.name if spec.home is not None else spec.identity
+        folder = Path(str(spec.logger.get("dir", f"{spec.records}/tb"))) / name
+        if len(self.seeds) > 1:
+            folder = folder / f"seed{int(seed)}"
+        hparams = {"task": spec.task, "image": spec.image, "net": spec.net.name,
+                   "profile": spec.profile, **override_values(self.overrides),
+                   "seed": int(seed)}
+        return TensorBoard(folder, int(spec.logger.get("every") or 10), hparams)
 
     def resume_state(self, seed: int) -> dict | None:
         """The saved state of one seed's fit, when its checkpoint exists (else None)."""

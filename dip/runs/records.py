@@ -31,6 +31,7 @@ from dip.plots import plot_history, side_by_side
 from dip.problems.baselines import label as baseline_label
 from dip.problems.baselines import run_baselines
 from dip.problems.problem import Problem
+from dip.runs.film import write_film
 from dip.runs.inputs import released_scores
 from dip.runs.provenance import (  # noqa: F401  (part of this module's interface)
     KERNEL_PINS,
@@ -52,9 +53,9 @@ __all__ = ["RunRecord", "find_records", "existing_record", "record_run",
 
 # What a record folder may hold: the files :func:`write_record` writes. A folder with
 # anything else belongs to someone else and is never replaced.
-RECORD_FILES = frozenset({"metrics.json", "config.yaml", "history.csv"})
+RECORD_FILES = frozenset({"metrics.json", "config.yaml", "history.csv", "evolution.gif"})
 RECORD_IMAGES = frozenset({"restored", "restored_avg", "restored_stop", "restored_stop_avg",
-                           "corrupted", "gt", "input", "comparison", "curves",
+                           "corrupted", "gt", "input", "comparison", "curves", "filmstrip",
                            "restored_ensemble", "restored_ensemble_avg"})
 
 
@@ -221,6 +222,9 @@ def _write_files(tmp: Path, spec: RunSpec, problem: Problem, result: FitResult,
     result.history.to_csv(tmp / "history.csv", index=False)
     plot_history(result.history, tmp / "curves.png",
                  title=f"{spec.task} · {spec.image} · profile {spec.profile}")
+    write_film(tmp, problem, result, stop_name=None if spec.stop == "fixed" else spec.stop,
+               title=f"{spec.task} · {spec.image} · profile {spec.profile} · seed "
+                     f"{spec.keys.seed}")
     (tmp / "config.yaml").write_text(yaml.safe_dump(
         _plain(spec.config), sort_keys=False, allow_unicode=True, default_flow_style=False),
         encoding="utf-8")

@@ -34,6 +34,8 @@ FAST_KEYS = ("amp", "channels_last", "compile", "fused_adam", "cuda_graph", "kee
 CONFIG_KEYS = {"stop": "stop", "stop_window": "stopping.window",
                "stop_patience": "stopping.patience", "stop_alpha": "stopping.alpha",
                "seed": "seed", "device": "device", "progress": "progress",
+               "snapshot_every": "snapshot_every", "snapshot_limit": "snapshot_limit",
+               "snapshot_side": "snapshot_side",
                **{k: f"fast.{k}" for k in FAST_KEYS}}
 """FitSettings field → the config key it comes from (others: ``fit.<field>``)."""
 
@@ -62,6 +64,9 @@ class RunKeys:
     seed: int = 0
     seeds: int = _key(1, "a positive integer")
     checkpoint_every: int = _key(0, "an integer >= 0")
+    snapshot_every: int = 0  # its range: FitSettings
+    snapshot_limit: int = 64
+    snapshot_side: int = 256
     memory_limit_gb: float | None = _key(None, "a positive number of GB or null (the free "
                                                "memory)")
     progress: bool = True
@@ -147,6 +152,8 @@ class RunSpec:
 
     ``released``: name → image spec of the compared methods' released results for this
     image (scored through the run's crop: :func:`dip.runs.inputs.released_scores`).
+    ``logger``: what watches the run as it goes (``name``: none or tensorboard, its
+    ``dir`` and ``every``: :mod:`dip.fitting.tensorboard`).
     ``config`` is the resolved config as ``config.yaml`` holds it; ``identity`` the
     run's config hash (:func:`dip.runs.config.config_hash`) and ``home`` its record
     folder, when the spec is a new run's (else empty).
@@ -175,6 +182,7 @@ class RunSpec:
     out_dir: str | None = None
     records: str = "results/runs"
     released: Mapping = field(default_factory=dict)
+    logger: Mapping = field(default_factory=lambda: MappingProxyType({"name": "none"}))
     identity: str = ""
     home: Path | None = None
 
@@ -197,8 +205,9 @@ class RunSpec:
             profile=str((get("profile") or {}).get("name", "")), name=get("name"),
             label=get("label"), dataset=get("dataset"), out_dir=get("out_dir"),
             records=str(get("records", "results/runs")),
-            released=MappingProxyType(dict(get("released") or {})), identity=identity,
-            home=home)
+            released=MappingProxyType(dict(get("released") or {})),
+            logger=MappingProxyType(dict(get("logger") or {"name": "none"})),
+            identity=identity, home=home)
 
     @property
     def seeds(self) -> list[int]:
@@ -241,7 +250,10 @@ class RunSpec:
                                stop_patience=s.get("patience", 1000),
                                stop_alpha=s.get("alpha", 0.1),
                                seed=self.keys.seed if seed is None else int(seed),
-                               device=self.device, progress=self.keys.progress)
+                               device=self.device, progress=self.keys.progress,
+                               snapshot_every=self.keys.snapshot_every,
+                               snapshot_limit=self.keys.snapshot_limit,
+                               snapshot_side=self.keys.snapshot_side)
         except SettingError as err:
             key = CONFIG_KEYS.get(err.field, f"fit.{err.field}")
             raise DipError(f"{key}={err.value} is {err.word}; {err.hint}") from None

@@ -1,0 +1,154 @@
+"""A record's film of its fit: ``filmstrip.png`` and ``evolution.gif``, from its snapshots.
+
+The filmstrip is one row of at most :data:`STRIP_FRAMES` snapshots, evenly spaced over
+the fit (:class:`~dip.fitting.snapshots.Frame`), each with its step and PSNR under it;
+the output at the early-stopping point (``stop=wmv`` / ``emv``) is put in its place in
+red, and the final output closes the row. The GIF plays every snapshot, then holds the
+final output, each frame with its step and PSNR in a strip beneath.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from dip.atomic import atomic_target
+from dip.fitting.settings import FitResult
+from dip.fitting.snapshots import Frame, to_pixels
+from dip.plots import plt, save_figure
+from dip.problems.metrics import psnr
+from dip.problems.problem import Problem
+
+__all__ = ["Shot", "strip_frames", "filmstrip", "evolution_gif", "write_film", "STRIP_FRAMES",
+           "FILM_FILES"]
+
+STRIP_FRAMES = 8  # snapshots in a filmstrip's row (besides the stop and the final output)
+FILM_FILES = ("filmstrip.png", "evolution.gif")
+STOP_RED = "#d62728"
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A frame of the film, its label ('step 300', 'wmv stop, step 420', 'final') and
+    whether it is the early-stopping point."""
+
+    frame: Frame
+    label: str
+    stop: bool = False
+
+
+def strip_frames(frames: list[Frame], n: int = STRIP_FRAMES) -> list[Frame]:
+    """At most ``n`` of ``frames``, evenly spaced, the first and the last among them."""
+    if len(frames) <= n:
+        return list(frames)
+    picks = np.unique(np.round(np.linspace(0, len(frames) - 1, n)).astype(int))
+    return [frames[i] for i in picks]
+
+
+def _shots(frames: list[Frame], final: Frame, stop: Frame | None, stop_name: str):
+    shots = [Shot(f, f"step {f.step}") for f in frames]
+    if stop is not None:
+        at = next((i for i, s in enumerate(shots) if s.frame.step >= stop.step), len(shots))
+        shots = [s for s in shots if s.frame.step != stop.step]
+        shots.insert(min(at, len(shots)), Shot(stop, f"{stop_name} stop, step {stop.step}",
+                                               stop=True))
+    return shots + [Shot(final, f"final, step {final.step}")]
+
+
+def _psnr(value: float) -> str:
+    return f"{value:.2f} dB" if math.isfinite(value) else "–"
+
+
+def filmstrip(frames: list[Frame], final: Frame, path, *, stop: Frame | None = None,
+              stop_name: str = "early", scored: str = "ground truth",
+              title: str = "") -> Path:
+    """One row: :func:`strip_frames` of ``frames``, the ``stop`` frame in red where it
+    falls, then ``final``; step and PSNR under each. Written to ``path``."""
+    shots = _shots(strip_frames(frames), final, stop, stop_name)
+    h, w = final.pixels.shape[:2]
+    panel = 1.7
+    fig, axes = plt.subplots(1, len(shots), figsize=(panel * len(shots),
+                                                     panel * h / w + 0.75), squeeze=False)
+    for ax, shot in zip(axes[0], shots, strict=True):
+        px = shot.frame.pixels
+        grey = px.shape[2] == 1
+        ax.imshow(px[..., 0] if grey else px, cmap="gray" if grey else None, vmin=0,
+                  vmax=255, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        colour = STOP_RED if shot.stop else "#999999"
+        for spine in ax.spines.values():
+            spine.set_edgecolor(colour)
+            spine.set_linewidth(2.5 if shot.stop else 0.5)
+        ax.set_xlabel(f"{shot.label}\n{_psnr(shot.frame.psnr)}", fontsize=7,
+                      color=STOP_RED if shot.stop else "black")
+    fig.suptitle(f"{title}\nPSNR against the {scored}" if title else
+                 f"PSNR against the {scored}", fontsize=8)
+    return save_figure(fig, path)
+
+
+def _caption(shot: Shot, width: int) -> Image.Image:
+    bar = Image.new("RGB", (width, 14), "white")
+    ImageDraw.Draw(bar).text((3, 2), f"{shot.label}  {_psnr(shot.frame.psnr)}",
+                             fill=(214, 39, 40) if shot.stop else (0, 0, 0))
+    return bar
+
+
+def evolution_gif(frames: list[Frame], final: Frame, path, *, frame_ms: int = 120,
+                  hold_ms: int = 1500, min_width: int = 160) -> Path:
+    """Every one of ``frames``, then ``final`` held ``hold_ms``, as an endlessly looping
+    GIF at ``path``; images narrower than ``min_width`` are enlarged (nearest)."""
+    shots = [Shot(f, f"step {f.step}") for f in frames] + [Shot(final, "final")]
+    images = []
+    for shot in shots:
+        px = shot.frame.pixels
+        img = Image.fromarray(px[..., 0] if px.shape[2] == 1 else px).convert("RGB")
+        if img.width < min_width:
+            k = math.ceil(min_width / img.width)
+            img = img.resize((img.width * k, img.height * k), Image.NEAREST)
+        canvas = Image.new("RGB", (img.width, img.height + 14), "white")
+        canvas.paste(img, (0, 0))
+        canvas.paste(_caption(shot, img.width), (0, img.height))
+        images.append(canvas)
+    durations = [frame_ms] * (len(images) - 1) + [hold_ms]
+    with atomic_target(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=durations, loop=0, optimize=False)
+    return Path(path)
+
+
+def _score(problem: Problem, image: torch.Tensor) -> float:
+    """What the snapshots are scored by: the task's metric against the ground truth, else
+    the PSNR of A(image) against the observation."""
+    if problem.gt is not None:
+        return problem.score(image)
+    with torch.no_grad():
+        return psnr(problem.observation[0], problem.operator(image)[0].clamp(0, 1))
+
+
+def write_film(folder, problem: Problem, result: FitResult, *, stop_name: str | None = None,
+               title: str = "") -> list[Path]:
+    """``filmstrip.png`` and ``evolution.gif`` in ``folder`` from ``result.snapshots``
+    (nothing without snapshots), with the final output after them and, for a run that
+    stops early (``stop_name``: 'wmv', 'emv'), its stopping point."""
+    frames = result.snapshots
+    if not frames:
+        return []
+    side = max(frames[0].pixels.shape[:2])
+
+    def frame(step: int, image: torch.Tensor) -> Frame:
+        return Frame(int(step), _score(problem, image), to_pixels(image, side))
+
+    final = frame(result.steps, result.final)
+    stop = None
+    if stop_name and result.iter_stop is not None and result.stop is not None:
+        stop = frame(result.iter_stop, result.stop)
+    folder = Path(folder)
+    return [filmstrip(frames, final, folder / FILM_FILES[0], stop=stop, title=title,
+                      stop_name=stop_name or "early", scored=result.snapshots_scored),
+            evolution_gif(frames, final, folder / FILM_FILES[1])]
