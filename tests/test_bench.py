@@ -275,7 +275,7 @@ def test_a_run_of_no_section_still_writes_the_compute_rates(tmp_path, monkeypatc
 
     monkeypatch.setattr(measure, "gemm_gflop_s", lambda device, threads=None: 50.0)
     res = bench.main(["--quick", "--device", "cpu", "--out", str(tmp_path), "--name", "x",
-                      "--skip", "single,batched,memory"])
+                      "--skip", "single,batched,watch,memory"])
     assert res["gflop_per_iter"] == {"64": 7.189, "128": 28.754, "256": 115.018,
                                      "512": 460.071}
     assert res["gemm_gflop_s"] == {"1": 50.0, str(torch.get_num_threads()): 50.0}
@@ -323,3 +323,20 @@ def test_plans_per_device_and_for_quick():
     assert {cuda.reference(v) for v in cuda.variants} == {"in-process"}
     with pytest.raises(DipError, match="unknown variant 'fp32-graph' here; choose from"):
         plan_for("cpu", variants=["fp32-graph"])
+
+
+def test_the_watch_row_times_snapshots_and_tensorboard_within_a_fit():
+    pytest.importorskip("tensorboard")
+    from dip.bench.report import markdown
+    from dip.bench.watch import bench_watch
+
+    row = bench_watch(64, 12, torch.device("cpu"), lambda msg: None, every=4)
+    assert (row["steps"], row["snapshots"], row["tensorboard_every"]) == (12, 3, 10)
+    assert row["step_s"] > 0 and 0 < row["snapshots_s_per_step"] < row["step_s"]
+    assert row["tensorboard_pct"] > 0
+    res = {"device_name": "cpu", "torch": "2", "threads": 2, "commit": "abc", "date": "d",
+           "quick": True, "note": "n", "method": "m", "single": [], "batched": [],
+           "peak_mem_mb": {}, "watch": {"64": row}}
+    text = markdown(res)
+    assert "## Watching a fit" in text and f"| 64² | ×0.5 | 12 | {row['step_s']:.4f} | 4 |" \
+        in text

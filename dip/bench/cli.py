@@ -10,6 +10,7 @@ run its sections in order (:func:`run_sections`) and write the results after eac
 from __future__ import annotations
 
 import argparse
+import importlib.util
 
 import torch
 
@@ -19,12 +20,14 @@ from dip.bench.memory import bench_memory, measure_memory
 from dip.bench.plans import Plan, chosen, plan_for
 from dip.bench.reference import serve_reference
 from dip.bench.report import ResultsFile, device_slug, new_results
+from dip.bench.watch import bench_watch
 from dip.errors import DipError
+from dip.fitting.tensorboard import INSTALL
 
 __all__ = ["main", "parser", "run_sections", "sides", "SECTIONS"]
 
 # The sections --skip may leave out.
-SECTIONS = ("single", "batched", "memory")
+SECTIONS = ("single", "batched", "watch", "memory")
 
 
 def sides(text: str) -> tuple[int, ...]:
@@ -58,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--check-crop", type=int, default=None, metavar="SIDE",
                     help="run those checks on a centre SIDE×SIDE crop (e.g. 128 on a CPU)")
     ap.add_argument("--skip", default="", help="comma-separated sections to leave out: "
-                    "single, batched, memory")
+                    "single, batched, watch, memory")
     ap.add_argument("--name", default=None, help="file name instead of the device's")
     ap.add_argument("--sizes", type=sides, default=None,
                     help="comma-separated image sides of the single section (e.g. 256,512)")
@@ -85,9 +88,9 @@ def _log(msg: str) -> None:
 def run_sections(plan: Plan, res: dict, device, save, log=_log, skip=(), graph_iters=0,
                  amp_iters=0, crop=None) -> dict:
     """Measure ``plan``'s sections into ``res`` and ``save(res)`` after each one: the
-    compute rates, single rows, batched rows, the graph and amp checks when their
-    ``*_iters`` are set (on a centre ``crop`` when given), and peak memory; the
-    sections in ``skip`` are left out. ``res['complete']`` is set at the end."""
+    compute rates, single rows, batched rows, the cost of watching a fit, the graph and
+    amp checks when their ``*_iters`` are set (on a centre ``crop`` when given), and peak
+    memory; the sections in ``skip`` are left out. ``res['complete']`` is set at the end."""
     res.update(compute_rates(plan.gflop_sizes(), device))
     log("compute rate: " + ", ".join(f"{k}² {v} GFLOP a step"
                                      for k, v in res["gflop_per_iter"].items())
@@ -104,6 +107,13 @@ def run_sections(plan: Plan, res: dict, device, save, log=_log, skip=(), graph_i
         for s in plan.batched_sizes:
             res["batched"] += bench_batched(s, plan.ns, plan.engines, plan.batched_repeats(s),
                                             plan.batched_steps, device, log)
+            save(res)
+    if "watch" not in skip:
+        if importlib.util.find_spec("tensorboard") is None:
+            log(f"watch: skipped (no tensorboard package; {INSTALL})")
+        else:
+            size, steps = plan.watch
+            res["watch"] = {str(size): bench_watch(size, steps, device, log)}
             save(res)
     if graph_iters:
         res["graph_check"] = graph_check(device, log, graph_iters, crop=crop)

@@ -67,6 +67,9 @@ class Plan:
         Sides of the single fits whose peak memory is measured.
     mem_batched : tuple of (int, int)
         (side, N) of the batched fits whose peak memory is measured.
+    watch : (int, int)
+        (side, steps) of the fit whose snapshots and TensorBoard are timed
+        (:mod:`dip.bench.watch`).
     """
 
     device_type: str
@@ -83,6 +86,7 @@ class Plan:
     mem_batched: tuple[tuple[int, int], ...]
     big_repeats: int = 1
     big_steps: int = 2
+    watch: tuple[int, int] = (128, 300)
 
     def reference(self, variant: str) -> str:
         """Where the reference of a single row runs (a key of
@@ -133,12 +137,12 @@ def plan_for(device_type: str, quick: bool = False, *, sizes: Sequence[int] | No
     if quick and not cuda and not variants:
         table = {k: v for k, v in CPU_VARIANTS.items() if k != "bf16"}
     base = dict(sizes=(64, 128, 256), big=(), repeats=2, steps=3, batched_sizes=(64,),
-                mem_batched=((64, 8),))
+                mem_batched=((64, 8),), watch=(128, 200))
     if not quick:
         base.update(big=(512,), repeats=3, steps=4, batched_sizes=(64, 128),
-                    mem_batched=((64, 8), (128, 8)))
+                    mem_batched=((64, 8), (128, 8)), watch=(128, 400))
     if cuda:  # steps cost milliseconds: more of them, all sizes
-        base.update(sizes=(64, 128, 256, 512), big=(), repeats=3, steps=20,
+        base.update(sizes=(64, 128, 256, 512), big=(), repeats=3, steps=20, watch=(256, 1000),
                     batched_sizes=base["batched_sizes"] + (256,),
                     mem_batched=base["mem_batched"] + ((256, 8),))
     if sizes:

@@ -62,7 +62,7 @@ def new_results(device, quick: bool, note: str = "") -> dict:
         "quick": bool(quick), "note": note or default_note(device),
         "single": [], "batched": [], "peak_mem_mb": {}, "peak_mem_batched_mb": {},
         "gflop_per_iter": {}, "gemm_gflop_s": None, "gemm_side": None,
-        "amp_check": None, "graph_check": None,
+        "amp_check": None, "graph_check": None, "watch": {},
         "method": ("median step times; ours = dip.fitting.loop.fit with its default monitors, "
                    "reference = eager loop in dip/bench/reference.py; memory = "
                    + ("torch.cuda.max_memory_allocated" if cuda else
@@ -136,6 +136,23 @@ def _check_lines(title, key, check):
     return lines
 
 
+def _watch_lines(watch: dict) -> list[str]:
+    """The cost of watching a fit (:mod:`dip.bench.watch`), a row per size."""
+    if not watch:
+        return []
+    lines = ["", "## Watching a fit: what snapshots and TensorBoard add to a step", "",
+             "| size | net widths | steps | step s | snapshots every | s a step | % | "
+             "TensorBoard every | s a step | % |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for key, r in watch.items():
+        lines.append(f"| {key}² | ×{r['width_scale']} | {r['steps']} | {r['step_s']:.4f} | "
+                     f"{r['snapshot_every']} | {r['snapshots_s_per_step']:.6f} | "
+                     f"{r['snapshots_pct']:.2f} | {r['tensorboard_every']} | "
+                     f"{r['tensorboard_s_per_step']:.6f} | {r['tensorboard_pct']:.2f} |")
+    return lines + ["", "The seconds a step spends in the two monitors' hooks, averaged over "
+                    "the fit, over its median step (the quick profile's snapshot period)."]
+
+
 def _header_lines(res, parts):
     """Title, the newest run's torch/threads/commit, the note and the runs merged."""
     lines = [f"# Benchmark on {res['device_name']}", "",
@@ -203,6 +220,7 @@ def markdown(res: dict) -> str:
     for key, mb in res.get("peak_mem_batched_mb", {}).items():
         size, n = key.split("x")
         lines.append(f"| {size}² | {n} | {mb} |")
+    lines += _watch_lines(res.get("watch") or {})
     amp, graph = res.get("amp_check"), res.get("graph_check")
     if amp:
         lines += _check_lines("bf16 autocast vs fp32", "amp", amp)
@@ -231,7 +249,7 @@ def merge(old: dict, new: dict, part: dict) -> dict:
 
     rows("single", lambda r: (r["size"], r.get("variant", "default")))
     rows("batched", lambda r: (r["size"], r["n"], r.get("engine", "grouped")))
-    for key in ("peak_mem_mb", "peak_mem_batched_mb", "gflop_per_iter"):
+    for key in ("peak_mem_mb", "peak_mem_batched_mb", "gflop_per_iter", "watch"):
         res[key] = {**old.get(key, {}), **new.get(key, {})}
     for key in ("gemm_gflop_s", "gemm_side"):
         res[key] = new.get(key) or old.get(key)

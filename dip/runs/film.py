@@ -27,7 +27,7 @@ from dip.problems.problem import Problem
 __all__ = ["Shot", "strip_frames", "filmstrip", "evolution_gif", "write_film", "STRIP_FRAMES",
            "FILM_FILES"]
 
-STRIP_FRAMES = 8  # snapshots in a filmstrip's row (besides the stop and the final output)
+STRIP_FRAMES = 9  # snapshots in a filmstrip's row (besides the stop and the final output)
 FILM_FILES = ("filmstrip.png", "evolution.gif")
 STOP_RED = "#d62728"
 
