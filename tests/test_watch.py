@@ -8,14 +8,24 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, Crash, CrashAt, dip_main, make_cfg, same, settings, small_net
-from conftest import smooth_image, smooth_png
+from conftest import (
+    FAST,
+    Crash,
+    CrashAt,
+    dip_main,
+    make_cfg,
+    same,
+    settings,
+    small_net,
+    smooth_image,
+    smooth_png,
+)
 from PIL import Image
 
 from dip import DipError
 from dip.fitting.checkpoint import Checkpoint, load_checkpoint
 from dip.fitting.loop import fit
-from dip.fitting.snapshots import Snapshots, to_pixels
+from dip.fitting.snapshots import to_pixels
 from dip.fitting.step import default_monitors
 from dip.problems.denoising import denoising
 from dip.runs.config import config_hash
@@ -206,3 +216,19 @@ def test_without_tensorboard_the_logger_is_one_line(tmp_path, monkeypatch, capsy
         from dip.fitting.tensorboard import require
 
         require()
+
+
+@pytest.mark.parametrize("engine", ["grouped", "threads"])
+def test_batched_runs_take_the_snapshots_separate_fits_take(float64, engine):
+    from conftest import RUNS, batch_nets, batch_problems, batch_settings
+
+    from dip.fitting.batched import fit_batched
+
+    sets = [batch_settings(**r, snapshot_every=2) for r in RUNS]
+    seq = [fit(n, p, s) for n, p, s in zip(batch_nets(), batch_problems(), sets, strict=True)]
+    bat = fit_batched(batch_nets(), batch_problems(), sets, engine=engine)
+    for a, b in zip(seq, bat, strict=True):
+        assert [f.step for f in a.snapshots] == [f.step for f in b.snapshots]
+        assert all(np.abs(x.pixels.astype(int) - y.pixels.astype(int)).max() <= 1
+                   for x, y in zip(a.snapshots, b.snapshots, strict=True))
+    assert [len(r.snapshots) for r in bat] == [6, 6, 5]
