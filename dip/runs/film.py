@@ -73,7 +73,8 @@ def filmstrip(frames: list[Frame], final: Frame, path, *, stop: Frame | None = N
     h, w = final.pixels.shape[:2]
     panel = 1.7
     fig, axes = plt.subplots(1, len(shots), figsize=(panel * len(shots),
-                                                     panel * h / w + 0.75), squeeze=False)
+                                                     panel * h / w + 0.75), squeeze=False,
+                             layout="constrained")
     for ax, shot in zip(axes[0], shots, strict=True):
         px = shot.frame.pixels
         grey = px.shape[2] == 1
