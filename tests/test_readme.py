@@ -58,6 +58,36 @@ def test_the_readme_headline_is_the_committed_tables_means(label):
         f"README's '{label}' row is not the mean row of results/tables/table_{table}_quick.csv")
 
 
+def _readme_claims() -> dict[str, list[str]]:
+    """Claim id → the cells of its row in the README's scorecard table."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Results at a glance", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `"):
+            rows[cells[0].strip("`")] = cells[1:]
+    return rows
+
+
+def test_the_readme_leads_with_the_committed_scorecards_verdicts():
+    card = pd.read_csv(ROOT / "results" / "claims_quick.csv")
+    card = card[~card["link"]].set_index("id")
+    rows = _readme_claims()
+    decided = card[card["verdict"] != "no records"]
+    assert set(rows) == set(decided.index), "the README lists each decided claim, no other"
+    for cid, cells in rows.items():
+        claim = decided.loc[cid]
+        assert cells[1] == f"**{claim['verdict']}**", cid
+        shown = [float(x) for x in re.findall(r"[+-]\d+\.\d\d", cells[2])]
+        want = [claim["measured"], claim["lo"], claim["hi"]]
+        assert shown[:3] == pytest.approx(want, abs=0.0051), cid
+        assert f"{claim['partial']}" in cells[2] or claim["partial"] == "", cid
+    waiting = (card["verdict"] == "no records").sum()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"{waiting} claims await their records" in text
+
+
 def _python_example() -> list[str]:
     """The README's Python lines ('Restore your own image', after 'From Python')."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -39,6 +39,9 @@ __all__ = ["run", "prepare", "execute", "RunPlan", "read_spec", "check_spec", "s
            "fit_seeds", "checkpoint_path", "check_fit_memory", "taken", "LOGGERS"]
 
 
+LOGGERS = ("none", "tensorboard")  # conf/logger/: what watches a run besides its record
+
+
 def read_spec(cfg: DictConfig, overrides=()) -> RunSpec:
     """The typed spec of a composed config, its identity resolved
     (:func:`dip.runs.config.identify`, in place) and its record folder found: the one
@@ -65,9 +68,6 @@ def check_spec(spec: RunSpec) -> None:
         raise DipError(f"logger={logger} is unknown; choose one of {', '.join(LOGGERS)}")
     if logger == "tensorboard":
         require()
-
-
-LOGGERS = ("none", "tensorboard")
 
 
 def set_threads(threads) -> None:
