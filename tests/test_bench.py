@@ -340,3 +340,16 @@ def test_the_watch_row_times_snapshots_and_tensorboard_within_a_fit():
     text = markdown(res)
     assert "## Watching a fit" in text and f"| 64² | ×0.5 | 12 | {row['step_s']:.4f} | 4 |" \
         in text
+
+
+def test_a_watch_only_run_merges_its_row_and_keeps_the_step_rows_rate():
+    from dip.bench import merge
+
+    old = {"commit": "a", "single": [{"size": 64, "ratio": 1.0}], "batched": [],
+           "gemm_gflop_s": {"1": 75.0}, "gemm_side": 1024, "watch": {}}
+    new = {"note": "n", "complete": True, "single": [], "batched": [],
+           "gemm_gflop_s": {"1": 31.0}, "gemm_side": 1024, "watch": {"128": {"steps": 4}}}
+    res = merge(old, new, {"commit": "b"})
+    assert res["gemm_gflop_s"] == {"1": 75.0} and res["watch"] == {"128": {"steps": 4}}
+    timed = merge(old, {**new, "single": [{"size": 64, "ratio": 0.9}]}, {"commit": "b"})
+    assert timed["gemm_gflop_s"] == {"1": 31.0}

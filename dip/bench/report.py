@@ -147,8 +147,8 @@ def _watch_lines(watch: dict) -> list[str]:
     for key, r in watch.items():
         lines.append(f"| {key}² | ×{r['width_scale']} | {r['steps']} | {r['step_s']:.4f} | "
                      f"{r['snapshot_every']} | {r['snapshots_s_per_step']:.6f} | "
-                     f"{r['snapshots_pct']:.2f} | {r['tensorboard_every']} | "
-                     f"{r['tensorboard_s_per_step']:.6f} | {r['tensorboard_pct']:.2f} |")
+                     f"{r['snapshots_pct']:.3f} | {r['tensorboard_every']} | "
+                     f"{r['tensorboard_s_per_step']:.6f} | {r['tensorboard_pct']:.3f} |")
     return lines + ["", "The seconds a step spends in the two monitors' hooks, averaged over "
                     "the fit, over its median step (the quick profile's snapshot period)."]
 
@@ -238,7 +238,8 @@ def merge(old: dict, new: dict, part: dict) -> dict:
     batched rows by (size, n, engine), memory by key, checks when run; ``parts`` lists
     the runs that contributed (``part``: commit, date, torch, seconds of this one), each
     row keeps the commit that measured it, and the header fields (commit, date, torch,
-    threads) are the newest run's."""
+    threads) are the newest run's. The matrix product's rate is replaced only by a run
+    that timed steps too (a watch-only run keeps the rate its step rows were set against)."""
     res = dict(old)
 
     def rows(key, ident):
@@ -251,8 +252,9 @@ def merge(old: dict, new: dict, part: dict) -> dict:
     rows("batched", lambda r: (r["size"], r["n"], r.get("engine", "grouped")))
     for key in ("peak_mem_mb", "peak_mem_batched_mb", "gflop_per_iter", "watch"):
         res[key] = {**old.get(key, {}), **new.get(key, {})}
-    for key in ("gemm_gflop_s", "gemm_side"):
-        res[key] = new.get(key) or old.get(key)
+    timed_steps = bool(new.get("single") or new.get("batched"))
+    for key in ("gemm_gflop_s", "gemm_side"):  # the rate the step rows are set against
+        res[key] = (new.get(key) if timed_steps else None) or old.get(key)
     for key in ("amp_check", "graph_check"):
         if new.get(key) is not None:
             res[key] = new[key]
