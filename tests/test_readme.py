@@ -58,36 +58,42 @@ def test_the_readme_headline_is_the_committed_tables_means(label):
         f"README's '{label}' row is not the mean row of results/tables/table_{table}_quick.csv")
 
 
-def _readme_claims() -> dict[str, list[str]]:
-    """Claim id → the cells of its row in the README's scorecard table."""
+def test_the_readme_leads_with_the_committed_scorecards_verdicts():
+    from dip.report.readme import VERDICTS, verdicts
+
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## Results at a glance", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| `"):
-            rows[cells[0].split("`")[1]] = cells[1:]
-    return rows
+    assert section.strip().split("\n\n")[1].startswith(VERDICTS[0]), "the verdicts lead"
+    block = section.split(VERDICTS[0] + "\n", 1)[1].split("\n" + VERDICTS[1], 1)[0]
+    assert block == verdicts(ROOT / "results" / "claims_quick.csv"), "run make readme"
 
 
-def test_the_readme_leads_with_the_committed_scorecards_verdicts():
-    card = pd.read_csv(ROOT / "results" / "claims_quick.csv")
-    card = card[~card["link"]].set_index("id")
-    rows = _readme_claims()
-    decided = card[card["verdict"] != "no records"]
-    assert set(rows) == set(decided.index), "the README lists each decided claim, no other"
-    for cid, cells in rows.items():
-        claim = decided.loc[cid]
-        assert cells[0] == f"**{claim['verdict']}**", cid
-        if pd.notna(claim["measured"]):  # an ordering's numbers are its links'
-            shown = [float(x) for x in re.findall(r"[+-]\d+\.\d\d", cells[1])]
-            want = [claim["measured"], claim["lo"], claim["hi"]]
-            assert shown[:3] == pytest.approx(want, abs=0.0051), cid
-        if pd.notna(claim["partial"]):  # resting on fewer images than the claim's
-            assert claim["partial"] in cells[1], cid
-    waiting = (card["verdict"] == "no records").sum()
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"{waiting} claims await their records" in text
+def test_the_verdicts_block_shows_each_decided_claim_with_its_interval(tmp_path):
+    from dip.report.readme import front_verdicts, verdicts
+
+    csv = tmp_path / "claims.csv"
+    pd.DataFrame([
+        {"id": "a", "claim": "A beats B", "source": "Table 1 (x)", "link": False,
+         "verdict": "reproduced", "measured": 2.5617, "lo": 1.8044, "hi": 3.3315,
+         "partial": "4 of 11", "paper": 2.2973},
+        {"id": "b", "claim": "C within D", "source": "Table 2 (y)", "link": False,
+         "verdict": "contradicted", "measured": -0.984, "lo": -1.27, "hi": -0.676,
+         "partial": None, "paper": -0.1253},
+        {"id": "b: x vs y", "claim": "", "source": "", "link": True, "verdict": "no records",
+         "measured": None, "lo": None, "hi": None, "partial": "0 of 1", "paper": None},
+        {"id": "c", "claim": "E", "source": "Fig. 2 (z)", "link": False,
+         "verdict": "no records", "measured": None, "lo": None, "hi": None,
+         "partial": "0 of 1", "paper": None}]).to_csv(csv, index=False)
+    block = verdicts(csv).splitlines()
+    assert block[2] == "| `a`: A beats B | **reproduced** | +2.56 [+1.80, +3.33], 4 of 11 " \
+                       "images | +2.30 |"
+    assert block[3] == "| `b`: C within D | **contradicted** | -0.98 [-1.27, -0.68] | -0.13 |"
+    assert block[-1] == "1 claims await their records (Fig. 2): `experiments/claims_quick.sh`."
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- verdicts: make readme writes this block from "
+                      "results/claims_quick.csv -->\nold\n<!-- /verdicts -->\nend\n")
+    front_verdicts(readme, csv)
+    assert readme.read_text().endswith(verdicts(csv) + "\n<!-- /verdicts -->\nend\n")
 
 
 def _python_example() -> list[str]:

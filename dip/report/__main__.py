@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from dip.errors import DipError
 
@@ -84,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                         "reference's rows that it has")
     r = sub.add_parser("readme", help="results/README.md from the tables, figures, benchmarks",
                        description="Write <results>/README.md showing every table, figure "
-                                   "and benchmark found under <results>.")
+                                   "and benchmark found under <results> (for ./results, also "
+                                   "the verdicts block of ./README.md).")
     r.add_argument("--results", default="results", help="results folder (default: results)")
     _study_parser(sub)
     _claims_parsers(sub)
@@ -179,9 +181,11 @@ def _compare(args) -> int:
 
 
 def _readme(args) -> int:
-    from dip.report.readme import build_readme
+    from dip.report.readme import build_readme, front_verdicts
 
     print(f"wrote {build_readme(args.results)}", file=sys.stderr)
+    if Path(args.results).resolve() == (Path.cwd() / "results").resolve():
+        front_verdicts("README.md", Path(args.results) / "claims_quick.csv")
     return 0
 
 

@@ -1,5 +1,5 @@
 """``results/README.md``: the claims scorecard, then the committed tables, figures, studies
-and benchmarks, on one page.
+and benchmarks, on one page; and the front README's verdicts (:func:`front_verdicts`).
 
 Everything on the page is read from the files under ``results/`` (tables written by
 ``python -m dip.report table``, figures by ``... figure``, studies by ``... study``,
@@ -10,11 +10,17 @@ claim, with the commit of the runs.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+import pandas as pd
 
 from dip.atomic import write_text
 
-__all__ = ["build_readme"]
+__all__ = ["build_readme", "verdicts", "front_verdicts", "VERDICTS"]
+
+VERDICTS = ("<!-- verdicts: make readme writes this block from results/claims_quick.csv -->",
+            "<!-- /verdicts -->")
 
 INTRO = """# Results
 
@@ -88,3 +94,44 @@ def build_readme(results="results") -> Path:
         body = md.read_text().split("\n", 1)[-1].replace("\n## ", "\n### ")
         parts.append(_section(f"Benchmark `{md.stem}`", body))
     return write_text(results / "README.md", "".join(parts))
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.2f}"
+
+
+def verdicts(csv) -> str:
+    """The front README's table of a scorecard's decided claims (verdict, a − b with its
+    interval, the images it rests on when fewer than the claim's, the paper's a − b) and
+    a line counting those still without records."""
+    card = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+    card = card[~card["link"].astype(bool)]
+    lines = ["| claim | verdict | a − b, dB [95 %] | paper |", "| --- | --- | --- | ---: |"]
+    for _, c in card[card["verdict"] != "no records"].iterrows():
+        measured = "each link" if pd.isna(c["measured"]) else (
+            f"{_signed(c['measured'])} [{_signed(c['lo'])}, {_signed(c['hi'])}]")
+        if pd.notna(c["partial"]):
+            measured += f", {c['partial']} images"
+        paper = "–" if pd.isna(c["paper"]) or not math.isfinite(c["paper"]) else \
+            _signed(c["paper"])
+        lines.append(f"| `{c['id']}`: {c['claim']} | **{c['verdict']}** | {measured} | "
+                     f"{paper} |")
+    waiting = card[card["verdict"] == "no records"]
+    if len(waiting):
+        sources = dict.fromkeys(str(s).split(" (")[0] for s in waiting["source"])
+        lines += ["", f"{len(waiting)} claims await their records ({', '.join(sources)}): "
+                      "`experiments/claims_quick.sh`."]
+    return "\n".join(lines)
+
+
+def front_verdicts(readme="README.md", csv="results/claims_quick.csv") -> Path:
+    """Rewrite the block between the :data:`VERDICTS` markers of ``readme`` with
+    :func:`verdicts` of ``csv``; a README without the markers is left as it is."""
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    start, end = VERDICTS
+    if start not in text or end not in text or not Path(csv).is_file():
+        return readme
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    return write_text(readme, f"{head}{start}\n{verdicts(csv)}\n{end}{tail}")
