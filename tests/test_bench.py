@@ -61,6 +61,7 @@ def test_batched_rows_per_engine():
         assert r["speedup"] == pytest.approx(r["sequential_s"] / r["batched_s"], rel=2e-3)
 
 
+@pytest.mark.slow  # bf16 on a CPU without bf16 kernels: about 20 s
 def test_amp_check_reports_both_precisions():
     from dip.bench import amp_check, problem
 
