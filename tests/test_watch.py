@@ -232,3 +232,19 @@ def test_batched_runs_take_the_snapshots_separate_fits_take(float64, engine):
         assert all(np.abs(x.pixels.astype(int) - y.pixels.astype(int)).max() <= 1
                    for x, y in zip(a.snapshots, b.snapshots, strict=True))
     assert [len(r.snapshots) for r in bat] == [6, 6, 5]
+
+
+def test_the_filmstrip_puts_the_stop_and_the_best_output_in_their_places():
+    from dip.fitting.snapshots import Frame
+    from dip.runs.film import BEST_GREEN, STOP_RED, Shot, strip_shots
+
+    px = np.zeros((4, 4, 3), np.uint8)
+    frames = [Frame(s, 20.0, px) for s in range(0, 1000, 100)]
+    marks = [Shot(Frame(300, 25.0, px), "wmv stop, step 300", STOP_RED),
+             Shot(Frame(450, 26.0, px), "best seen, step 450", BEST_GREEN),
+             Shot(Frame(1000, 24.0, px), "best seen, step 1000", BEST_GREEN)]
+    shots = strip_shots(frames, Frame(1000, 24.0, px), marks)
+    assert [s.label for s in shots] == [
+        "step 0", "step 100", "step 200", "wmv stop, step 300", "step 400",
+        "best seen, step 450", "step 500", "step 600", "step 700", "step 800", "step 900",
+        "final, step 1000"]  # the snapshot of step 300 gives way; a mark at the end is final

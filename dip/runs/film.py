@@ -3,7 +3,8 @@
 The filmstrip is one row of at most :data:`STRIP_FRAMES` snapshots, evenly spaced over
 the fit (:class:`~dip.fitting.snapshots.Frame`), each with its step and PSNR under it;
 the output at the early-stopping point (``stop=wmv`` / ``emv``) is put in its place in
-red, and the final output closes the row. The GIF plays every snapshot, then holds the
+red, the best output seen against the ground truth (the oracle) in green, and the final
+output closes the row. The GIF plays every snapshot, then holds the
 final output, each frame with its step and PSNR in a strip beneath.
 """
 
@@ -24,22 +25,23 @@ from dip.plots import plt, save_figure
 from dip.problems.metrics import psnr
 from dip.problems.problem import Problem
 
-__all__ = ["Shot", "strip_frames", "filmstrip", "evolution_gif", "write_film", "STRIP_FRAMES",
-           "FILM_FILES"]
+__all__ = ["Shot", "strip_frames", "strip_shots", "filmstrip", "evolution_gif", "write_film",
+           "STRIP_FRAMES", "FILM_FILES", "STOP_RED", "BEST_GREEN"]
 
-STRIP_FRAMES = 9  # snapshots in a filmstrip's row (besides the stop and the final output)
+STRIP_FRAMES = 9  # a filmstrip's snapshots (besides the marked points and the final output)
 FILM_FILES = ("filmstrip.png", "evolution.gif")
 STOP_RED = "#d62728"
+BEST_GREEN = "#2ca02c"
 
 
 @dataclass(frozen=True)
 class Shot:
-    """A frame of the film, its label ('step 300', 'wmv stop, step 420', 'final') and
-    whether it is the early-stopping point."""
+    """A frame of the film, its label ('step 300', 'wmv stop, step 420', 'final') and the
+    colour of a marked point (the early stop, the best output seen; None: a snapshot)."""
 
     frame: Frame
     label: str
-    stop: bool = False
+    colour: str | None = None
 
 
 def strip_frames(frames: list[Frame], n: int = STRIP_FRAMES) -> list[Frame]:
@@ -50,13 +52,18 @@ def strip_frames(frames: list[Frame], n: int = STRIP_FRAMES) -> list[Frame]:
     return [frames[i] for i in picks]
 
 
-def _shots(frames: list[Frame], final: Frame, stop: Frame | None, stop_name: str):
+def strip_shots(frames: list[Frame], final: Frame, marks=()) -> list[Shot]:
+    """The filmstrip's panels: ``frames``, each marked :class:`Shot` of ``marks`` in its
+    place (replacing a snapshot of the same step; a mark at the final step is the final
+    panel), then ``final``."""
     shots = [Shot(f, f"step {f.step}") for f in frames]
-    if stop is not None:
-        at = next((i for i, s in enumerate(shots) if s.frame.step >= stop.step), len(shots))
-        shots = [s for s in shots if s.frame.step != stop.step]
-        shots.insert(min(at, len(shots)), Shot(stop, f"{stop_name} stop, step {stop.step}",
-                                               stop=True))
+    for mark in sorted(marks, key=lambda m: m.frame.step):
+        if mark.frame.step >= final.step:
+            continue
+        shots = [s for s in shots if s.colour or s.frame.step != mark.frame.step]
+        at = next((i for i, s in enumerate(shots) if s.frame.step > mark.frame.step),
+                  len(shots))
+        shots.insert(at, mark)
     return shots + [Shot(final, f"final, step {final.step}")]
 
 
@@ -64,12 +71,11 @@ def _psnr(value: float) -> str:
     return f"{value:.2f} dB" if math.isfinite(value) else "–"
 
 
-def filmstrip(frames: list[Frame], final: Frame, path, *, stop: Frame | None = None,
-              stop_name: str = "early", scored: str = "ground truth",
-              title: str = "") -> Path:
-    """One row: :func:`strip_frames` of ``frames``, the ``stop`` frame in red where it
-    falls, then ``final``; step and PSNR under each. Written to ``path``."""
-    shots = _shots(strip_frames(frames), final, stop, stop_name)
+def filmstrip(frames: list[Frame], final: Frame, path, *, marks=(),
+              scored: str = "ground truth", title: str = "") -> Path:
+    """One row: :func:`strip_shots` of :func:`strip_frames` of ``frames``, the marked
+    points framed in their colour; step and PSNR under each. Written to ``path``."""
+    shots = strip_shots(strip_frames(frames), final, marks)
     h, w = final.pixels.shape[:2]
     panel = 1.7
     fig, axes = plt.subplots(1, len(shots), figsize=(panel * len(shots),
@@ -82,12 +88,11 @@ def filmstrip(frames: list[Frame], final: Frame, path, *, stop: Frame | None = N
                   vmax=255, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        colour = STOP_RED if shot.stop else "#999999"
         for spine in ax.spines.values():
-            spine.set_edgecolor(colour)
-            spine.set_linewidth(2.5 if shot.stop else 0.5)
+            spine.set_edgecolor(shot.colour or "#999999")
+            spine.set_linewidth(2.5 if shot.colour else 0.5)
         ax.set_xlabel(f"{shot.label}\n{_psnr(shot.frame.psnr)}", fontsize=7,
-                      color=STOP_RED if shot.stop else "black")
+                      color=shot.colour or "black")
     fig.suptitle(f"{title}\nPSNR against the {scored}" if title else
                  f"PSNR against the {scored}", fontsize=8)
     return save_figure(fig, path)
@@ -96,7 +101,7 @@ def filmstrip(frames: list[Frame], final: Frame, path, *, stop: Frame | None = N
 def _caption(shot: Shot, width: int) -> Image.Image:
     bar = Image.new("RGB", (width, 14), "white")
     ImageDraw.Draw(bar).text((3, 2), f"{shot.label}  {_psnr(shot.frame.psnr)}",
-                             fill=(214, 39, 40) if shot.stop else (0, 0, 0))
+                             fill=shot.colour or "black")
     return bar
 
 
@@ -135,8 +140,9 @@ def _score(problem: Problem, image: torch.Tensor) -> float:
 def write_film(folder, problem: Problem, result: FitResult, *, stop_name: str | None = None,
                title: str = "") -> list[Path]:
     """``filmstrip.png`` and ``evolution.gif`` in ``folder`` from ``result.snapshots``
-    (nothing without snapshots), with the final output after them and, for a run that
-    stops early (``stop_name``: 'wmv', 'emv'), its stopping point."""
+    (nothing without snapshots), with the final output after them, the best output seen
+    (with ground truth) and, for a run that stops early (``stop_name``: 'wmv', 'emv'), its
+    stopping point."""
     frames = result.snapshots
     if not frames:
         return []
@@ -146,10 +152,14 @@ def write_film(folder, problem: Problem, result: FitResult, *, stop_name: str | 
         return Frame(int(step), _score(problem, image), to_pixels(image, side))
 
     final = frame(result.steps, result.final)
-    stop = None
+    marks = []
     if stop_name and result.iter_stop is not None and result.stop is not None:
-        stop = frame(result.iter_stop, result.stop)
+        marks.append(Shot(frame(result.iter_stop, result.stop),
+                          f"{stop_name} stop, step {result.iter_stop}", STOP_RED))
+    if result.oracle is not None and result.iter_oracle is not None:
+        marks.append(Shot(frame(result.iter_oracle, result.oracle),
+                          f"best seen, step {result.iter_oracle}", BEST_GREEN))
     folder = Path(folder)
-    return [filmstrip(frames, final, folder / FILM_FILES[0], stop=stop, title=title,
-                      stop_name=stop_name or "early", scored=result.snapshots_scored),
+    return [filmstrip(frames, final, folder / FILM_FILES[0], marks=marks, title=title,
+                      scored=result.snapshots_scored),
             evolution_gif(frames, final, folder / FILM_FILES[1])]
