@@ -75,19 +75,24 @@ def test_the_verdicts_block_shows_each_decided_claim_with_its_interval(tmp_path)
     pd.DataFrame([
         {"id": "a", "claim": "A beats B", "source": "Table 1 (x)", "link": False,
          "verdict": "reproduced", "measured": 2.5617, "lo": 1.8044, "hi": 3.3315,
-         "partial": "4 of 11", "paper": 2.2973},
+         "partial": "4 of 11", "paper": 2.2973, "unit": "dB"},
         {"id": "b", "claim": "C within D", "source": "Table 2 (y)", "link": False,
          "verdict": "contradicted", "measured": -0.984, "lo": -1.27, "hi": -0.676,
-         "partial": None, "paper": -0.1253},
+         "partial": None, "paper": -0.1253, "unit": "dB"},
+        {"id": "s", "claim": "F first", "source": "Fig. 2 (z)", "link": False,
+         "verdict": "contradicted", "measured": 450.0, "lo": 440.0, "hi": 460.0,
+         "partial": None, "paper": None, "unit": "steps"},
         {"id": "b: x vs y", "claim": "", "source": "", "link": True, "verdict": "no records",
-         "measured": None, "lo": None, "hi": None, "partial": "0 of 1", "paper": None},
+         "measured": None, "lo": None, "hi": None, "partial": "0 of 1", "paper": None,
+         "unit": "dB"},
         {"id": "c", "claim": "E", "source": "Fig. 2 (z)", "link": False,
          "verdict": "no records", "measured": None, "lo": None, "hi": None,
-         "partial": "0 of 1", "paper": None}]).to_csv(csv, index=False)
+         "partial": "0 of 1", "paper": None, "unit": "dB"}]).to_csv(csv, index=False)
     block = verdicts(csv).splitlines()
-    assert block[2] == "| `a`: A beats B | **reproduced** | +2.56 [+1.80, +3.33], 4 of 11 " \
+    assert block[2] == "| `a`: A beats B | **reproduced** | +2.56 [+1.80, +3.33] dB, 4 of 11 " \
                        "images | +2.30 |"
-    assert block[3] == "| `b`: C within D | **contradicted** | -0.98 [-1.27, -0.68] | -0.13 |"
+    assert block[3] == "| `b`: C within D | **contradicted** | -0.98 [-1.27, -0.68] dB | -0.13 |"
+    assert block[4] == "| `s`: F first | **contradicted** | +450 [+440, +460] steps | – |"
     assert block[-1] == "1 claims await their records (Fig. 2): `experiments/claims_quick.sh`."
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- verdicts: make readme writes this block from "

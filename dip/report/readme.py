@@ -96,8 +96,8 @@ def build_readme(results="results") -> Path:
     return write_text(results / "README.md", "".join(parts))
 
 
-def _signed(x: float) -> str:
-    return f"{x:+.2f}"
+def _signed(x: float, unit: str = "dB") -> str:
+    return f"{x:+.2f}" if unit == "dB" else f"{x:+.0f}"
 
 
 def verdicts(csv) -> str:
@@ -106,10 +106,12 @@ def verdicts(csv) -> str:
     a line counting those still without records."""
     card = pd.read_csv(csv, keep_default_na=False, na_values=[""])
     card = card[~card["link"].astype(bool)]
-    lines = ["| claim | verdict | a − b, dB [95 %] | paper |", "| --- | --- | --- | ---: |"]
+    lines = ["| claim | verdict | a − b [95 %] | paper |", "| --- | --- | --- | ---: |"]
     for _, c in card[card["verdict"] != "no records"].iterrows():
+        unit = str(c.get("unit", "dB"))
         measured = "each link" if pd.isna(c["measured"]) else (
-            f"{_signed(c['measured'])} [{_signed(c['lo'])}, {_signed(c['hi'])}]")
+            f"{_signed(c['measured'], unit)} [{_signed(c['lo'], unit)}, "
+            f"{_signed(c['hi'], unit)}] {unit}")
         if pd.notna(c["partial"]):
             measured += f", {c['partial']} images"
         paper = "–" if pd.isna(c["paper"]) or not math.isfinite(c["paper"]) else \
