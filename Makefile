@@ -128,7 +128,7 @@ claims: $(STAMP)
 readme: $(STAMP)
 	$(REPORT) readme
 
-# test: the fast suite, one worker per core (pytest-xdist; about 3.5 minutes on 2 cores);
+# test: the fast suite, one worker per core (pytest-xdist; about 3 minutes on 2 cores);
 # test-all then adds the `slow` end-to-end runs through subprocesses, one at a time (about
 # 9 minutes more; CI runs it).
 test: $(STAMP)
