@@ -172,7 +172,7 @@ class FitResult:
     ``graph_steps`` counts the steps run as graph replays (``cuda_graph``; on the CPU by
     the graph's eager stand-in), 0 when every step ran eagerly. ``snapshots`` are the
     outputs kept along the fit (``snapshot_every``; :class:`~dip.fitting.snapshots.Frame`),
-    scored against ``snapshots_scored`` ('ground truth' or 'observation').
+    their PSNR against the ground truth, or the observation without one.
 
     ``status`` is 'ok', 'stopped' (early stopping ended the run) or 'diverged': the
     backtracking guard gave up, the parameters blew up (non-finite output; ``final`` is
@@ -198,7 +198,6 @@ class FitResult:
     graph_steps: int = 0
     stop_average: torch.Tensor | None = None
     snapshots: list = field(default_factory=list)
-    snapshots_scored: str = "ground truth"
 
 
 def seed_everything(seed: int) -> None:

@@ -69,10 +69,6 @@ class Snapshots(Monitor):
                              f"{every}, {limit}, {side}")
         self.every, self.limit, self.side = int(every), int(limit), int(side)
         self.frames: list[Frame] = []
-        self.scored = "ground truth"  # what the PSNRs are against
-
-    def on_start(self, info: StepInfo) -> None:
-        self.scored = "ground truth" if info.problem.gt is not None else "observation"
 
     def on_step(self, info: StepInfo) -> None:
         if info.rollback or info.step % self.every:

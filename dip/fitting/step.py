@@ -160,7 +160,6 @@ def assemble_result(problem: Problem, info: StepInfo, monitors: list[Monitor],
         memory_format="channels_last" if channels_last else "nchw",
         graph_steps=graph_steps, stop_average=stop_average.contiguous(),
         snapshots=[] if snaps is None else list(snaps.frames),
-        snapshots_scored="ground truth" if problem.gt is not None else "observation",
     )
 
 

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from dip.errors import DipError
-from dip.fitting.monitors import Monitor, StepInfo
+from dip.fitting.monitors import History, Monitor, StepInfo
 from dip.fitting.snapshots import Snapshots
 from dip.fitting.stopping import Stopper
 
@@ -60,6 +60,7 @@ class TensorBoard(Monitor):
         self.log_dir, self.every = Path(log_dir), max(1, int(every))
         self.hparams = {str(k): _hparam(v) for k, v in (hparams or {}).items()}
         self.writer = None
+        self._history = self._stopper = self._snapshots = None  # the monitors it reads
 
     def _open(self, info: StepInfo) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -76,26 +77,44 @@ class TensorBoard(Monitor):
             for summary in hparams(self.hparams, dict.fromkeys(tags, 0.0)):
                 self.writer.file_writer.add_summary(summary)
         self.writer.flush()
+        for m in info.monitors:
+            if isinstance(m, History):
+                self._history = m
+            elif isinstance(m, Stopper):
+                self._stopper = m
+            elif isinstance(m, Snapshots):
+                self._snapshots = m
+
+    def _scalars(self, info: StepInfo) -> dict:
+        """This step's curves: the history's row when it recorded this step (no second
+        scoring of the averaged output), else computed here."""
+        rows = self._history.rows if self._history is not None else []
+        gt = info.problem.gt is not None
+        row = rows[-1] if rows and rows[-1]["step"] == info.step else None
+        if row is None:
+            row = {"loss": info.loss_value(), "psnr_obs": info.psnr_obs()}
+            if gt:
+                row.update(psnr_gt=info.psnr_gt(),
+                           psnr_gt_avg=info.problem.score(info.average()))
+        values = {"loss": row["loss"], "psnr/observation": row["psnr_obs"]}
+        if gt:
+            values.update({"psnr/output": row["psnr_gt"], "psnr/average": row["psnr_gt_avg"]})
+        if self._stopper is not None and self._stopper.last_value is not None:
+            values["stopping/variance"] = self._stopper.last_value
+        return values
 
     def on_step(self, info: StepInfo) -> None:
         if info.rollback:
             return
         if self.writer is None:
             self._open(info)
-        step, w = info.step, self.writer
+        step = info.step
         if step % self.every == 0:
-            w.add_scalar("loss", info.loss_value(), step)
-            w.add_scalar("psnr/observation", info.psnr_obs(), step)
-            if info.problem.gt is not None:
-                w.add_scalar("psnr/output", info.psnr_gt(), step)
-                w.add_scalar("psnr/average", info.problem.score(info.average()), step)
-            for m in info.monitors:
-                if isinstance(m, Stopper) and m.last_value is not None:
-                    w.add_scalar("stopping/variance", m.last_value, step)
-        for m in info.monitors:
-            frame = m.taken_at(step) if isinstance(m, Snapshots) else None
-            if frame is not None:
-                w.add_image("output", frame.pixels, step, dataformats="HWC")
+            for tag, value in self._scalars(info).items():
+                self.writer.add_scalar(tag, value, step)
+        frame = self._snapshots.taken_at(step) if self._snapshots is not None else None
+        if frame is not None:
+            self.writer.add_image("output", frame.pixels, step, dataformats="HWC")
 
     def on_end(self, info: StepInfo) -> None:
         if self.writer is not None:

@@ -161,5 +161,5 @@ def write_film(folder, problem: Problem, result: FitResult, *, stop_name: str | 
                           f"best seen, step {result.iter_oracle}", BEST_GREEN))
     folder = Path(folder)
     return [filmstrip(frames, final, folder / FILM_FILES[0], marks=marks, title=title,
-                      scored=result.snapshots_scored),
+                      scored="ground truth" if problem.gt is not None else "observation"),
             evolution_gif(frames, final, folder / FILM_FILES[1])]
