@@ -28,10 +28,11 @@ endif
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 LAUNCHER ?= $(if $(filter paper,$(PROFILE)),basic,joblib)
 # RECORDS: run records; TABLES, FIGS, REPRO: outputs; ARGS: extra overrides for every run.
-# Paper-profile records (GPU hours) go to results/paper-runs/, which is committed without
-# the images that restate the test data (.gitignore), so that sessions on lent GPUs add to
-# one table; quick records stay local (results/runs/).
-RECORDS ?= $(if $(filter paper,$(PROFILE)),results/paper-runs,results/runs)
+# The tables' records go to results/<profile>-runs/ (quick-runs, paper-runs), committed
+# without the images that restate the test data (.gitignore): the committed tables rebuild
+# from them on a fresh clone (make report-*), finished runs are skipped, and sessions add
+# to one table. Smoke records stay local (results/runs/).
+RECORDS ?= $(if $(filter paper quick,$(PROFILE)),results/$(PROFILE)-runs,results/runs)
 TABLES  ?= results/tables
 FIGS    ?= results/figures
 REPRO   ?= results/reproduce

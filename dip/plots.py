@@ -70,7 +70,8 @@ def image_grid(panels, path, title: str = "", footer: str = "", inset=None,
     Parameters
     ----------
     panels : list of (name, image, psnr or None)
-        Images as arrays H×W(×C) or tensors in [0, 1].
+        Images as arrays H×W(×C) or tensors in [0, 1]; an image None leaves its place
+        blank under its name.
     path : path-like
         PNG to write.
     inset : (top, left, side), optional
@@ -83,14 +84,21 @@ def image_grid(panels, path, title: str = "", footer: str = "", inset=None,
     n = len(panels)
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    h, w = to_hwc(panels[0][1]).shape[:2]
+    shown = [img for _, img, _ in panels if img is not None]
+    if not shown:
+        raise ValueError(f"{path}: none of the {n} panels has an image")
+    h, w = to_hwc(shown[0]).shape[:2]
     fig, axes = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
                              figsize=(panel_in * ncols,
                                       panel_in * nrows * h / w + 0.6 * nrows + 0.4))
     for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, (name, img, value) in zip(axes.flat, panels, strict=False):
-        _draw(ax, img, _title(name, value), inset)
+        if img is None:  # e.g. data not at hand: the panel's place, named
+            ax.set_title(f"{name}\n(no image)", fontsize=8)
+            ax.axis("off")
+        else:
+            _draw(ax, img, _title(name, value), inset)
     if title:
         fig.suptitle(title, fontsize=10)
     if footer:

@@ -226,10 +226,6 @@ needs_paper = pytest.mark.skipif(not PAPER_CSV.is_file(), reason=f"no {PAPER_CSV
 
 
 
-THIS = "this run, quick"
-
-
-
 def write_record(root: Path, name: str, crop=None, **metrics) -> Path:
     record = {"experiment": None, "task": "inpainting", "profile": "quick", "sigma": 25,
               "factor": 4, "psnr_corrupted": 10.0, "psnr_final": 30.0, "psnr_avg": 30.5,

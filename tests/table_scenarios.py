@@ -1,10 +1,11 @@
-"""Synthetic records of the three paper tables, in many shapes, and the files a table
-makes of them: the specification that a table declared in YAML comes out as the tables
-did when their code was written by hand.
+"""Synthetic records of the three paper tables and the figures drawn of them: the
+specification that a table's figure, declared in YAML, comes out as it did when the
+figures' code was written by hand.
 
-``tests/tables_before/<scenario>.{md,csv,tex,json,full.csv}`` hold the files that the
-hand-written builders (commit b9149a3) made of each scenario; ``python
-tests/table_scenarios.py DIR`` writes them again (with whatever code is checked out).
+``tests/tables_before/figures.json`` holds what the hand-written builders (commit b9149a3)
+drew of each scenario (``identities.json``, the run identities of that commit); ``python
+tests/table_scenarios.py DIR`` writes the figures' file again (with whatever code is
+checked out).
 """
 
 from __future__ import annotations
@@ -13,16 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
-from conftest import PAPER_CSV, write_record
-
-from dip.report.paper import paper_numbers
-from dip.report.render import write_table
+from conftest import write_record
 
 FROZEN = Path(__file__).resolve().parent / "tables_before"
 
-INPAINTING = ["barbara", "boat", "house", "Lena512", "peppers256", "Cameraman256", "couple",
-              "fingerprint", "hill", "man", "montage"]
 DENOISING = ["F16", "baboon", "hill", "kodim01", "kodim02", "kodim03", "kodim12", "lena",
              "peppers"]
 
@@ -45,15 +40,6 @@ def inpainting(root: Path) -> None:
     _inp(root, "house", 0, 12.0, crop=128, num_iter=5000, status="diverged", backtracks=1)
     _inp(root, "Lena512", 0, 33.125, crop=128, num_iter=5000, baselines={})
     _inp(root, "kate", 0, 29.0, crop=128, num_iter=5000)  # not in paper_numbers.csv
-
-
-def inpainting_all(root: Path) -> None:
-    """All 11 images on a GPU (no CPU model), whole images, no baselines, rollbacks
-    unknown for some runs."""
-    for i, image in enumerate(INPAINTING):
-        extra = {"backtracks": i % 3} if i % 2 else {}
-        _inp(root, image, 0, 28.0 + i * 0.37, baselines={}, device="cuda",
-             device_name="NVIDIA H100", machine={}, num_iter=11000, profile="paper", **extra)
 
 
 def _den(root, image, sigma, seed=0, final=28.0, **kw):
@@ -79,24 +65,6 @@ def denoising(root: Path) -> None:
                  num_iter=1000 if sigma == 25 else 700, **_ensemble(final - 0.1))
 
 
-def denoising_all(root: Path) -> None:
-    """All 9 images at sigma 25, no CBM3D anywhere."""
-    for i, image in enumerate(DENOISING):
-        _den(root, image, 25, 0, 27.0 + i * 0.29)
-
-
-def denoising_wmv(root: Path) -> None:
-    """Early stopping (wmv) with two seeds of one image; ensembles without an averaged
-    ensemble."""
-    for i, image in enumerate(DENOISING[:3]):
-        for seed in (0, 1) if i == 0 else (0,):
-            final = 29.0 + i * 0.5 + seed * 0.25
-            ens = {k: v for k, v in _ensemble(final).items() if k != "psnr_ensemble_avg"}
-            _den(root, image, 25, seed, final, stop="wmv", psnr_stop=final - 0.4,
-                 iter_stop=400 + 100 * seed + i, steps=901 + seed, psnr_oracle=final + 0.2,
-                 **ens)
-
-
 def _sr(root, dataset, factor, image, final=27.0, named=True, **kw):
     kw.setdefault("baselines", {"bicubic": final - 1.875})
     return write_record(root, f"sr-{dataset}-{factor}-{image}", experiment="table_sr",
@@ -115,78 +83,12 @@ def sr(root: Path) -> None:
     _sr(root, "set14", 4, "face", 29.5, status="diverged")
 
 
-def sr_x4(root: Path) -> None:
-    """x4 only: no DIP 003 column and no x8 note."""
-    for i, image in enumerate(["baby", "bird", "butterfly", "head", "woman"]):
-        _sr(root, "set5", 4, image, 31.0 + i * 0.2)
-
-
-def sr_x8(root: Path) -> None:
-    """x8 only, one dataset."""
-    for i, image in enumerate(["baboon", "comic"]):
-        _sr(root, "set14", 8, image, 23.0 + i * 0.2)
-
-
-def with_methods(ref: pd.DataFrame, *methods: str) -> pd.DataFrame:
-    """paper_numbers.csv plus rows of ``methods`` (copies of LapSRN's for some images)."""
-    extra = []
-    for k, method in enumerate(methods):
-        rows = ref[(ref["method"] == "LapSRN") & ref["image"].isin(["baby", "zebra"])].copy()
-        rows["method"] = method
-        rows["psnr_paper"] = [30.5 + k + i / 8 for i in range(len(rows))]
-        extra.append(rows)
-    out = pd.concat([ref, *extra], ignore_index=True)
-    out.attrs = dict(ref.attrs)
-    return out
-
-
-def paper(variant: str = "") -> pd.DataFrame:
-    """The paper numbers of a scenario, with a path that does not name this machine."""
-    ref = paper_numbers(PAPER_CSV)
-    ref.attrs["path"] = "paper_numbers.csv"
-    if variant == "srresnet":
-        return with_methods(ref, "SRResNet")
-    if variant == "tv_srresnet":
-        return with_methods(ref, "SRResNet", "TV")
-    return ref
-
-
-# name: (experiment, profile, stop, records, paper variant)
-SCENARIOS = {
-    "inpainting": ("table_inpainting", "quick", "fixed", inpainting, ""),
-    "inpainting_all": ("inpainting", "paper", "fixed", inpainting_all, ""),
-    "denoising": ("table_denoising", "quick", "fixed", denoising, ""),
-    "denoising_all": ("denoising", "quick", None, denoising_all, ""),
-    "denoising_wmv": ("table_denoising", "quick", "wmv", denoising_wmv, ""),
-    "sr": ("table_sr", "quick", "fixed", sr, ""),
-    "sr_x4": ("sr", "quick", "fixed", sr_x4, ""),
-    "sr_x8": ("table_sr", "quick", "fixed", sr_x8, ""),
-    "sr_srresnet": ("table_sr", "quick", "fixed", sr, "srresnet"),
-    "sr_tv_srresnet": ("table_sr", "quick", "fixed", sr, "tv_srresnet"),
-}
-
-
-def build(name: str, root: Path) -> pd.DataFrame:
-    """The table of scenario ``name``, its records written under ``root``."""
-    from dip.report.tables import table
-
-    experiment, profile, stop, records, variant = SCENARIOS[name]
-    records(root)
-    return table(experiment, profile, root=root, paper=paper(variant), stop=stop)
-
-
-def files(df: pd.DataFrame, out: Path) -> dict[str, str]:
-    """The files :func:`dip.report.render.write_table` writes of a table (under ``out``),
-    by extension, and its values at full precision ('full.csv')."""
-    paths = write_table(df, df.attrs["experiment"], df.attrs["profile"], out_dir=out)
-    texts = {p.suffix[1:]: p.read_text(encoding="utf-8") for p in paths}
-    return {**texts, "full.csv": df.to_csv(index=False)}
-
-
 # --- table figures -------------------------------------------------------------------
 
 FIGURE_SCENARIOS = {"inpainting": "table_inpainting", "denoising": "table_denoising",
                     "sr": "table_sr"}
+RECORDS = {"inpainting": inpainting, "denoising": denoising, "sr": sr}
+"""Each scenario's records."""
 
 
 def _pngs(root: Path) -> None:
@@ -224,7 +126,7 @@ def figure_calls(name: str, root: Path, monkeypatch) -> list:
     monkeypatch.setattr(grids, "image_grid", grid)
     monkeypatch.setattr(grids, "curves", curves)
     monkeypatch.setattr(grids, "histories", lambda labels, records: list(labels))
-    SCENARIOS[name][3](root)
+    RECORDS[name](root)
     _pngs(root)
     paths = grids.build_figure(FIGURE_SCENARIOS[name], "quick", root=root, out=root / "figs")
     return json.loads(json.dumps({"paths": [p.name for p in paths], "calls": calls},
@@ -238,12 +140,6 @@ if __name__ == "__main__":
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else FROZEN)
     out.mkdir(parents=True, exist_ok=True)
-    for scenario in SCENARIOS:
-        with tempfile.TemporaryDirectory() as tmp:
-            df = build(scenario, Path(tmp) / "runs")
-            for ext, text in files(df, Path(tmp) / "tables").items():
-                (out / f"{scenario}.{ext}").write_text(text, encoding="utf-8")
-        print("wrote", scenario)
     figures = {}
     for scenario in FIGURE_SCENARIOS:
         with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:

@@ -11,7 +11,6 @@ import pytest
 import torch
 from conftest import (
     PAPER_CSV,
-    THIS,
     body,
     make_cfg,
     needs_paper,
@@ -138,15 +137,15 @@ def test_tables_mark_diverged_runs(tmp_path):
     df = tables.table("denoising", "quick", root=root, paper=PAPER_CSV)
     assert list(df["image"]) == ["F16", "kodim01", "kodim02", "mean"]
     assert df.attrs["diverged"] == [1, 0, 0, 1]  # the mean row averages F16 in
-    assert body(df).set_index("image").loc["F16", f"DIP final ({THIS})"] == 17.0
+    assert body(df).set_index("image").loc["F16", "run: DIP final"] == 17.0
     lines = tables.markdown(df).splitlines()
     f16, kodim = (next(ln for ln in lines if ln.startswith(f"| 25 | {i} ")) for i in
                   ("F16", "kodim01"))
-    assert "| 17.00† |" in f16 and "†" not in kodim
-    assert f"| {df.loc[0, f'noisy ({THIS})']:.2f} |" in f16  # only the DIP values are marked
+    assert "| 17.00 ± 16.97† |" in f16 and "†" not in kodim
+    assert f"| {df.loc[0, 'run: noisy']:.2f} |" in f16  # only the DIP values are marked
     assert "†" in next(ln for ln in lines if "mean" in ln)
     assert any(ln.startswith("- † diverged: 1 run(s) (status diverged") for ln in lines)
-    assert r"17.00$^\dagger$" in tables.latex(df)
+    assert r"17.00 $\pm$ 16.97$^\dagger$" in tables.latex(df)
     clean = tmp_path / "clean"
     write_record(clean, "F16", image="F16.png", psnr_final=29.0, **common)
     ok = tables.table("denoising", "quick", root=clean, paper=PAPER_CSV)

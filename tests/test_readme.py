@@ -8,54 +8,37 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
-
-from dip.report.render import MEAN
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ROOT / "results" / "tables"
-Q = "(this run, quick)"
-
-# README row label → (table, the mean row's keys, the columns its numbers show, in order)
-ROWS = {
-    "inpainting, 11 images, 50 % pixels": (
-        "inpainting", {}, [f"biharmonic {Q}", f"DIP final {Q}", f"DIP avg {Q}",
-                           "Papyan et al. (paper)", "DIP (paper)"]),
-    **{label: ("denoising", {"sigma": sigma},
-               [f"CBM3D {Q}", f"DIP final {Q}", f"DIP avg {Q}", f"DIP ensemble avg {Q}",
-                "CBM3D (paper)", "DIP (paper)"])
-       for label, sigma in (("denoising σ 25, 9 images", 25), ("denoising σ 50", 50))},
-    **{f"SR {ds.capitalize()} ×{f}": (
-        "sr", {"dataset": ds, "factor": f},
-        [f"bicubic {Q}", f"DIP final {Q}", f"DIP avg {Q}", "Bicubic (paper)", "DIP (paper)"])
-       for ds in ("set5", "set14") for f in (4, 8)},
-}
 
 
-def _readme_rows() -> dict[str, list[str]]:
-    """Label → the numbers of each row of the README's 'Results at a glance' table."""
+def test_the_readme_headline_is_the_committed_tables_means():
+    from dip.report.readme import HEADLINE, headline
+
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Results at a glance", 1)[1].split("\n## ", 1)[0]
-    rows = {}
-    for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("|") and cells[0] in ROWS:
-            rows[cells[0]] = re.findall(r"\d+\.\d\d", " ".join(cells[1:]))
-    return rows
+    block = text.split(HEADLINE[0] + "\n", 1)[1].split("\n" + HEADLINE[1], 1)[0]
+    assert block == headline(ROOT / "results" / "tables"), "run make readme"
+    assert len(block.splitlines()) == 2 + 7, "every table's mean rows are shown"
 
 
-@pytest.mark.parametrize("label", sorted(ROWS))
-def test_the_readme_headline_is_the_committed_tables_means(label):
-    table, keys, columns = ROWS[label]
-    df = pd.read_csv(TABLES / f"table_{table}_quick.csv")
-    mean = df[df["image"] == MEAN]
-    for key, value in keys.items():
-        mean = mean[mean[key].astype(str) == str(value)]
-    assert len(mean) == 1, f"no mean row {keys} in table_{table}_quick.csv"
-    shown = [float(x) for x in _readme_rows().get(label, [])]
-    # the CSV keeps 4 decimals, so a value it holds as 27.0050 may print as 27.01
-    assert shown == pytest.approx([mean.iloc[0][c] for c in columns], abs=0.0051), (
-        f"README's '{label}' row is not the mean row of results/tables/table_{table}_quick.csv")
+def test_the_headline_shows_each_mean_row_with_the_released_and_paper_means(tmp_path):
+    from dip.report.readme import headline
+
+    pd.DataFrame([
+        {"sigma": 25, "image": "a", "seeds": 3},
+        {"sigma": 25, "image": "b", "seeds": 3},
+        {"sigma": 25, "image": "mean", "seeds": 6, "run: DIP final": 28.061,
+         "run: DIP avg": 29.529, "run: DIP ensemble avg": 30.014, "released: CBM3D": 30.51,
+         "released: NLM": 29.475, "paper: CBM3D": 31.42, "paper: DIP": 31.29},
+        {"sigma": 50, "image": "a", "seeds": 1},
+        {"sigma": 50, "image": "mean", "seeds": 1, "run: DIP final": 24.0,
+         "run: DIP avg": 25.0, "paper: CBM3D": 27.0, "paper: DIP": 27.5},
+    ]).to_csv(tmp_path / "table_denoising_quick.csv", index=False)
+    lines = headline(tmp_path).splitlines()
+    assert lines[2:] == [
+        "| denoising σ 25 | 2 × 3 | 28.06 / 29.53 (3-seed ensemble 30.01) | CBM3D 30.51 · "
+        "NLM 29.48 | CBM3D 31.42 · DIP 31.29 |",
+        "| denoising σ 50 | 1 × 1 | 24.00 / 25.00 |  | CBM3D 27.00 · DIP 27.50 |"]
 
 
 def test_the_readme_leads_with_the_committed_scorecards_verdicts():
@@ -69,9 +52,9 @@ def test_the_readme_leads_with_the_committed_scorecards_verdicts():
 
 
 def test_the_verdicts_block_shows_each_decided_claim_with_its_interval(tmp_path):
-    from dip.report.readme import front_verdicts, verdicts
+    from dip.report.readme import front_readme, verdicts
 
-    csv = tmp_path / "claims.csv"
+    csv = tmp_path / "claims_quick.csv"
     pd.DataFrame([
         {"id": "a", "claim": "A beats B", "source": "Table 1 (x)", "link": False,
          "verdict": "reproduced", "measured": 2.5617, "lo": 1.8044, "hi": 3.3315,
@@ -97,7 +80,7 @@ def test_the_verdicts_block_shows_each_decided_claim_with_its_interval(tmp_path)
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- verdicts: make readme writes this block from "
                       "results/claims_quick.csv -->\nold\n<!-- /verdicts -->\nend\n")
-    front_verdicts(readme, csv)
+    front_readme(readme, tmp_path)
     assert readme.read_text().endswith(verdicts(csv) + "\n<!-- /verdicts -->\nend\n")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PAPER_CSV, THIS, body, inpainting_record, needs_paper
+from conftest import PAPER_CSV, body, inpainting_record, needs_paper
 
 from dip import DipError
 from dip.report.__main__ import main
@@ -61,9 +61,9 @@ def test_seeds_of_one_setting_are_averaged(tmp_path):
     # another image may have other settings: it is another cell
     _config(inpainting_record(root, "hill", 0, 28.0), "seed: 0\nfit:\n  lr: 0.001\n")
     rows = body(table("inpainting", "quick", root=root, paper=PAPER_CSV)).set_index("image")
-    assert rows["runs"].to_dict() == {"barbara": 2, "house": 2, "hill": 1}
-    assert rows.loc["barbara", f"DIP final ({THIS})"] == 30.5
-    assert rows.loc["house", f"DIP final ({THIS})"] == 30.0
+    assert rows["seeds"].to_dict() == {"barbara": 2, "house": 2, "hill": 1}
+    assert rows.loc["barbara", "run: DIP final"] == 30.5
+    assert rows.loc["house", "run: DIP final"] == 30.0
 
 
 def test_a_record_without_config_is_judged_by_its_overrides(tmp_path):

@@ -1,36 +1,23 @@
-"""A table is a declaration: the paper's three tables, declared in their configs, come out
-byte for byte as their hand-written builders made them (frozen in tests/tables_before/,
-and the committed results/tables/), declaring a table changes no run's identity, and a
-new experiment gets a table from its config alone."""
+"""A table is a declaration: the paper's three tables are declared in their configs and
+draw the figures their hand-written builders drew (frozen in
+tests/tables_before/figures.json), declaring a table changes no run's identity
+(tests/tables_before/identities.json), a new experiment gets a table from its config
+alone, and a bad declaration is one line. What the tables show is specified in
+tests/test_table_format.py."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PAPER_CSV, needs_paper, write_record
-from table_scenarios import FIGURE_SCENARIOS, FROZEN, SCENARIOS, build, figure_calls, files
+from conftest import write_record
+from table_scenarios import FIGURE_SCENARIOS, FROZEN, figure_calls
 
 from dip import DipError
 from dip.report import configs, declared
 from dip.report.__main__ import main
-from dip.report.tables import table
-
-ROOT = Path(__file__).resolve().parents[1]
-EXTS = ("md", "csv", "tex", "json", "full.csv")
-
-
-@needs_paper
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_the_declared_tables_write_the_files_the_hand_written_ones_wrote(scenario, tmp_path):
-    df = build(scenario, tmp_path / "runs")
-    made = files(df, tmp_path / "tables")
-    for ext in EXTS:
-        before = (FROZEN / f"{scenario}.{ext}").read_text(encoding="utf-8")
-        assert made[ext] == before, f"{scenario}.{ext} differs"
 
 
 @pytest.mark.parametrize("scenario", sorted(FIGURE_SCENARIOS))
@@ -38,88 +25,6 @@ def test_the_declared_tables_draw_the_figures_the_hand_written_ones_drew(scenari
                                                                          monkeypatch):
     before = json.loads((FROZEN / "figures.json").read_text(encoding="utf-8"))[scenario]
     assert figure_calls(scenario, tmp_path / "runs", monkeypatch) == before
-
-
-# --- the committed tables ------------------------------------------------------------------
-
-FIELDS = {"noisy": "psnr_corrupted", "DIP final": "psnr_final", "DIP avg": "psnr_avg",
-          "DIP ensemble": "psnr_ensemble", "DIP ensemble avg": "psnr_ensemble_avg"}
-"""The committed tables' "(this run)" columns and the record fields they show (the others
-are baselines: 'NLM' is baseline_nlm)."""
-IMAGES = {"table_inpainting": "paper/inpainting50/{image}_GT.png",
-          "table_denoising": "paper/denoising/sigma{sigma}/{image}_noisy.png",
-          "table_sr": "paper/sr/{dataset}/x{factor}/{image}_GT.png"}
-TASKS = {"table_inpainting": "inpainting", "table_denoising": "denoising", "table_sr": "sr"}
-
-
-def _rollbacks(notes: list[str], n: int) -> list[int]:
-    """Per record, rollbacks adding up to what the backtracking note says."""
-    hit = next(re.search(r"(\d+) rollbacks? over (\d+) of", s) for s in notes
-               if s.startswith("Backtracking"))
-    if hit is None:
-        return [0] * n
-    total, fired = int(hit[1]), int(hit[2])
-    return [total - fired + 1] + [1] * (fired - 1) + [0] * (n - fired)
-
-
-def _metrics(row: pd.Series, this: str) -> dict:
-    """A record's metrics from one row of a committed table."""
-    out, baselines = {}, {}
-    for col, value in row.items():
-        if not str(col).endswith(f"({this})") or col.startswith(("Δ", "DIP mean±std")):
-            continue
-        label = col.removesuffix(f" ({this})")
-        value = None if pd.isna(value) else float(value)
-        if label in FIELDS:
-            out[FIELDS[label]] = value
-        else:
-            baselines[label.lower()] = value  # 'NLM (this run, ...)': baseline_nlm
-    text = row.get(f"DIP mean±std ({this})")
-    if isinstance(text, str) and "±" in text:
-        mean, std = text.split("±")
-        out.update(psnr_seeds_mean=float(mean), psnr_seeds_std=float(std))
-    return {**out, "baselines": baselines}
-
-
-def _records_of(experiment: str, root: Path) -> None:
-    """Records that make the committed table of ``experiment`` again: its per-image values,
-    its provenance (commit, CPU, device, dates, iterations, crop, seeds) and its rollbacks."""
-    stem = ROOT / "results" / "tables" / f"{experiment}_quick"
-    committed = pd.read_csv(f"{stem}.csv", na_values=[""])
-    facts = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
-    rows = committed[committed["image"] != "mean"].reset_index(drop=True)
-    rollbacks = _rollbacks(facts["notes"], len(rows))
-    seeds = facts["seeds"][0] if facts["seeds"] else 1
-    for i, row in rows.iterrows():
-        keys = {k: row[k] for k in ("sigma", "factor", "dataset") if k in row}
-        metrics = _metrics(row, "this run, quick")
-        if seeds > 1:
-            metrics["seeds"] = list(range(seeds))
-        write_record(root, f"r{i:03d}", crop=facts["crops"][0], experiment=experiment,
-                     task=TASKS[experiment], image=IMAGES[experiment].format(image=row["image"],
-                                                                             **keys),
-                     image_id=row["image"], **keys, profile="quick",
-                     num_iter=facts["iterations"][i % len(facts["iterations"])],
-                     device_name=facts["devices"][0], machine={"cpu": facts["cpus"][0]},
-                     commit=facts["commits"][0], backtracks=rollbacks[i],
-                     finished=facts["dates"][i % 2] + "T10:00:00+0000", **metrics)
-
-
-@needs_paper
-@pytest.mark.parametrize("experiment", sorted(IMAGES))
-def test_the_committed_tables_come_out_of_their_own_values_again(experiment, tmp_path):
-    """The committed quick tables (made by the hand-written builders) rebuilt from records
-    holding their per-image values: the same files, byte for byte (the mean rows, averaged
-    here from the 4-decimal values, come out the same too), and the same provenance."""
-    _records_of(experiment, tmp_path / "runs")
-    df = table(experiment, "quick", root=tmp_path / "runs", paper=PAPER_CSV)
-    out = files(df, tmp_path / "tables")
-    stem = ROOT / "results" / "tables" / f"{experiment}_quick"
-    for ext in ("csv", "md", "tex"):
-        assert out[ext] == Path(f"{stem}.{ext}").read_text(encoding="utf-8"), ext
-    facts = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
-    now = json.loads(out["json"])
-    assert {**now, "paper_path": None} == {**facts, "paper_path": None}
 
 
 # --- identities -----------------------------------------------------------------------------
@@ -178,9 +83,10 @@ table:
   paper: null
   cells: [sigma]
   columns:
-    - {label: noisy, record: psnr_corrupted}
-    - {label: NLM, record: baseline_nlm, optional: true}
-    - {label: DIP, record: psnr_final}
+    run:
+      - {label: noisy, record: psnr_corrupted}
+      - {label: NLM, record: baseline_nlm, optional: true}
+      - {label: DIP, record: psnr_final, seeds: true}
   notes: ["A table that no code names."]
 """
 
@@ -208,15 +114,17 @@ def test_a_new_experiment_gets_its_table_from_its_declaration(new_table, tmp_pat
     assert main(["table", "colour", "--root", str(new_table), "--out",
                  str(tmp_path / "tables"), "--paper", str(tmp_path / "none.csv")]) == 0
     df = pd.read_csv(tmp_path / "tables" / "table_colour_quick.csv")
-    assert list(df.columns) == ["sigma", "image", "runs", "noisy (this run, quick)",
-                                "NLM (this run, quick)", "DIP (this run, quick)"]
+    shown = [c for c in df.columns if not c.endswith(("(std)", "lo)", "hi)"))]
+    assert shown == ["sigma", "image", "seeds", "run: noisy", "run: NLM", "run: DIP"]
+    assert "run: DIP (std)" in df and "run: NLM (std)" not in df
     assert df["image"].tolist() == ["F16", "lena", "mean", "F16", "mean"]
-    assert df["DIP (this run, quick)"].tolist() == [30.0, 31.0, 30.5, 27.0, 27.0]
+    assert df["run: DIP"].tolist() == [30.0, 31.0, 30.5, 27.0, 27.0]
     facts = json.loads((tmp_path / "tables" / "table_colour_quick.json").read_text())
     assert facts["notes"][0] == "A table that no code names." and facts["paper_path"] is None
     out = capsys.readouterr().out
-    assert "| **25** | **mean** |" in out
-    assert "PSNR in dB, from the run records." in out and "(paper)" not in out
+    assert "| **25** | **mean** | **2** |" in out
+    assert "PSNR in dB. run: this run's records, on its own images." in out
+    assert "paper" not in out.split("\n\n")[1]  # no paper group
 
 
 def test_an_experiment_without_a_table_is_one_line_naming_those_with_one(capsys):
@@ -229,20 +137,34 @@ def test_an_experiment_without_a_table_is_one_line_naming_those_with_one(capsys)
         declared.table_spec("nope")
 
 
+def _run(*columns) -> dict:
+    return {"run": list(columns)}
+
+
 @pytest.mark.parametrize("block, message", [
-    ({"cells": [], "columns": [{"label": "a", "record": "x", "paper": "y"}]},
-     "column 'a' needs one of record"),
+    ({"cells": [], "columns": [{"label": "a", "record": "x"}]},
+     "columns must map groups (run, released, paper) to lists of columns"),
+    ({"cells": [], "columns": {"runs": [{"label": "a", "record": "x"}]}},
+     "unknown key 'runs' in columns"),
+    ({"cells": [], "columns": _run({"label": "a", "record": "x", "method": "y"})},
+     "unknown key 'method' in run column 'a'"),
+    ({"cells": [], "columns": _run({"label": "a"})}, "run column 'a' needs record:"),
+    ({"cells": [], "columns": {"paper": [{"label": "a", "record": "x"}]}},
+     "unknown key 'record' in paper column 'a'"),
+    ({"cells": [], "columns": {"released": [{"label": "a", "record": "x", "seeds": True}]}},
+     "unknown key 'seeds' in released column 'a'"),
     ({"cells": [], "colums": []}, "unknown key 'colums' in table"),
-    ({"cells": [], "columns": [{"label": "a", "paper": "m"}]}, "paper columns need paper:"),
-    ({"paper": "sr", "cells": ["sigma"], "columns": [{"label": "a", "record": "x"}]},
+    ({"cells": [], "columns": {"paper": [{"label": "a", "method": "m"}]}},
+     "paper columns need paper:"),
+    ({"paper": "sr", "cells": ["sigma"], "columns": _run({"label": "a", "record": "x"})},
      "cell field 'sigma' is not matched with paper_numbers.csv"),
     ({"paper": "sr", "cells": ["factor"],
-      "columns": [{"label": "a", "paper": {"sigma": {25: "m"}}}]},
+      "columns": {"paper": [{"label": "a", "method": {"sigma": {25: "m"}}}]}},
      "picks its paper method by 'sigma', which is not a cell field"),
-    ({"cells": [], "columns": [{"label": "a", "record": "x"}],
+    ({"cells": [], "columns": _run({"label": "a", "record": "x"}),
       "delta": {"this": "a", "paper": "b"}}, "delta.paper must be the label of a paper"),
-    ({"cells": [], "columns": [{"label": "a", "record": "x"}, {"label": "a", "record": "y"}]},
-     "share a label"),
+    ({"cells": [], "columns": _run({"label": "a", "record": "x"}, {"label": "a", "record": "y"})},
+     "two columns of the same group share a label"),
 ])
 def test_a_bad_declaration_is_one_line(block, message, tmp_path, monkeypatch):
     (tmp_path / "table_bad.yaml").write_text(json.dumps({"table": block}))
@@ -261,3 +183,21 @@ def test_the_three_declarations():
     assert dict(sr.match) == {"dataset": "dataset", "factor": "factor"}
     assert dict(declared.table_spec("denoising").match) == {"sigma": "factor"}
     assert declared.table_spec("table-inpainting").cells == ()
+
+
+@pytest.mark.parametrize("experiment, released", [
+    ("inpainting", ["released_papyan", "released_voronoi"]),
+    ("denoising", ["released_cbm3d", "released_nlm"]),
+    ("sr", ["released_lapsrn", "released_bicubic"]),
+])
+def test_the_declarations_group_their_columns(experiment, released):
+    """Run columns, then the released results (optional: older records lack them), then
+    the paper's; DIP's outputs are shown over seeds, nothing else is."""
+    spec = declared.table_spec(experiment)
+    groups = [c.group for c in spec.columns]
+    assert groups == sorted(groups, key=declared.COLUMN_GROUPS.index)
+    assert [c.record for c in spec.columns if c.group == "released"] == released
+    assert all(c.optional for c in spec.columns if c.group == "released")
+    assert {c.record for c in spec.columns if c.seeds} == {"psnr_final", "psnr_avg"}
+    assert spec.delta is not None and spec.delta.this in {c.label for c in spec.columns
+                                                          if c.group == "run"}

@@ -1,4 +1,5 @@
-"""Tables from fake run records: rows, means, paper columns, profiles, seeds, files, CLI."""
+"""Tables from fake run records: rows, means, paper columns, profiles, seeds, files, CLI
+(what the seeds, intervals and groups look like: tests/test_table_format.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PAPER_CSV, THIS, body, inpainting_record, needs_paper, write_record
+from conftest import PAPER_CSV, body, inpainting_record, needs_paper, write_record
 
 from dip import DipError
 from dip.data import image_id
 from dip.report import tables
 from dip.report.__main__ import main
+from dip.report.headings import parse
 from dip.report.records import load_records
 from dip.report.tables import match_image, table, write_table
 
@@ -97,20 +99,20 @@ def test_inpainting_table(runs):
     assert list(df["image"]) == ["barbara", "Cameraman256", "mean"]
     rows = body(df).set_index("image")
     # seeds averaged, profiles not mixed (the paper-profile 99 dB barbara is left out)
-    assert rows.loc["barbara", "runs"] == 2
-    assert rows.loc["barbara", f"DIP final ({THIS})"] == 30.5
-    assert rows.loc["barbara", f"DIP avg ({THIS})"] == 31.0
-    assert rows.loc["barbara", f"biharmonic ({THIS})"] == 28.5
+    assert rows.loc["barbara", "seeds"] == 2
+    assert rows.loc["barbara", "run: DIP final"] == 30.5
+    assert rows.loc["barbara", "run: DIP avg"] == 31.0
+    assert rows.loc["barbara", "run: biharmonic"] == 28.5
     for image in ("barbara", "Cameraman256"):
-        assert rows.loc[image, "DIP (paper)"] == paper_value("inpainting50", image,
-                                                             "deep_prior")
-        assert rows.loc[image, "Papyan et al. (paper)"] == paper_value("inpainting50", image,
-                                                                       "papyan")
-    delta = rows[f"DIP final ({THIS})"] - rows["DIP (paper)"]
-    assert (rows[f"Δ vs paper ({THIS})"] == delta).all()
+        assert rows.loc[image, "paper: DIP"] == paper_value("inpainting50", image,
+                                                            "deep_prior")
+        assert rows.loc[image, "paper: Papyan et al."] == paper_value("inpainting50", image,
+                                                                      "papyan")
+    delta = rows["run: DIP final"] - rows["paper: DIP"]  # whole images (no crop)
+    assert rows["Δ vs paper: DIP final"].tolist() == pytest.approx(delta.tolist())
     mean = df.iloc[-1]
-    assert mean["runs"] == 3
-    for col in df.columns[2:]:
+    assert mean["seeds"] == 3
+    for col in [c for c in df.columns[2:] if not parse(c).part]:
         assert mean[col] == pytest.approx(body(df)[col].mean())
 
 
@@ -118,8 +120,8 @@ def test_inpainting_table(runs):
 def test_profiles_are_never_mixed(runs):
     df = table("inpainting", "paper", root=runs, paper=PAPER_CSV)
     assert list(df["image"]) == ["barbara", "house", "mean"]
-    assert "DIP final (this run, paper)" in df
-    assert df.loc[0, "DIP final (this run, paper)"] == 99.0
+    assert "this run (paper, whole images)" in tables.markdown(df)
+    assert df.loc[0, "run: DIP final"] == 99.0
     assert df.attrs["iterations"] == [1500, 5000]
 
 
@@ -128,15 +130,15 @@ def test_denoising_table_blocks_per_sigma(runs):
     df = table("table_denoising", "quick", root=runs, paper=PAPER_CSV)
     assert list(zip(df["sigma"], df["image"], strict=True)) == [
         (25, "F16"), (25, "kodim01"), (25, "mean"), (50, "F16"), (50, "kodim01"), (50, "mean")]
-    assert f"CBM3D ({THIS})" not in df  # no record has a CBM3D number
+    assert "run: CBM3D" not in df  # no record has a CBM3D number
     for _, row in body(df).iterrows():
         sigma, image = int(row["sigma"]), row["image"]
-        assert row["NLM (paper)"] == paper_value("denoising", image, "nlm", sigma)
-        assert row["CBM3D (paper)"] == paper_value("denoising", image, "bm3d", sigma)
-        assert row["DIP (paper)"] == paper_value("denoising", image, "deep_prior", sigma)
-        assert row[f"Δ vs paper ({THIS})"] == row[f"DIP avg ({THIS})"] - row["DIP (paper)"]
+        assert row["paper: NLM"] == paper_value("denoising", image, "nlm", sigma)
+        assert row["paper: CBM3D"] == paper_value("denoising", image, "bm3d", sigma)
+        assert row["paper: DIP"] == paper_value("denoising", image, "deep_prior", sigma)
+        assert row["Δ vs paper: DIP avg"] == row["run: DIP avg"] - row["paper: DIP"]
     block = df[df["sigma"] == 50]
-    assert block.iloc[-1]["DIP (paper)"] == pytest.approx(block.iloc[:2]["DIP (paper)"].mean())
+    assert block.iloc[-1]["paper: DIP"] == pytest.approx(block.iloc[:2]["paper: DIP"].mean())
 
 
 @needs_paper
@@ -146,26 +148,25 @@ def test_sr_table(runs):
     assert keys == [("set5", 4, "baby"), ("set5", 4, "mean"), ("set5", 8, "baby"),
                     ("set5", 8, "mean"), ("set14", 4, "zebra"), ("set14", 4, "mean")]
     rows = body(df).set_index(["dataset", "factor", "image"])
-    assert rows.loc[("set5", 4, "baby"), "DIP (paper)"] == paper_value(
+    assert rows.loc[("set5", 4, "baby"), "paper: DIP"] == paper_value(
         "sr", "baby", "deep_prior", 4, "set5")
-    assert rows.loc[("set5", 8, "baby"), "DIP (paper)"] == paper_value(
+    assert rows.loc[("set5", 8, "baby"), "paper: DIP"] == paper_value(
         "sr", "baby", "deep_prior_005", 8, "set5")
-    assert rows.loc[("set5", 8, "baby"), "DIP 003 (paper)"] == paper_value(
+    assert rows.loc[("set5", 8, "baby"), "paper: DIP 003"] == paper_value(
         "sr", "baby", "deep_prior_003", 8, "set5")
-    assert rows.loc[("set14", 4, "zebra"), "LapSRN (paper)"] == paper_value(
+    assert rows.loc[("set14", 4, "zebra"), "paper: LapSRN"] == paper_value(
         "sr", "zebra", "LapSRN", 4, "set14")
-    assert rows.loc[("set14", 4, "zebra"), "Bicubic (paper)"] == paper_value(
+    assert rows.loc[("set14", 4, "zebra"), "paper: Bicubic"] == paper_value(
         "sr", "zebra", "bicubic", 4, "set14")
-    assert (rows[f"Δ vs paper ({THIS})"]
-            == rows[f"DIP final ({THIS})"] - rows["DIP (paper)"]).all()
-    assert (rows[f"DIP avg ({THIS})"] == rows[f"DIP final ({THIS})"] + 0.25).all()
+    assert (rows["Δ vs paper: DIP final"] == rows["run: DIP final"] - rows["paper: DIP"]).all()
+    assert (rows["run: DIP avg"] == rows["run: DIP final"] + 0.25).all()
 
 
 @needs_paper
 def test_sr_table_shows_tv_and_srresnet_only_where_the_paper_numbers_have_them(runs):
     ref = tables.paper_numbers(PAPER_CSV)
     df = table("sr", "quick", root=runs, paper=ref)
-    assert "TV prior (paper)" not in df and "SRResNet (paper)" not in df
+    assert "paper: TV prior" not in df and "paper: SRResNet" not in df
     assert any(n.startswith("No column for TV prior (method TV) or SRResNet")
                for n in df.attrs["notes"])
     extra = ref[(ref["method"] == "LapSRN") & (ref["image"] == "baby")].copy()
@@ -173,16 +174,16 @@ def test_sr_table_shows_tv_and_srresnet_only_where_the_paper_numbers_have_them(r
     df = table("sr", "quick", root=runs, paper=pd.concat([ref, extra], ignore_index=True))
     rows = body(df).set_index(["dataset", "factor", "image"])
     expected = extra.set_index(extra["factor"].astype(int))["psnr_paper"]
-    assert rows.loc[("set5", 4, "baby"), "SRResNet (paper)"] == expected[4]
-    assert pd.isna(rows.loc[("set14", 4, "zebra"), "SRResNet (paper)"])
-    assert "TV prior (paper)" not in df
+    assert rows.loc[("set5", 4, "baby"), "paper: SRResNet"] == expected[4]
+    assert pd.isna(rows.loc[("set14", 4, "zebra"), "paper: SRResNet"])
+    assert "paper: TV prior" not in df
     assert any("No column for TV prior (method TV):" in n for n in df.attrs["notes"])
     tv = extra.assign(method="TV")
     df = table("sr", "quick", root=runs, paper=pd.concat([ref, extra, tv], ignore_index=True))
-    cols = [c for c in df if c.endswith("(paper)") and not c.startswith(("DIP", "Δ"))]
+    cols = [c for c in df if c.startswith("paper:") and not c.startswith("paper: DIP")]
     # the paper's order, DIP's columns after them
-    assert cols == ["Bicubic (paper)", "TV prior (paper)", "LapSRN (paper)", "SRResNet (paper)"]
-    assert list(df).index("SRResNet (paper)") < list(df).index("DIP (paper)")
+    assert cols == ["paper: Bicubic", "paper: TV prior", "paper: LapSRN", "paper: SRResNet"]
+    assert list(df).index("paper: SRResNet") < list(df).index("paper: DIP")
 
 
 @needs_paper
@@ -193,8 +194,9 @@ def test_write_table_files(runs, tmp_path):
                                        "table_inpainting_quick.tex", "table_inpainting_quick.json"]
     md = paths[0].read_text()
     first = md.splitlines()[0]
-    for part in ("profile quick", "3 run(s)", "1500 iterations", "cpu (x86_64, 2 threads)",
-                 "CPU Some CPU 9000", "0123456789ab", "2025-03-01", "paper_numbers.csv"):
+    for part in ("profile quick", "3 record(s)", "3 seed(s) (1/2 per image)", "1500 iterations",
+                 "cpu (x86_64, 2 threads)", "CPU Some CPU 9000", "0123456789ab", "2025-03-01",
+                 "paper_numbers.csv"):
         assert part in first
     assert "| **mean** |" in md
     back = pd.read_csv(paths[1])
@@ -203,7 +205,7 @@ def test_write_table_files(runs, tmp_path):
     assert r"\begin{tabular}" in tex and r"$\Delta$ vs paper" in tex
     assert "\\hline mean & 3 &" in tex  # a rule above the mean row
     facts = json.loads(paths[3].read_text())  # the caption's facts, as data
-    assert facts["cpus"] == ["Some CPU 9000"] and facts["runs"] == 3
+    assert facts["cpus"] == ["Some CPU 9000"] and facts["records"] == 3 and facts["seeds"] == 3
     assert facts["iterations"] == [1500] and facts["diverged"] == [0, 0, 0]
     assert tables.table_cpus(paths[1]) == "Some CPU 9000"
     assert not list((tmp_path / "tables").glob(".*"))  # no temp files left
@@ -265,10 +267,12 @@ def test_crops_are_stated(tmp_path):
                  image="paper/sr/set5/x4/baby_GT.png", dataset=None, factor=4)
     df = table("sr", "quick", root=root, paper=PAPER_CSV)
     assert df.loc[0, "dataset"] == "set5"  # derived from the spec when the record has none
-    assert df.loc[0, "DIP (paper)"] == paper_value("sr", "baby", "deep_prior", 4, "set5")
+    assert df.loc[0, "paper: DIP"] == paper_value("sr", "baby", "deep_prior", 4, "set5")
     text = tables.markdown(df)
     assert "centre crops 128×128" in text.splitlines()[0]
-    assert "Δ compares different images" in text
+    assert "this run (quick, centre 128×128 crops)" in text
+    assert "No Δ vs paper column: this run's images are centre 128×128 crops" in text
+    assert not [c for c in df if c.startswith("Δ")]
 
 
 @needs_paper
@@ -283,20 +287,23 @@ def test_early_stopping_and_ensemble_columns(tmp_path):
                  psnr_oracle=30.3, seed=1, psnr_seeds_mean=29.5, psnr_seeds_std=0.25,
                  psnr_ensemble=30.9, psnr_ensemble_avg=31.2, seeds=[1, 2], **common)
     plain = table("denoising", "quick", root=root, paper=PAPER_CSV, stop="fixed")
-    assert plain["runs"].tolist() == [1, 1] and f"DIP stop ({THIS})" not in plain
-    assert f"DIP ensemble ({THIS})" not in plain
+    assert plain["seeds"].tolist() == [1, 1] and "run: DIP stop" not in plain
+    assert "run: DIP ensemble" not in plain
     df = table("denoising", "quick", root=root, paper=PAPER_CSV, stop="wmv")
     row = body(df).iloc[0]
-    assert row["runs"] == 2
-    assert row[f"DIP stop ({THIS})"] == 29.5 and row[f"iter stop ({THIS})"] == 500
-    assert row[f"gap to oracle ({THIS})"] == pytest.approx(30.4 - 29.5)
-    assert row[f"DIP mean±std ({THIS})"] == "29.50±0.25"
-    assert row[f"DIP ensemble ({THIS})"] == 30.9
-    assert row[f"DIP ensemble avg ({THIS})"] == 31.2
+    assert row["seeds"] == 3  # one record of seed 0, an ensemble of seeds 1 and 2
+    # the ensemble keeps no per-seed stop: its first seed's stands for it
+    assert row["run: DIP stop"] == 29.5 and row["run: iter stop"] == 500
+    assert row["run: gap to oracle"] == pytest.approx(30.4 - 29.5)
+    assert row["run: iter stop (std)"] == pytest.approx(141.42, abs=0.01)
+    assert row["run: DIP ensemble"] == 30.9
+    assert row["run: DIP ensemble avg"] == 31.2
     text = tables.markdown(df)
-    assert "| 500 |" in text and "gap to oracle" in text and "Wang et al." in text
-    assert "· 2 seeds a run ·" in text.splitlines()[0]
-    assert "seeds a run" not in tables.markdown(plain)
+    assert "| 500 ± 141 |" in text and "gap to oracle" in text and "Wang et al." in text
+    assert "· 3 seed(s) (3 per image, ensembles of 2 a record) ·" in text.splitlines()[0]
+    assert "first seed's value alone: DIP final (1 record(s), made before psnr_seeds" in text
+    assert "DIP stop (1 record(s), no per-seed psnr_stop)" in text
+    assert "ensembles of" not in tables.markdown(plain)
     with pytest.raises(DipError, match="mix stopping rules"):  # never in one column
         table("denoising", "quick", root=root, paper=PAPER_CSV)
 
@@ -322,13 +329,13 @@ def test_compare_tables_finds_every_changed_value(tmp_path):
 
 
 def test_a_rerun_block_is_compared_with_its_rows(tmp_path, capsys):
-    """make reproduce-sr ARGS="factor=4 ...": the block's rows (keys before 'runs'), in the
+    """make reproduce-sr ARGS="factor=4 ...": the block's rows (keys before 'seeds'), in the
     candidate's order; a row the reference lacks is an error."""
     from dip.report.__main__ import main
     from dip.report.tables import compare_tables
 
     ref = pd.DataFrame({"dataset": ["set5"] * 4, "factor": [4, 4, 8, 8],
-                        "image": ["baby", "mean", "baby", "mean"], "runs": [1, 1, 1, 1],
+                        "image": ["baby", "mean", "baby", "mean"], "seeds": [1, 1, 1, 1],
                         "psnr": [31.5, 31.5, 26.1, 26.1]})
     ref.to_csv(tmp_path / "ref.csv", index=False)
     block = ref.iloc[[3, 2]].copy()
@@ -355,23 +362,23 @@ def test_compare_leaves_out_a_column_one_table_lacks(tmp_path, capsys):
     from dip.report.__main__ import main
     from dip.report.tables import compare_tables
 
-    ref = pd.DataFrame({"sigma": [25, 25], "image": ["F16", "mean"], "runs": [1, 1],
-                        "CBM3D (this run, quick)": [31.0, 31.0], "DIP avg": [30.5, 30.5]})
+    ref = pd.DataFrame({"sigma": [25, 25], "image": ["F16", "mean"], "seeds": [1, 1],
+                        "run: CBM3D": [31.0, 31.0], "DIP avg": [30.5, 30.5]})
     ref.to_csv(tmp_path / "ref.csv", index=False)
-    rerun = ref.drop(columns="CBM3D (this run, quick)")
+    rerun = ref.drop(columns="run: CBM3D")
     rerun.to_csv(tmp_path / "rerun.csv", index=False)
     diffs = compare_tables(tmp_path / "ref.csv", tmp_path / "rerun.csv")
-    assert diffs.empty and diffs.attrs["only_reference"] == ["CBM3D (this run, quick)"]
+    assert diffs.empty and diffs.attrs["only_reference"] == ["run: CBM3D"]
     assert main(["compare", str(tmp_path / "ref.csv"), str(tmp_path / "rerun.csv")]) == 0
     out, err = capsys.readouterr()
     assert "reproduces" in out and "in the columns both have" in out
-    assert "not compared: CBM3D (this run, quick) (only in the reference)" in err
+    assert "not compared: run: CBM3D (only in the reference)" in err
     rerun.loc[0, "DIP avg"] = 30.6  # a shared column still counts
     rerun.to_csv(tmp_path / "off.csv", index=False)
     assert compare_tables(tmp_path / "ref.csv", tmp_path / "off.csv")[
         ["row", "column"]].values.tolist() == [[0, "DIP avg"]]
     for name, cols in (("keys", ["image"]), ("values", ["DIP avg"])):
-        ref.drop(columns=["CBM3D (this run, quick)"] + cols).to_csv(tmp_path / f"{name}.csv",
+        ref.drop(columns=["run: CBM3D"] + cols).to_csv(tmp_path / f"{name}.csv",
                                                                     index=False)
         with pytest.raises(DipError, match="other rows or columns"):  # nothing to compare by
             compare_tables(tmp_path / "ref.csv", tmp_path / f"{name}.csv")

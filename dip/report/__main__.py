@@ -181,11 +181,11 @@ def _compare(args) -> int:
 
 
 def _readme(args) -> int:
-    from dip.report.readme import build_readme, front_verdicts
+    from dip.report.readme import build_readme, front_readme
 
     print(f"wrote {build_readme(args.results)}", file=sys.stderr)
     if Path(args.results).resolve() == (Path.cwd() / "results").resolve():
-        front_verdicts("README.md", Path(args.results) / "claims_quick.csv")
+        front_readme("README.md", args.results)
     return 0
 
 

@@ -5,6 +5,9 @@ writes them, 4 decimals) and lists every value that differs, using pandas'
 ``DataFrame.compare``; ``python -m dip.report compare`` exits 1 on any difference.
 Only the columns both tables have are compared: a rerun on a machine without an optional
 baseline's package (``bm3d``) lacks that column, and the result names what was left out.
+The row keys are the columns up to ``seeds``; every number after them is compared, the
+stds and the bounds of the mean rows' intervals included (the bootstrap is seeded, so the
+same values give the same bounds).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dip.errors import DipError
+from dip.report.headings import SEEDS
 
 __all__ = ["compare_tables", "DIFF_COLUMNS"]
 
@@ -27,7 +31,7 @@ def compare_tables(reference, candidate, subset: bool = False) -> pd.DataFrame:
         CSV files written by :func:`dip.report.render.write_table`.
     subset : bool
         The candidate reruns a block of the table (e.g. Set5 ×4, or σ 25): only the
-        reference's rows whose keys (the columns before ``runs``: dataset, factor, sigma,
+        reference's rows whose keys (the columns before ``seeds``: dataset, factor, sigma,
         image) are the candidate's are compared, in the candidate's order.
 
     Returns
@@ -75,16 +79,16 @@ def compare_tables(reference, candidate, subset: bool = False) -> pd.DataFrame:
 
 
 def _keys(table: pd.DataFrame) -> list[str]:
-    """The columns every table must share: those up to ``runs`` (the row keys and the run
-    count), or the first one when there is no ``runs`` column."""
+    """The columns every table must share: those up to ``seeds`` (the row keys and the
+    seed count), or the first one when there is no such column."""
     cols = list(table.columns)
-    return cols[:cols.index("runs") + 1] if "runs" in cols else cols[:1]
+    return cols[:cols.index(SEEDS) + 1] if SEEDS in cols else cols[:1]
 
 
 def _rows_of(reference: pd.DataFrame, candidate: pd.DataFrame, where) -> pd.DataFrame:
     """The rows of ``reference`` with the keys of ``candidate``'s rows, in its order."""
-    if "runs" not in reference.columns or not set(_keys(reference)) <= set(candidate.columns):
-        raise DipError(f"{where} has other row keys than the reference (or no 'runs' column "
+    if SEEDS not in reference.columns or not set(_keys(reference)) <= set(candidate.columns):
+        raise DipError(f"{where} has other row keys than the reference (or no 'seeds' column "
                        "to find the row keys before); rerun the same sweep")
     keys = _keys(reference)[:-1]
     rows = candidate[keys].astype(str).merge(

@@ -8,13 +8,18 @@ written (docs/experiments.md, "Tables as declarations")::
       paper: denoising           # its `experiment` in paper_numbers.csv (null: none)
       cells: [sigma]             # record fields that, with the image, make one cell
       match: {sigma: factor}     # cell field -> paper_numbers.csv column it pairs with
-      columns:                   # in order, after the cells, `image` and `runs`
-        - {label: noisy, record: psnr_corrupted}            # "noisy (this run, PROFILE)"
-        - {label: CBM3D, record: baseline_cbm3d, optional: true}   # only when present
-        - {label: DIP, paper: deep_prior}                   # "DIP (paper)"
-        - {label: DIP 003, paper: {factor: {8: deep_prior_003}}, note: "..."}  # per cell
-      delta: {this: DIP avg, paper: DIP, note: "..."}       # Δ = this run's − the paper's
-      notes: ["..."]                                        # footnotes of the table
+      columns:                   # by group, in this order, after the cells, image, seeds
+        run:                     # this run's record fields ("run: noisy" in the CSV)
+          - {label: noisy, record: psnr_corrupted}
+          - {label: CBM3D, record: baseline_cbm3d, optional: true}  # only when present
+          - {label: DIP avg, record: psnr_avg, seeds: true}  # mean ± std over seeds
+        released:                # the compared methods' released results, this run's crop
+          - {label: CBM3D, record: released_cbm3d, optional: true}
+        paper:                   # paper_numbers.csv methods ("paper: DIP")
+          - {label: DIP, method: deep_prior}
+          - {label: DIP 003, method: {factor: {8: deep_prior_003}}, note: "..."}  # per cell
+      delta: {this: DIP avg, paper: DIP, note: "..."}  # Δ = run − paper (whole images)
+      notes: ["..."]                                   # footnotes of the table
       figure: {corrupted: noisy, images: [F16], panels: [...], curves: psnr_gt_avg}
 
 :func:`table_spec` reads one (through :func:`dip.report.configs.table_block`, the report's
@@ -29,15 +34,20 @@ from dataclasses import dataclass
 
 from dip.errors import DipError
 from dip.report.configs import experiment_names, table_block
+from dip.report.headings import name
 from dip.report.records import int_or_none
 
 __all__ = ["Column", "Delta", "Figure", "TableSpec", "table_spec", "table_experiments",
-           "experiment_name", "cell_key", "run_hint", "PAPER_KEYS"]
+           "experiment_name", "cell_key", "run_hint", "PAPER_KEYS", "COLUMN_GROUPS"]
 
 PAPER_KEYS = ("factor", "dataset")
 """The columns of paper_numbers.csv that a cell field can be matched with (beside image)."""
 KEYS = {"paper", "cells", "match", "columns", "delta", "notes", "figure"}
-COLUMN_KEYS = {"label", "record", "paper", "optional", "note"}
+COLUMN_GROUPS = ("run", "released", "paper")
+"""The declared groups of columns, in the order a table shows them."""
+COLUMN_KEYS = {"run": {"label", "record", "optional", "note", "seeds"},
+               "released": {"label", "record", "optional", "note"},
+               "paper": {"label", "method", "optional", "note"}}
 DEFAULT = "default"  # the method of a per-cell paper column for the values it does not name
 
 
@@ -48,11 +58,13 @@ def cell_key(value) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """One declared column: this run's record field ``record``, or the paper's method
-    (``method``; per cell: the value of cell field ``by`` picks it from ``methods``, else
-    ``default``)."""
+    """One declared column of group ``group`` ('run', 'released' or 'paper'): a record
+    field ``record``, or the paper's method (``method``; per cell: the value of cell field
+    ``by`` picks it from ``methods``, else ``default``). ``seeds``: a run column of DIP's
+    outputs, shown per image as mean ± std over the image's seeds."""
 
     label: str
+    group: str = "run"
     record: str | None = None
     method: str | None = None
     by: str | None = None
@@ -60,14 +72,16 @@ class Column:
     default: str | None = None
     optional: bool = False
     note: str | None = None
+    seeds: bool = False
 
     @property
     def is_paper(self) -> bool:
-        return self.record is None
+        return self.group == "paper"
 
-    def heading(self, this: str) -> str:
-        """The column's name in the table: 'DIP (paper)', 'DIP avg (this run, quick)'."""
-        return f"{self.label} (paper)" if self.is_paper else f"{self.label} ({this})"
+    @property
+    def heading(self) -> str:
+        """The column's name in the table: 'paper: DIP', 'run: DIP avg'."""
+        return name(self.group, self.label)
 
     def method_of(self, value) -> str:
         """The paper method of a row whose cell field ``by`` is ``value`` ('' for none)."""
@@ -184,36 +198,55 @@ def _text_list(where: str, value, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _paper_source(where: str, label: str, paper, cells: tuple) -> dict:
+def _paper_source(where: str, label: str, method, cells: tuple) -> dict:
     """The paper method of a column: a method, or ``{FIELD: {VALUE: method, default: m}}``."""
-    if isinstance(paper, str) and paper:
-        return {"method": paper}
-    if (isinstance(paper, dict) and len(paper) == 1
-            and isinstance(next(iter(paper.values())), dict)):
-        (by, table), = paper.items()
+    if isinstance(method, str) and method:
+        return {"method": method}
+    if (isinstance(method, dict) and len(method) == 1
+            and isinstance(next(iter(method.values())), dict)):
+        (by, table), = method.items()
         if by not in cells:
             raise _fail(where, f"column {label!r} picks its paper method by {by!r}, which is "
                         f"not a cell field ({', '.join(cells) or 'none'})")
         methods = tuple((str(k), str(v)) for k, v in table.items() if str(k) != DEFAULT)
         return {"by": by, "methods": methods, "default": table.get(DEFAULT)}
-    raise _fail(where, f"column {label!r}: paper must be a method or {{FIELD: {{VALUE: "
-                "method, default: method}}}")
+    raise _fail(where, f"column {label!r}: method must be a paper_numbers.csv method or "
+                "{FIELD: {VALUE: method, default: method}}")
 
 
-def _column(where: str, node, cells: tuple) -> Column:
+def _column(where: str, group: str, node, cells: tuple) -> Column:
     if not isinstance(node, dict) or not isinstance(node.get("label"), str):
         raise _fail(where, f"each column needs a label (got {node!r})")
     label = node["label"]
-    _unknown(where, node, COLUMN_KEYS, f"column {label!r}")
-    if ("record" in node) == ("paper" in node):
-        raise _fail(where, f"column {label!r} needs one of record: (a record field) or "
-                    "paper: (a paper_numbers.csv method)")
-    common = {"optional": bool(node.get("optional", False)), "note": node.get("note")}
-    if "record" in node:
-        if not isinstance(node["record"], str) or not node["record"]:
-            raise _fail(where, f"column {label!r}: record must name a record field")
-        return Column(label, record=node["record"], **common)
-    return Column(label, **_paper_source(where, label, node["paper"], cells), **common)
+    _unknown(where, node, COLUMN_KEYS[group], f"{group} column {label!r}")
+    common = {"group": group, "optional": bool(node.get("optional", False)),
+              "note": node.get("note")}
+    if group == "paper":
+        if "method" not in node:
+            raise _fail(where, f"paper column {label!r} needs method: (a paper_numbers.csv "
+                        "method)")
+        return Column(label, **_paper_source(where, label, node["method"], cells), **common)
+    if not isinstance(node.get("record"), str) or not node["record"]:
+        raise _fail(where, f"{group} column {label!r} needs record: (a record field)")
+    return Column(label, record=node["record"], seeds=bool(node.get("seeds", False)),
+                  **common)
+
+
+def _columns(where: str, node, cells: tuple) -> tuple[Column, ...]:
+    """The declared columns, group by group (``{run: [...], released: [...], paper:
+    [...]}``), in the groups' order."""
+    if isinstance(node, dict):
+        _unknown(where, node, set(COLUMN_GROUPS), "columns")
+    if not isinstance(node, dict) or not any(node.get(g) for g in COLUMN_GROUPS):
+        raise _fail(where, "columns must map groups (run, released, paper) to lists of "
+                    "columns")
+    out = []
+    for group in COLUMN_GROUPS:
+        columns = node.get(group) or []
+        if not isinstance(columns, list):
+            raise _fail(where, f"columns.{group} must be a list of columns")
+        out += [_column(where, group, c, cells) for c in columns]
+    return tuple(out)
 
 
 def _delta(where: str, node, columns: tuple[Column, ...]) -> Delta | None:
@@ -222,10 +255,9 @@ def _delta(where: str, node, columns: tuple[Column, ...]) -> Delta | None:
     if not isinstance(node, dict):
         raise _fail(where, "delta must be {this: LABEL, paper: LABEL, note: TEXT}")
     _unknown(where, node, {"this", "paper", "note"}, "delta")
-    for key, paper in (("this", False), ("paper", True)):
-        if not any(c.label == node.get(key) and c.is_paper == paper for c in columns):
-            kind = "paper" if paper else "record"
-            raise _fail(where, f"delta.{key} must be the label of a {kind} column "
+    for key, group in (("this", "run"), ("paper", "paper")):
+        if not any(c.label == node.get(key) and c.group == group for c in columns):
+            raise _fail(where, f"delta.{key} must be the label of a {group} column "
                         f"(got {node.get(key)!r})")
     return Delta(node["this"], node["paper"], node.get("note"))
 
@@ -274,12 +306,10 @@ def _spec(where: str, block) -> TableSpec:
     paper = block.get("paper")
     if paper is not None and not isinstance(paper, str):
         raise _fail(where, "paper must be the experiment's name in paper_numbers.csv or null")
-    if not isinstance(block.get("columns"), list) or not block["columns"]:
-        raise _fail(where, "columns must list the table's columns")
-    columns = tuple(_column(where, c, cells) for c in block["columns"])
-    headings = [c.heading("this run") for c in columns]
+    columns = _columns(where, block.get("columns"), cells)
+    headings = [c.heading for c in columns]
     if len(set(headings)) < len(headings):
-        raise _fail(where, "two columns of the same source share a label")
+        raise _fail(where, "two columns of the same group share a label")
     if paper is None and any(c.is_paper for c in columns):
         raise _fail(where, "paper columns need paper: (the experiment's name in "
                     "paper_numbers.csv)")

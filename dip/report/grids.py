@@ -236,17 +236,23 @@ def build_table_figure(experiment: str, profile: str = "quick", root="results/ru
         stem = "_".join(x for x in (experiment, profile, suffix) if x)
         title = " — ".join(x for x in (experiment, suffix.replace("_", " "),
                                        f"profile {profile}") if x)
-        panels = []
-        for i in shown:
-            run = runs.loc[i]
-            panels.append((f"{i}: ground truth", _read(run.record, "gt.png"), None))
-            panels.append((spec.corrupted, _read(run.record, "corrupted.png"),
-                           run.psnr_corrupted))
-            panels += [(name, _read(run.record, file), run.get(col)) for name, file, col in cols]
         footer = _provenance(part)
-        paths.append(image_grid(panels, out / f"{stem}.png", title=title, footer=footer,
-                                inset=(0.35, 0.35, 0.3), ncols=2 + len(cols),
-                                panel_in=2.2))
+        if any(file.startswith("restored") for _, file, _ in cols):  # DIP's outputs
+            panels = []
+            for i in shown:
+                run = runs.loc[i]
+                panels.append((f"{i}: ground truth", _read(run.record, "gt.png"), None))
+                panels.append((spec.corrupted, _read(run.record, "corrupted.png"),
+                               run.psnr_corrupted))
+                panels += [(name, _read(run.record, file), run.get(col))
+                           for name, file, col in cols]
+            paths.append(image_grid(panels, out / f"{stem}.png", title=title, footer=footer,
+                                    inset=(0.35, 0.35, 0.3), ncols=2 + len(cols),
+                                    panel_in=2.2))
+        else:  # records committed without their images (results/quick-runs, paper-runs)
+            warnings.warn(f"{stem}.png not written: the records under {root} keep no "
+                          "restored.png (committed without images); the machine that made "
+                          "the runs can draw it", stacklevel=2)
         paths.append(curves(histories(runs.image_id, runs.record),
                             out / f"{stem}_curves.png", y=spec.curves, title=title,
                             footer=footer))

@@ -1,10 +1,10 @@
 """A paper table's footnotes and provenance, from its records alone.
 
-:func:`provenance` (runs, iterations, devices, CPUs, commits, dates, crops, seeds: the
-caption's facts, kept in ``df.attrs`` and the table's JSON), :func:`partial_blocks`
-(blocks showing fewer images than the paper), :func:`bad_runs` and :func:`flagged`
-(diverged runs and the rows they spoil), :func:`backtrack_note` (how often the
-backtracking rolled fits back).
+:func:`provenance` (records, iterations, devices, CPUs, commits, dates, crops, seed
+ensembles: the caption's facts, kept in ``df.attrs`` and the table's JSON),
+:func:`partial_blocks` (blocks showing fewer images than the paper), :func:`bad_runs` and
+:func:`flagged` (diverged runs and the rows they spoil), :func:`backtrack_note` (how often
+the backtracking rolled fits back).
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def ensembles(records: pd.DataFrame) -> bool:
 
 
 def provenance(records: pd.DataFrame) -> dict:
-    """The caption's facts: runs, iterations, devices, CPUs, commits, dates, crops, seeds."""
+    """The caption's facts: records, iterations, devices, CPUs, commits, dates, crops, and
+    the sizes of the seed ensembles among the records (``ensembles``; none: [])."""
     def values(col):
         return sorted({str(v) for v in records[col].dropna()}) if col in records else []
 
@@ -89,12 +90,12 @@ def provenance(records: pd.DataFrame) -> dict:
         return sorted({int(v) for v in records[col].dropna()}) if col in records else []
 
     dates = sorted(str(v)[:10] for v in records["finished"].dropna())
-    seeds = ints("n_seeds")
-    return {"runs": len(records), "iterations": ints("num_iter"),
+    sizes = ints("n_seeds")
+    return {"records": len(records), "iterations": ints("num_iter"),
             "devices": values("device_name") or values("device"),
             "cpus": values("cpu_model"), "commits": values("commit"),
             "dates": (dates[0], dates[-1]) if dates else None, "crops": ints("crop"),
-            "seeds": seeds if any(k > 1 for k in seeds) else []}
+            "ensembles": sizes if any(k > 1 for k in sizes) else []}
 
 
 def backtrack_note(records: pd.DataFrame, settings: pd.DataFrame | None = None) -> str:

@@ -3,7 +3,7 @@
 :func:`paper_numbers` reads the CSV; :class:`PaperColumns` looks up one experiment's
 numbers for the rows of a table and remembers whether each column used printed or
 recomputed values; :func:`match_image` pairs a record's image with the CSV's name for it.
-Paper numbers only ever fill a table's "(paper)" columns.
+Paper numbers only ever fill a table's ``paper`` group of columns.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """``results/README.md``: the claims scorecard, then the committed tables, figures, studies
-and benchmarks, on one page; and the front README's verdicts (:func:`front_verdicts`).
+and benchmarks, on one page; and the front README's two generated blocks
+(:func:`front_readme`): the scorecard's verdicts and the quick tables' mean rows.
 
 Everything on the page is read from the files under ``results/`` (tables written by
 ``python -m dip.report table``, figures by ``... figure``, studies by ``... study``,
@@ -16,11 +17,24 @@ from pathlib import Path
 import pandas as pd
 
 from dip.atomic import write_text
+from dip.report.render import MEAN
 
-__all__ = ["build_readme", "verdicts", "front_verdicts", "VERDICTS"]
+__all__ = ["build_readme", "verdicts", "headline", "front_readme", "VERDICTS", "HEADLINE"]
 
 VERDICTS = ("<!-- verdicts: make readme writes this block from results/claims_quick.csv -->",
             "<!-- /verdicts -->")
+HEADLINE = ("<!-- headline: make readme writes this block from results/tables/*_quick.csv -->",
+            "<!-- /headline -->")
+
+# The headline's rows: label, table, the mean row's keys, then the CSV labels shown of the
+# released results (scored through the run's crops) and of the paper (whole images).
+HEADLINE_ROWS = (
+    ("inpainting, 50 % pixels", "inpainting", {}, ("Papyan et al.",), ("Papyan et al.",)),
+    *((f"denoising σ {s}", "denoising", {"sigma": s}, ("CBM3D", "NLM"), ("CBM3D",))
+      for s in (25, 50)),
+    *((f"SR {d.capitalize()} ×{f}", "sr", {"dataset": d, "factor": f}, ("bicubic", "LapSRN"),
+       ("Bicubic", "LapSRN")) for d in ("set5", "set14") for f in (4, 8)),
+)
 
 INTRO = """# Results
 
@@ -126,14 +140,61 @@ def verdicts(csv) -> str:
     return "\n".join(lines)
 
 
-def front_verdicts(readme="README.md", csv="results/claims_quick.csv") -> Path:
-    """Rewrite the block between the :data:`VERDICTS` markers of ``readme`` with
-    :func:`verdicts` of ``csv``; a README without the markers is left as it is."""
-    readme = Path(readme)
-    text = readme.read_text(encoding="utf-8")
-    start, end = VERDICTS
-    if start not in text or end not in text or not Path(csv).is_file():
-        return readme
+def _mean_row(tables: Path, table: str, keys: dict):
+    """The mean row of ``results/tables/table_<table>_quick.csv`` with ``keys`` and its
+    image count; None without one (or in an earlier format)."""
+    path = tables / f"table_{table}_quick.csv"
+    if not path.is_file():
+        return None
+    df = pd.read_csv(path)
+    if "run: DIP final" not in df:  # a table in an earlier format: remake it
+        return None
+    for key, value in keys.items():
+        df = df[df[key].astype(str) == str(value)]
+    mean = df[df["image"] == MEAN]
+    return (mean.iloc[0], len(df) - len(mean)) if len(mean) == 1 else None
+
+
+def headline(tables="results/tables") -> str:
+    """The front README's table of the committed quick tables' mean rows: DIP's final and
+    averaged outputs (and a seed ensemble's), the released results of the compared methods
+    through the same crops, and the paper's whole-image means of the same images."""
+    lines = ["| table | images × seeds | DIP final / avg (quick) | released, same crops "
+             "| paper, whole images |", "| --- | ---: | ---: | ---: | ---: |"]
+    for label, table, keys, released, paper in HEADLINE_ROWS:
+        found = _mean_row(Path(tables), table, keys)
+        if found is None:
+            continue
+        row, images = found
+
+        def shown(group, names, row=row):
+            return " · ".join(f"{n} {row[f'{group}: {n}']:.2f}" for n in names
+                              if pd.notna(row.get(f"{group}: {n}")))
+
+        dip = f"{row['run: DIP final']:.2f} / {row['run: DIP avg']:.2f}"
+        if pd.notna(row.get("run: DIP ensemble avg")):
+            dip += f" (3-seed ensemble {row['run: DIP ensemble avg']:.2f})"
+        seeds = round(int(row["seeds"]) / images) if images else 0
+        lines.append(f"| {label} | {images} × {seeds} | {dip} | {shown('released', released)} "
+                     f"| {shown('paper', (*paper, 'DIP'))} |")
+    return "\n".join(lines)
+
+
+def _rewrite(text: str, markers: tuple[str, str], block: str) -> str:
+    start, end = markers
+    if start not in text or end not in text:
+        return text
     head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    return write_text(readme, f"{head}{start}\n{verdicts(csv)}\n{end}{tail}")
+    return f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}"
+
+
+def front_readme(readme="README.md", results="results") -> Path:
+    """Rewrite the front README's blocks between the :data:`VERDICTS` markers (with
+    :func:`verdicts` of ``results/claims_quick.csv``) and the :data:`HEADLINE` markers (with
+    :func:`headline` of ``results/tables``); a README without the markers is left as it is."""
+    readme, results = Path(readme), Path(results)
+    text = readme.read_text(encoding="utf-8")
+    if (results / "claims_quick.csv").is_file():
+        text = _rewrite(text, VERDICTS, verdicts(results / "claims_quick.csv"))
+    text = _rewrite(text, HEADLINE, headline(results / "tables"))
+    return write_text(readme, text)

@@ -17,7 +17,8 @@ import pandas as pd
 from dip.data.registry import image_id
 from dip.runs.records import RunRecord, find_records
 
-__all__ = ["load_records", "with_datasets", "int_or_none", "RECORD_COLUMNS", "NUMERIC"]
+__all__ = ["load_records", "with_datasets", "int_or_none", "RECORD_COLUMNS", "NUMERIC",
+           "SEED_LISTS"]
 
 RECORD_COLUMNS = ["experiment", "task", "image", "image_id", "profile", "sigma", "factor",
                   "dataset", "seed", "num_iter", "psnr_corrupted", "psnr_final", "psnr_avg",
@@ -26,6 +27,9 @@ NUMERIC = ["sigma", "factor", "seed", "num_iter", "crop", "height", "width", "ps
            "psnr_final", "psnr_avg", "psnr_oracle", "iter_oracle", "seconds", "psnr_stop",
            "iter_stop", "steps", "psnr_seeds_mean", "psnr_seeds_std", "psnr_ensemble",
            "psnr_ensemble_avg", "n_seeds"]
+SEED_LISTS = {"psnr_final": "psnr_seeds", "psnr_avg": "psnr_seeds_avg"}
+"""A seed ensemble's per-seed lists (kept as lists), by the field its first seed has:
+each seed's final PSNR, and each seed's averaged PSNR (records made since f01fd52)."""
 
 
 def _row(record: RunRecord) -> dict:
@@ -37,6 +41,9 @@ def _row(record: RunRecord) -> dict:
         row[f"baseline_{name}"] = value
     for name, value in (metrics.get("released") or {}).items():
         row[f"released_{name}"] = value
+    for field in SEED_LISTS.values():
+        if isinstance(metrics.get(field), list):
+            row[field] = [math.nan if v is None else float(v) for v in metrics[field]]
     if isinstance(metrics.get("seeds"), list):
         row["n_seeds"] = len(metrics["seeds"])
     machine = metrics.get("machine")
@@ -77,7 +84,9 @@ def load_records(root="results/runs", experiment=None, profile=None,
     -------
     pandas.DataFrame
         The scalar fields of metrics.json plus ``baseline_<name>`` for each baseline,
-        ``image_id`` (derived from ``image`` when absent) and ``record`` (the directory).
+        ``released_<name>`` for each released result, ``n_seeds`` (a seed ensemble's
+        size), the per-seed lists of :data:`SEED_LISTS` (lists), ``image_id`` (derived
+        from ``image`` when absent) and ``record`` (the directory).
     """
     root = Path(root)
     rows = [] if not root.is_dir() else [_row(r) for r in find_records(root)]
@@ -85,7 +94,7 @@ def load_records(root="results/runs", experiment=None, profile=None,
     for col in RECORD_COLUMNS:
         if col not in df:
             df[col] = None
-    for col in [c for c in df if c in NUMERIC or c.startswith("baseline_")]:
+    for col in [c for c in df if c in NUMERIC or c.startswith(("baseline_", "released_"))]:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     if experiment is not None:
         df = df[df["experiment"] == experiment]
