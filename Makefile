@@ -59,8 +59,9 @@ demo: $(STAMP)
 # the `table:` block declares under results/tables/ and its image grids and curves under
 # results/figures/: a new table is a new config, no code
 # (docs/experiments.md#tables-as-declarations). PROFILE=paper for the official settings
-# (GPU), quick for the CPU. A sweep of which some runs failed still writes the table of
-# the finished ones; make then exits with the sweep's status.
+# (GPU), quick for the CPU; ARGS=seed=0,1,2 adds seeds (the committed quick tables have
+# three: experiments/claims_quick.sh). A sweep of which some runs failed still writes the
+# table of the finished ones; make then exits with the sweep's status.
 report_table = $(REPORT) table $(1) --profile $(PROFILE) --root $(RECORDS) --out $(TABLES) && \
 	$(REPORT) figure $(1) --profile $(PROFILE) --root $(RECORDS) --out $(FIGS)
 table_runs = $(if $(wildcard conf/experiment/table_$(1).yaml),experiment=table_$(1),\
