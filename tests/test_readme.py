@@ -31,14 +31,15 @@ def test_the_headline_shows_each_mean_row_with_the_released_and_paper_means(tmp_
          "run: DIP avg": 29.529, "run: DIP ensemble avg": 30.014, "released: CBM3D": 30.51,
          "released: NLM": 29.475, "paper: CBM3D": 31.42, "paper: DIP": 31.29},
         {"sigma": 50, "image": "a", "seeds": 1},
-        {"sigma": 50, "image": "mean", "seeds": 1, "run: DIP final": 24.0,
+        {"sigma": 50, "image": "b", "seeds": 3},
+        {"sigma": 50, "image": "mean", "seeds": 4, "run: DIP final": 24.0,
          "run: DIP avg": 25.0, "paper: CBM3D": 27.0, "paper: DIP": 27.5},
     ]).to_csv(tmp_path / "table_denoising_quick.csv", index=False)
     lines = headline(tmp_path).splitlines()
     assert lines[2:] == [
-        "| denoising σ 25 | 2 × 3 | 28.06 / 29.53 (3-seed ensemble 30.01) | CBM3D 30.51 · "
+        "| denoising σ 25 | 2 × 3 | 28.06 / 29.53 (seed ensemble 30.01) | CBM3D 30.51 · "
         "NLM 29.48 | CBM3D 31.42 · DIP 31.29 |",
-        "| denoising σ 50 | 1 × 1 | 24.00 / 25.00 |  | CBM3D 27.00 · DIP 27.50 |"]
+        "| denoising σ 50 | 2 (4 seeds) | 24.00 / 25.00 |  | CBM3D 27.00 · DIP 27.50 |"]
 
 
 def test_the_readme_leads_with_the_committed_scorecards_verdicts():

@@ -141,8 +141,8 @@ def verdicts(csv) -> str:
 
 
 def _mean_row(tables: Path, table: str, keys: dict):
-    """The mean row of ``results/tables/table_<table>_quick.csv`` with ``keys`` and its
-    image count; None without one (or in an earlier format)."""
+    """The mean row of ``results/tables/table_<table>_quick.csv`` with ``keys`` and the
+    seeds of each of its images; None without one (or in an earlier format)."""
     path = tables / f"table_{table}_quick.csv"
     if not path.is_file():
         return None
@@ -152,7 +152,13 @@ def _mean_row(tables: Path, table: str, keys: dict):
     for key, value in keys.items():
         df = df[df[key].astype(str) == str(value)]
     mean = df[df["image"] == MEAN]
-    return (mean.iloc[0], len(df) - len(mean)) if len(mean) == 1 else None
+    return (mean.iloc[0], df[df["image"] != MEAN]["seeds"]) if len(mean) == 1 else None
+
+
+def _means(row, group: str, names) -> str:
+    """``NAME value`` of each of ``names`` the mean row has in column group ``group``."""
+    return " · ".join(f"{n} {row[f'{group}: {n}']:.2f}" for n in names
+                      if pd.notna(row.get(f"{group}: {n}")))
 
 
 def headline(tables="results/tables") -> str:
@@ -165,18 +171,14 @@ def headline(tables="results/tables") -> str:
         found = _mean_row(Path(tables), table, keys)
         if found is None:
             continue
-        row, images = found
-
-        def shown(group, names, row=row):
-            return " · ".join(f"{n} {row[f'{group}: {n}']:.2f}" for n in names
-                              if pd.notna(row.get(f"{group}: {n}")))
-
+        row, seeds = found
         dip = f"{row['run: DIP final']:.2f} / {row['run: DIP avg']:.2f}"
         if pd.notna(row.get("run: DIP ensemble avg")):
-            dip += f" (3-seed ensemble {row['run: DIP ensemble avg']:.2f})"
-        seeds = round(int(row["seeds"]) / images) if images else 0
-        lines.append(f"| {label} | {images} × {seeds} | {dip} | {shown('released', released)} "
-                     f"| {shown('paper', (*paper, 'DIP'))} |")
+            dip += f" (seed ensemble {row['run: DIP ensemble avg']:.2f})"
+        runs = f"{len(seeds)} × {seeds.iloc[0]}" if seeds.nunique() == 1 else \
+            f"{len(seeds)} ({seeds.sum()} seeds)"
+        lines.append(f"| {label} | {runs} | {dip} | {_means(row, 'released', released)} "
+                     f"| {_means(row, 'paper', (*paper, 'DIP'))} |")
     return "\n".join(lines)
 
 
