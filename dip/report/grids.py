@@ -135,6 +135,15 @@ def _panels(experiment: str, spec: dict, df: pd.DataFrame, labels: list[str]) ->
     return panels
 
 
+def _lowest_seed(df: pd.DataFrame) -> pd.DataFrame:
+    """One record per setting (its ``label``), the lowest seed, in the records' order: a
+    figure shows each setting once; the claims scorecard takes every seed."""
+    if "label" not in df or df["label"].isna().any() or "seed" not in df:
+        return df
+    keep = df.sort_values("seed", kind="stable").drop_duplicates("label").index
+    return df.loc[sorted(keep)].reset_index(drop=True)
+
+
 def build_figure(experiment: str, profile: str = "quick", root="results/runs",
                  out="results/figures") -> list[Path]:
     """Write the figure(s) of ``experiment`` from its records; return the paths.
@@ -148,7 +157,7 @@ def build_figure(experiment: str, profile: str = "quick", root="results/runs",
     if experiment not in FIGURES:
         raise DipError(f"unknown figure {experiment!r}; choose one of "
                        f"{', '.join(FIGURES + tuple(tables))}")
-    df = figure_records(experiment, profile, root)
+    df = _lowest_seed(figure_records(experiment, profile, root))
     spec = _spec(df.record.iloc[0])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
