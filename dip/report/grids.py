@@ -135,13 +135,12 @@ def _panels(experiment: str, spec: dict, df: pd.DataFrame, labels: list[str]) ->
     return panels
 
 
-def _lowest_seed(df: pd.DataFrame) -> pd.DataFrame:
-    """One record per setting (its ``label``), the lowest seed, in the records' order: a
-    figure shows each setting once; the claims scorecard takes every seed."""
-    if "label" not in df or df["label"].isna().any() or "seed" not in df:
-        return df
-    keep = df.sort_values("seed", kind="stable").drop_duplicates("label").index
-    return df.loc[sorted(keep)].reset_index(drop=True)
+def _lowest_seed(df: pd.DataFrame, key: str) -> pd.DataFrame:
+    """One record per value of ``key`` (a figure's setting, a table's image): the one of
+    the lowest seed (the one whose images a seed ensemble's record keeps), in ``df``'s
+    order; the claims scorecard takes every seed."""
+    keep = df.sort_values("seed", kind="stable").drop_duplicates(key).index
+    return df[df.index.isin(keep)]
 
 
 def build_figure(experiment: str, profile: str = "quick", root="results/runs",
@@ -157,7 +156,9 @@ def build_figure(experiment: str, profile: str = "quick", root="results/runs",
     if experiment not in FIGURES:
         raise DipError(f"unknown figure {experiment!r}; choose one of "
                        f"{', '.join(FIGURES + tuple(tables))}")
-    df = _lowest_seed(figure_records(experiment, profile, root))
+    df = figure_records(experiment, profile, root)
+    if "label" in df and df["label"].notna().all() and "seed" in df:  # each setting once
+        df = _lowest_seed(df, "label").reset_index(drop=True)
     spec = _spec(df.record.iloc[0])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -187,12 +188,6 @@ def _block_suffix(block: list[str], key) -> str:
     return "_".join(_BLOCK_NAMES.get(col, col + "{}").format(
         value if isinstance(value, str) else int_or_none(value))
         for col, value in zip(block, key, strict=True))
-
-
-def _first_seed(records: pd.DataFrame) -> pd.DataFrame:
-    """One record per image: the lowest seed (the one whose images the record keeps)."""
-    return records.sort_values(["image_id", "seed"], kind="stable").groupby(
-        "image_id", sort=False).head(1)
 
 
 def build_table_figure(experiment: str, profile: str = "quick", root="results/runs",
@@ -236,7 +231,8 @@ def build_table_figure(experiment: str, profile: str = "quick", root="results/ru
     groups = records.groupby(block, sort=True, dropna=False) if block else [((), records)]
     paths = []
     for key, part in groups:
-        runs = _first_seed(part).set_index("image_id", drop=False)
+        runs = _lowest_seed(part.sort_values("image_id", kind="stable"), "image_id"
+                            ).set_index("image_id", drop=False)
         shown = [i for i in (rows or spec.images) if i in runs.index] or list(runs.index[:4])
         # the columns every shown image has (a baseline may be missing, e.g. CBM3D)
         cols = [p for p in spec.panels

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from dip.atomic import write_text
+from dip.report.headings import SEEDS, name
 from dip.report.render import MEAN
 
 __all__ = ["build_readme", "verdicts", "headline", "front_readme", "VERDICTS", "HEADLINE"]
@@ -147,18 +148,18 @@ def _mean_row(tables: Path, table: str, keys: dict):
     if not path.is_file():
         return None
     df = pd.read_csv(path)
-    if "run: DIP final" not in df:  # a table in an earlier format: remake it
+    if name("run", "DIP final") not in df:  # a table in an earlier format: remake it
         return None
     for key, value in keys.items():
         df = df[df[key].astype(str) == str(value)]
     mean = df[df["image"] == MEAN]
-    return (mean.iloc[0], df[df["image"] != MEAN]["seeds"]) if len(mean) == 1 else None
+    return (mean.iloc[0], df[df["image"] != MEAN][SEEDS]) if len(mean) == 1 else None
 
 
 def _means(row, group: str, names) -> str:
     """``NAME value`` of each of ``names`` the mean row has in column group ``group``."""
-    return " · ".join(f"{n} {row[f'{group}: {n}']:.2f}" for n in names
-                      if pd.notna(row.get(f"{group}: {n}")))
+    return " · ".join(f"{n} {row[name(group, n)]:.2f}" for n in names
+                      if pd.notna(row.get(name(group, n))))
 
 
 def headline(tables="results/tables") -> str:
@@ -172,9 +173,9 @@ def headline(tables="results/tables") -> str:
         if found is None:
             continue
         row, seeds = found
-        dip = f"{row['run: DIP final']:.2f} / {row['run: DIP avg']:.2f}"
-        if pd.notna(row.get("run: DIP ensemble avg")):
-            dip += f" (seed ensemble {row['run: DIP ensemble avg']:.2f})"
+        dip = f"{row[name('run', 'DIP final')]:.2f} / {row[name('run', 'DIP avg')]:.2f}"
+        if pd.notna(row.get(name("run", "DIP ensemble avg"))):
+            dip += f" (seed ensemble {row[name('run', 'DIP ensemble avg')]:.2f})"
         runs = f"{len(seeds)} × {seeds.iloc[0]}" if seeds.nunique() == 1 else \
             f"{len(seeds)} ({seeds.sum()} seeds)"
         lines.append(f"| {label} | {runs} | {dip} | {_means(row, 'released', released)} "
