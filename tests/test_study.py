@@ -99,12 +99,18 @@ def interval(image_seeds: dict) -> Interval:
 def test_table_gives_seed_std_per_image_and_interval_per_setting(runs, tmp_path):
     text, _ = build_study(runs, tmp_path / "out", metric="psnr_avg")
     rows = cells(text)
-    assert rows["fit.lr"] == ["F16", "kodim01", "mean [95 % interval]", "seeds"]
+    assert rows["fit.lr"] == ["F16", "kodim01", "mean [95 % interval]", "Δ vs best [95 %]",
+                              "seeds"]
     low = interval({"F16": [28.0, 28.5], "kodim01": [26.0, 26.2]})
     high = interval({"F16": [30.0, 31.0], "kodim01": [25.0, 27.0]})
+    delta = interval({"F16": [28.0 - 30.0, 28.5 - 31.0],  # lr 0.001 − lr 0.01
+                      "kodim01": [26.0 - 25.0, 26.2 - 27.0]})
     assert low.lo < low.mean < low.hi and high.lo < high.mean < high.hi
-    assert rows["0.001"] == ["28.25 ± 0.35", "**26.10 ± 0.14**", low.text(), "2"]
-    assert rows["0.01"] == ["**30.50 ± 0.71**", "26.00 ± 1.41", f"**{high.text()}**", "2"]
+    assert rows["0.001"] == ["28.25 ± 0.35", "**26.10 ± 0.14**", low.text(),
+                             f"{delta.mean:+.2f} [{delta.lo:+.2f}, {delta.hi:+.2f}]", "2"]
+    assert rows["0.01"] == ["**30.50 ± 0.71**", "26.00 ± 1.41", f"**{high.text()}**",
+                            "best", "2"]
+    assert "Δ vs best: the setting minus the best mean's, paired on image and seed" in text
     assert "profile quick, 300 iterations, device cpu (x86_64, 2 threads), commit 0123456" \
         in text and "2 seed(s) per cell (0, 1)." in text
     assert "each image's mean ± std over its seeds" in text and "95 % bootstrap" in text
@@ -112,7 +118,31 @@ def test_table_gives_seed_std_per_image_and_interval_per_setting(runs, tmp_path)
     tex = (tmp_path / "out" / "study.tex").read_text()
     assert r"\textbf{30.50 $\pm$ 0.71}" in tex and r"\textbf{26.10 $\pm$ 0.14}" in tex
     assert "0.001 & 28.25 $\\pm$ 0.35 &" in tex and r"\caption{" in tex
-    assert r"fit.lr & F16 & kodim01 & mean [95 \% interval] & seeds \\" in tex
+    assert (r"fit.lr & F16 & kodim01 & mean [95 \% interval] & $\Delta$ vs best [95 \%] & "
+            r"seeds \\") in tex and rf"\textbf{{{high.text()}}} & best & 2" in tex
+
+
+def test_paired_delta_to_best_cancels_the_images_spread(tmp_path):
+    """Images 10 dB apart and a setting 0.5 dB below on every image and seed: the means'
+    intervals overlap, the paired Δ clears zero."""
+    for i, image in enumerate(["F16", "kodim01", "kodim02"]):
+        for seed in range(3):
+            base = 25.0 + 5 * i + 0.1 * seed
+            study_record(tmp_path, image, seed, base, lr=0.01)
+            study_record(tmp_path, image, seed, base - 0.5, lr=0.001)
+    build_study(tmp_path, tmp_path / "out")
+    settings = pd.read_csv(tmp_path / "out" / "study_settings.csv").set_index("fit.lr")
+    assert settings.loc[0.001, "psnr_avg_hi"] > settings.loc[0.01, "psnr_avg_lo"]
+    assert settings.loc[0.001, ["psnr_avg_vs_best", "psnr_avg_vs_best_lo",
+                                "psnr_avg_vs_best_hi"]].tolist() == pytest.approx([-0.5] * 3)
+    assert settings.loc[0.01, "psnr_avg_vs_best"] == 0
+
+
+def test_one_setting_has_no_delta_column(tmp_path):
+    study_record(tmp_path, "F16", 0, 30.0, lr=0.01)
+    study_record(tmp_path, "F16", 1, 29.0, lr=0.01)
+    text, _ = build_study(tmp_path, tmp_path / "out", by=["fit.lr"])
+    assert "Δ vs best" not in text
 
 
 def test_settings_csv_gives_each_setting_s_interval(runs, tmp_path):

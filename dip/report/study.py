@@ -40,7 +40,7 @@ from dip.errors import DipError, DipNote
 from dip.report.stats import LEVEL
 from dip.report.study_figures import plot_curves, plot_study
 from dip.report.study_render import latex, layout, markdown, span, summary
-from dip.report.study_stats import setting_intervals
+from dip.report.study_stats import paired_to_best, setting_intervals
 from dip.report.varying import (
     load_study,
     setting_labels,
@@ -99,7 +99,8 @@ def pivot(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return grid
 
 
-def _caption(records: pd.DataFrame, table: pd.DataFrame, metric: str, name: str) -> str:
+def _caption(records: pd.DataFrame, table: pd.DataFrame, metric: str, name: str,
+             paired: bool = False) -> str:
     def listed(column, fmt=str):
         if column not in records:
             return "?"
@@ -111,7 +112,10 @@ def _caption(records: pd.DataFrame, table: pd.DataFrame, metric: str, name: str)
     return (f"Study {name}: {metric} (dB) per setting and image, each image's mean ± std "
             f"over its seeds; mean: the mean over images of those seed means [its "
             f"{LEVEL * 100:.0f} % bootstrap interval, images then seeds]; best of each "
-            f"image and of the mean in bold; profile {listed('profile')}, "
+            f"image and of the mean in bold; "
+            + (f"Δ vs best: the setting minus the best mean's, paired on image and seed, "
+               f"the mean over images [{LEVEL * 100:.0f} % interval]; " if paired else "")
+            + f"profile {listed('profile')}, "
             f"{listed('num_iter', lambda v: str(int(v)))} iterations, device "
             f"{', '.join(dict.fromkeys(devices.dropna().astype(str)))}, commit "
             f"{listed('commit', lambda c: c[:7] + ('+dirty' * c.endswith('+dirty')))}, "
@@ -176,7 +180,9 @@ def build_study(root="results/runs", out=None, *, metric: str = "psnr_avg", by=N
     settings = settings_of(values, keys)
     intervals = setting_intervals(runs, [f for f in PSNR_FIELDS if f in table],
                                   list(settings.index))
-    caption = _caption(records, table, metric, name)
+    if len(intervals) > 1:
+        intervals = intervals.merge(paired_to_best(runs, metric, intervals), on="setting")
+    caption = _caption(records, table, metric, name, paired=len(intervals) > 1)
     notes = _notes(keys, pivot(table, metric))
     frame, best, heads = layout(*summary(table, intervals, metric), settings)
     text = markdown(frame, best, heads, caption, notes)

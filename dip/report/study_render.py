@@ -18,10 +18,14 @@ import pandas as pd
 from dip.report.stats import LEVEL
 from dip.report.varying import setting_text
 
-__all__ = ["summary", "layout", "markdown", "latex", "span", "MEAN_COLUMN", "SEEDS_COLUMN"]
+__all__ = ["summary", "layout", "markdown", "latex", "span", "MEAN_COLUMN", "DELTA_COLUMN",
+           "SEEDS_COLUMN"]
 
 MEAN_COLUMN = f"mean [{LEVEL * 100:.0f} % interval]"
 """The column (or row) of each setting's mean over images and its bootstrap interval."""
+DELTA_COLUMN = f"Δ vs best [{LEVEL * 100:.0f} %]"
+"""The column of each setting's paired difference to the best setting
+(:func:`dip.report.study_stats.paired_to_best`), when the study has several settings."""
 SEEDS_COLUMN = "seeds"
 """The column (or row) of the number of seeds behind each setting's cells."""
 NONE = "–"  # a cell without runs
@@ -49,6 +53,15 @@ def _interval_cell(mean: float, lo: float, hi: float) -> str:
     return f"{mean:.2f}" if not hi > lo else f"{mean:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
+def _delta_cell(mean: float, lo: float, hi: float) -> str:
+    """A setting's Δ to the best: '+0.12 [−0.05, +0.30]'; 'best' for the best itself."""
+    if math.isnan(mean):
+        return NONE
+    if mean == lo == hi == 0:
+        return "best"
+    return f"{mean:+.2f}" if not hi > lo else f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
 def summary(table: pd.DataFrame, intervals: pd.DataFrame, metric: str
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The table's cells, a row per setting (in ``intervals``' order).
@@ -60,14 +73,16 @@ def summary(table: pd.DataFrame, intervals: pd.DataFrame, metric: str
         (:func:`dip.report.study.study_table`).
     intervals : pandas.DataFrame
         A row per setting: ``metric``, ``<metric>_lo``, ``<metric>_hi``
-        (:func:`dip.report.study_stats.setting_intervals`).
+        (:func:`dip.report.study_stats.setting_intervals`), and where present
+        ``<metric>_vs_best`` with its ``_lo`` and ``_hi``
+        (:func:`dip.report.study_stats.paired_to_best`).
 
     Returns
     -------
     cells, best : pandas.DataFrame
         Indexed by setting label; a column per image ('mean ± std', or the mean alone for
         one seed, '–' when missing), :data:`MEAN_COLUMN` ('mean [lo, hi]') and
-        :data:`SEEDS_COLUMN`; ``best`` marks the highest value of each column at the two
+        :data:`DELTA_COLUMN` (where ``intervals`` has it) and :data:`SEEDS_COLUMN`; ``best`` marks the highest value of each column at the two
         decimals shown.
     """
     settings = list(intervals["setting"])
@@ -81,6 +96,9 @@ def summary(table: pd.DataFrame, intervals: pd.DataFrame, metric: str
     iv = intervals.set_index("setting")
     cells[MEAN_COLUMN] = [_interval_cell(*iv.loc[s, [metric, f"{metric}_lo",
                                                       f"{metric}_hi"]]) for s in settings]
+    delta = [f"{metric}_vs_best{x}" for x in ("", "_lo", "_hi")]
+    if set(delta) <= set(iv.columns):
+        cells[DELTA_COLUMN] = [_delta_cell(*iv.loc[s, delta]) for s in settings]
     seeds = table.groupby("setting")["seeds"].agg(span)
     cells[SEEDS_COLUMN] = [seeds.get(s, NONE) for s in settings]
     shown = means.assign(**{MEAN_COLUMN: iv[metric].reindex(settings)}).round(2)
@@ -94,7 +112,7 @@ def layout(cells: pd.DataFrame, best: pd.DataFrame, settings: pd.DataFrame
     (``settings``: a row per setting, a column per key, as
     :func:`dip.report.varying.settings_of` gives), or images down the rows when they
     outnumber the settings. Returns (frame of strings, best mask, header columns)."""
-    images = [c for c in cells if c not in (MEAN_COLUMN, SEEDS_COLUMN)]
+    images = [c for c in cells if c not in (MEAN_COLUMN, DELTA_COLUMN, SEEDS_COLUMN)]
     if len(images) > len(cells):
         frame = cells.T.rename_axis("image").reset_index()
         return frame, best.T.reset_index(drop=True).reindex(
@@ -117,7 +135,8 @@ def markdown(frame: pd.DataFrame, best: pd.DataFrame, heads: int, caption: str,
                                             else [])]) + "\n"
 
 
-_ESCAPE = str.maketrans({**{c: "\\" + c for c in "_&%$#{}"}, "±": r"$\pm$", "–": "--"})
+_ESCAPE = str.maketrans({**{c: "\\" + c for c in "_&%$#{}"}, "±": r"$\pm$", "–": "--",
+                         "Δ": r"$\Delta$"})
 
 
 def latex(frame: pd.DataFrame, best: pd.DataFrame, heads: int, caption: str,

@@ -4,8 +4,10 @@ intervals, and PSNR histories averaged over images and seeds.
 A study's runs come as one frame, a row per record (built by
 :func:`dip.report.study.build_study`): ``image``, ``seed``, ``setting`` (its label), the
 settings' keys (raw values), the PSNR fields and ``record`` (the folder).
-:func:`setting_intervals` gives the table's mean column, :func:`cell_stats` the figures'
-cells (a heatmap's, a line plot's means), :func:`curve_stats` the curves and their bands.
+:func:`setting_intervals` gives the table's mean column, :func:`paired_to_best` its Δ to the
+best setting (paired on image and seed, so that the images' spread cancels),
+:func:`cell_stats` the figures' cells (a heatmap's, a line plot's means),
+:func:`curve_stats` the curves and their bands.
 Every interval is :func:`dip.report.stats.bootstrap`'s (images, then seeds), so the table
 and the figures agree; the figures draw these frames and compute nothing of their own.
 """
@@ -20,7 +22,7 @@ import pandas as pd
 from dip.report.stats import LEVEL, bootstrap, per_image
 from dip.report.varying import ALL, setting_order, setting_text
 
-__all__ = ["ordered_texts", "figure_keys", "setting_intervals", "cell_stats",
+__all__ = ["ordered_texts", "figure_keys", "setting_intervals", "paired_to_best", "cell_stats",
            "curve_stats", "PM_INTERVAL", "PM_STD"]
 
 PM_INTERVAL = f"half-width of its {LEVEL * 100:.0f} % bootstrap interval (images, then seeds)"
@@ -82,6 +84,41 @@ def setting_intervals(runs: pd.DataFrame, fields: list[str], order: list[str]
                         f"{field}_hi": interval.hi})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def paired_to_best(runs: pd.DataFrame, metric: str, intervals: pd.DataFrame
+                   ) -> pd.DataFrame:
+    """Per setting: its ``metric`` minus the best setting's, paired on image and seed.
+
+    The best setting is the one with the highest mean in ``intervals``
+    (:func:`setting_intervals`). Each (image, seed) the two settings share gives a
+    difference d = a − best; the value is the mean over images of each image's mean d, and
+    its interval :func:`dip.report.stats.bootstrap`'s. Paired, the images' own spread
+    (often several dB) cancels, and what is left is the settings' difference.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``setting``, ``<metric>_vs_best``, ``<metric>_vs_best_lo``,
+        ``<metric>_vs_best_hi``, in ``intervals``' order: 0 for the best itself, NaN for a
+        setting that shares no (image, seed) with it.
+    """
+    names = [f"{metric}_vs_best{s}" for s in ("", "_lo", "_hi")]
+    means = intervals.set_index("setting")[metric]
+    if not means.notna().any():
+        return pd.DataFrame({"setting": intervals["setting"],
+                             **{n: float("nan") for n in names}})
+    cols = ["image", "seed", metric]
+    ref = runs.loc[runs["setting"] == means.idxmax(), cols]
+    rows = []
+    for setting in intervals["setting"]:
+        pairs = runs.loc[runs["setting"] == setting, cols].merge(
+            ref, on=["image", "seed"], suffixes=("", "_best"))
+        diff = pairs.assign(value=pairs[metric] - pairs[f"{metric}_best"])
+        iv = bootstrap(per_image(diff))
+        rows.append({"setting": setting, **dict(zip(names, (iv.mean, iv.lo, iv.hi),
+                                                     strict=True))})
+    return pd.DataFrame(rows, columns=["setting", *names])
 
 
 def cell_stats(runs: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
