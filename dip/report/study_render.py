@@ -81,9 +81,9 @@ def summary(table: pd.DataFrame, intervals: pd.DataFrame, metric: str
     -------
     cells, best : pandas.DataFrame
         Indexed by setting label; a column per image ('mean ± std', or the mean alone for
-        one seed, '–' when missing), :data:`MEAN_COLUMN` ('mean [lo, hi]') and
-        :data:`DELTA_COLUMN` (where ``intervals`` has it) and :data:`SEEDS_COLUMN`; ``best`` marks the highest value of each column at the two
-        decimals shown.
+        one seed, '–' when missing), :data:`MEAN_COLUMN` ('mean [lo, hi]'),
+        :data:`DELTA_COLUMN` (where ``intervals`` has it) and :data:`SEEDS_COLUMN`;
+        ``best`` marks the highest value of each column at the two decimals shown.
     """
     settings = list(intervals["setting"])
     images = list(dict.fromkeys(table["image"]))
