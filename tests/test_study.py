@@ -138,6 +138,17 @@ def test_paired_delta_to_best_cancels_the_images_spread(tmp_path):
     assert settings.loc[0.01, "psnr_avg_vs_best"] == 0
 
 
+def test_a_study_by_seed_pairs_the_images(tmp_path):
+    """Settings that share no seed (--by seed) are paired on each image's mean."""
+    for image, base in (("F16", 30.0), ("kodim01", 20.0)):
+        study_record(tmp_path, image, 0, base)
+        study_record(tmp_path, image, 1, base - 0.4)
+    build_study(tmp_path, tmp_path / "out", by=["seed"])
+    settings = pd.read_csv(tmp_path / "out" / "study_settings.csv").set_index("seed")
+    assert settings.loc[1, "psnr_avg_vs_best"] == pytest.approx(-0.4)
+    assert settings.loc[0, "psnr_avg_vs_best"] == 0
+
+
 def test_one_setting_has_no_delta_column(tmp_path):
     study_record(tmp_path, "F16", 0, 30.0, lr=0.01)
     study_record(tmp_path, "F16", 1, 29.0, lr=0.01)

@@ -92,7 +92,8 @@ def paired_to_best(runs: pd.DataFrame, metric: str, intervals: pd.DataFrame
 
     The best setting is the one with the highest mean in ``intervals``
     (:func:`setting_intervals`). Each (image, seed) the two settings share gives a
-    difference d = a − best; the value is the mean over images of each image's mean d, and
+    difference d = a − best (where they share no seed, as in a study by seed, each image's
+    seed means do); the value is the mean over images of each image's mean d, and
     its interval :func:`dip.report.stats.bootstrap`'s. Paired, the images' own spread
     (often several dB) cancels, and what is left is the settings' difference.
 
@@ -101,7 +102,7 @@ def paired_to_best(runs: pd.DataFrame, metric: str, intervals: pd.DataFrame
     pandas.DataFrame
         Columns ``setting``, ``<metric>_vs_best``, ``<metric>_vs_best_lo``,
         ``<metric>_vs_best_hi``, in ``intervals``' order: 0 for the best itself, NaN for a
-        setting that shares no (image, seed) with it.
+        setting that shares no image with it.
     """
     names = [f"{metric}_vs_best{s}" for s in ("", "_lo", "_hi")]
     means = intervals.set_index("setting")[metric]
@@ -112,8 +113,12 @@ def paired_to_best(runs: pd.DataFrame, metric: str, intervals: pd.DataFrame
     ref = runs.loc[runs["setting"] == means.idxmax(), cols]
     rows = []
     for setting in intervals["setting"]:
-        pairs = runs.loc[runs["setting"] == setting, cols].merge(
-            ref, on=["image", "seed"], suffixes=("", "_best"))
+        part = runs.loc[runs["setting"] == setting, cols]
+        pairs = part.merge(ref, on=["image", "seed"], suffixes=("", "_best"))
+        if pairs.empty:  # no seed in common (a study by seed): the images' seed means
+            pairs = (part.groupby("image")[metric].mean().to_frame().join(
+                ref.groupby("image")[metric].mean().rename(f"{metric}_best"), how="inner")
+                .reset_index())
         diff = pairs.assign(value=pairs[metric] - pairs[f"{metric}_best"])
         iv = bootstrap(per_image(diff))
         rows.append({"setting": setting, **dict(zip(names, (iv.mean, iv.lo, iv.hi),
