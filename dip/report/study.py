@@ -180,9 +180,10 @@ def build_study(root="results/runs", out=None, *, metric: str = "psnr_avg", by=N
     settings = settings_of(values, keys)
     intervals = setting_intervals(runs, [f for f in PSNR_FIELDS if f in table],
                                   list(settings.index))
-    if len(intervals) > 1:
+    paired = len(intervals) > 1  # a Δ vs best needs two settings
+    if paired:
         intervals = intervals.merge(paired_to_best(runs, metric, intervals), on="setting")
-    caption = _caption(records, table, metric, name, paired=len(intervals) > 1)
+    caption = _caption(records, table, metric, name, paired=paired)
     notes = _notes(keys, pivot(table, metric))
     frame, best, heads = layout(*summary(table, intervals, metric), settings)
     text = markdown(frame, best, heads, caption, notes)

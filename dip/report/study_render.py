@@ -16,6 +16,7 @@ import math
 import pandas as pd
 
 from dip.report.stats import LEVEL
+from dip.report.study_stats import vs_best_fields
 from dip.report.varying import setting_text
 
 __all__ = ["summary", "layout", "markdown", "latex", "span", "MEAN_COLUMN", "DELTA_COLUMN",
@@ -96,7 +97,7 @@ def summary(table: pd.DataFrame, intervals: pd.DataFrame, metric: str
     iv = intervals.set_index("setting")
     cells[MEAN_COLUMN] = [_interval_cell(*iv.loc[s, [metric, f"{metric}_lo",
                                                       f"{metric}_hi"]]) for s in settings]
-    delta = [f"{metric}_vs_best{x}" for x in ("", "_lo", "_hi")]
+    delta = vs_best_fields(metric)
     if set(delta) <= set(iv.columns):
         cells[DELTA_COLUMN] = [_delta_cell(*iv.loc[s, delta]) for s in settings]
     seeds = table.groupby("setting")["seeds"].agg(span)

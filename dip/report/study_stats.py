@@ -22,8 +22,8 @@ import pandas as pd
 from dip.report.stats import LEVEL, bootstrap, per_image
 from dip.report.varying import ALL, setting_order, setting_text
 
-__all__ = ["ordered_texts", "figure_keys", "setting_intervals", "paired_to_best", "cell_stats",
-           "curve_stats", "PM_INTERVAL", "PM_STD"]
+__all__ = ["ordered_texts", "figure_keys", "setting_intervals", "paired_to_best",
+           "vs_best_fields", "cell_stats", "curve_stats", "PM_INTERVAL", "PM_STD"]
 
 PM_INTERVAL = f"half-width of its {LEVEL * 100:.0f} % bootstrap interval (images, then seeds)"
 """What a cell's ± is when the study has several images."""
@@ -86,6 +86,12 @@ def setting_intervals(runs: pd.DataFrame, fields: list[str], order: list[str]
     return pd.DataFrame(rows)
 
 
+def vs_best_fields(metric: str) -> list[str]:
+    """The columns :func:`paired_to_best` gives: ``<metric>_vs_best`` and its ``_lo``,
+    ``_hi``."""
+    return [f"{metric}_vs_best{s}" for s in ("", "_lo", "_hi")]
+
+
 def paired_to_best(runs: pd.DataFrame, metric: str, intervals: pd.DataFrame
                    ) -> pd.DataFrame:
     """Per setting: its ``metric`` minus the best setting's, paired on image and seed.
@@ -104,7 +110,7 @@ def paired_to_best(runs: pd.DataFrame, metric: str, intervals: pd.DataFrame
         ``<metric>_vs_best_hi``, in ``intervals``' order: 0 for the best itself, NaN for a
         setting that shares no image with it.
     """
-    names = [f"{metric}_vs_best{s}" for s in ("", "_lo", "_hi")]
+    names = vs_best_fields(metric)
     means = intervals.set_index("setting")[metric]
     if not means.notna().any():
         return pd.DataFrame({"setting": intervals["setting"],
